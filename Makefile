@@ -1,0 +1,36 @@
+# `make run`: set up .venv from uv.lock and run the pipeline on the bundled data (dvc repro).
+# `make test`: set up and run the tests. Nothing but Python 3.12 and make is needed beforehand.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+
+export UV_COMPILE_BYTECODE := 1
+export UV_PYTHON_DOWNLOADS := never
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export PYTENSOR_FLAGS := blas__ldflags=
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup run test lint params
+
+setup: .venv/.synced
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked
+	touch $@
+
+run: setup
+	dvc repro
+
+test: setup
+	pytest
+
+lint: setup
+	ruff check .
+
+params: setup
+	cvm params

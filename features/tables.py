@@ -1,0 +1,55 @@
+"""The per-customer tables the models use: calibration/holdout, scoring and churn training."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from features.behaviour import behaviour_features
+from features.labels import attach_churn_label, attach_outcomes
+from features.spec import FeatureSpec
+from features.summary import btyd_summary
+
+
+def customer_features(days: ir.Table, cutoff: date, spec: FeatureSpec) -> ir.Table:
+    """BTYD summary and behavioural features of every customer known at ``cutoff``."""
+    summary = btyd_summary(days, cutoff, spec.unit_days)
+    table = summary.join(behaviour_features(days, cutoff, spec), "customer_id")
+    return table.mutate(cutoff=ibis.date(cutoff.isoformat()))
+
+
+def calibration_table(
+    days: ir.Table, cutoff: date, holdout_end: date, spec: FeatureSpec
+) -> ir.Table:
+    """Features at the calibration cutoff with the holdout outcomes and the churn label.
+
+    ``holdout_purchases``/``holdout_spend`` cover (cutoff, holdout_end]; ``churned`` covers the
+    churn horizon after the cutoff.
+    """
+    table = customer_features(days, cutoff, spec)
+    table = attach_outcomes(table, days, cutoff, holdout_end, "holdout")
+    return attach_churn_label(table, days, cutoff, spec.churn_horizon_days)
+
+
+def training_cutoffs(anchor: date, first_day: date, spec: FeatureSpec) -> list[date]:
+    """Past cutoffs whose churn window ends on or before ``anchor``, newest first.
+
+    Cutoffs before ``first_day`` (no customers yet) are left out.
+    """
+    latest = anchor - timedelta(days=spec.churn_horizon_days)
+    step = timedelta(days=spec.train_cutoff_step_days)
+    cutoffs = [latest - k * step for k in range(spec.train_cutoffs)]
+    return [c for c in cutoffs if c >= first_day]
+
+
+def training_table(days: ir.Table, cutoffs: list[date], spec: FeatureSpec) -> ir.Table:
+    """Stacked features and churn labels at several past cutoffs, a row per customer and cutoff."""
+    if not cutoffs:
+        raise ValueError("no training cutoff: the history is shorter than the churn horizon")
+    parts = [
+        attach_churn_label(customer_features(days, c, spec), days, c, spec.churn_horizon_days)
+        for c in cutoffs
+    ]
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,1 @@
+"""One module per DVC stage: read, call the pure core, write, log."""

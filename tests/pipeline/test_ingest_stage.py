@@ -1,0 +1,174 @@
+"""ingest: each row ends in the clean log or in quarantine with a reason; bad files stop."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+
+HEADER = "cust,when,value,qty\n"
+GOOD = "c1,2024-01-05,10.50,1\n"
+CSV_MAPPING = (
+    "data.format=csv",
+    "data.mapping.customer_id=cust",
+    "data.mapping.timestamp=when",
+    "data.mapping.timestamp_format=%Y-%m-%d",
+    "data.mapping.amount=value",
+    "data.mapping.quantity=qty",
+    "data.rules.start=2024-01-01",
+    "data.rules.end=2024-12-31",
+    "data.rules.duplicates=quarantine",
+    "tracking.enabled=false",
+)
+
+
+def run_ingest(make_params, tmp_path: Path, text: str | bytes, *overrides: str) -> int:
+    log = tmp_path / "log.csv"
+    log.write_bytes(text if isinstance(text, bytes) else text.encode())
+    params = make_params(f"data.path={log}", *CSV_MAPPING, *overrides)
+    return main(["stage", "ingest", "--params", str(params)])
+
+
+def outputs(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    import json
+
+    clean = pd.read_parquet(tmp_path / "data/interim/transactions.parquet")
+    quarantine = pd.read_parquet(tmp_path / "data/interim/quarantine.parquet")
+    report = json.loads((tmp_path / "data/interim/ingest_report.json").read_text())
+    return clean, quarantine, report
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (",2024-01-06,3.00,1", "missing_customer_id"),
+        ("   ,2024-01-06,3.00,1", "missing_customer_id"),
+        ("c2,,3.00,1", "missing_timestamp"),
+        ("c2,2024-13-45,3.00,1", "unparseable_timestamp"),
+        ("c2,06/01/2024,3.00,1", "unparseable_timestamp"),
+        ("c2,2024-01-06,,1", "missing_amount"),
+        ("c2,2024-01-06,12,50$,1", None),  # one field too many: a malformed line stops the stage
+        ("c2,2024-01-06,twelve,1", "non_numeric_amount"),
+        ("c2,2024-01-06,inf,1", "non_finite_amount"),
+        ("c2,2024-01-06,NaN,1", "non_finite_amount"),
+        ("c2,2024-01-06,3.00,two", "non_numeric_quantity"),
+        ("c2,2023-12-31,3.00,1", "timestamp_before_start"),
+        ("c2,2025-01-01,3.00,1", "timestamp_after_end"),
+        ("c2,2024-01-06,-3.00,1", "return"),
+        (GOOD.strip(), "duplicate"),
+        ("c2", "missing_timestamp"),  # a short line: absent fields are missing values
+    ],
+)
+def test_a_bad_row_is_quarantined_with_its_line_and_reason(make_params, tmp_path, line, reason):
+    code = run_ingest(make_params, tmp_path, HEADER + GOOD + line + "\n" + "c3,2024-02-01,5,1\n")
+    if reason is None:
+        assert code == 2
+        assert not (tmp_path / "data/interim/transactions.parquet").exists()
+        return
+    assert code == 0
+    clean, quarantine, report = outputs(tmp_path)
+    assert report["rows_read"] == 3 == report["rows_kept"] + report["rows_quarantined"]
+    assert report["quarantined_by_reason"] == {reason: 1}
+    assert quarantine.to_dict("records")[0]["source_row"] == 3  # header is line 1
+    assert quarantine.reason.tolist() == [reason]
+    assert quarantine.raw_cust.iloc[0] in (line.split(",")[0].strip() or None, line.split(",")[0])
+    assert sorted(clean.source_row) == [2, 4]
+
+
+def test_malformed_line_names_the_file_and_line(make_params, tmp_path, capsys):
+    code = run_ingest(make_params, tmp_path, HEADER + GOOD + "c2,2024-01-06,12,50,9\n")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "log.csv" in err and "line 3" in err
+
+
+def test_every_row_is_accounted_for_in_a_mixed_file(make_params, tmp_path):
+    rows = [
+        GOOD,
+        ",2024-01-06,3,1\n",
+        "c2,bad,3,1\n",
+        "c2,2024-01-06,x,1\n",
+        GOOD,
+        "c4,2024-03-01,0,1\n",
+    ]
+    assert run_ingest(make_params, tmp_path, HEADER + "".join(rows)) == 0
+    clean, quarantine, report = outputs(tmp_path)
+    assert report["rows_read"] == len(rows) == len(clean) + len(quarantine)
+    assert sorted(clean.source_row.tolist() + quarantine.source_row.tolist()) == list(range(2, 8))
+    assert clean.amount.tolist() == [10.5, 0.0]  # a zero amount is kept by default
+    assert report["quarantined_by_reason"] == {
+        "duplicate": 1,
+        "missing_customer_id": 1,
+        "non_numeric_amount": 1,
+        "unparseable_timestamp": 1,
+    }
+
+
+def test_returns_can_be_netted_and_zeros_quarantined(make_params, tmp_path):
+    text = HEADER + GOOD + "c1,2024-01-06,-4,1\n" + "c1,2024-01-07,0,1\n"
+    code = run_ingest(
+        make_params, tmp_path, text, "data.rules.returns=net", "data.rules.zero_amounts=quarantine"
+    )
+    assert code == 0
+    clean, quarantine, report = outputs(tmp_path)
+    assert clean.amount.tolist() == [10.5, -4.0]
+    assert quarantine.reason.tolist() == ["zero_amount"]
+
+
+def test_identical_lines_are_kept_when_duplicates_are_purchases(make_params, tmp_path):
+    assert (
+        run_ingest(make_params, tmp_path, HEADER + GOOD + GOOD, "data.rules.duplicates=keep") == 0
+    )
+    clean, quarantine, _ = outputs(tmp_path)
+    assert len(clean) == 2 and quarantine.empty
+
+
+def test_parquet_logs_with_typed_columns(make_params, tmp_path):
+    log = tmp_path / "log.parquet"
+    pd.DataFrame(
+        {
+            "cust": ["c1", "c2", None],
+            "when": pd.to_datetime(["2024-01-05", "2024-02-01", "2024-02-02"]),
+            "value": [10.5, float("inf"), 3.0],
+        }
+    ).to_parquet(log)
+    params = make_params(
+        f"data.path={log}", *CSV_MAPPING, "data.format=parquet", "data.mapping.quantity=null"
+    )
+    assert main(["stage", "ingest", "--params", str(params)]) == 0
+    clean, quarantine, report = outputs(tmp_path)
+    assert clean.customer_id.tolist() == ["c1"]
+    assert dict(zip(quarantine.source_row, quarantine.reason, strict=True)) == {
+        2: "non_finite_amount",
+        3: "missing_customer_id",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        (HEADER + GOOD, ("data.mapping.amount=price",), "missing column(s) price"),
+        (HEADER + GOOD, ("data.format=xlsx",), "data.format is 'xlsx'; expected one of"),
+        ("", (), "the file is empty"),
+        (HEADER, (), "no data rows"),
+        (b"cust,when,value,qty\nc1,2024-01-05,\xff\xfe,1\n", (), "not UTF-8"),
+        (HEADER + GOOD, ("data.rules.returns=refund",), "data.rules.returns is 'refund'"),
+        (HEADER + GOOD, ("data.rules.start=01/01/2024",), "'data.rules.start'"),
+        (HEADER + GOOD, ("+data.mapping.store=shop",), "'data.mapping'"),
+    ],
+)
+def test_bad_files_and_config_stop_with_a_clear_message(
+    make_params, tmp_path, capsys, text, overrides, message
+):
+    assert run_ingest(make_params, tmp_path, text, *overrides) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cvm: error:") and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data/interim").exists()
+
+
+def test_missing_file_names_the_path(make_params, tmp_path, capsys):
+    params = make_params(f"data.path={tmp_path}/nowhere.csv", *CSV_MAPPING)
+    assert main(["stage", "ingest", "--params", str(params)]) == 2
+    assert "nowhere.csv: file not found" in capsys.readouterr().err
