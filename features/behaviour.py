@@ -27,10 +27,21 @@ def behaviour_features(days: ir.Table, cutoff: date, spec: FeatureSpec) -> ir.Ta
         recency_days=p.age.min(),
         tenure_days=p.age.max(),
         purchase_days=p.count(),
-        gap_mean=p.gap.mean(),
-        gap_std=p.gap.std(),
+        gaps=p.gap.count(),
+        gap_sum=p.gap.sum(),
+        gap_sq=(p.gap * p.gap).sum(),
         gap_max=p.gap.max(),
     )
+    # mean and std from exact integer sums: parallel float aggregation would vary in the last bit
+    n, total = gaps.gaps.cast("float64"), gaps.gap_sum.cast("float64")
+    gaps = gaps.mutate(
+        gap_mean=ibis.ifelse(gaps.gaps > 0, total / n, ibis.null("float64")),
+        gap_std=ibis.ifelse(
+            gaps.gaps > 1,
+            ((gaps.gap_sq.cast("float64") - total * total / n) / (n - 1)).sqrt(),
+            ibis.null("float64"),
+        ),
+    ).drop("gaps", "gap_sum", "gap_sq")
     tw = spec.trend_window_days
     metrics = {
         "lines": d.lines.sum(),

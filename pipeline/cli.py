@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.errors import CvmError
 
-STAGES = ("ingest", "features")
+STAGES = ("ingest", "features", "fit_clv")
 
 
 def _stage(name: str, params: Path) -> None:

@@ -14,6 +14,7 @@ from pipeline.errors import CvmError
 
 CONF_DIR = Path("conf")
 PARAMS_FILE = Path("params.yaml")
+DAYS_PER_MONTH = 365.25 / 12
 
 
 def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
@@ -91,3 +92,41 @@ def feature_spec(cfg: DictConfig) -> FeatureSpec:
     if "windows_days" in values:
         values["windows_days"] = tuple(values["windows_days"])
     return _build(FeatureSpec, values, "features")
+
+
+def clv_settings(cfg: DictConfig):
+    """``clv`` section → :class:`models.clv.ClvSettings` (seed from the top-level ``seed``)."""
+    from models.clv import ClvSettings, ConvergenceSettings, SamplerSettings
+    from models.priors import Priors
+
+    clv = get(cfg, "clv")
+    return _build(
+        ClvSettings,
+        {
+            "model": clv["model"],
+            "method": clv["method"],
+            "priors": _build(Priors, clv["priors"], "clv.priors"),
+            "sampler": _build(SamplerSettings, clv["sampler"], "clv.sampler"),
+            "convergence": _build(ConvergenceSettings, clv["convergence"], "clv.convergence"),
+            "seed": get(cfg, "seed"),
+        },
+        "clv",
+    )
+
+
+def prediction_settings(cfg: DictConfig, **override: float):
+    """``clv.prediction`` (days, months, annual rate) → PredictionSettings in model units."""
+    from models.clv_predict import PredictionSettings
+
+    pred = get(cfg, "clv.prediction")
+    unit_days = feature_spec(cfg).unit_days
+    values = {
+        "horizon": pred["horizon_days"] / unit_days,
+        "clv_periods": pred["clv_months"],
+        "time_units_per_period": DAYS_PER_MONTH / unit_days,
+        "discount_rate": (1 + pred["annual_discount_rate"]) ** (1 / 12) - 1,
+        "margin": pred["margin"],
+        "interval": pred["interval"],
+        "chunk_size": pred["chunk_size"],
+    }
+    return _build(PredictionSettings, values | override, "clv.prediction")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -133,7 +134,29 @@ def write_json(obj: object, path: Path) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def content_id(directory: Path) -> str:
+    """A short hash of the files in ``directory``: identifies a fitted model in the scored table."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def read_parquet(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise CvmError(f"{path}: not found; run the stage that produces it first")
     return pq.read_table(path).to_pandas()
+
+
+def write_netcdf(tree, path: Path) -> None:
+    """An ArviZ data tree as netCDF."""
+    write_atomic(path, lambda tmp: tree.to_netcdf(tmp))
+
+
+def read_netcdf(path: Path):
+    import xarray as xr
+
+    if not path.is_file():
+        raise CvmError(f"{path}: not found; run the fit_clv stage first")
+    return xr.load_datatree(path)

@@ -51,3 +51,10 @@ def log_dict(obj: dict[str, Any], name: str) -> None:
 
     if mlflow.active_run() is not None:
         mlflow.log_dict(obj, name)
+
+
+def log_artifacts(directory, artifact_path: str) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_artifacts(str(directory), artifact_path)

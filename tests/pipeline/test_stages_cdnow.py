@@ -59,7 +59,7 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     client = mlflow.MlflowClient(f"sqlite:///{sample_run}/mlflow.db")
     exp = client.get_experiment_by_name("cvm")
     runs = {r.data.tags["cvm.stage"]: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == {"ingest", "features"}
+    assert set(runs) == {"ingest", "features", "fit_clv"}
     ingest = runs["ingest"]
     assert ingest.data.metrics["rows_read"] == 6919
     assert ingest.data.params["mapping.amount"] == "dollar_value"

@@ -1,0 +1,183 @@
+"""BG/NBD model (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
+
+Transactions while alive follow a Poisson process with rate ``lambda ~ Gamma(r, alpha)``; after
+every transaction the customer drops out with probability ``p ~ Beta(a, b)``. A customer is
+summarised by ``x`` (repeat transactions = ``frequency``), ``t_x`` (time of the last one =
+``recency``) and ``T`` (age).
+
+Parameters are passed as a mapping with keys ``r, alpha, a, b``; values may be scalars or arrays
+that broadcast against the customer arrays (e.g. shape ``(n_draws, 1)`` against ``(n_customers,)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from numpy.typing import ArrayLike
+from scipy import special
+
+from models._common import param_arrays, weighted_rows
+from models.priors import Priors
+from models.sufficient import TRANSACTION_COLUMNS
+
+PARAM_NAMES: tuple[str, str, str, str] = ("r", "alpha", "a", "b")
+
+
+# --------------------------------------------------------------------------- likelihood
+def loglik_pytensor(
+    r: pt.TensorLike,
+    alpha: pt.TensorLike,
+    a: pt.TensorLike,
+    b: pt.TensorLike,
+    x: pt.TensorLike,
+    t_x: pt.TensorLike,
+    T: pt.TensorLike,
+) -> pt.TensorVariable:
+    """Per-row BG/NBD log-likelihood as a pytensor expression.
+
+    Uses ``log L = lnG(r+x) - lnG(r) + r ln(alpha) + lnB(a, b+x) - lnB(a, b)
+    + log[(alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x)]`` with the last term evaluated
+    by ``logaddexp``. The ``x = 0`` branch is computed with safe inputs so gradients stay finite.
+    """
+    x = pt.as_tensor_variable(x)
+    t_x = pt.as_tensor_variable(t_x)
+    T = pt.as_tensor_variable(T)
+    gl = pt.gammaln
+    const = gl(r + x) - gl(r) + r * pt.log(alpha) + gl(b + x) - gl(a + b + x) - gl(b) + gl(a + b)
+    log_t1 = -(r + x) * pt.log(alpha + T)
+    x_safe = pt.maximum(x, 1.0)
+    log_t2 = pt.log(a) - pt.log(b + x_safe - 1.0) - (r + x) * pt.log(alpha + t_x)
+    return const + pt.switch(pt.gt(x, 0), pt.logaddexp(log_t1, log_t2), log_t1)
+
+
+def loglik_numpy(
+    params: Mapping[str, ArrayLike], x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Per-row BG/NBD log-likelihood in numpy/scipy (same formula as :func:`loglik_pytensor`)."""
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    const = (
+        special.gammaln(r + x)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        + special.betaln(a, b + x)
+        - special.betaln(a, b)
+    )
+    log_t1 = -(r + x) * np.log(alpha + T)
+    x_safe = np.maximum(x, 1.0)
+    log_t2 = np.log(a) - np.log(b + x_safe - 1.0) - (r + x) * np.log(alpha + t_x)
+    return const + np.where(x > 0, np.logaddexp(log_t1, log_t2), log_t1)
+
+
+def build_model(
+    data: pd.DataFrame,
+    priors: Priors | None = None,
+    *,
+    weights: ArrayLike | None = None,
+    collapse: bool = True,
+) -> pm.Model:
+    """PyMC model for the BG/NBD parameters given customer summaries.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Columns ``frequency``, ``recency``, ``T`` (one row per customer, or per unique summary
+        when ``weights`` is given).
+    priors : Priors, optional
+        Defaults to ``Priors()`` (weakly informative).
+    weights : array-like, optional
+        Row multiplicities. When omitted, identical rows are collapsed (``collapse=True``) or
+        all rows are weighted one.
+    collapse : bool
+        Collapse identical rows when ``weights`` is not given.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``log_<name>`` with deterministics ``r, alpha, a, b``; the weighted
+        log-likelihood is the potential ``"loglik"``.
+    """
+    priors = priors or Priors()
+    rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
+    x = rows["frequency"].to_numpy(dtype=float)
+    t_x = rows["recency"].to_numpy(dtype=float)
+    T = rows["T"].to_numpy(dtype=float)
+    with pm.Model() as model:
+        r, alpha, a, b = (priors.positive(n) for n in PARAM_NAMES)
+        ll = loglik_pytensor(r, alpha, a, b, x, t_x, T)
+        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * ll))
+    return model
+
+
+# --------------------------------------------------------------------------- predictions
+def expected_purchases(params: Mapping[str, ArrayLike], t: ArrayLike) -> np.ndarray:
+    """Unconditional expected number of transactions ``E[X(t)]`` of a new customer in ``(0, t]``.
+
+    ``E[X(t)] = (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]``.
+    """
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    t = np.asarray(t, dtype=float)
+    z = t / (alpha + t)
+    hyp = special.hyp2f1(r, b, a + b - 1.0, z)
+    return (a + b - 1.0) / (a - 1.0) * (1.0 - np.exp(r * np.log(alpha / (alpha + t))) * hyp)
+
+
+def _log_odds_dead(
+    r: np.ndarray, alpha: np.ndarray, a: np.ndarray, b: np.ndarray, x, t_x, T
+) -> np.ndarray:
+    """``log[ a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x) ]`` for ``x > 0``, ``-inf`` for ``x = 0``."""
+    x_safe = np.maximum(x, 1.0)
+    val = np.log(a) - np.log(b + x_safe - 1.0) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    return np.where(x > 0, val, -np.inf)
+
+
+def p_alive(
+    params: Mapping[str, ArrayLike], x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Probability that a customer with history ``(x, t_x, T)`` is still alive at ``T``.
+
+    ``P(alive) = 1 / (1 + 1{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))``.
+    """
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    return special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
+
+
+def conditional_expected_purchases(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+
+    ``E[Y(t)|x,t_x,T] = P(alive) (a+b+x-1)/(a-1)
+    [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]``.
+    """
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
+    z = t / (alpha + T + t)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    alive = special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
+    return alive * (a + b + x - 1.0) / (a - 1.0) * (1.0 - ratio * hyp)
+
+
+def p_no_purchase(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+
+    A BG/NBD customer can only drop out right after a transaction, so a customer alive at
+    ``T`` makes no purchase in ``(T, T+t]`` with probability ``exp(-lambda t)``. Given the
+    history and being alive at ``T``, ``lambda ~ Gamma(r+x, alpha+T)`` (the ``(1-p)^x`` factor
+    of the alive component does not involve ``lambda``), hence
+
+    ``P(Y(t)=0 | x,t_x,T) = 1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x)``.
+    """
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
+    alive = special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
+    p0_alive = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return 1.0 - alive + alive * p0_alive

@@ -1,0 +1,243 @@
+"""Fitting helpers: MAP by L-BFGS on the unconstrained space, NUTS sampling and diagnostics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import xarray as xr
+from scipy import optimize
+
+Sampler = Literal["nutpie", "pymc"]
+
+
+def _loglik_expression(model: pm.Model) -> pt.TensorVariable:
+    """Data log-likelihood: sum of the potentials plus the observed variables' log-densities."""
+    terms = [pt.sum(p) for p in model.potentials]
+    if model.observed_RVs:
+        terms.append(model.logp(vars=model.observed_RVs, sum=True))
+    if not terms:
+        raise ValueError("model has neither potentials nor observed variables")
+    return pt.add(*terms) if len(terms) > 1 else terms[0]
+
+
+def fit_map(
+    model: pm.Model,
+    seed: int | None = 0,
+    *,
+    jitter: float = 0.0,
+    maxiter: int = 10_000,
+) -> dict[str, float]:
+    """Maximum a-posteriori point by L-BFGS-B on the unconstrained (transformed) space.
+
+    The log-posterior *without* the log-Jacobian of the transforms and its gradient are compiled
+    once into a single function; with flat priors (``Priors(kind="flat")``) the optimum is the
+    maximum-likelihood estimate.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        Model whose free variables are scalars or small arrays.
+    seed : int, optional
+        Seed of the jitter applied to the starting point.
+    jitter : float
+        Half-width of the uniform jitter added to the unconstrained starting point (0 = none).
+    maxiter : int
+        Maximum L-BFGS iterations.
+
+    Returns
+    -------
+    dict of str to float
+        The constrained free variables (and scalar deterministics) at the optimum, plus
+        ``"loglik"`` (data log-likelihood, i.e. the potentials/observed terms),
+        ``"logp"`` (the maximised log-posterior without Jacobian), ``"n_iter"`` and
+        ``"converged"`` (1.0 or 0.0).
+    """
+    value_vars = list(model.value_vars)
+    start = model.initial_point(random_seed=seed)
+    names = [v.name for v in value_vars]
+    shapes = [np.shape(start[n]) for n in names]
+    sizes = [int(np.prod(s)) for s in shapes]
+    x0 = np.concatenate([np.ravel(start[n]).astype(float) for n in names])
+    if jitter > 0:
+        x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
+
+    logp = model.logp(jacobian=False)
+    grads = pt.grad(logp, value_vars)
+    fn = pytensor.function(value_vars, [logp, *grads], on_unused_input="ignore")
+
+    def split(theta: np.ndarray) -> list[np.ndarray]:
+        out, i = [], 0
+        for shape, size in zip(shapes, sizes, strict=True):
+            out.append(theta[i : i + size].reshape(shape))
+            i += size
+        return out
+
+    def neg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        val, *g = fn(*split(theta))
+        if not np.isfinite(val):
+            return np.inf, np.zeros_like(theta)
+        return -float(val), -np.concatenate([np.ravel(gi) for gi in g])
+
+    res = optimize.minimize(
+        neg,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
+    )
+    point = dict(zip(names, split(res.x), strict=True))
+
+    outs = [*model.free_RVs, *model.deterministics, _loglik_expression(model)]
+    graphs = model.replace_rvs_by_values(outs)
+    values = model.compile_fn(graphs, inputs=value_vars, point_fn=True)(point)
+    result: dict[str, float] = {}
+    for var, val in zip(outs[:-1], values[:-1], strict=True):
+        if np.size(val) == 1:
+            result[var.name] = float(np.asarray(val).reshape(()))
+    result["loglik"] = float(values[-1])
+    result["logp"] = -float(res.fun)
+    result["n_iter"] = float(res.nit)
+    result["converged"] = float(bool(res.success))
+    return result
+
+
+def sample_posterior(
+    model: pm.Model,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    cores: int = 2,
+    seed: int | None = 0,
+    sampler: Sampler = "nutpie",
+    *,
+    target_accept: float = 0.8,
+    low_rank_mass_matrix: bool = True,
+    progressbar: bool = False,
+) -> xr.DataTree:
+    """Draw from the posterior with NUTS.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model.
+    draws, tune, chains, cores : int
+        NUTS settings (``cores`` parallel chains).
+    seed : int, optional
+        Random seed.
+    sampler : {"nutpie", "pymc"}
+        ``"nutpie"`` (Rust NUTS, numba-compiled logp) or PyMC's own NUTS.
+    target_accept : float
+        Target acceptance probability of the step-size adaptation.
+    low_rank_mass_matrix : bool
+        nutpie only: adapt a low-rank-modified mass matrix. The BG/NBD ``(a, b)`` and the
+        Gamma-Gamma ``(p, gamma)`` posteriors are strongly correlated; with the default diagonal
+        mass matrix 2 x 500 draws give bulk ESS ~180 (BG/NBD) and r-hat ~1.03 (Gamma-Gamma),
+        with the low-rank one both pass ``convergence_problems`` defaults.
+    progressbar : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    xarray.DataTree
+        ArviZ (>= 1.0) inference data with ``posterior`` and ``sample_stats`` groups.
+    """
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"unknown sampler {sampler!r}")
+    nuts: dict = {"target_accept": target_accept}
+    if sampler == "nutpie":
+        nuts["adaptation"] = "low_rank" if low_rank_mass_matrix else "diag"
+    with model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            nuts_sampler=sampler,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            nuts=nuts,
+        )
+
+
+def _worst(values: xr.Dataset, var: str, larger_is_worse: bool) -> tuple[float, str]:
+    """Worst element of ``values[var]`` and a label such as ``alpha`` or ``beta[2]``."""
+    arr = np.asarray(values[var].values, dtype=float)
+    if arr.ndim == 0:
+        return float(arr), var
+    flat = np.where(np.isnan(arr), -np.inf if larger_is_worse else np.inf, arr)
+    idx = np.unravel_index(np.argmax(flat) if larger_is_worse else np.argmin(flat), arr.shape)
+    return float(arr[idx]), f"{var}[{','.join(str(i) for i in idx)}]"
+
+
+def convergence_problems(
+    idata: xr.DataTree,
+    max_rhat: float = 1.01,
+    min_ess: float = 400,
+    max_divergences: int = 0,
+    var_names: list[str] | None = None,
+) -> list[str]:
+    """List human-readable convergence problems (empty list = no problem found).
+
+    Checks the rank-normalised split r-hat, the bulk and tail effective sample sizes of every
+    posterior variable (worst element for non-scalar ones) and the number of divergent
+    transitions.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        Output of :func:`sample_posterior`.
+    max_rhat : float
+        Largest acceptable r-hat.
+    min_ess : float
+        Smallest acceptable bulk and tail ESS.
+    max_divergences : int
+        Largest acceptable number of divergent transitions (summed over chains).
+    var_names : list of str, optional
+        Variables to check. Default: all posterior variables except ``log_<name>`` when
+        ``<name>`` is also present (the models' ``log_`` free variables and their ``exp``
+        deterministics have identical rank-based r-hat and ESS, so only ``<name>`` is reported).
+
+    Returns
+    -------
+    list of str
+        e.g. ``["r-hat of alpha is 1.034 (> 1.01)", "bulk ESS of b is 212 (< 400)"]``.
+    """
+    problems: list[str] = []
+    post = idata["posterior"].to_dataset()
+    names = var_names or [
+        v for v in post.data_vars if not (v.startswith("log_") and v[4:] in post.data_vars)
+    ]
+    n_chains = post.sizes.get("chain", 1)
+    n_draws = post.sizes.get("draw", 0)
+    if n_chains < 2:
+        problems.append(f"only {n_chains} chain(s): r-hat cannot detect non-convergence")
+    if n_draws < 4:
+        problems.append(f"only {n_draws} draw(s) per chain: diagnostics are not computable")
+        return problems
+
+    rhat = az.rhat(idata, var_names=names)
+    ess_bulk = az.ess(idata, var_names=names, method="bulk")
+    ess_tail = az.ess(idata, var_names=names, method="tail")
+    rhat, ess_bulk, ess_tail = (
+        d.to_dataset() if isinstance(d, xr.DataTree) else d for d in (rhat, ess_bulk, ess_tail)
+    )
+    for name in names:
+        val, label = _worst(rhat, name, larger_is_worse=True)
+        if not np.isfinite(val) or val > max_rhat:
+            problems.append(f"r-hat of {label} is {val:.3f} (> {max_rhat:g})")
+        for kind, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
+            val, label = _worst(ess, name, larger_is_worse=False)
+            if not np.isfinite(val) or val < min_ess:
+                problems.append(f"{kind} ESS of {label} is {val:.0f} (< {min_ess:g})")
+
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
+        n_div = int(np.asarray(idata["sample_stats"]["diverging"].values).sum())
+        if n_div > max_divergences:
+            problems.append(f"{n_div} divergent transitions (> {max_divergences})")
+    return problems

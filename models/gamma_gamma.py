@@ -1,0 +1,131 @@
+"""Gamma-Gamma model of monetary value (Fader, Hardie & Lee 2005; Fader & Hardie note 025).
+
+Individual transaction values are ``Gamma(p, nu)`` with ``nu ~ Gamma(q, gamma)``. A customer with
+``x`` repeat transactions of mean value ``mbar`` (``frequency``, ``monetary_value``) contributes
+the density of the mean,
+
+``f(mbar | x) = G(px+q) / (G(px) G(q)) gamma^q mbar^(px-1) x^(px) / (gamma + x mbar)^(px+q)``.
+
+Only customers with ``x > 0`` carry information; the model assumes spend is independent of the
+transaction process. Parameters are a mapping with keys ``p, q, gamma``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from numpy.typing import ArrayLike
+from scipy import special
+
+from models._common import param_arrays, weighted_rows
+from models.priors import Priors
+from models.sufficient import SPEND_COLUMNS
+
+PARAM_NAMES: tuple[str, str, str] = ("p", "q", "gamma")
+
+
+def loglik_pytensor(
+    p: pt.TensorLike, q: pt.TensorLike, gamma: pt.TensorLike, x: pt.TensorLike, mbar: pt.TensorLike
+) -> pt.TensorVariable:
+    """Per-row Gamma-Gamma log-density of the mean spend ``mbar`` over ``x > 0`` transactions."""
+    x = pt.as_tensor_variable(x)
+    mbar = pt.as_tensor_variable(mbar)
+    px = p * x
+    return (
+        pt.gammaln(px + q)
+        - pt.gammaln(px)
+        - pt.gammaln(q)
+        + q * pt.log(gamma)
+        + (px - 1.0) * pt.log(mbar)
+        + px * pt.log(x)
+        - (px + q) * pt.log(gamma + x * mbar)
+    )
+
+
+def loglik_numpy(params: Mapping[str, ArrayLike], x: ArrayLike, mbar: ArrayLike) -> np.ndarray:
+    """Per-row Gamma-Gamma log-likelihood in numpy/scipy (same formula as the pytensor one)."""
+    p, q, gamma = param_arrays(params, PARAM_NAMES)
+    x, mbar = (np.asarray(v, dtype=float) for v in (x, mbar))
+    px = p * x
+    return (
+        special.gammaln(px + q)
+        - special.gammaln(px)
+        - special.gammaln(q)
+        + q * np.log(gamma)
+        + (px - 1.0) * np.log(mbar)
+        + px * np.log(x)
+        - (px + q) * np.log(gamma + x * mbar)
+    )
+
+
+def repeaters(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``frequency > 0`` and positive ``monetary_value`` (the Gamma-Gamma sample)."""
+    keep = (data["frequency"] > 0) & (data["monetary_value"] > 0)
+    return data.loc[keep]
+
+
+def build_model(
+    data: pd.DataFrame,
+    priors: Priors | None = None,
+    *,
+    weights: ArrayLike | None = None,
+    collapse: bool = True,
+) -> pm.Model:
+    """PyMC model for the Gamma-Gamma parameters.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Columns ``frequency`` and ``monetary_value``. Rows with ``frequency == 0`` or
+        non-positive ``monetary_value`` are dropped (only when ``weights`` is not given;
+        with explicit weights all rows must be repeaters).
+    priors : Priors, optional
+        Defaults to ``Priors()`` (weakly informative).
+    weights : array-like, optional
+        Row multiplicities; when omitted identical rows are collapsed (``collapse=True``).
+    collapse : bool
+        Collapse identical rows when ``weights`` is not given.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``log_<name>`` with deterministics ``p, q, gamma``; the weighted
+        log-likelihood is the potential ``"loglik"``.
+    """
+    priors = priors or Priors()
+    if weights is None:
+        data = repeaters(data)
+    rows, w = weighted_rows(data, SPEND_COLUMNS, weights, collapse)
+    x = rows["frequency"].to_numpy(dtype=float)
+    mbar = rows["monetary_value"].to_numpy(dtype=float)
+    if np.any(x <= 0) or np.any(mbar <= 0):
+        raise ValueError("Gamma-Gamma needs frequency > 0 and monetary_value > 0 on every row")
+    with pm.Model() as model:
+        p, q, gamma = (priors.positive(n) for n in PARAM_NAMES)
+        ll = loglik_pytensor(p, q, gamma, x, mbar)
+        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * ll))
+    return model
+
+
+def conditional_expected_spend(
+    params: Mapping[str, ArrayLike], x: ArrayLike, mbar: ArrayLike
+) -> np.ndarray:
+    """Posterior mean transaction value ``E[Z | x, mbar] = p (gamma + x mbar) / (p x + q - 1)``.
+
+    A weighted average of the population mean ``p gamma/(q-1)`` and the observed ``mbar``; for
+    ``x = 0`` it equals the population mean (``mbar`` is ignored there; NaN is allowed).
+    """
+    p, q, gamma = param_arrays(params, PARAM_NAMES)
+    x, mbar = (np.asarray(v, dtype=float) for v in (x, mbar))
+    mbar = np.where(x > 0, mbar, 0.0)
+    return p * (gamma + x * mbar) / (p * x + q - 1.0)
+
+
+def population_mean_spend(params: Mapping[str, ArrayLike]) -> np.ndarray:
+    """Population mean transaction value ``E[Z] = p gamma / (q - 1)`` (finite for ``q > 1``)."""
+    p, q, gamma = param_arrays(params, PARAM_NAMES)
+    return p * gamma / (q - 1.0)

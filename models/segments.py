@@ -1,0 +1,133 @@
+"""Value tiers, lifecycle stages and RFM segments of scored customers.
+
+Rules are plain and documented so the teams that act on them can explain every label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TIER_METHODS = ("quantile", "threshold")
+LIFECYCLE_STAGES = ("new", "active", "loyal", "at_risk", "lost")
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """Value tiers from CLV, best first.
+
+    ``quantile``: ``bounds`` are CLV quantiles that open each tier but the last (e.g. 0.95, 0.80,
+    0.50: the top 5 % are the first tier, the next 15 % the second, ...). ``threshold``: ``bounds``
+    are absolute CLV lower bounds, descending.
+    """
+
+    method: str = "quantile"
+    names: tuple[str, ...] = ("platinum", "gold", "silver", "bronze")
+    bounds: tuple[float, ...] = (0.95, 0.80, 0.50)
+
+    def __post_init__(self) -> None:
+        if self.method not in TIER_METHODS:
+            raise ValueError(f"tiers.method is {self.method!r}; expected one of {TIER_METHODS}")
+        if len(self.names) != len(self.bounds) + 1:
+            raise ValueError("tiers.names must have one more entry than tiers.bounds")
+        if list(self.bounds) != sorted(self.bounds, reverse=True):
+            raise ValueError("tiers.bounds must be in descending order")
+        if self.method == "quantile" and not all(0 < b < 1 for b in self.bounds):
+            raise ValueError("tiers.bounds must lie strictly between 0 and 1 for quantile tiers")
+
+
+def assign_tiers(clv: pd.Series, settings: TierSettings) -> pd.Series:
+    """An ordered categorical tier per customer; equal CLVs always share a tier."""
+    values = clv.to_numpy(dtype=float)
+    if settings.method == "quantile":
+        # share of customers with a strictly lower CLV: ties stay together
+        level = pd.Series(values).rank(method="min", pct=True).to_numpy() - 1 / len(values)
+    else:
+        level = values
+    tier = np.full(len(values), len(settings.bounds), dtype=int)
+    for i, bound in reversed(list(enumerate(settings.bounds))):
+        tier[level >= bound] = i
+    categories = pd.CategoricalDtype(list(settings.names), ordered=True)
+    return pd.Series(pd.Categorical.from_codes(tier, dtype=categories), index=clv.index)
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """Thresholds of the lifecycle stages; the stages are tested in the order below.
+
+    1. ``new``: first purchase at most ``new_days`` days before the as-of date;
+    2. ``lost``: P(alive) below ``lost_p_alive`` or churn probability at least ``lost_churn``;
+    3. ``at_risk``: P(alive) below ``risk_p_alive`` or churn probability at least ``risk_churn``;
+    4. ``loyal``: at least ``loyal_repeats`` repeat purchases;
+    5. ``active``: everyone else.
+    """
+
+    new_days: int = 90
+    lost_p_alive: float = 0.2
+    lost_churn: float = 0.9
+    risk_p_alive: float = 0.5
+    risk_churn: float = 0.6
+    loyal_repeats: int = 3
+
+
+def lifecycle_stage(customers: pd.DataFrame, rules: LifecycleRules) -> pd.Series:
+    """Stage per customer from tenure, frequency, ``p_alive`` and ``churn_probability``."""
+    p_alive = customers["p_alive"].to_numpy()
+    churn = customers["churn_probability"].to_numpy()
+    conditions = [
+        customers["tenure_days"].to_numpy() <= rules.new_days,
+        (p_alive < rules.lost_p_alive) | (churn >= rules.lost_churn),
+        (p_alive < rules.risk_p_alive) | (churn >= rules.risk_churn),
+        customers["frequency"].to_numpy() >= rules.loyal_repeats,
+    ]
+    stage = np.select(conditions, ["new", "lost", "at_risk", "loyal"], default="active")
+    dtype = pd.CategoricalDtype(list(LIFECYCLE_STAGES), ordered=False)
+    return pd.Series(pd.Categorical(stage, dtype=dtype), index=customers.index)
+
+
+# (segment, recency scores, frequency scores): the classic RFM grid; it covers all 25 cells once
+RFM_SEGMENTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
+    ("champions", (4, 5), (4, 5)),
+    ("loyal", (3,), (4, 5)),
+    ("potential_loyalist", (4, 5), (2, 3)),
+    ("new", (5,), (1,)),
+    ("promising", (4,), (1,)),
+    ("need_attention", (3,), (3,)),
+    ("about_to_sleep", (3,), (1, 2)),
+    ("cannot_lose", (1, 2), (5,)),
+    ("at_risk", (1, 2), (3, 4)),
+    ("hibernating", (2,), (1, 2)),
+    ("lost", (1,), (1, 2)),
+)
+
+
+def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """Scores 1..5 by quintile of rank; ties share a score."""
+    pct = values.rank(method="average", pct=True, ascending=higher_is_better)
+    return np.ceil(pct * 5).clip(1, 5).astype("int8")
+
+
+def rfm_scores(customers: pd.DataFrame) -> pd.DataFrame:
+    """RFM quintile scores (1..5), ``rfm_score`` (e.g. 543) and the named ``rfm_segment``.
+
+    Recency is ``recency_days`` (fewer is better), frequency ``purchase_days`` and monetary
+    ``total_spend``.
+    """
+    r = quintile_score(customers["recency_days"], higher_is_better=False)
+    f = quintile_score(customers["purchase_days"])
+    m = quintile_score(customers["total_spend"])
+    segment = pd.Series("other", index=customers.index, dtype="str")
+    for name, r_scores, f_scores in RFM_SEGMENTS:
+        segment[r.isin(r_scores) & f.isin(f_scores)] = name
+    return pd.DataFrame(
+        {
+            "rfm_recency": r,
+            "rfm_frequency": f,
+            "rfm_monetary": m,
+            "rfm_score": (r.astype(int) * 100 + f.astype(int) * 10 + m.astype(int)).astype("int16"),
+            "rfm_segment": segment,
+        },
+        index=customers.index,
+    )

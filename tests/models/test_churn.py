@@ -1,0 +1,292 @@
+"""The LightGBM churn model on synthetic stacked cutoffs with a known signal."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from models import churn, metrics
+
+FAST = churn.ChurnSettings(
+    n_estimators=200,
+    learning_rate=0.1,
+    num_leaves=7,
+    min_child_samples=20,
+    early_stopping_rounds=20,
+    calibration="isotonic",
+    num_threads=1,  # tiny data; avoids OpenMP spin-waits when the machine is busy
+)
+START = date(2020, 1, 1)
+
+
+def cutoff_date(k: int) -> date:
+    return START + timedelta(days=30 * k)
+
+
+def stacked(
+    cutoffs: range | list[int],
+    n: int = 1500,
+    seed: int = 0,
+    shift: dict[int, float] | None = None,
+) -> pd.DataFrame:
+    """Customers at several cutoffs; churn is logistic in recency, frequency and channel.
+
+    ``shift[k]`` adds to the logit at cutoff ``k`` (a base-rate drift between cutoffs). The
+    label-side columns are deterministic functions of ``churned`` so a leak would give AUC 1.
+    """
+    rng = np.random.default_rng(seed)
+    shift = shift or {}
+    parts = []
+    for k in cutoffs:
+        recency = rng.integers(0, 200, n)
+        frequency = rng.poisson(2.0, n)
+        channel = rng.choice(["web", "phone", "store"], n)
+        logit = (
+            -1.0 + 0.02 * recency - 0.5 * frequency + 0.8 * (channel == "phone") + shift.get(k, 0)
+        )
+        churned = rng.random(n) < expit(logit)
+        next_purchases = np.where(churned, 0, 1 + rng.poisson(1.0, n))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": pd.array([f"c{k}_{i:05d}" for i in range(n)], dtype="str"),
+                    "cutoff": [cutoff_date(k)] * n,
+                    "recency_days": recency,
+                    "frequency": frequency,
+                    "channel": pd.array(channel, dtype="str"),
+                    "gap_mean": np.where(frequency > 0, rng.gamma(2.0, 20.0, n), np.nan),
+                    "noise": rng.normal(size=n),
+                    "churned": churned,
+                    "next_purchases": next_purchases,
+                    "next_spend": next_purchases * 25.0,
+                    "holdout_purchases": next_purchases,
+                    "holdout_spend": next_purchases * 25.0,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def train() -> pd.DataFrame:
+    return stacked(range(4), seed=1)
+
+
+@pytest.fixture(scope="module")
+def holdout() -> pd.DataFrame:
+    return stacked([6], seed=2)
+
+
+@pytest.fixture(scope="module")
+def model(train: pd.DataFrame) -> churn.ChurnModel:
+    return churn.train_churn(train, FAST)
+
+
+def auc(frame: pd.DataFrame, p: np.ndarray) -> float:
+    return metrics.churn_metrics(frame["churned"], p)["roc_auc"]
+
+
+def test_signal_beats_noise_on_a_later_cutoff(
+    model: churn.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    signal_auc = auc(holdout, model.predict(holdout))
+    noise_only = churn.train_churn(train[["cutoff", "churned", "noise"]], FAST)
+    noise_auc = auc(holdout, noise_only.predict(holdout))
+    assert signal_auc > 0.75
+    assert signal_auc > noise_auc + 0.15
+    assert abs(noise_auc - 0.5) < 0.05
+
+
+def test_time_split_validates_on_latest_cutoff(train: pd.DataFrame) -> None:
+    shuffled = train.sample(frac=1.0, random_state=3)
+    m = churn.train_churn(shuffled, FAST)
+    assert m.validation_cutoffs == (cutoff_date(3).isoformat(),)
+    assert m.train_cutoffs == tuple(cutoff_date(k).isoformat() for k in range(3))
+    assert m.n_validation == int((train["cutoff"] == cutoff_date(3)).sum())
+    assert m.n_train + m.n_validation == len(train)
+
+    m2 = churn.train_churn(shuffled, churn.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 2}))
+    assert m2.validation_cutoffs == (cutoff_date(2).isoformat(), cutoff_date(3).isoformat())
+    assert m2.train_cutoffs == (cutoff_date(0).isoformat(), cutoff_date(1).isoformat())
+
+
+def test_split_by_cutoff_uses_time_not_position(train: pd.DataFrame) -> None:
+    fit, valid, fit_cut, valid_cut = churn.split_by_cutoff(train.iloc[::-1], 1)
+    assert set(valid["cutoff"]) == {cutoff_date(3)}
+    assert cutoff_date(3) not in set(fit["cutoff"])
+    assert [c.date() for c in valid_cut] == [cutoff_date(3)]
+    assert [c.date() for c in fit_cut] == [cutoff_date(k) for k in range(3)]
+
+
+def test_label_side_columns_are_never_features(
+    model: churn.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    labels = set(churn.LABEL_COLUMNS) | {"cutoff", "customer_id"}
+    assert not labels & set(model.features)
+    assert set(model.features) == {"recency_days", "frequency", "channel", "gap_mean", "noise"}
+    # even when ``exclude`` forgets them, only the identifier comes back
+    lax = churn.ChurnSettings(exclude=())
+    assert set(churn.feature_columns(train, lax)) - set(model.features) == {"customer_id"}
+    # a leak would make the holdout perfectly separable
+    assert auc(holdout, model.predict(holdout)) < 0.95
+
+
+def test_calibration_reduces_ece_under_base_rate_drift() -> None:
+    # training cutoffs have a much lower churn rate than the validation and later cutoffs,
+    # so the raw booster under-predicts churn; the calibrator is fit on the latest cutoff
+    drift = {0: -2.0, 1: -2.0, 2: -2.0}
+    train = stacked(range(4), seed=4, shift=drift)
+    later = stacked([5], seed=5)
+    for kind in ("isotonic", "platt"):
+        m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": kind}))
+        y = later["churned"]
+        raw = metrics.churn_metrics(y, m.predict_raw(later))
+        cal = metrics.churn_metrics(y, m.predict(later))
+        assert raw["ece"] > 0.1, kind
+        assert cal["ece"] < raw["ece"] / 3, kind
+        assert cal["brier"] < raw["brier"], kind
+        v = m.validation_metrics
+        assert v["calibrated"]["ece"] < v["raw"]["ece"], kind
+
+
+def test_validation_metrics_recorded(model: churn.ChurnModel) -> None:
+    v = model.validation_metrics
+    for stage in ("raw", "calibrated"):
+        assert {"roc_auc", "brier", "log_loss", "ece", "base_rate"} <= set(v[stage])
+        assert 0.5 < v[stage]["roc_auc"] <= 1
+    # isotonic regression minimises squared error over monotone maps, the identity included
+    assert v["calibrated"]["brier"] <= v["raw"]["brier"] + 1e-12
+    assert 1 <= model.best_iteration <= FAST.n_estimators
+
+
+def test_platt_keeps_the_ranking(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": "platt"}))
+    assert m.calibrator["a"] > 0
+    raw, cal = m.predict_raw(holdout), m.predict(holdout)
+    assert auc(holdout, cal) == pytest.approx(auc(holdout, raw), abs=1e-12)
+
+
+def test_predictions_are_probabilities_in_row_order(
+    model: churn.ChurnModel, holdout: pd.DataFrame
+) -> None:
+    p = model.predict(holdout)
+    assert p.shape == (len(holdout),)
+    assert np.all((p >= 0) & (p <= 1))
+    reordered = holdout.iloc[::-1].set_index("customer_id")
+    np.testing.assert_array_equal(model.predict(reordered), p[::-1])
+
+
+def test_inputs_are_not_mutated(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    before_train, before_holdout = train.copy(), holdout.copy()
+    m = churn.train_churn(train, FAST)
+    m.predict(holdout)
+    pd.testing.assert_frame_equal(train, before_train)
+    pd.testing.assert_frame_equal(holdout, before_holdout)
+    assert holdout["channel"].dtype == "str"
+
+
+def test_string_feature_is_categorical(model: churn.ChurnModel, holdout: pd.DataFrame) -> None:
+    assert model.categories == {"channel": ["phone", "store", "web"]}
+    unseen = holdout.assign(channel=pd.array(["fax"] * len(holdout), dtype="str"))
+    p = model.predict(unseen)
+    assert np.all(np.isfinite(p))
+
+
+def test_feature_importance(model: churn.ChurnModel) -> None:
+    imp = churn.feature_importance(model)
+    assert list(imp.columns) == ["feature", "gain", "split", "gain_share"]
+    assert set(imp["feature"]) == set(model.features)
+    assert imp["gain"].is_monotonic_decreasing
+    assert imp["gain_share"].sum() == pytest.approx(1.0)
+    assert imp["feature"].iloc[0] == "recency_days"
+    assert imp.set_index("feature").loc["noise", "gain_share"] < 0.1
+
+
+@pytest.mark.parametrize("kind", ["isotonic", "platt"])
+def test_artifacts_round_trip(kind: str, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": kind}))
+    text, meta = churn.to_artifacts(m)
+    assert isinstance(text, str) and text.startswith("tree")
+    meta = json.loads(json.dumps(meta, allow_nan=False))
+    back = churn.from_artifacts(text, meta)
+    np.testing.assert_array_equal(back.predict(holdout), m.predict(holdout))
+    assert back.settings == m.settings
+    assert back.features == m.features
+    assert back.train_cutoffs == m.train_cutoffs
+    assert back.validation_cutoffs == m.validation_cutoffs
+    assert back.best_iteration == m.best_iteration
+    assert back.validation_metrics == m.validation_metrics
+    with pytest.raises(ValueError, match="format"):
+        churn.from_artifacts(text, {**meta, "format": "something else"})
+
+
+def test_deterministic_with_same_seed(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    bagged = churn.ChurnSettings(**{**vars(FAST), "bagging_fraction": 0.7, "seed": 11})
+    a, b = churn.train_churn(train, bagged), churn.train_churn(train, bagged)
+    assert churn.to_artifacts(a)[0] == churn.to_artifacts(b)[0]
+    np.testing.assert_array_equal(a.predict(holdout), b.predict(holdout))
+
+
+def test_single_cutoff_is_rejected(train: pd.DataFrame) -> None:
+    one = train[train["cutoff"] == cutoff_date(0)]
+    with pytest.raises(ValueError, match="2 or more distinct cutoffs"):
+        churn.train_churn(one, FAST)
+    with pytest.raises(ValueError, match="leaves no training cutoff"):
+        churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 4}))
+
+
+def test_single_class_is_rejected(train: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="single class"):
+        churn.train_churn(train.assign(churned=True), FAST)
+
+
+def test_missing_features_are_named(model: churn.ChurnModel, holdout: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"missing feature columns \['recency_days', 'noise'\]"):
+        model.predict(holdout.drop(columns=["recency_days", "noise"]))
+
+
+def test_unusable_column_type_is_rejected(train: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="first_seen"):
+        churn.feature_columns(train.assign(first_seen=pd.Timestamp("2020-01-01")))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("num_leaves", 1),
+        ("learning_rate", 0.0),
+        ("learning_rate", float("nan")),
+        ("n_estimators", 0),
+        ("min_child_samples", 0),
+        ("feature_fraction", 1.5),
+        ("bagging_fraction", 0.0),
+        ("bagging_freq", -1),
+        ("lambda_l2", -0.1),
+        ("max_depth", 0),
+        ("early_stopping_rounds", 0),
+        ("calibration", "beta"),
+        ("validation_cutoffs", 0),
+        ("seed", 1.5),
+        ("exclude", "customer_id"),
+        ("num_threads", 0),
+    ],
+)
+def test_settings_validation_names_the_key(key: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"churn.{key}"):
+        churn.ChurnSettings(**{key: value})
+
+
+def test_settings_from_mapping() -> None:
+    s = churn.ChurnSettings.from_mapping({"num_leaves": 31, "exclude": ["customer_id", "T"]})
+    assert s.num_leaves == 31
+    assert s.exclude == ("customer_id", "T")
+    with pytest.raises(ValueError, match="churn.bogus"):
+        churn.ChurnSettings.from_mapping({"bogus": 1})
+    params = churn.ChurnSettings().lightgbm_params()
+    assert params["deterministic"] is True and params["num_threads"] == 2
+    assert params["objective"] == "binary" and params["verbose"] == -1
