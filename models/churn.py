@@ -65,6 +65,11 @@ class ChurnSettings:
     calibration : {"isotonic", "platt"}
         Calibrator fit on the validation predictions: isotonic regression (clipped outside the
         fitted range) or Platt scaling (a logistic regression on the logit of the raw score).
+    calibration_prior : str or None
+        Platt only: a column holding a model-based churn probability (the CLV model's
+        P(no purchase in the horizon), ``btyd_p_no_purchase``) whose logit enters the calibrator
+        beside the booster's. Trees cannot extrapolate to customers older than any training
+        cutoff; the parametric model does, and the calibrator learns how much to trust each.
     validation_cutoffs : int
         How many of the most recent cutoffs form the validation set.
     exclude : tuple of str
@@ -101,6 +106,7 @@ class ChurnSettings:
     max_depth: int = -1
     early_stopping_rounds: int = 100
     calibration: Calibration = "platt"
+    calibration_prior: str | None = None
     validation_cutoffs: int = 1
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     seed: int = 20260101
@@ -130,6 +136,8 @@ class ChurnSettings:
         _real(self, "lambda_l2", 0.0, math.inf, low_open=False)
         if self.calibration not in ("isotonic", "platt"):
             _bad("calibration", self.calibration, "must be 'isotonic' or 'platt'")
+        if self.calibration_prior is not None and self.calibration != "platt":
+            _bad("calibration_prior", self.calibration_prior, "needs churn.calibration=platt")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ChurnSettings:
@@ -291,32 +299,49 @@ def _cutoff_keys(frame: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------------------------
 
 
-def _fit_calibrator(kind: str, raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _logit(p: np.ndarray) -> np.ndarray:
+    return special.logit(np.clip(p, _PROB_EPS, 1 - _PROB_EPS))
+
+
+def _fit_calibrator(
+    kind: str, raw: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None
+) -> dict[str, Any]:
     if kind == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(raw, y)
         return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-    z = special.logit(np.clip(raw, _PROB_EPS, 1 - _PROB_EPS))
+    # Platt: logistic regression of y on logit(raw) [and logit(prior)] with an intercept
+    z = np.column_stack([_logit(raw)] + ([] if prior is None else [_logit(prior)]))
+    design = np.column_stack([z, np.ones(len(z))])
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        eta = theta[0] * z + theta[1]
+        eta = design @ theta
         # log(1 + exp(eta)) - y * eta, and its gradient
         value = np.mean(np.logaddexp(0.0, eta) - y * eta)
         resid = special.expit(eta) - y
-        return float(value), np.array([np.mean(resid * z), np.mean(resid)])
+        return float(value), design.T @ resid / len(y)
 
-    res = optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="BFGS")
-    return {"a": float(res.x[0]), "b": float(res.x[1])}
+    start = np.zeros(design.shape[1])
+    start[0] = 1.0
+    res = optimize.minimize(loss, start, jac=True, method="BFGS")
+    out = {"a": float(res.x[0]), "b": float(res.x[-1])}
+    if prior is not None:
+        out["c"] = float(res.x[1])
+    return out
 
 
-def _apply_calibrator(kind: str, params: Mapping[str, Any], raw: np.ndarray) -> np.ndarray:
+def _apply_calibrator(
+    kind: str, params: Mapping[str, Any], raw: np.ndarray, prior: np.ndarray | None = None
+) -> np.ndarray:
     if kind == "isotonic":
         x = np.asarray(params["x"], dtype=float)
         y = np.asarray(params["y"], dtype=float)
         # IsotonicRegression.predict: linear interpolation, clipped outside [x[0], x[-1]]
         return np.interp(raw, x, y)
-    z = special.logit(np.clip(raw, _PROB_EPS, 1 - _PROB_EPS))
-    return special.expit(params["a"] * z + params["b"])
+    eta = params["a"] * _logit(raw) + params["b"]
+    if "c" in params:
+        eta = eta + params["c"] * _logit(prior)
+    return special.expit(eta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +412,19 @@ class ChurnModel:
         ValueError
             ``frame`` lacks feature columns (named in the message).
         """
-        return _apply_calibrator(self.calibration, self.calibrator, self.predict_raw(frame))
+        return _apply_calibrator(
+            self.calibration, self.calibrator, self.predict_raw(frame), _prior(frame, self.settings)
+        )
+
+
+def _prior(frame: pd.DataFrame, settings: ChurnSettings) -> np.ndarray | None:
+    """The calibration prior column as probabilities, or ``None`` when not configured."""
+    name = settings.calibration_prior
+    if name is None:
+        return None
+    if name not in frame.columns:
+        raise ValueError(f"churn.calibration_prior column {name!r} is missing from the frame")
+    return frame[name].to_numpy(dtype=float)
 
 
 def split_by_cutoff(
@@ -487,8 +524,9 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
     # keep only the selected trees; reloading makes in-memory and persisted models identical
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     raw_valid = np.asarray(booster.predict(x_valid), dtype=float)
-    calibrator = _fit_calibrator(settings.calibration, raw_valid, y_valid)
-    calibrated = _apply_calibrator(settings.calibration, calibrator, raw_valid)
+    prior_valid = _prior(valid_rows, settings)
+    calibrator = _fit_calibrator(settings.calibration, raw_valid, y_valid, prior_valid)
+    calibrated = _apply_calibrator(settings.calibration, calibrator, raw_valid, prior_valid)
     return ChurnModel(
         booster=booster,
         features=tuple(features),

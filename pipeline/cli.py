@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.errors import CvmError
 
-STAGES = ("ingest", "features", "fit_clv")
+STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
 
 
 def _stage(name: str, params: Path) -> None:
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run every stage in order")
     p_run.add_argument("--params", type=Path, default=config.PARAMS_FILE)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s cvm %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pipeline").setLevel(logging.INFO)
     try:
         if args.command == "params":
             config.write_params(config.compose(args.overrides), args.output)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             _stage(args.name, args.params)
         else:
             for name in STAGES:
-                logging.info("stage %s", name)
+                logging.getLogger("pipeline").info("stage %s", name)
                 _stage(name, args.params)
     except CvmError as err:
         print(f"cvm: error: {err}", file=sys.stderr)

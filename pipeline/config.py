@@ -130,3 +130,25 @@ def prediction_settings(cfg: DictConfig, **override: float):
         "chunk_size": pred["chunk_size"],
     }
     return _build(PredictionSettings, values | override, "clv.prediction")
+
+
+def churn_settings(cfg: DictConfig):
+    """``churn`` section → :class:`models.churn.ChurnSettings`."""
+    from models.churn import ChurnSettings
+
+    try:
+        return ChurnSettings.from_mapping(get(cfg, "churn"))
+    except ValueError as err:
+        raise CvmError(f"config: {err}") from None
+
+
+def tier_settings(cfg: DictConfig):
+    """``tiers`` section → (:class:`TierSettings`, :class:`LifecycleRules`)."""
+    from models.segments import LifecycleRules, TierSettings
+
+    tiers = dict(get(cfg, "tiers"))
+    lifecycle = tiers.pop("lifecycle")
+    tiers = {k: tuple(v) if isinstance(v, list) else v for k, v in tiers.items()}
+    return _build(TierSettings, tiers, "tiers"), _build(
+        LifecycleRules, lifecycle, "tiers.lifecycle"
+    )

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +102,14 @@ def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block succeeds."""
+    with _pending(path) as tmp_path:
+        yield tmp_path
+        os.replace(tmp_path, path)
+
+
+@contextmanager
+def _pending(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, removed on exit unless it was renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -111,7 +119,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -160,3 +167,24 @@ def read_netcdf(path: Path):
     if not path.is_file():
         raise CvmError(f"{path}: not found; run the fit_clv stage first")
     return xr.load_datatree(path)
+
+
+def write_table(table: pd.DataFrame, schema: dict, base: Path) -> None:
+    """``base``.parquet, .csv and .schema.json, all or nothing.
+
+    All three are written to temporary names first and renamed only once each is complete, so
+    an interrupted export leaves the previous table in place.
+    """
+    targets = {
+        base.with_suffix(".parquet"): lambda tmp: table.to_parquet(tmp, index=False),
+        base.with_suffix(".csv"): lambda tmp: table.to_csv(tmp, index=False),
+        base.with_suffix(".schema.json"): lambda tmp: tmp.write_text(
+            json.dumps(schema, indent=2) + "\n"
+        ),
+    }
+    with ExitStack() as stack:
+        temps = {path: stack.enter_context(_pending(path)) for path in targets}
+        for path, write in targets.items():
+            write(temps[path])
+        for path, tmp in temps.items():
+            os.replace(tmp, path)

@@ -70,3 +70,33 @@ def register_clv(fit, fit_dir: Path, example: pd.DataFrame, tracking: dict[str, 
             pip_requirements=["cvm"],
         )
     return str(info.registered_model_version)
+
+
+CHURN_MODEL_NAME = "cvm-churn"
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """The calibrated churn classifier as an MLflow model: churn probability per customer row."""
+
+    def load_context(self, context) -> None:
+        from models.churn import from_artifacts
+
+        meta = json.loads(Path(context.artifacts["meta"]).read_text())
+        self.model = from_artifacts(Path(context.artifacts["model"]).read_text(), meta)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        return pd.Series(self.model.predict(model_input), name="churn_probability")
+
+
+def register_churn(model_dir: Path, tracking: dict[str, Any]) -> str | None:
+    """Log the churn model in ``model_dir`` as an MLflow model, register it; returns its version."""
+    if not tracking.get("enabled", True):
+        return None
+    info = mlflow.pyfunc.log_model(
+        name="churn_model",
+        python_model=ChurnPyfunc(),
+        artifacts={"model": str(model_dir / "model.txt"), "meta": str(model_dir / "meta.json")},
+        registered_model_name=tracking.get("churn_model_name", CHURN_MODEL_NAME),
+        pip_requirements=["cvm"],
+    )
+    return str(info.registered_model_version)

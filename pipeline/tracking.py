@@ -58,3 +58,10 @@ def log_artifacts(directory, artifact_path: str) -> None:
 
     if mlflow.active_run() is not None:
         mlflow.log_artifacts(str(directory), artifact_path)
+
+
+def log_file(path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_artifact(str(path), artifact_path)

@@ -64,11 +64,29 @@ def test_repro_runs_the_cdnow_log_then_does_nothing(project):
     assert "Running stage" not in again and "up to date" in again
 
 
-def test_a_features_knob_reruns_only_features(project):
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def commit(project) -> None:
     sh(project, "git", "add", "-A")
     sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock")
+
+
+def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
+    commit(project)
+    out = sh(project, "dvc", "exp", "run", "-S", "churn.num_leaves=15")
+    assert ran(out) == {"train_churn", "evaluate", "score", "report"}
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["churn"]["num_leaves"] == 15
+    scored = project / "data/scored/customers.parquet"
+    assert scored.is_file()
+
+
+def test_a_features_knob_reruns_features_and_what_follows(project):
+    commit(project)
     out = sh(project, "dvc", "exp", "run", "-S", "features.churn_horizon_days=90")
-    assert "Running stage 'features'" in out and "Running stage 'ingest'" not in out
+    assert "ingest" not in ran(out) and "features" in ran(out)
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["features"]["churn_horizon_days"] == 90
     report = json.loads((project / "data/features/report.json").read_text())

@@ -1,4 +1,4 @@
-"""ingest and features on the bundled CDNOW sample, recorded in a real MLflow store."""
+"""`cvm run` end to end on the bundled CDNOW sample, recorded in a real MLflow store."""
 
 import json
 
@@ -59,7 +59,15 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     client = mlflow.MlflowClient(f"sqlite:///{sample_run}/mlflow.db")
     exp = client.get_experiment_by_name("cvm")
     runs = {r.data.tags["cvm.stage"]: r for r in client.search_runs([exp.experiment_id])}
-    assert set(runs) == {"ingest", "features", "fit_clv"}
+    assert set(runs) == {
+        "ingest",
+        "features",
+        "fit_clv",
+        "train_churn",
+        "evaluate",
+        "score",
+        "report",
+    }
     ingest = runs["ingest"]
     assert ingest.data.metrics["rows_read"] == 6919
     assert ingest.data.params["mapping.amount"] == "dollar_value"
@@ -67,3 +75,43 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     assert "ingest_report.json" in artifacts
     assert runs["features"].data.metrics["calibration_rows"] == 2357
     assert runs["features"].data.params["features.time_unit"] == "weeks"
+
+
+def test_the_scored_table_covers_every_customer(sample_run):
+    from models.scoring import COLUMN_DOCS
+
+    table = pd.read_parquet(sample_run / "data/scored/customers.parquet")
+    csv = pd.read_csv(sample_run / "data/scored/customers.csv", dtype={"customer_id": str})
+    schema = json.loads((sample_run / "data/scored/customers.schema.json").read_text())
+    assert len(table) == len(csv) == schema["rows"] == 2357
+    assert table.customer_id.is_unique
+    assert [c["name"] for c in schema["columns"]] == list(table.columns)
+    assert set(table.columns) == set(COLUMN_DOCS)
+    assert not table.isna().any().any()
+    assert table.clv_lower.le(table.clv).all() and table.clv.le(table.clv_upper).all()
+    assert table.churn_probability.between(0, 1).all() and table.p_alive.between(0, 1).all()
+    assert set(table.value_tier) == {"platinum", "gold", "silver", "bronze"}
+    assert (table.as_of_date == pd.Timestamp("1998-06-30")).all()
+    assert table.clv_model.iloc[0] == "cvm-clv/1" and table.churn_model.iloc[0] == "cvm-churn/1"
+
+
+def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
+    evaluation = json.loads((sample_run / "reports/evaluation.json").read_text())
+    churn = evaluation["churn"]
+    assert set(churn) == {
+        "churn_model",
+        "clv_p_no_purchase",
+        "clv_expected_purchases",
+        "recency_days",
+        "clv_p_alive",
+        "base_rate",
+    }
+    for name in ("churn_model", "clv_p_no_purchase", "base_rate"):
+        assert {"roc_auc", "pr_auc", "brier", "ece", "top_decile_lift"} <= set(churn[name])
+    assert churn["churn_model"]["roc_auc"] > 0.7
+    assert evaluation["clv"]["purchases"]["total_actual"] == 1882
+    assert abs(evaluation["clv"]["purchases"]["aggregate_error_pct"]) < 15
+    tracking_curve = pd.read_csv(sample_run / "reports/plots/tracking.csv")
+    assert tracking_curve.actual.is_monotonic_increasing
+    html = (sample_run / "reports/report.html").read_text()
+    assert html.count("data:image/png;base64,") == 8 and "Churn model and baselines" in html

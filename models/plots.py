@@ -1,0 +1,128 @@
+"""Figures of the report and the diagnostics notebook (data in, matplotlib figure out)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def _figure(width: float = 6.4, height: float = 3.6):
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    return fig, ax
+
+
+def tier_shares(scored: pd.DataFrame) -> Figure:
+    """Share of customers and of total CLV per value tier."""
+    groups = scored.groupby("value_tier", observed=False).agg(
+        customers=("customer_id", "size"), clv=("clv", "sum")
+    )
+    shares = groups / groups.sum()
+    fig, ax = _figure()
+    x = np.arange(len(shares))
+    ax.bar(x - 0.2, shares.customers * 100, 0.4, label="customers")
+    ax.bar(x + 0.2, shares.clv * 100, 0.4, label="CLV")
+    ax.set_xticks(x, [str(t) for t in shares.index])
+    ax.set_ylabel("% of total")
+    ax.set_title("Value tiers: customers and value")
+    ax.legend()
+    return fig
+
+
+def clv_distribution(scored: pd.DataFrame) -> Figure:
+    """Histogram of CLV (log scale) with the median marked."""
+    fig, ax = _figure()
+    values = scored["clv"].clip(lower=0.01)
+    ax.hist(values, bins=np.geomspace(values.min(), values.max(), 60))
+    ax.set_xscale("log")
+    ax.axvline(
+        values.median(), color="black", linestyle="--", label=f"median {values.median():.2f}"
+    )
+    ax.set_xlabel("CLV")
+    ax.set_ylabel("customers")
+    ax.set_title("CLV distribution")
+    ax.legend()
+    return fig
+
+
+def p_alive_matrix(scored: pd.DataFrame, max_frequency: int = 20) -> Figure:
+    """Mean P(alive) by frequency (rows) and recency (columns)."""
+    freq = scored["frequency"].clip(upper=max_frequency)
+    rec = pd.cut(scored["recency"], bins=20)
+    grid = scored.assign(f=freq, r=rec).pivot_table(
+        index="f", columns="r", values="p_alive", aggfunc="mean", observed=False
+    )
+    fig, ax = _figure(6.4, 4.4)
+    image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
+    ax.set_xlabel("recency (bins from 0 to the maximum)")
+    ax.set_ylabel(f"frequency (capped at {max_frequency})")
+    ax.set_title("Probability alive by frequency and recency")
+    fig.colorbar(image, ax=ax, label="P(alive)")
+    return fig
+
+
+def tracking(curve: pd.DataFrame, cutoff_period: float | None = None) -> Figure:
+    """Actual vs expected cumulative repeat purchases per period."""
+    fig, ax = _figure()
+    ax.plot(curve.period, curve.actual, label="actual")
+    ax.plot(curve.period, curve.predicted, linestyle="--", label="model")
+    if cutoff_period is not None:
+        ax.axvline(cutoff_period, color="grey", linestyle=":", label="calibration cutoff")
+    ax.set_xlabel("period since the first purchase in the log")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.set_title("Tracking: cumulative repeat purchases")
+    ax.legend()
+    return fig
+
+
+def calibration_holdout(table: pd.DataFrame) -> Figure:
+    """Mean holdout purchases, actual vs predicted, by calibration-period frequency."""
+    fig, ax = _figure()
+    ax.plot(table.frequency, table.actual, marker="o", label="actual")
+    ax.plot(table.frequency, table.predicted, marker="s", linestyle="--", label="model")
+    ax.set_xlabel("repeat purchases in the calibration period (last bucket: and more)")
+    ax.set_ylabel("mean holdout purchases")
+    ax.set_title("Calibration vs holdout")
+    ax.legend()
+    return fig
+
+
+def roc_curves(points: pd.DataFrame, aucs: dict[str, float]) -> Figure:
+    """ROC curves of the churn model and its baselines."""
+    fig, ax = _figure(5.0, 4.4)
+    for name, curve in points.groupby("model", sort=False):
+        ax.plot(curve.fpr, curve.tpr, label=f"{name} (AUC {aucs.get(name, float('nan')):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("Churn: ROC on the holdout")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def reliability(points: pd.DataFrame) -> Figure:
+    """Observed churn rate against the mean predicted probability per bin."""
+    fig, ax = _figure(5.0, 4.4)
+    filled = points.dropna(subset=["mean_predicted"])
+    ax.plot(filled.mean_predicted, filled.observed_rate, marker="o", label="churn model")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.set_xlabel("predicted churn probability")
+    ax.set_ylabel("observed churn rate")
+    ax.set_title("Churn: calibration on the holdout")
+    ax.legend()
+    return fig
+
+
+def feature_importance(importance: pd.DataFrame, top: int = 15) -> Figure:
+    """Share of the total gain of the top features."""
+    head = importance.head(top).iloc[::-1]
+    fig, ax = _figure(6.4, 4.8)
+    ax.barh(head.feature, head.gain_share * 100)
+    ax.set_xlabel("% of total gain")
+    ax.set_title("Churn model: feature importance")
+    return fig

@@ -1,0 +1,112 @@
+"""Assemble the scored customer table from the model outputs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from models.segments import (
+    LifecycleRules,
+    TierSettings,
+    assign_tiers,
+    lifecycle_stage,
+    rfm_scores,
+)
+
+SUMMARY_COLUMNS = (
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "recency_days",
+    "tenure_days",
+    "purchase_days",
+    "total_spend",
+)
+PREDICTION_COLUMNS = tuple(
+    f"{name}{suffix}"
+    for name in ("p_alive", "expected_purchases", "expected_spend", "clv")
+    for suffix in ("", "_lower", "_upper")
+)
+
+
+def scored_table(
+    features: pd.DataFrame,
+    predictions: pd.DataFrame,
+    churn_probability: np.ndarray,
+    tiers: TierSettings,
+    lifecycle: LifecycleRules,
+    provenance: dict[str, str],
+    as_of: date,
+) -> pd.DataFrame:
+    """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM.
+
+    ``predictions`` is aligned with ``features`` (as returned by
+    :func:`models.clv_predict.predict_customers`); ``provenance`` names the models
+    (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
+    """
+    table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    preds = predictions.reset_index(drop=True)
+    table = pd.concat([table, preds[list(PREDICTION_COLUMNS)]], axis=1)
+    table["churn_probability"] = np.asarray(churn_probability, dtype=float)
+    table["value_tier"] = assign_tiers(table["clv"], tiers)
+    table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)
+    table = pd.concat([table, rfm_scores(table)], axis=1)
+    for key, value in provenance.items():
+        table[key] = value
+    table["as_of_date"] = pd.Timestamp(as_of).normalize()
+    return table.sort_values("clv", ascending=False, kind="stable").reset_index(drop=True)
+
+
+COLUMN_DOCS: dict[str, str] = {
+    "customer_id": "Customer identifier, as in the source log.",
+    "frequency": "Repeat purchase days up to the as-of date (purchases on one day count once).",
+    "recency": "Time from the first to the last purchase, in the configured time unit.",
+    "T": "Time from the first purchase to the as-of date, in the configured time unit.",
+    "monetary_value": "Mean spend of the repeat purchase days (0 without repeat purchases).",
+    "recency_days": "Days since the last purchase.",
+    "tenure_days": "Days since the first purchase.",
+    "purchase_days": "Purchase days in total, the first included.",
+    "total_spend": "Net spend in total.",
+    "p_alive": "Probability the customer is still active (purchase model), posterior mean.",
+    "expected_purchases": "Expected purchases over clv.prediction.horizon_days, posterior mean.",
+    "expected_spend": "Expected spend per future purchase (Gamma-Gamma), posterior mean.",
+    "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean.",
+    "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days.",
+    "value_tier": "Value tier from CLV (tiers config), best first.",
+    "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
+    "rfm_recency": "Recency quintile score, 5 = most recent.",
+    "rfm_frequency": "Frequency quintile score (purchase days), 5 = most frequent.",
+    "rfm_monetary": "Monetary quintile score (total spend), 5 = highest.",
+    "rfm_score": "The three RFM scores as one number, e.g. 543.",
+    "rfm_segment": "Named RFM segment from the recency and frequency scores.",
+    "clv_model": "Identifier of the CLV model (registry version, or content hash).",
+    "churn_model": "Identifier of the churn model (registry version, or content hash).",
+    "as_of_date": "The scoring date: features and predictions use data up to this day.",
+}
+for _name in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+    for _suffix, _word in (("_lower", "lower"), ("_upper", "upper")):
+        COLUMN_DOCS[f"{_name}{_suffix}"] = (
+            f"{_word.capitalize()} bound of the credible interval of {_name}."
+        )
+
+
+def table_schema(table: pd.DataFrame) -> dict:
+    """A JSON schema of the scored table: per column its type, description and nullability."""
+    columns = []
+    for name, dtype in table.dtypes.items():
+        columns.append(
+            {
+                "name": name,
+                "dtype": str(dtype),
+                "categories": list(dtype.categories)
+                if isinstance(dtype, pd.CategoricalDtype)
+                else None,
+                "nullable": bool(table[name].isna().any()),
+                "description": COLUMN_DOCS.get(name, ""),
+            }
+        )
+    return {"rows": len(table), "columns": columns}

@@ -1,0 +1,62 @@
+"""Churn training rows see nothing after their cutoff: they equal features of a truncated log."""
+
+from datetime import date
+
+import ibis
+import pandas as pd
+import pytest
+
+from features.cleaning import classify, clean_rows
+from features.spec import ColumnMapping, FeatureSpec, IngestRules
+from features.summary import purchase_days
+from features.tables import customer_features, training_cutoffs, training_table
+from models.btyd_features import add_btyd_features_by_cutoff
+from models.churn import LABEL_COLUMNS
+from models.priors import Priors
+from pipeline.io import read_raw
+from tests.conftest import CDNOW_SAMPLE
+
+SPEC = FeatureSpec()
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    mapping = ColumnMapping(
+        customer_id="customer_id",
+        timestamp="date",
+        timestamp_format="%Y%m%d",
+        amount="dollar_value",
+        quantity="number_of_cds",
+    )
+    names = ["master_id", "customer_id", "date", "number_of_cds", "dollar_value"]
+    raw = read_raw(CDNOW_SAMPLE, "whitespace", mapping.source_columns(), header=False, names=names)
+    expr = clean_rows(classify(ibis.memtable(raw), mapping, IngestRules(duplicates="keep")))
+    return expr.execute()
+
+
+def features_only(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in frame.columns if c not in LABEL_COLUMNS]
+    return frame[cols].sort_values("customer_id").reset_index(drop=True)
+
+
+def test_training_rows_equal_features_of_the_log_cut_at_their_cutoff(clean):
+    days = purchase_days(ibis.memtable(clean))
+    cutoffs = training_cutoffs(date(1998, 6, 30), date(1997, 1, 1), SPEC)
+    train = training_table(days, cutoffs, SPEC).execute()
+    for cutoff in cutoffs:
+        truncated = clean[clean.timestamp.dt.date <= cutoff]
+        alone = customer_features(purchase_days(ibis.memtable(truncated)), cutoff, SPEC).execute()
+        rows = train[pd.to_datetime(train.cutoff) == pd.Timestamp(cutoff)]
+        pd.testing.assert_frame_equal(features_only(rows), features_only(alone))
+
+
+def test_model_based_features_of_a_cutoff_use_only_that_cutoff(clean):
+    days = purchase_days(ibis.memtable(clean))
+    cutoffs = training_cutoffs(date(1998, 6, 30), date(1997, 1, 1), SPEC)
+    train = training_table(days, cutoffs, SPEC).execute()
+    both, points = add_btyd_features_by_cutoff(train, "bgnbd", Priors(), 180 / 7)
+    earliest = pd.to_datetime(train.cutoff) == pd.Timestamp(min(cutoffs))
+    alone, alone_points = add_btyd_features_by_cutoff(train[earliest], "bgnbd", Priors(), 180 / 7)
+    key = min(cutoffs).isoformat()
+    assert points[key] == pytest.approx(alone_points[key])
+    pd.testing.assert_frame_equal(both[earliest], alone)
