@@ -31,8 +31,7 @@ def stage_run(tracking: dict[str, Any], stage: str, params: dict[str, Any]) -> I
     import mlflow
 
     mlflow.set_tracking_uri(tracking["uri"])
-    if tracking.get("registry_uri"):
-        mlflow.set_registry_uri(tracking["registry_uri"])
+    mlflow.set_registry_uri(tracking.get("registry_uri") or tracking["uri"])
     mlflow.set_experiment(tracking["experiment"])
     with mlflow.start_run(run_name=stage, tags={"cvm.stage": stage}) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})

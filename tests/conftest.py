@@ -42,3 +42,48 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pipeline_outputs(tmp_path_factory) -> Path:
+    """`cvm run` on the CDNOW sample in a temp project directory (MLflow store inside it)."""
+    from pipeline import config
+    from pipeline.cli import main
+
+    tmp = tmp_path_factory.mktemp("sample_run")
+    cfg = config.compose(
+        [
+            "data=cdnow_sample",
+            f"data.path={CDNOW_SAMPLE}",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        ],
+        REPO / "conf",
+    )
+    config.write_params(cfg, tmp / "params.yaml")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)
+    assert main(["run"]) == 0
+    mp.undo()
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample_clean():
+    """The CDNOW sample's clean log (pandas), read and validated as the ingest stage does."""
+    import ibis
+
+    from features.cleaning import classify, clean_rows
+    from features.spec import ColumnMapping, IngestRules
+    from pipeline.io import read_raw
+
+    mapping = ColumnMapping(
+        customer_id="customer_id",
+        timestamp="date",
+        timestamp_format="%Y%m%d",
+        amount="dollar_value",
+        quantity="number_of_cds",
+    )
+    names = ["master_id", "customer_id", "date", "number_of_cds", "dollar_value"]
+    raw = read_raw(CDNOW_SAMPLE, "whitespace", mapping.source_columns(), header=False, names=names)
+    rules = IngestRules(duplicates="keep")
+    return clean_rows(classify(ibis.memtable(raw), mapping, rules)).execute()

@@ -6,30 +6,18 @@ import ibis
 import pandas as pd
 import pytest
 
-from features.cleaning import classify, clean_rows
-from features.spec import ColumnMapping, FeatureSpec, IngestRules
+from features.spec import FeatureSpec
 from features.summary import btyd_summary, purchase_days
 from features.tables import calibration_table
-from pipeline.io import read_raw
-from tests.conftest import CDNOW_SAMPLE, FIXTURES
+from tests.conftest import FIXTURES
 
 CALIBRATION_END = date(1997, 9, 30)
 
 
 @pytest.fixture(scope="module")
-def days():
-    mapping = ColumnMapping(
-        customer_id="customer_id",
-        timestamp="date",
-        timestamp_format="%Y%m%d",
-        amount="dollar_value",
-        quantity="number_of_cds",
-    )
-    names = ["master_id", "customer_id", "date", "number_of_cds", "dollar_value"]
-    raw = read_raw(CDNOW_SAMPLE, "whitespace", mapping.source_columns(), header=False, names=names)
+def days(cdnow_sample_clean):
     con = ibis.duckdb.connect()
-    clean = clean_rows(classify(ibis.memtable(raw), mapping, IngestRules(duplicates="keep")))
-    return con.create_table("days", purchase_days(clean))
+    return con.create_table("days", purchase_days(ibis.memtable(cdnow_sample_clean)))
 
 
 @pytest.fixture(scope="module")

@@ -6,32 +6,19 @@ import ibis
 import pandas as pd
 import pytest
 
-from features.cleaning import classify, clean_rows
-from features.spec import ColumnMapping, FeatureSpec, IngestRules
+from features.spec import FeatureSpec
 from features.summary import purchase_days
 from features.tables import customer_features, training_cutoffs, training_table
 from models.btyd_features import add_btyd_features_by_cutoff
 from models.churn import LABEL_COLUMNS
 from models.priors import Priors
-from pipeline.io import read_raw
-from tests.conftest import CDNOW_SAMPLE
 
 SPEC = FeatureSpec()
 
 
 @pytest.fixture(scope="module")
-def clean() -> pd.DataFrame:
-    mapping = ColumnMapping(
-        customer_id="customer_id",
-        timestamp="date",
-        timestamp_format="%Y%m%d",
-        amount="dollar_value",
-        quantity="number_of_cds",
-    )
-    names = ["master_id", "customer_id", "date", "number_of_cds", "dollar_value"]
-    raw = read_raw(CDNOW_SAMPLE, "whitespace", mapping.source_columns(), header=False, names=names)
-    expr = clean_rows(classify(ibis.memtable(raw), mapping, IngestRules(duplicates="keep")))
-    return expr.execute()
+def clean(cdnow_sample_clean) -> pd.DataFrame:
+    return cdnow_sample_clean
 
 
 def features_only(frame: pd.DataFrame) -> pd.DataFrame:

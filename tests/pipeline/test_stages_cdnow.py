@@ -6,30 +6,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from pipeline.cli import main
-from tests.conftest import CDNOW_SAMPLE
 
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cdnow")
-    mp = pytest.MonkeyPatch()
-    from pipeline import config
-    from tests.conftest import REPO
-
-    cfg = config.compose(
-        [
-            "data=cdnow_sample",
-            f"data.path={CDNOW_SAMPLE}",
-            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        ],
-        REPO / "conf",
-    )
-    config.write_params(cfg, tmp / "params.yaml")
-    mp.chdir(tmp)
-    assert main(["run"]) == 0
-    yield tmp
-    mp.undo()
+@pytest.fixture
+def sample_run(pipeline_outputs):
+    return pipeline_outputs
 
 
 def test_ingest_keeps_every_sample_row(sample_run):

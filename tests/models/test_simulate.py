@@ -1,0 +1,31 @@
+"""The simulator reproduces the closed forms it is meant to check."""
+
+import numpy as np
+import pytest
+
+from models import bgnbd, gamma_gamma, pareto_nbd
+from models.simulate import simulate_histories, simulate_spend
+
+CASES = [
+    ("bgnbd", bgnbd, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+    ("pareto_nbd", pareto_nbd, {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}),
+]
+
+
+@pytest.mark.parametrize(("name", "module", "params"), CASES)
+def test_simulated_counts_and_survival_match_the_model(name, module, params):
+    rng = np.random.default_rng(7)
+    T = rng.uniform(20, 40, 100_000)
+    sim = simulate_histories(name, params, T, rng)
+    expected = module.expected_purchases(params, T).mean()
+    assert sim.frequency.mean() == pytest.approx(expected, rel=0.03)
+    p_alive = module.p_alive(params, sim.frequency, sim.recency, sim["T"]).mean()
+    assert sim.alive.mean() == pytest.approx(p_alive, abs=0.01)
+    assert (sim.recency <= sim["T"]).all() and (sim.recency[sim.frequency == 0] == 0).all()
+
+
+def test_simulated_spend_has_the_population_mean():
+    params = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+    spend = simulate_spend(params, np.full(200_000, 1), np.random.default_rng(3))
+    assert spend.mean() == pytest.approx(float(gamma_gamma.population_mean_spend(params)), rel=0.02)
+    assert (simulate_spend(params, np.zeros(5, int), np.random.default_rng(3)) == 0).all()
