@@ -6,6 +6,9 @@ they are alive at ``T``) comes with the histories.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 import numpy as np
 import pandas as pd
 
@@ -65,3 +68,107 @@ def simulate_spend(
     x = np.maximum(frequency, 1)
     mean = rng.gamma(params["p"] * x, 1.0 / (nu * x))
     return np.where(frequency > 0, mean, 0.0)
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """A synthetic cohort: who arrives when, how they buy and spend, and for how long we watch.
+
+    Rates are per ``time_unit_days`` (weeks by default, like the CDNOW estimates). Customers make
+    their first purchase uniformly over the first ``cohort_days`` days and are observed until
+    ``horizon_days`` after ``start``. ``covariate_effects`` maps a covariate name to
+    ``(effect on log purchase rate, effect on log-odds of dropout / log dropout rate)``; each
+    covariate is standard normal.
+    """
+
+    customers: int = 10_000
+    model: str = "bgnbd"
+    params: tuple[tuple[str, float], ...] = tuple(
+        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items()
+    )
+    spend: tuple[tuple[str, float], ...] = tuple({"p": 6.25, "q": 3.74, "gamma": 15.44}.items())
+    start: date = date(2024, 1, 1)
+    cohort_days: int = 84
+    horizon_days: int = 546
+    time_unit_days: int = 7
+    covariate_effects: tuple[tuple[str, float, float], ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.customers < 1 or self.cohort_days < 1 or self.horizon_days <= self.cohort_days:
+            raise ValueError("simulation needs customers ≥ 1 and horizon_days > cohort_days ≥ 1")
+        expected = {"bgnbd": {"r", "alpha", "a", "b"}, "pareto_nbd": {"r", "alpha", "s", "beta"}}
+        if self.model not in expected or set(dict(self.params)) != expected[self.model]:
+            raise ValueError(f"simulation model {self.model!r} needs parameters {expected}")
+
+
+def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A transaction log and the truth about each customer.
+
+    Returns ``(transactions, customers)``: ``transactions`` has ``customer_id``, ``timestamp``,
+    ``amount``; ``customers`` has ``customer_id``, ``first_purchase``, the latent ``rate``,
+    ``dropout`` (p or mu), ``spend_scale`` (nu), ``alive`` at the end, the number of
+    ``repeat_purchases`` made, and one column per covariate.
+    """
+    rng = np.random.default_rng(settings.seed)
+    n = settings.customers
+    params, spend = dict(settings.params), dict(settings.spend)
+    unit = settings.time_unit_days
+    first_day = rng.integers(0, settings.cohort_days, n)
+    T = (settings.horizon_days - first_day) / unit
+    covariates = {name: rng.standard_normal(n) for name, _, _ in settings.covariate_effects}
+    rate_shift = sum((b * covariates[c] for c, b, _ in settings.covariate_effects), np.zeros(n))
+    drop_shift = sum((g * covariates[c] for c, _, g in settings.covariate_effects), np.zeros(n))
+    rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
+    if settings.model == "bgnbd":
+        p = rng.beta(params["a"], params["b"], n)
+        dropout = 1.0 / (1.0 + (1.0 - p) / p * np.exp(-drop_shift))
+        death = np.full(n, np.inf)
+    else:
+        dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
+        death = rng.exponential(1.0 / dropout)
+    nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], n)
+
+    owners, times = [np.arange(n)], [np.zeros(n)]  # every customer's first purchase at age 0
+    now = np.zeros(n)
+    active = np.ones(n, dtype=bool)
+    while active.any():
+        idx = np.flatnonzero(active)
+        nxt = now[idx] + rng.exponential(1.0 / rate[idx])
+        bought = (nxt <= T[idx]) & (nxt <= death[idx])
+        active[idx[~bought]] = False
+        buyers = idx[bought]
+        now[buyers] = nxt[bought]
+        owners.append(buyers)
+        times.append(now[buyers])
+        if settings.model == "bgnbd":
+            drop = buyers[rng.random(len(buyers)) < dropout[buyers]]
+            death[drop] = now[drop]
+            active[drop] = False
+    owner, age = np.concatenate(owners), np.concatenate(times)
+    order = np.lexsort((age, owner))
+    owner, age = owner[order], age[order]
+    seconds = np.round((first_day[owner] + age * unit) * 86_400).astype("int64")
+    width = len(str(n))
+    ids = np.char.zfill(np.arange(1, n + 1).astype(str), width)
+    transactions = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids[owner], dtype="str"),
+            "timestamp": pd.Timestamp(settings.start) + pd.to_timedelta(seconds, unit="s"),
+            "amount": np.round(rng.gamma(spend["p"], 1.0 / nu[owner]), 2),
+        }
+    )
+    counts = np.bincount(owner, minlength=n) - 1
+    customers = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="str"),
+            "first_purchase": pd.Timestamp(settings.start) + pd.to_timedelta(first_day, unit="D"),
+            "rate": rate,
+            "dropout": dropout,
+            "spend_scale": nu,
+            "alive": death > T,
+            "repeat_purchases": counts,
+            **covariates,
+        }
+    )
+    return transactions, customers

@@ -1,6 +1,7 @@
 """The simulator reproduces the closed forms it is meant to check."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models import bgnbd, gamma_gamma, pareto_nbd
@@ -29,3 +30,21 @@ def test_simulated_spend_has_the_population_mean():
     spend = simulate_spend(params, np.full(200_000, 1), np.random.default_rng(3))
     assert spend.mean() == pytest.approx(float(gamma_gamma.population_mean_spend(params)), rel=0.02)
     assert (simulate_spend(params, np.zeros(5, int), np.random.default_rng(3)) == 0).all()
+
+
+def test_simulated_logs_carry_their_truth():
+    from models.simulate import SimulationSettings, simulate_log
+
+    settings = SimulationSettings(customers=20_000, covariate_effects=(("vip", 0.8, -0.5),), seed=4)
+    transactions, customers = simulate_log(settings)
+    again, _ = simulate_log(settings)
+    pd.testing.assert_frame_equal(transactions, again)
+    per_customer = transactions.groupby("customer_id").size() - 1
+    assert (per_customer.to_numpy() == customers.repeat_purchases.to_numpy()).all()
+    first = transactions.groupby("customer_id").timestamp.min()
+    assert (first.to_numpy() == customers.first_purchase.to_numpy()).all()
+    assert transactions.timestamp.max() < pd.Timestamp(settings.start) + pd.Timedelta(days=546)
+    # a positive rate effect raises purchase rates of customers with a high covariate
+    high = customers.vip > 1
+    assert customers.rate[high].mean() > 1.5 * customers.rate[customers.vip < -1].mean()
+    assert (transactions.amount > 0).all()
