@@ -103,10 +103,21 @@ class ClvFit:
         return posterior_draws(self.spend, gamma_gamma.PARAM_NAMES)
 
 
-def posterior_draws(idata: xr.DataTree, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Every draw of ``names``, chains concatenated: ``{name: 1-D array}``."""
+def posterior_draws(
+    idata: xr.DataTree, names: tuple[str, ...], max_draws: int | None = None
+) -> dict[str, np.ndarray]:
+    """Draws of ``names``, chains concatenated: ``{name: 1-D array}``.
+
+    With ``max_draws``, at most that many, evenly spaced (the same draws for every name, so the
+    joint posterior is kept).
+    """
     post = idata["posterior"].to_dataset()
-    return {n: np.asarray(post[n].values, dtype=float).reshape(-1) for n in names}
+    draws = {n: np.asarray(post[n].values, dtype=float).reshape(-1) for n in names}
+    total = len(draws[names[0]])
+    if max_draws is None or max_draws >= total:
+        return draws
+    keep = np.linspace(0, total - 1, max_draws).round().astype(int)
+    return {n: v[keep] for n, v in draws.items()}
 
 
 def point_as_posterior(point: dict[str, float], names: tuple[str, ...]) -> xr.DataTree:

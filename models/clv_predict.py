@@ -180,26 +180,18 @@ def predict_customers(
         gg = {k: np.broadcast_to(v, (n_draws,))[:, None] for k, v in gg.items()}
     tx_col = {k: v[:, None] for k, v in tx.items()}
 
-    columns = list(TRANSACTION_COLUMNS)
-    frame = customers[columns].copy()
-    if gg is not None:
-        mbar = customers["monetary_value"].to_numpy(dtype=float)
-        frame["monetary_value"] = np.where(customers["frequency"].to_numpy() > 0, mbar, 0.0)
-        columns.append("monetary_value")
-    col = collapse(frame, columns)
-    uniq = col.unique
-    n_unique = len(uniq)
-
     alpha = (1.0 - settings.interval) / 2.0
     q = (alpha, 1.0 - alpha)
-    names = QUANTITIES if gg is not None else QUANTITIES[:3]
-    out = {f"{n}{suffix}": np.empty(n_unique) for n in names for suffix in ("", "_lower", "_upper")}
+    size = settings.chunk_size
 
-    for start in range(0, n_unique, settings.chunk_size):
-        sl = slice(start, min(start + settings.chunk_size, n_unique))
-        x = uniq["frequency"].to_numpy(dtype=float)[sl]
-        t_x = uniq["recency"].to_numpy(dtype=float)[sl]
-        T = uniq["T"].to_numpy(dtype=float)[sl]
+    # purchase-model quantities depend on (x, t_x, T) only: computed once per distinct summary
+    tx_rows = collapse(customers, TRANSACTION_COLUMNS)
+    x_all = tx_rows.unique["frequency"].to_numpy(dtype=float)
+    tx_all = tx_rows.unique["recency"].to_numpy(dtype=float)
+    T_all = tx_rows.unique["T"].to_numpy(dtype=float)
+    out = _empty(QUANTITIES[:3], len(x_all))
+    for sl in _chunks(len(x_all), size):
+        x, t_x, T = x_all[sl], tx_all[sl], T_all[sl]
         results = {
             "p_alive": module.p_alive(tx_col, x, t_x, T),
             "expected_purchases": module.conditional_expected_purchases(
@@ -207,16 +199,54 @@ def predict_customers(
             ),
             "p_no_purchase": module.p_no_purchase(tx_col, settings.horizon, x, t_x, T),
         }
-        if gg is not None:
-            m = uniq["monetary_value"].to_numpy(dtype=float)[sl]
-            spend = gamma_gamma.conditional_expected_spend(gg, x, m)
-            results["expected_spend"] = spend
-            results["clv"] = clv_from_draws(module, tx_col, spend, x, t_x, T, settings)
-        for name, values in results.items():
-            values = np.broadcast_to(values, (n_draws, len(x)))
-            for key, arr in _summarise(values, name, q).items():
-                out[key][sl] = arr
-        del results
+        _store(out, results, sl, n_draws, q)
+    frame = {k: v[tx_rows.inverse] for k, v in out.items()}
 
-    expanded = {k: v[col.inverse] for k, v in out.items()}
-    return pd.DataFrame(expanded, index=customers.index)
+    if gg is not None:
+        # spend and CLV depend on the mean spend too: one row per distinct (summary, spend) pair,
+        # sorted by summary so a chunk needs the discounted purchase curve of few summaries
+        repeat = customers["frequency"].to_numpy() > 0
+        mbar = np.where(repeat, customers["monetary_value"].to_numpy(dtype=float), 0.0)
+        pairs = collapse(pd.DataFrame({"tx": tx_rows.inverse, "m": mbar}), ["tx", "m"])
+        tx_of_pair = pairs.unique["tx"].to_numpy()
+        m_of_pair = pairs.unique["m"].to_numpy(dtype=float)
+        spend_out = _empty(QUANTITIES[3:], len(m_of_pair))
+        ones = np.ones((n_draws, 1))
+        for sl in _chunks(len(m_of_pair), size):
+            needed, local = np.unique(tx_of_pair[sl], return_inverse=True)
+            value_per_spend = clv_from_draws(
+                module, tx_col, ones, x_all[needed], tx_all[needed], T_all[needed], settings
+            )
+            spend = gamma_gamma.conditional_expected_spend(gg, x_all[tx_of_pair[sl]], m_of_pair[sl])
+            results = {
+                "expected_spend": spend,
+                "clv": spend * np.broadcast_to(value_per_spend, (n_draws, len(needed)))[:, local],
+            }
+            _store(spend_out, results, sl, n_draws, q)
+        frame |= {k: v[pairs.inverse] for k, v in spend_out.items()}
+    names = QUANTITIES if gg is not None else QUANTITIES[:3]
+    columns = [f"{n}{suffix}" for n in names for suffix in ("", "_lower", "_upper")]
+    return pd.DataFrame(frame, index=customers.index)[columns]
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _empty(names: tuple[str, ...], n: int) -> dict[str, np.ndarray]:
+    return {f"{name}{suffix}": np.empty(n) for name in names for suffix in ("", "_lower", "_upper")}
+
+
+def _store(
+    out: dict[str, np.ndarray],
+    results: dict[str, np.ndarray],
+    sl: slice,
+    n_draws: int,
+    q: tuple[float, float],
+) -> None:
+    """Posterior summaries of a chunk's draws into ``out[...][sl]``."""
+    width = sl.stop - sl.start
+    for name, values in results.items():
+        values = np.broadcast_to(values, (n_draws, width))
+        for key, arr in _summarise(values, name, q).items():
+            out[key][sl] = arr

@@ -17,15 +17,24 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def clv_draws(clv_dir: Path, fit: str, model: str) -> tuple[dict[str, np.ndarray], ...]:
-    """Posterior draws (purchase model, Gamma-Gamma) of the ``calibration`` or ``scoring`` fit."""
+def clv_draws(
+    clv_dir: Path, fit: str, model: str, max_draws: int | None = None
+) -> tuple[dict[str, np.ndarray], ...]:
+    """Posterior draws (purchase model, Gamma-Gamma) of the ``calibration`` or ``scoring`` fit.
+
+    Paired draw by draw; with ``max_draws`` thinned evenly to at most that many.
+    """
     from models import gamma_gamma
     from models.clv import TRANSACTION_MODELS, posterior_draws
 
     tx = posterior_draws(
-        io.read_netcdf(clv_dir / fit / "transactions.nc"), TRANSACTION_MODELS[model].PARAM_NAMES
+        io.read_netcdf(clv_dir / fit / "transactions.nc"),
+        TRANSACTION_MODELS[model].PARAM_NAMES,
+        max_draws,
     )
-    spend = posterior_draws(io.read_netcdf(clv_dir / fit / "spend.nc"), gamma_gamma.PARAM_NAMES)
+    spend = posterior_draws(
+        io.read_netcdf(clv_dir / fit / "spend.nc"), gamma_gamma.PARAM_NAMES, max_draws
+    )
     return tx, spend
 
 

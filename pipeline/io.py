@@ -141,12 +141,21 @@ def write_json(obj: object, path: Path) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def content_id(directory: Path) -> str:
     """A short hash of the files in ``directory``: identifies a fitted model in the scored table."""
     digest = hashlib.sha256()
     for file in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(file.name.encode())
-        digest.update(file.read_bytes())
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()[:12]
 
 

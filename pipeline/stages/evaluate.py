@@ -35,7 +35,9 @@ def run(cfg) -> dict:
     train = io.read_parquet(features_dir / "train_calibration.parquet")
 
     # CLV: holdout purchases and spend
-    tx, spend = artifacts.clv_draws(clv_dir, "calibration", model)
+    tx, spend = artifacts.clv_draws(
+        clv_dir, "calibration", model, config.get(cfg, "clv.prediction.max_draws")
+    )
     holdout = (holdout_end - cal_end).days / spec.unit_days
     horizon = spec.churn_horizon_days / spec.unit_days
     pred = predict_customers(

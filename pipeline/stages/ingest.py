@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import ibis
@@ -37,7 +36,7 @@ def run(cfg) -> dict:
     quarantine = con.to_pyarrow(quarantined_rows(classified, mapping))
     report = {
         "source": str(source),
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "source_sha256": io.file_sha256(source),
         "rows_read": len(raw),
         "rows_kept": kept,
         "rows_quarantined": sum(counts.values()),

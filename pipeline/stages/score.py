@@ -28,7 +28,9 @@ def run(cfg) -> dict:
     dates = artifacts.read_json(Path(paths["features_report"]))["dates"]
     features = io.read_parquet(Path(paths["features_dir"]) / "scoring.parquet")
 
-    tx, spend = artifacts.clv_draws(clv_dir, "scoring", model)
+    tx, spend = artifacts.clv_draws(
+        clv_dir, "scoring", model, config.get(cfg, "clv.prediction.max_draws")
+    )
     predictions = predict_customers(tx, spend, features, model, config.prediction_settings(cfg))
     point = artifacts.clv_map(clv_dir, "scoring", model)
     horizon = spec.churn_horizon_days / spec.unit_days
