@@ -92,21 +92,23 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    rows = [measure("cdnow_master", cdnow_summary(), args.draws)]
-    for n in args.sizes:
-        rows.append(measure(f"simulated_{n}", simulated_summary(n, seed=n), args.draws))
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    datasets = [("cdnow_master", cdnow_summary)] + [
+        (f"simulated_{n}", lambda n=n: simulated_summary(n, seed=n)) for n in args.sizes
+    ]
+    rows = []
+    for name, load in datasets:
+        rows.append(measure(name, load(), args.draws))
+        print(json.dumps(rows[-1], default=str), flush=True)
+        result = {"machine": machine, "draws_per_chain": args.draws, "rows": rows}
+        (args.out / "clv_fit.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     table = pd.DataFrame(rows).drop(columns=["nuts_problems", "total_clv", "map_r"])
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "machine": {
-            "python": sys.version.split()[0],
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "rows": rows,
-    }
-    (args.out / "clv_fit.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 
