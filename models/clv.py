@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from models import bgnbd, gamma_gamma, pareto_nbd
-from models.clv_fit import convergence_problems, fit_map, sample_posterior
+from models.clv_fit import convergence_problems, diagnostics, fit_map, sample_posterior
 from models.priors import Priors
 
 TRANSACTION_MODELS: dict[str, ModuleType] = {"bgnbd": bgnbd, "pareto_nbd": pareto_nbd}
@@ -95,6 +95,7 @@ class ClvFit:
     problems: list[str]
     seconds: dict[str, float]
     counts: dict[str, int]
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
     def transaction_draws(self) -> dict[str, np.ndarray]:
         return posterior_draws(self.transactions, TRANSACTION_MODELS[self.model].PARAM_NAMES)
@@ -127,14 +128,14 @@ def point_as_posterior(point: dict[str, float], names: tuple[str, ...]) -> xr.Da
     return xr.DataTree.from_dict({"posterior": posterior})
 
 
-def _fit_part(
-    part: str, model, names: tuple[str, ...], settings: ClvSettings
-) -> tuple[xr.DataTree, dict[str, float], list[str], dict[str, float]]:
+def _fit_part(part: str, model, names: tuple[str, ...], settings: ClvSettings) -> dict:
+    """Fit one model: ``tree``, ``point``, ``problems``, ``seconds``, ``diagnostics``."""
     start = time.perf_counter()
     point = fit_map(model, seed=settings.seed)
-    seconds = {f"{part}_map": time.perf_counter() - start}
+    out = {"point": point, "problems": [], "diagnostics": {}}
+    out["seconds"] = {f"{part}_map": time.perf_counter() - start}
     if settings.method == "map":
-        return point_as_posterior(point, names), point, [], seconds
+        return out | {"tree": point_as_posterior(point, names)}
     s = settings.sampler
     start = time.perf_counter()
     idata = sample_posterior(
@@ -147,12 +148,13 @@ def _fit_part(
         sampler=s.name,
         target_accept=s.target_accept,
     )
-    seconds[f"{part}_nuts"] = time.perf_counter() - start
+    out["seconds"][f"{part}_nuts"] = time.perf_counter() - start
+    out["diagnostics"] = {f"{part}_{k}": v for k, v in diagnostics(idata).items()}
     c = settings.convergence
     problems = convergence_problems(idata, c.max_rhat, c.min_ess, c.max_divergences)
     if problems and c.on_failure == "fail":
         raise ConvergenceError(part, problems)
-    return idata, point, [f"{part}: {p}" for p in problems], seconds
+    return out | {"tree": idata, "problems": [f"{part}: {p}" for p in problems]}
 
 
 def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> ClvFit:
@@ -167,15 +169,11 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> ClvFit:
         raise ValueError("Gamma-Gamma needs at least two repeat buyers with positive spend")
     tx_model = module.build_model(summary, settings.priors)
     spend_model = gamma_gamma.build_model(buyers, settings.priors)
-    tx, tx_point, tx_problems, tx_sec = _fit_part(
-        "transactions", tx_model, module.PARAM_NAMES, settings
-    )
-    sp, sp_point, sp_problems, sp_sec = _fit_part(
-        "spend", spend_model, gamma_gamma.PARAM_NAMES, settings
-    )
+    tx = _fit_part("transactions", tx_model, module.PARAM_NAMES, settings)
+    sp = _fit_part("spend", spend_model, gamma_gamma.PARAM_NAMES, settings)
     keys = (*module.PARAM_NAMES, "loglik")
-    map_point = {f"transactions.{k}": tx_point[k] for k in keys}
-    map_point |= {f"spend.{k}": sp_point[k] for k in (*gamma_gamma.PARAM_NAMES, "loglik")}
+    map_point = {f"transactions.{k}": tx["point"][k] for k in keys}
+    map_point |= {f"spend.{k}": sp["point"][k] for k in (*gamma_gamma.PARAM_NAMES, "loglik")}
     counts = {
         "customers": len(summary),
         "distinct_summaries": len(summary[["frequency", "recency", "T"]].drop_duplicates()),
@@ -184,10 +182,11 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> ClvFit:
     return ClvFit(
         model=settings.model,
         method=settings.method,
-        transactions=tx,
-        spend=sp,
+        transactions=tx["tree"],
+        spend=sp["tree"],
         map_point=map_point,
-        problems=tx_problems + sp_problems,
-        seconds=tx_sec | sp_sec,
+        problems=tx["problems"] + sp["problems"],
+        seconds=tx["seconds"] | sp["seconds"],
         counts=counts,
+        diagnostics=tx["diagnostics"] | sp["diagnostics"],
     )

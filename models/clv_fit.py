@@ -241,3 +241,23 @@ def convergence_problems(
         if n_div > max_divergences:
             problems.append(f"{n_div} divergent transitions (> {max_divergences})")
     return problems
+
+
+def diagnostics(idata: xr.DataTree) -> dict[str, float]:
+    """Worst r-hat, smallest bulk and tail ESS over the named parameters, and divergences."""
+    post = idata["posterior"].to_dataset()
+    names = [v for v in post.data_vars if not (v.startswith("log_") and v[4:] in post.data_vars)]
+    found = {
+        "max_rhat": az.rhat(idata, var_names=names),
+        "min_ess_bulk": az.ess(idata, var_names=names, method="bulk"),
+        "min_ess_tail": az.ess(idata, var_names=names, method="tail"),
+    }
+    out = {}
+    for key, values in found.items():
+        data = values.to_dataset() if isinstance(values, xr.DataTree) else values
+        arr = np.concatenate([np.ravel(data[n].values) for n in names])
+        out[key] = float(arr.max() if key == "max_rhat" else arr.min())
+    stats = idata["sample_stats"] if "sample_stats" in idata.children else None
+    diverging = stats["diverging"].values if stats is not None and "diverging" in stats else [0]
+    out["divergences"] = float(np.asarray(diverging).sum())
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -33,12 +34,18 @@ def run(cfg) -> dict:
             ) from None
         for problem in fit.problems:
             log.warning("fit_clv (%s): %s", name, problem)
+    # written only once both pairs are fitted: a failed fit leaves the previous posteriors
+    for name, fit in fits.items():
+        for tree in (fit.transactions, fit.spend):
+            tree.attrs["cvm_clv_config"] = json.dumps(config.get(cfg, "clv"))
+            tree.attrs["cvm_fit"] = name
         io.write_netcdf(fit.transactions, out / name / "transactions.nc")
         io.write_netcdf(fit.spend, out / name / "spend.nc")
         report[name] = {
             "map": fit.map_point,
             "seconds": fit.seconds,
             "counts": fit.counts,
+            "diagnostics": fit.diagnostics,
             "convergence_problems": fit.problems,
             "model_id": io.content_id(out / name),
         }
@@ -47,7 +54,7 @@ def run(cfg) -> dict:
             {
                 f"{name}.{group}.{key}": value
                 for name in FITS
-                for group in ("map", "seconds")
+                for group in ("map", "seconds", "diagnostics")
                 for key, value in report[name][group].items()
             }
         )

@@ -25,17 +25,20 @@ def run(cfg) -> dict:
     out = Path(paths["churn_dir"])
     horizon = spec.churn_horizon_days / spec.unit_days
     report: dict = {}
-    models = {}
+    models, btyd_points = {}, {}
     for name in FITS:
         train = io.read_parquet(Path(paths["features_dir"]) / f"train_{name}.parquet")
         train, points = add_btyd_features_by_cutoff(train, clv.model, clv.priors, horizon, clv.seed)
         log.info("train_churn: %s model on %d rows", name, len(train))
         try:
-            model = models[name] = train_churn(train, settings)
+            models[name] = train_churn(train, settings)
         except ValueError as err:
             raise CvmError(f"train_churn ({name}): {err}") from None
+        btyd_points[name] = points
+    # written only once both models are trained: a failure leaves the previous ones
+    for name, model in models.items():
         text, meta = to_artifacts(model)
-        meta["btyd_points"] = points
+        meta["btyd_points"] = btyd_points[name]
         io.write_atomic(out / name / "model.txt", lambda tmp, t=text: tmp.write_text(t))
         io.write_json(meta, out / name / "meta.json")
         importance = feature_importance(model)

@@ -72,3 +72,31 @@ def test_the_scoring_pair_is_registered_and_predicts(fitted):
     direct = predict_customers(tx, spend, customers, settings=PredictionSettings(**settings))
     np.testing.assert_allclose(via_registry.to_numpy(), direct.to_numpy())
     assert (direct.clv_lower <= direct.clv).all() and (direct.clv <= direct.clv_upper).all()
+
+
+def test_a_posterior_that_does_not_converge_fails_the_stage(make_params, capsys):
+    from tests.conftest import CDNOW_SAMPLE
+
+    params = make_params(
+        "data=cdnow_sample",
+        f"data.path={CDNOW_SAMPLE}",
+        "tracking.enabled=false",
+        "clv.sampler.draws=30",
+        "clv.sampler.tune=30",
+    )
+    for stage in ("ingest", "features"):
+        assert main(["stage", stage, "--params", str(params)]) == 0
+    assert main(["stage", "fit_clv", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "did not converge" in err and "ESS of" in err and "(< 400)" in err
+    assert "clv.convergence.on_failure=warn" in err
+    assert not (params.parent / "artifacts/clv/fit_report.json").exists()
+
+
+def test_the_posterior_file_carries_its_config(fitted):
+    tree = io.read_netcdf(fitted / "artifacts/clv/scoring/transactions.nc")
+    assert json.loads(tree.attrs["cvm_clv_config"])["model"] == "bgnbd"
+    assert tree.attrs["cvm_fit"] == "scoring"
+    report = json.loads((fitted / "artifacts/clv/fit_report.json").read_text())
+    assert report["calibration"]["diagnostics"]["transactions_max_rhat"] <= 1.01
+    assert report["calibration"]["diagnostics"]["transactions_divergences"] == 0
