@@ -13,46 +13,72 @@ import numpy as np
 import pandas as pd
 
 
-def simulate_histories(
-    model: str, params: dict[str, float], T: np.ndarray, rng: np.random.Generator
-) -> pd.DataFrame:
-    """``frequency``, ``recency``, ``T`` plus the latent ``rate``, ``alive`` of each customer.
+def _purchases(
+    model: str,
+    params: dict[str, float],
+    T: np.ndarray,
+    rng: np.random.Generator,
+    rate_shift: np.ndarray | float = 0.0,
+    drop_shift: np.ndarray | float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Latent rates and every repeat purchase (``owner``, ``age``) of customers observed for ``T``.
 
-    Each customer is observed from their first purchase (time 0) for ``T`` time units.
-    BG/NBD: rate ~ Gamma(r, alpha), after each repeat purchase the customer drops out with
-    probability p ~ Beta(a, b). Pareto/NBD: rate ~ Gamma(r, alpha), lifetime ~ Exp(mu) with
-    mu ~ Gamma(s, beta).
+    BG/NBD: rate ~ Gamma(r, alpha); after each repeat purchase the customer drops out with
+    probability p ~ Beta(a, b). Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta).
+    ``rate_shift`` multiplies the rate by ``exp(shift)``; ``drop_shift`` adds to the log-odds of
+    p (BG/NBD) or to log mu (Pareto/NBD).
     """
-    T = np.asarray(T, dtype=float)
     n = len(T)
-    rate = rng.gamma(params["r"], 1.0 / params["alpha"], n)
+    rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
     if model == "bgnbd":
-        p_drop = rng.beta(params["a"], params["b"], n)
+        p = rng.beta(params["a"], params["b"], n)
+        dropout = 1.0 / (1.0 + (1.0 - p) / p * np.exp(-drop_shift))
         death = np.full(n, np.inf)
     elif model == "pareto_nbd":
-        mu = rng.gamma(params["s"], 1.0 / params["beta"], n)
-        death = rng.exponential(1.0 / mu)
+        dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
+        death = rng.exponential(1.0 / dropout)
     else:
         raise ValueError(f"unknown model {model!r}")
-    x = np.zeros(n, dtype=np.int64)
-    t_x = np.zeros(n)
+    owners, ages = [], []
     now = np.zeros(n)
     active = np.ones(n, dtype=bool)
     while active.any():
         idx = np.flatnonzero(active)
         nxt = now[idx] + rng.exponential(1.0 / rate[idx])
         bought = (nxt <= T[idx]) & (nxt <= death[idx])
-        done = idx[~bought]
-        active[done] = False
+        active[idx[~bought]] = False
         buyers = idx[bought]
-        x[buyers] += 1
-        t_x[buyers] = nxt[bought]
         now[buyers] = nxt[bought]
+        owners.append(buyers)
+        ages.append(now[buyers])
         if model == "bgnbd":
-            drop = rng.random(len(buyers)) < p_drop[buyers]
-            death[buyers[drop]] = now[buyers[drop]]
-            active[buyers[drop]] = False
-    return pd.DataFrame({"frequency": x, "recency": t_x, "T": T, "rate": rate, "alive": death > T})
+            drop = buyers[rng.random(len(buyers)) < dropout[buyers]]
+            death[drop] = now[drop]
+            active[drop] = False
+    return {
+        "rate": rate,
+        "dropout": dropout,
+        "alive": death > T,
+        "owner": np.concatenate(owners),
+        "age": np.concatenate(ages),
+    }
+
+
+def simulate_histories(
+    model: str, params: dict[str, float], T: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
+    """``frequency``, ``recency``, ``T`` plus the latent ``rate``, ``alive`` of each customer.
+
+    Each customer is observed from their first purchase (time 0) for ``T`` time units.
+    """
+    T = np.asarray(T, dtype=float)
+    sim = _purchases(model, params, T, rng)
+    x = np.bincount(sim["owner"], minlength=len(T))
+    t_x = np.zeros(len(T))
+    np.maximum.at(t_x, sim["owner"], sim["age"])
+    return pd.DataFrame(
+        {"frequency": x, "recency": t_x, "T": T, "rate": sim["rate"], "alive": sim["alive"]}
+    )
 
 
 def simulate_spend(
@@ -119,33 +145,11 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
     covariates = {name: rng.standard_normal(n) for name, _, _ in settings.covariate_effects}
     rate_shift = sum((b * covariates[c] for c, b, _ in settings.covariate_effects), np.zeros(n))
     drop_shift = sum((g * covariates[c] for c, _, g in settings.covariate_effects), np.zeros(n))
-    rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
-    if settings.model == "bgnbd":
-        p = rng.beta(params["a"], params["b"], n)
-        dropout = 1.0 / (1.0 + (1.0 - p) / p * np.exp(-drop_shift))
-        death = np.full(n, np.inf)
-    else:
-        dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
-        death = rng.exponential(1.0 / dropout)
+    sim = _purchases(settings.model, params, T, rng, rate_shift, drop_shift)
     nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], n)
-
-    owners, times = [np.arange(n)], [np.zeros(n)]  # every customer's first purchase at age 0
-    now = np.zeros(n)
-    active = np.ones(n, dtype=bool)
-    while active.any():
-        idx = np.flatnonzero(active)
-        nxt = now[idx] + rng.exponential(1.0 / rate[idx])
-        bought = (nxt <= T[idx]) & (nxt <= death[idx])
-        active[idx[~bought]] = False
-        buyers = idx[bought]
-        now[buyers] = nxt[bought]
-        owners.append(buyers)
-        times.append(now[buyers])
-        if settings.model == "bgnbd":
-            drop = buyers[rng.random(len(buyers)) < dropout[buyers]]
-            death[drop] = now[drop]
-            active[drop] = False
-    owner, age = np.concatenate(owners), np.concatenate(times)
+    # every customer's first purchase at age 0, then the repeat purchases
+    owner = np.concatenate([np.arange(n), sim["owner"]])
+    age = np.concatenate([np.zeros(n), sim["age"]])
     order = np.lexsort((age, owner))
     owner, age = owner[order], age[order]
     seconds = np.round((first_day[owner] + age * unit) * 86_400).astype("int64")
@@ -163,10 +167,10 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
         {
             "customer_id": pd.array(ids, dtype="str"),
             "first_purchase": pd.Timestamp(settings.start) + pd.to_timedelta(first_day, unit="D"),
-            "rate": rate,
-            "dropout": dropout,
+            "rate": sim["rate"],
+            "dropout": sim["dropout"],
             "spend_scale": nu,
-            "alive": death > T,
+            "alive": sim["alive"],
             "repeat_purchases": counts,
             **covariates,
         }
