@@ -51,7 +51,7 @@ def register_clv(fit, fit_dir: Path, example: pd.DataFrame, tracking: dict[str, 
 
     if not tracking.get("enabled", True):
         return None
-    example = example[["frequency", "recency", "T", "monetary_value"]].astype("float64")
+    example = example[["frequency", "recency", "T", "monetary_value"]]
     output = predict_customers(fit.transaction_draws(), fit.spend_draws(), example, fit.model)
     signature = mlflow.models.infer_signature(example, output, params=asdict(PredictionSettings()))
     with tempfile.TemporaryDirectory() as tmp:
