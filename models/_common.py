@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
+from models.priors import Priors
 from models.sufficient import collapse
 
 
@@ -42,3 +45,13 @@ def weighted_rows(
         col = collapse(data, columns)
         return col.unique, col.weights.astype(float)
     return data[list(columns)].reset_index(drop=True), np.ones(len(data))
+
+
+def weighted_model(
+    names: Sequence[str], priors: Priors, loglik: Callable[..., pt.TensorVariable], w: np.ndarray
+) -> pm.Model:
+    """A model with positive parameters ``names`` and ``sum(w * loglik(*params))`` as potential."""
+    with pm.Model() as model:
+        params = [priors.positive(n) for n in names]
+        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * loglik(*params)))
+    return model

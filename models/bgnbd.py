@@ -20,7 +20,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import param_arrays, weighted_rows
+from models._common import param_arrays, weighted_model, weighted_rows
 from models.priors import Priors
 from models.sufficient import TRANSACTION_COLUMNS
 
@@ -106,11 +106,7 @@ def build_model(
     x = rows["frequency"].to_numpy(dtype=float)
     t_x = rows["recency"].to_numpy(dtype=float)
     T = rows["T"].to_numpy(dtype=float)
-    with pm.Model() as model:
-        r, alpha, a, b = (priors.positive(n) for n in PARAM_NAMES)
-        ll = loglik_pytensor(r, alpha, a, b, x, t_x, T)
-        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * ll))
-    return model
+    return weighted_model(PARAM_NAMES, priors, lambda *p: loglik_pytensor(*p, x, t_x, T), w)
 
 
 # --------------------------------------------------------------------------- predictions

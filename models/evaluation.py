@@ -7,6 +7,8 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
+from models.metrics import churn_metrics
+
 
 def expected_cumulative_repeats(
     module: ModuleType, params: dict[str, float], first_offsets: np.ndarray, times: np.ndarray
@@ -35,3 +37,37 @@ def calibration_vs_holdout(
         customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")
     )
     return table.reset_index()
+
+
+PROBABILITIES = ("churn_model", "clv_p_no_purchase", "clv_p_alive", "base_rate")
+
+
+def churn_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Churn metrics per score; calibration metrics only for scores that are probabilities."""
+    table = {}
+    for name, p in scores.items():
+        metrics = churn_metrics(y, np.clip(p, 0.0, 1.0))
+        if name not in PROBABILITIES:
+            metrics = {k: v for k, v in metrics.items() if k not in ("brier", "log_loss", "ece")}
+        table[name] = {k: (None if not np.isfinite(v) else float(v)) for k, v in metrics.items()}
+    return table
+
+
+def beats_strongest_baseline(churn: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """The churn model against the strongest baseline on ROC-AUC and on Brier score.
+
+    P(alive) is reported but never the bar: it holds every one-time buyer alive.
+    """
+    rivals = {k: v for k, v in churn.items() if k not in ("churn_model", "clv_p_alive")}
+    out = {}
+    for metric, higher in (("roc_auc", True), ("brier", False)):
+        values = {k: v[metric] for k, v in rivals.items() if v.get(metric) is not None}
+        best = (max if higher else min)(values, key=values.get)
+        ours = churn["churn_model"][metric]
+        out[metric] = {
+            "model": ours,
+            "strongest_baseline": best,
+            "baseline": values[best],
+            "beats": bool(ours > values[best] if higher else ours < values[best]),
+        }
+    return out

@@ -21,7 +21,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import param_arrays, weighted_rows
+from models._common import param_arrays, weighted_model, weighted_rows
 from models.priors import Priors
 from models.sufficient import SPEND_COLUMNS
 
@@ -104,11 +104,7 @@ def build_model(
     mbar = rows["monetary_value"].to_numpy(dtype=float)
     if np.any(x <= 0) or np.any(mbar <= 0):
         raise ValueError("Gamma-Gamma needs frequency > 0 and monetary_value > 0 on every row")
-    with pm.Model() as model:
-        p, q, gamma = (priors.positive(n) for n in PARAM_NAMES)
-        ll = loglik_pytensor(p, q, gamma, x, mbar)
-        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * ll))
-    return model
+    return weighted_model(PARAM_NAMES, priors, lambda *p: loglik_pytensor(*p, x, mbar), w)
 
 
 def conditional_expected_spend(

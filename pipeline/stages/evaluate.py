@@ -18,7 +18,12 @@ def run(cfg) -> dict:
     from models.btyd_features import add_btyd_features
     from models.clv import TRANSACTION_MODELS
     from models.clv_predict import predict_customers
-    from models.evaluation import calibration_vs_holdout, expected_cumulative_repeats
+    from models.evaluation import (
+        beats_strongest_baseline,
+        calibration_vs_holdout,
+        churn_table,
+        expected_cumulative_repeats,
+    )
     from models.metrics import calibration_curve_points, roc_curve_points, value_metrics
     from pipeline.engine import connect
 
@@ -70,7 +75,7 @@ def run(cfg) -> dict:
         "base_rate": np.full(len(y), train.churned.mean()),
     }
     results["churn"] = churn_table(y, scores)
-    results["churn_model_beats"] = beats(results["churn"])
+    results["churn_model_beats"] = beats_strongest_baseline(results["churn"])
 
     # plot data: tracking curve, calibration vs holdout, churn ROC and reliability curves
     con = connect(config.get(cfg, "engine"))
@@ -117,39 +122,3 @@ def run(cfg) -> dict:
         )
         tracking.log_artifacts(reports, "evaluation")
     return results
-
-
-PROBABILITIES = ("churn_model", "clv_p_no_purchase", "clv_p_alive", "base_rate")
-
-
-def churn_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Churn metrics per score; calibration metrics only for scores that are probabilities."""
-    from models.metrics import churn_metrics
-
-    table = {}
-    for name, p in scores.items():
-        metrics = churn_metrics(y, np.clip(p, 0.0, 1.0))
-        if name not in PROBABILITIES:
-            metrics = {k: v for k, v in metrics.items() if k not in ("brier", "log_loss", "ece")}
-        table[name] = {k: (None if not np.isfinite(v) else float(v)) for k, v in metrics.items()}
-    return table
-
-
-def beats(churn: dict[str, dict[str, float]]) -> dict[str, dict]:
-    """The churn model against the strongest baseline on ROC-AUC and on Brier score.
-
-    P(alive) is reported but never the bar: it holds every one-time buyer alive.
-    """
-    rivals = {k: v for k, v in churn.items() if k not in ("churn_model", "clv_p_alive")}
-    out = {}
-    for metric, higher in (("roc_auc", True), ("brier", False)):
-        values = {k: v[metric] for k, v in rivals.items() if v.get(metric) is not None}
-        best = (max if higher else min)(values, key=values.get)
-        ours = churn["churn_model"][metric]
-        out[metric] = {
-            "model": ours,
-            "strongest_baseline": best,
-            "baseline": values[best],
-            "beats": bool(ours > values[best] if higher else ours < values[best]),
-        }
-    return out
