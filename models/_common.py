@@ -47,11 +47,32 @@ def weighted_rows(
     return data[list(columns)].reset_index(drop=True), np.ones(len(data))
 
 
+def levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``values`` (sorted) and, for every element, the position of its value among them.
+
+    Likelihood terms that depend on one summary column only are computed once per distinct
+    value and gathered back, so costly functions (logs, log-gammas) run on a few hundred values
+    instead of one per row.
+    """
+    distinct, position = np.unique(values, return_inverse=True)
+    return distinct, position.reshape(-1).astype(np.int64)
+
+
+def model_data(**arrays: ArrayLike) -> list[pt.TensorVariable]:
+    """The ``arrays`` as ``pm.Data`` of the current model, in the order given.
+
+    Data kept out of the graph's constants leaves a graph that does not change with the data,
+    so its compiled code (nutpie's numba functions in particular) is reused from the cache
+    instead of being rebuilt, and no large array is embedded in compiled code.
+    """
+    return [pm.Data(name, np.asarray(values)) for name, values in arrays.items()]
+
+
 def weighted_model(
-    names: Sequence[str], priors: Priors, loglik: Callable[..., pt.TensorVariable], w: np.ndarray
+    names: Sequence[str], priors: Priors, total_loglik: Callable[..., pt.TensorVariable]
 ) -> pm.Model:
-    """A model with positive parameters ``names`` and ``sum(w * loglik(*params))`` as potential."""
+    """A model with positive parameters ``names`` and ``total_loglik(*params)`` as potential."""
     with pm.Model() as model:
         params = [priors.positive(n) for n in names]
-        pm.Potential("loglik", pt.sum(pt.as_tensor_variable(w) * loglik(*params)))
+        pm.Potential("loglik", total_loglik(*params))
     return model

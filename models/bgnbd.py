@@ -20,7 +20,8 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import param_arrays, weighted_model, weighted_rows
+from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
+from models.loglik_ops import softplus_sum
 from models.priors import Priors
 from models.sufficient import TRANSACTION_COLUMNS
 
@@ -52,6 +53,55 @@ def loglik_pytensor(
     x_safe = pt.maximum(x, 1.0)
     log_t2 = pt.log(a) - pt.log(b + x_safe - 1.0) - (r + x) * pt.log(alpha + t_x)
     return const + pt.switch(pt.gt(x, 0), pt.logaddexp(log_t1, log_t2), log_t1)
+
+
+def total_loglik_pytensor(
+    r: pt.TensorLike,
+    alpha: pt.TensorLike,
+    a: pt.TensorLike,
+    b: pt.TensorLike,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+) -> pt.TensorVariable:
+    """``sum_i w_i log L(x_i, t_x_i, T_i)``, the same value as :func:`loglik_pytensor`, factored.
+
+    With ``u = -(r+x) ln(alpha+T)`` and ``v = ln a - ln(b+x-1) - (r+x) ln(alpha+t_x)`` the
+    per-row term is ``const(x) + u`` plus, for ``x > 0``, ``softplus(v - u)``. ``const(x)`` is
+    evaluated per distinct ``x``, ``ln(alpha+T)`` and ``ln(alpha+t_x)`` per distinct value, and
+    ``sum w u`` per distinct ``T``; the ``softplus`` sum over the distinct summaries of repeat
+    buyers, which dominates NUTS at a million customers, is one fused pass
+    (:func:`models.loglik_ops.softplus_sum_kernel`).
+    """
+    gl = pt.gammaln
+    xs, ix = levels(x)
+    Ts, iT = levels(T)
+    rep = x > 0
+    xr, ixr = levels(x[rep])
+    tr, itr = levels(t_x[rep])
+    xs_, w_x, Ts_, w_T, wx_T, xr_, tr_, ixr_, iTr_, itr_, x_r, w_r = model_data(
+        x_levels=xs,
+        weight_by_x=np.bincount(ix, weights=w),
+        T_levels=Ts,
+        weight_by_T=np.bincount(iT, weights=w),
+        weighted_x_by_T=np.bincount(iT, weights=w * x),
+        repeat_x_levels=xr,
+        repeat_t_x_levels=tr,
+        repeat_x_index=ixr,
+        repeat_T_index=iT[rep],
+        repeat_t_x_index=itr,
+        repeat_x=x[rep],
+        repeat_weight=w[rep],
+    )
+    const = (
+        gl(r + xs_) - gl(r) + r * pt.log(alpha) + gl(b + xs_) - gl(a + b + xs_) - gl(b) + gl(a + b)
+    )
+    log_aT = pt.log(alpha + Ts_)
+    c = pt.log(a) - pt.log(b + xr_ - 1.0)
+    log_at = pt.log(alpha + tr_)
+    repeat = softplus_sum(r, c, log_aT, log_at, ixr_, iTr_, itr_, x_r, w_r)[0]
+    return pt.dot(w_x, const) - pt.dot(r * w_T + wx_T, log_aT) + repeat
 
 
 def loglik_numpy(
@@ -106,7 +156,7 @@ def build_model(
     x = rows["frequency"].to_numpy(dtype=float)
     t_x = rows["recency"].to_numpy(dtype=float)
     T = rows["T"].to_numpy(dtype=float)
-    return weighted_model(PARAM_NAMES, priors, lambda *p: loglik_pytensor(*p, x, t_x, T), w)
+    return weighted_model(PARAM_NAMES, priors, lambda *p: total_loglik_pytensor(*p, x, t_x, T, w))
 
 
 # --------------------------------------------------------------------------- predictions
@@ -143,21 +193,46 @@ def p_alive(
     return special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
 
 
+def expected_purchases_if_alive(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected transactions in ``(T, T+t]`` of a customer alive at ``T`` with ``x`` repeats.
+
+    ``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]``.
+    It does not involve ``t_x``, so a scorer evaluates the hypergeometric function once per
+    distinct ``(x, T)`` rather than per customer summary.
+    """
+    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
+    z = t / (alpha + T + t)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return (a + b + x - 1.0) / (a - 1.0) * (1.0 - ratio * hyp)
+
+
+def p_no_purchase_if_alive(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Probability of no transaction in ``(T, T+t]`` for a customer alive at ``T``.
+
+    A BG/NBD customer can only drop out right after a transaction, so an alive customer buys
+    nothing with probability ``exp(-lambda t)``; given alive at ``T`` and ``x`` repeats,
+    ``lambda ~ Gamma(r+x, alpha+T)`` (the ``(1-p)^x`` factor does not involve ``lambda``), hence
+    ``((alpha+T)/(alpha+T+t))^(r+x)``.
+    """
+    r, alpha, _, _ = param_arrays(params, PARAM_NAMES)
+    t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
+    return np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+
+
 def conditional_expected_purchases(
     params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
 ) -> np.ndarray:
     """Expected transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
-    ``E[Y(t)|x,t_x,T] = P(alive) (a+b+x-1)/(a-1)
-    [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]``.
+    ``E[Y(t)|x,t_x,T] = P(alive) E[Y(t) | alive, x, T]`` (:func:`expected_purchases_if_alive`).
     """
-    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
-    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
-    z = t / (alpha + T + t)
-    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-    ratio = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
-    alive = special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
-    return alive * (a + b + x - 1.0) / (a - 1.0) * (1.0 - ratio * hyp)
+    return p_alive(params, x, t_x, T) * expected_purchases_if_alive(params, t, x, T)
 
 
 def p_no_purchase(
@@ -165,15 +240,7 @@ def p_no_purchase(
 ) -> np.ndarray:
     """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
-    A BG/NBD customer can only drop out right after a transaction, so a customer alive at
-    ``T`` makes no purchase in ``(T, T+t]`` with probability ``exp(-lambda t)``. Given the
-    history and being alive at ``T``, ``lambda ~ Gamma(r+x, alpha+T)`` (the ``(1-p)^x`` factor
-    of the alive component does not involve ``lambda``), hence
-
-    ``P(Y(t)=0 | x,t_x,T) = 1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x)``.
+    ``1 - P(alive) + P(alive) P(none | alive)`` (:func:`p_no_purchase_if_alive`).
     """
-    r, alpha, a, b = param_arrays(params, PARAM_NAMES)
-    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
-    alive = special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T))
-    p0_alive = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
-    return 1.0 - alive + alive * p0_alive
+    alive = p_alive(params, x, t_x, T)
+    return 1.0 - alive + alive * p_no_purchase_if_alive(params, t, x, T)

@@ -33,7 +33,7 @@ class ConvergenceError(Exception):
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """NUTS settings (chains run in parallel on ``cores``)."""
+    """NUTS settings (chains run in parallel on ``cores``); ``progressbar`` shows the sampler's."""
 
     name: str = "nutpie"
     draws: int = 1000
@@ -41,6 +41,7 @@ class SamplerSettings:
     chains: int = 2
     cores: int = 2
     target_accept: float = 0.9
+    progressbar: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _fit_part(part: str, model, names: tuple[str, ...], settings: ClvSettings) -
         seed=settings.seed,
         sampler=s.name,
         target_accept=s.target_accept,
+        progressbar=s.progressbar,
     )
     out["seconds"][f"{part}_nuts"] = time.perf_counter() - start
     out["diagnostics"] = {f"{part}_{k}": v for k, v in diagnostics(idata).items()}

@@ -1,14 +1,14 @@
 """Per-customer predictions with posterior uncertainty, computed in bounded memory.
 
 Parameter draws are dicts of 1-D arrays (``n_draws``; a MAP point is ``n_draws = 1``). Customers
-are collapsed to unique summaries, processed in chunks of ``chunk_size`` unique summaries, and at
-most a ``(n_draws, chunk_size)`` array per quantity is alive at any time: CLV accumulates the
+are collapsed to distinct summaries and processed in chunks of ``chunk_size`` of them, so at most
+a ``(chunk_size, n_draws)`` array per quantity is alive at any time: CLV accumulates the
 discounted increments period by period instead of materialising a horizon axis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
@@ -18,7 +18,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from models import bgnbd, gamma_gamma, pareto_nbd
-from models.sufficient import TRANSACTION_COLUMNS, collapse
+from models.draw_summaries import summarise_linear, summarise_rows
+from models.sufficient import collapse
 
 TransactionModel = Literal["bgnbd", "pareto_nbd"]
 _MODULES: dict[str, ModuleType] = {"bgnbd": bgnbd, "pareto_nbd": pareto_nbd}
@@ -54,7 +55,8 @@ class PredictionSettings:
     interval : float
         Probability mass of the equal-tailed credible interval (``_lower``/``_upper``).
     chunk_size : int
-        Unique customer summaries processed at a time (memory ~ ``n_draws * chunk_size``).
+        Distinct (summary, mean spend) units processed at a time (memory ~ ``n_draws *
+        chunk_size``).
     """
 
     horizon: float = 39.0
@@ -96,35 +98,28 @@ def _n(draws: Mapping[str, np.ndarray]) -> int:
     return len(next(iter(draws.values())))
 
 
-def clv_from_draws(
+def value_per_spend_if_alive(
     module: ModuleType,
     tx_params: Mapping[str, np.ndarray],
-    spend: np.ndarray,
     x: np.ndarray,
-    t_x: np.ndarray,
     T: np.ndarray,
     settings: PredictionSettings,
 ) -> np.ndarray:
-    """Discounted CLV ``sum_k margin * spend * (E[Y(k f)] - E[Y((k-1) f)]) / (1+d)^k``.
+    """Discounted purchases of a customer alive at ``T``: ``sum_k (G(k f) - G((k-1) f)) / (1+d)^k``.
 
-    ``f = time_units_per_period``, ``E[Y(t)]`` is the conditional expected number of purchases
-    in ``(T, T+t]`` (same construction as lifetimes' ``customer_lifetime_value``). Arrays
-    broadcast; the period loop keeps memory at one broadcast array.
+    ``G(t)`` is the expected number of purchases in ``(T, T+t]`` given alive
+    (``module.expected_purchases_if_alive``) and ``f = time_units_per_period``; times
+    ``P(alive)``, the margin and the expected spend it is the discounted CLV (the construction
+    of lifetimes' ``customer_lifetime_value``). Arrays broadcast.
     """
     f = settings.time_units_per_period
-    total = np.zeros(np.broadcast_shapes(np.shape(spend), np.shape(x)))
+    total = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(tx_params["r"])))
     previous = np.zeros_like(total)
     for k in range(1, settings.clv_periods + 1):
-        current = module.conditional_expected_purchases(tx_params, k * f, x, t_x, T)
+        current = module.expected_purchases_if_alive(tx_params, k * f, x, T)
         total += (current - previous) / (1.0 + settings.discount_rate) ** k
         previous = current
-    return settings.margin * spend * total
-
-
-def _summarise(values: np.ndarray, name: str, q: tuple[float, float]) -> dict[str, np.ndarray]:
-    """Posterior mean and equal-tailed interval over axis 0 (draws)."""
-    lo, hi = np.quantile(values, q, axis=0)
-    return {name: values.mean(axis=0), f"{name}_lower": lo, f"{name}_upper": hi}
+    return total
 
 
 def predict_customers(
@@ -133,6 +128,7 @@ def predict_customers(
     customers: pd.DataFrame,
     model: TransactionModel = "bgnbd",
     settings: PredictionSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Posterior mean and credible interval of each customer's predictions.
 
@@ -153,6 +149,8 @@ def predict_customers(
         Transaction model the draws belong to.
     settings : PredictionSettings, optional
         Horizon, discounting, margin, interval width and chunk size.
+    progress : callable, optional
+        Called as ``progress(done, total)`` with the units scored after every chunk.
 
     Returns
     -------
@@ -160,6 +158,16 @@ def predict_customers(
         Indexed like ``customers``; for each of ``p_alive``, ``expected_purchases``,
         ``p_no_purchase``, ``expected_spend``, ``clv`` the columns ``<name>`` (posterior mean),
         ``<name>_lower`` and ``<name>_upper``.
+
+    Notes
+    -----
+    Every prediction is ``P(alive | x, t_x, T)`` times a quantity that depends on ``(x, T)``
+    only (and, for spend, on ``(x, mbar)``). Customers collapse to distinct summaries sorted by
+    ``(x, T, t_x)``, those to distinct ``(x, T)``, and the units scored are the distinct
+    (summary, mean spend) pairs in that order; each chunk of ``chunk_size`` units evaluates the
+    costly ``(x, T)`` terms (hypergeometric functions, one per discounting period) for the few
+    ``(x, T)`` it covers, so their cost grows with distinct ``(x, T)`` and memory with
+    ``chunk_size * n_draws``.
     """
     settings = settings or PredictionSettings()
     if model not in _MODULES:
@@ -176,54 +184,63 @@ def predict_customers(
                 f"transaction draws ({n_draws}) and spend draws ({n_gg}) cannot be paired"
             )
         n_draws = max(n_draws, n_gg)
-        tx = {k: np.broadcast_to(v, (n_draws,)) for k, v in tx.items()}
-        gg = {k: np.broadcast_to(v, (n_draws,))[:, None] for k, v in gg.items()}
-    tx_col = {k: v[:, None] for k, v in tx.items()}
-
+        gg = {k: np.broadcast_to(v, (n_draws,))[None, :] for k, v in gg.items()}
+    # customers along axis 0, draws along axis 1, so per-customer summaries reduce contiguously
+    tx = {k: np.broadcast_to(v, (n_draws,))[None, :] for k, v in tx.items()}
     alpha = (1.0 - settings.interval) / 2.0
     q = (alpha, 1.0 - alpha)
-    size = settings.chunk_size
 
-    # purchase-model quantities depend on (x, t_x, T) only: computed once per distinct summary
-    tx_rows = collapse(customers, TRANSACTION_COLUMNS)
-    x_all = tx_rows.unique["frequency"].to_numpy(dtype=float)
-    tx_all = tx_rows.unique["recency"].to_numpy(dtype=float)
-    T_all = tx_rows.unique["T"].to_numpy(dtype=float)
-    out = _empty(QUANTITIES[:3], len(x_all))
-    for sl in _chunks(len(x_all), size):
-        x, t_x, T = x_all[sl], tx_all[sl], T_all[sl]
-        results = {
-            "p_alive": module.p_alive(tx_col, x, t_x, T),
-            "expected_purchases": module.conditional_expected_purchases(
-                tx_col, settings.horizon, x, t_x, T
-            ),
-            "p_no_purchase": module.p_no_purchase(tx_col, settings.horizon, x, t_x, T),
-        }
-        _store(out, results, sl, n_draws, q)
-    frame = {k: v[tx_rows.inverse] for k, v in out.items()}
-
-    if gg is not None:
-        # spend and CLV depend on the mean spend too: one row per distinct (summary, spend) pair,
-        # sorted by summary so a chunk needs the discounted purchase curve of few summaries
+    summaries = collapse(customers, ["frequency", "T", "recency"])
+    x_s, T_s, t_x_s = (summaries.unique[c].to_numpy(dtype=float) for c in summaries.unique)
+    ages = collapse(summaries.unique, ["frequency", "T"])
+    x_a, T_a = (ages.unique[c].to_numpy(dtype=float)[:, None] for c in ages.unique)
+    if gg is None:
+        mbar = np.zeros(len(customers))
+    else:
         repeat = customers["frequency"].to_numpy() > 0
         mbar = np.where(repeat, customers["monetary_value"].to_numpy(dtype=float), 0.0)
-        pairs = collapse(pd.DataFrame({"tx": tx_rows.inverse, "m": mbar}), ["tx", "m"])
-        tx_of_pair = pairs.unique["tx"].to_numpy()
-        m_of_pair = pairs.unique["m"].to_numpy(dtype=float)
-        spend_out = _empty(QUANTITIES[3:], len(m_of_pair))
-        ones = np.ones((n_draws, 1))
-        for sl in _chunks(len(m_of_pair), size):
-            needed, local = np.unique(tx_of_pair[sl], return_inverse=True)
-            value_per_spend = clv_from_draws(
-                module, tx_col, ones, x_all[needed], tx_all[needed], T_all[needed], settings
-            )
-            spend = gamma_gamma.conditional_expected_spend(gg, x_all[tx_of_pair[sl]], m_of_pair[sl])
-            results = {
-                "expected_spend": spend,
-                "clv": spend * np.broadcast_to(value_per_spend, (n_draws, len(needed)))[:, local],
-            }
-            _store(spend_out, results, sl, n_draws, q)
-        frame |= {k: v[pairs.inverse] for k, v in spend_out.items()}
+    units = collapse(pd.DataFrame({"s": summaries.inverse, "m": mbar}), ["s", "m"])
+    summary_of_unit = units.unique["s"].to_numpy()
+    m_of_unit = units.unique["m"].to_numpy(dtype=float)
+
+    per_summary = _empty(QUANTITIES[:3], len(x_s))
+    per_unit = _empty(QUANTITIES[3:], len(m_of_unit)) if gg is not None else {}
+    for sl in _chunks(len(m_of_unit), settings.chunk_size):
+        s_idx, s_local = np.unique(summary_of_unit[sl], return_inverse=True)
+        a_idx, a_local = np.unique(ages.inverse[s_idx], return_inverse=True)
+        x_c, T_c = x_a[a_idx], T_a[a_idx]
+        alive = module.p_alive(tx, x_s[s_idx, None], t_x_s[s_idx, None], T_s[s_idx, None])
+        expected = module.expected_purchases_if_alive(tx, settings.horizon, x_c, T_c)
+        none = module.p_no_purchase_if_alive(tx, settings.horizon, x_c, T_c)
+        _store(per_summary, "p_alive", summarise_rows(alive, *q), s_idx)
+        _store(
+            per_summary, "expected_purchases", summarise_rows(alive * expected[a_local], *q), s_idx
+        )
+        none = 1.0 - alive + alive * none[a_local]
+        _store(per_summary, "p_no_purchase", summarise_rows(none, *q), s_idx)
+        if gg is None:
+            if progress is not None:
+                progress(sl.stop, len(m_of_unit))
+            continue
+        # spend is linear in the mean spend per (x, draw); CLV scales it per summary and draw
+        xs, x_of_unit = np.unique(x_s[s_idx][s_local], return_inverse=True)
+        intercept, slope = gamma_gamma.spend_coefficients(gg, xs[:, None])
+        scale = (
+            settings.margin
+            * alive
+            * value_per_spend_if_alive(module, tx, x_c, T_c, settings)[a_local]
+        )
+        m = m_of_unit[sl]
+        ones, first = np.ones((1, n_draws)), np.zeros(len(m), dtype=np.int64)
+        spend = summarise_linear(intercept, slope, x_of_unit, m, ones, first, *q)
+        _store(per_unit, "expected_spend", spend, sl)
+        clv = summarise_linear(intercept, slope, x_of_unit, m, scale, s_local, *q)
+        _store(per_unit, "clv", clv, sl)
+        if progress is not None:
+            progress(sl.stop, len(m_of_unit))
+
+    frame = {k: v[summaries.inverse] for k, v in per_summary.items()}
+    frame |= {k: v[units.inverse] for k, v in per_unit.items()}
     names = QUANTITIES if gg is not None else QUANTITIES[:3]
     columns = [f"{n}{suffix}" for n in names for suffix in ("", "_lower", "_upper")]
     return pd.DataFrame(frame, index=customers.index)[columns]
@@ -239,14 +256,10 @@ def _empty(names: tuple[str, ...], n: int) -> dict[str, np.ndarray]:
 
 def _store(
     out: dict[str, np.ndarray],
-    results: dict[str, np.ndarray],
-    sl: slice,
-    n_draws: int,
-    q: tuple[float, float],
+    name: str,
+    summaries: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rows: slice | np.ndarray,
 ) -> None:
-    """Posterior summaries of a chunk's draws into ``out[...][sl]``."""
-    width = sl.stop - sl.start
-    for name, values in results.items():
-        values = np.broadcast_to(values, (n_draws, width))
-        for key, arr in _summarise(values, name, q).items():
-            out[key][sl] = arr
+    """Posterior mean and interval bounds of ``name`` into ``out[...][rows]``."""
+    for suffix, values in zip(("", "_lower", "_upper"), summaries, strict=True):
+        out[f"{name}{suffix}"][rows] = values

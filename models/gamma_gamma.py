@@ -21,7 +21,8 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import param_arrays, weighted_model, weighted_rows
+from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
+from models.loglik_ops import log_shift_sums
 from models.priors import Priors
 from models.sufficient import SPEND_COLUMNS
 
@@ -44,6 +45,38 @@ def loglik_pytensor(
         + px * pt.log(x)
         - (px + q) * pt.log(gamma + x * mbar)
     )
+
+
+def total_loglik_pytensor(
+    p: pt.TensorLike,
+    q: pt.TensorLike,
+    gamma: pt.TensorLike,
+    x: np.ndarray,
+    mbar: np.ndarray,
+    w: np.ndarray,
+) -> pt.TensorVariable:
+    """``sum_i w_i log f(mbar_i | x_i)``, the same value as :func:`loglik_pytensor`, factored.
+
+    The log-gammas and ``px ln x`` are evaluated per distinct ``x``, ``sum w (px-1) ln mbar``
+    reduces to two data constants, and the ``ln(gamma + x mbar)`` sums, one log per row, are one
+    fused pass (:func:`models.loglik_ops.log_shift_sums_kernel`).
+    """
+    gl = pt.gammaln
+    xs, ix = levels(x)
+    log_m = np.log(mbar)
+    xs_, w_x, total, w_x_row, w_row, sum_x_log_m, sum_log_m = model_data(
+        x_levels=xs,
+        weight_by_x=np.bincount(ix, weights=w),
+        total_spend=x * mbar,
+        weighted_x=w * x,
+        weight=w,
+        weighted_x_log_mean=np.dot(w * x, log_m),
+        weighted_log_mean=np.dot(w, log_m),
+    )
+    px = p * xs_
+    per_x = gl(px + q) - gl(px) - gl(q) + q * pt.log(gamma) + px * pt.log(xs_)
+    by_x, by_row = log_shift_sums(gamma, total, w_x_row, w_row)[:2]
+    return pt.dot(w_x, per_x) + p * sum_x_log_m - sum_log_m - p * by_x - q * by_row
 
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x: ArrayLike, mbar: ArrayLike) -> np.ndarray:
@@ -104,7 +137,18 @@ def build_model(
     mbar = rows["monetary_value"].to_numpy(dtype=float)
     if np.any(x <= 0) or np.any(mbar <= 0):
         raise ValueError("Gamma-Gamma needs frequency > 0 and monetary_value > 0 on every row")
-    return weighted_model(PARAM_NAMES, priors, lambda *p: loglik_pytensor(*p, x, mbar), w)
+    return weighted_model(PARAM_NAMES, priors, lambda *p: total_loglik_pytensor(*p, x, mbar, w))
+
+
+def spend_coefficients(
+    params: Mapping[str, ArrayLike], x: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """``E[Z | x, mbar] = intercept + slope * mbar`` with ``intercept = p gamma / (p x + q - 1)``
+    and ``slope = p x / (p x + q - 1)``: linear in the observed mean spend."""
+    p, q, gamma = param_arrays(params, PARAM_NAMES)
+    x = np.asarray(x, dtype=float)
+    denominator = p * x + q - 1.0
+    return p * gamma / denominator, p * x / denominator
 
 
 def conditional_expected_spend(
@@ -115,10 +159,9 @@ def conditional_expected_spend(
     A weighted average of the population mean ``p gamma/(q-1)`` and the observed ``mbar``; for
     ``x = 0`` it equals the population mean (``mbar`` is ignored there; NaN is allowed).
     """
-    p, q, gamma = param_arrays(params, PARAM_NAMES)
-    x, mbar = (np.asarray(v, dtype=float) for v in (x, mbar))
-    mbar = np.where(x > 0, mbar, 0.0)
-    return p * (gamma + x * mbar) / (p * x + q - 1.0)
+    x = np.asarray(x, dtype=float)
+    intercept, slope = spend_coefficients(params, x)
+    return intercept + slope * np.where(x > 0, np.asarray(mbar, dtype=float), 0.0)
 
 
 def population_mean_spend(params: Mapping[str, ArrayLike]) -> np.ndarray:

@@ -139,7 +139,7 @@ def build_model(
     x = rows["frequency"].to_numpy(dtype=float)
     t_x = rows["recency"].to_numpy(dtype=float)
     T = rows["T"].to_numpy(dtype=float)
-    return weighted_model(PARAM_NAMES, priors, lambda *p: loglik_pytensor(*p, x, t_x, T), w)
+    return weighted_model(PARAM_NAMES, priors, lambda *p: pt.dot(w, loglik_pytensor(*p, x, t_x, T)))
 
 
 # --------------------------------------------------------------------------- predictions
@@ -169,24 +169,22 @@ def p_alive(
     return special.expit(log_first - log_second)
 
 
-def conditional_expected_purchases(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+def expected_purchases_if_alive(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, T: ArrayLike
 ) -> np.ndarray:
-    """Expected transactions in ``(T, T+t]`` given ``(x, t_x, T)``.
+    """Expected transactions in ``(T, T+t]`` of a customer alive at ``T`` with ``x`` repeats.
 
-    ``P(alive) (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]``.
+    ``(r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]``.
     """
     r, alpha, s, beta = param_arrays(params, PARAM_NAMES)
-    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
-    _, log_first, log_second = _log_terms(r, alpha, s, beta, x, t_x, T)
-    alive = special.expit(log_first - log_second)
-    return alive * (r + x) * (beta + T) / (alpha + T) * _survival_integral(s, beta + T, t)
+    t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
+    return (r + x) * (beta + T) / (alpha + T) * _survival_integral(s, beta + T, t)
 
 
-def p_no_purchase(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+def p_no_purchase_if_alive(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, T: ArrayLike
 ) -> np.ndarray:
-    """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+    """Probability of zero transactions in ``(T, T+t]`` for a customer alive at ``T``.
 
     Given alive at ``T``, ``lambda ~ Gamma(r', alpha')`` and ``mu ~ Gamma(s', beta')``
     independently with ``r' = r+x, alpha' = alpha+T, s' = s, beta' = beta+T``. With residual
@@ -200,14 +198,10 @@ def p_no_purchase(
     which with ``rho = r'+s'`` and ``alpha' >= beta'`` (``d = alpha'-beta'``) is
     ``J = [alpha'^-rho 2F1(rho, s'; rho+1; d/alpha')
     - (alpha'+t)^-rho 2F1(rho, s'; rho+1; d/(alpha'+t))] / rho``
-    (for ``alpha' < beta'`` swap to ``beta'`` and use ``r'+1`` as second parameter). Then
-    ``P(Y(t)=0 | x,t_x,T) = 1 - P(alive) + P(alive) P(Y=0 | alive)``.
+    (for ``alpha' < beta'`` swap to ``beta'`` and use ``r'+1`` as second parameter).
     """
     r, alpha, s, beta = param_arrays(params, PARAM_NAMES)
-    t, x, t_x, T = (np.asarray(v, dtype=float) for v in (t, x, t_x, T))
-    _, log_first, log_second = _log_terms(r, alpha, s, beta, x, t_x, T)
-    alive = special.expit(log_first - log_second)
-
+    t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
     rp, ap, sp, bp = r + x, alpha + T, s, beta + T
     rho = rp + sp
     a_ge_b = ap >= bp
@@ -220,5 +214,22 @@ def p_no_purchase(
     with np.errstate(divide="ignore"):
         log_bracket = log_h0 + _log1mexp(np.minimum(log_q + log_ht - log_h0, 0.0))
     log_j = -np.log(rho) - rho * np.log(m) + log_bracket
-    p_buy_alive = np.exp(np.log(rp) + rp * np.log(ap) + sp * np.log(bp) + log_j)
-    return 1.0 - alive * p_buy_alive
+    return 1.0 - np.exp(np.log(rp) + rp * np.log(ap) + sp * np.log(bp) + log_j)
+
+
+def conditional_expected_purchases(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Expected transactions in ``(T, T+t]`` given ``(x, t_x, T)``: ``P(alive) E[Y(t) | alive]``."""
+    return p_alive(params, x, t_x, T) * expected_purchases_if_alive(params, t, x, T)
+
+
+def p_no_purchase(
+    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+
+    ``1 - P(alive) + P(alive) P(none | alive)`` (:func:`p_no_purchase_if_alive`).
+    """
+    alive = p_alive(params, x, t_x, T)
+    return 1.0 - alive + alive * p_no_purchase_if_alive(params, t, x, T)

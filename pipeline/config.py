@@ -10,6 +10,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from features.spec import ColumnMapping, FeatureSpec, IngestRules
+from pipeline import progress
 from pipeline.errors import CvmError
 
 CONF_DIR = Path("conf")
@@ -106,7 +107,11 @@ def clv_settings(cfg: DictConfig):
             "model": clv["model"],
             "method": clv["method"],
             "priors": _build(Priors, clv["priors"], "clv.priors"),
-            "sampler": _build(SamplerSettings, clv["sampler"], "clv.sampler"),
+            "sampler": _build(
+                SamplerSettings,
+                {**clv["sampler"], "progressbar": progress.interactive()},
+                "clv.sampler",
+            ),
             "convergence": _build(ConvergenceSettings, clv["convergence"], "clv.convergence"),
             "seed": get(cfg, "seed"),
         },

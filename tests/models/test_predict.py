@@ -108,15 +108,25 @@ def test_without_spend_and_bad_inputs(cdnow: pd.DataFrame) -> None:
 def test_memory_is_bounded_by_chunk(monkeypatch: pytest.MonkeyPatch, cdnow: pd.DataFrame) -> None:
     """No array handled by the model functions has more than n_draws * chunk_size elements."""
     largest = []
-    original = bgnbd.conditional_expected_purchases
+    original = bgnbd.p_alive
 
-    def spy(params, t, x, t_x, T):
-        out = original(params, t, x, t_x, T)
+    def spy(params, x, t_x, T):
+        out = original(params, x, t_x, T)
         largest.append(out.size)
         return out
 
-    monkeypatch.setattr(bgnbd, "conditional_expected_purchases", spy)
+    monkeypatch.setattr(bgnbd, "p_alive", spy)
     predict_customers(
         _draws(BG, 30, 7), _draws(GG, 30, 8), cdnow, "bgnbd", PredictionSettings(chunk_size=50)
     )
     assert max(largest) <= 30 * 50
+
+
+def test_progress_reported_after_every_chunk(cdnow: pd.DataFrame) -> None:
+    calls: list[tuple[int, int]] = []
+    settings = PredictionSettings(chunk_size=500)
+    tx, gg = _draws(BG, 5, 1), _draws(GG, 5, 2)
+    predict_customers(tx, gg, cdnow, "bgnbd", settings, progress=lambda *a: calls.append(a))
+    done = [d for d, _ in calls]
+    total = calls[-1][1]
+    assert done == sorted(done) and done[-1] == total and len(calls) == -(-total // 500)
