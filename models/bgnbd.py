@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
-from models.loglik_ops import softplus_sum
+from models.loglik_ops import softplus_sum, softplus_sum_kernel
 from models.priors import Priors
 from models.sufficient import TRANSACTION_COLUMNS
 
@@ -55,6 +55,31 @@ def loglik_pytensor(
     return const + pt.switch(pt.gt(x, 0), pt.logaddexp(log_t1, log_t2), log_t1)
 
 
+def factor(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted summary rows → the arrays :func:`total_loglik_pytensor` and
+    :func:`loglik_and_grad` work on: distinct ``x`` and ``T`` with summed weights, and the
+    distinct summaries of repeat buyers indexing distinct ``x`` / ``T`` / ``t_x`` values."""
+    xs, ix = levels(x)
+    Ts, iT = levels(T)
+    rep = x > 0
+    xr, ixr = levels(x[rep])
+    tr, itr = levels(t_x[rep])
+    return {
+        "x_levels": xs,
+        "weight_by_x": np.bincount(ix, weights=w),
+        "T_levels": Ts,
+        "weight_by_T": np.bincount(iT, weights=w),
+        "weighted_x_by_T": np.bincount(iT, weights=w * x),
+        "repeat_x_levels": xr,
+        "repeat_t_x_levels": tr,
+        "repeat_x_index": ixr,
+        "repeat_T_index": iT[rep],
+        "repeat_t_x_index": itr,
+        "repeat_x": x[rep],
+        "repeat_weight": w[rep],
+    }
+
+
 def total_loglik_pytensor(
     r: pt.TensorLike,
     alpha: pt.TensorLike,
@@ -72,36 +97,56 @@ def total_loglik_pytensor(
     evaluated per distinct ``x``, ``ln(alpha+T)`` and ``ln(alpha+t_x)`` per distinct value, and
     ``sum w u`` per distinct ``T``; the ``softplus`` sum over the distinct summaries of repeat
     buyers, which dominates NUTS at a million customers, is one fused pass
-    (:func:`models.loglik_ops.softplus_sum_kernel`).
+    (:func:`models.loglik_ops.softplus_sum_kernel`). Must run inside a model (data are
+    ``pm.Data``).
     """
     gl = pt.gammaln
-    xs, ix = levels(x)
-    Ts, iT = levels(T)
-    rep = x > 0
-    xr, ixr = levels(x[rep])
-    tr, itr = levels(t_x[rep])
-    xs_, w_x, Ts_, w_T, wx_T, xr_, tr_, ixr_, iTr_, itr_, x_r, w_r = model_data(
-        x_levels=xs,
-        weight_by_x=np.bincount(ix, weights=w),
-        T_levels=Ts,
-        weight_by_T=np.bincount(iT, weights=w),
-        weighted_x_by_T=np.bincount(iT, weights=w * x),
-        repeat_x_levels=xr,
-        repeat_t_x_levels=tr,
-        repeat_x_index=ixr,
-        repeat_T_index=iT[rep],
-        repeat_t_x_index=itr,
-        repeat_x=x[rep],
-        repeat_weight=w[rep],
-    )
-    const = (
-        gl(r + xs_) - gl(r) + r * pt.log(alpha) + gl(b + xs_) - gl(a + b + xs_) - gl(b) + gl(a + b)
-    )
-    log_aT = pt.log(alpha + Ts_)
-    c = pt.log(a) - pt.log(b + xr_ - 1.0)
-    log_at = pt.log(alpha + tr_)
-    repeat = softplus_sum(r, c, log_aT, log_at, ixr_, iTr_, itr_, x_r, w_r)[0]
+    xs, w_x, Ts, w_T, wx_T, xr, tr, ixr, iTr, itr, x_r, w_r = model_data(**factor(x, t_x, T, w))
+    const = gl(r + xs) - gl(r) + r * pt.log(alpha) + gl(b + xs) - gl(a + b + xs) - gl(b) + gl(a + b)
+    log_aT = pt.log(alpha + Ts)
+    c = pt.log(a) - pt.log(b + xr - 1.0)
+    log_at = pt.log(alpha + tr)
+    repeat = softplus_sum(r, c, log_aT, log_at, ixr, iTr, itr, x_r, w_r)[0]
     return pt.dot(w_x, const) - pt.dot(r * w_T + wx_T, log_aT) + repeat
+
+
+def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """:func:`total_loglik_pytensor` and its gradient in ``(r, alpha, a, b)``, in numpy.
+
+    ``f`` is :func:`factor`'s output. Used for MAP fits, where compiling the model would cost
+    more than optimising it.
+    """
+    r, alpha, a, b = theta
+    xs, w_x, Ts, w_T = f["x_levels"], f["weight_by_x"], f["T_levels"], f["weight_by_T"]
+    xr, tr = f["repeat_x_levels"], f["repeat_t_x_levels"]
+    gl, dg = special.gammaln, special.digamma
+    const = gl(r + xs) - gl(r) + r * np.log(alpha) + gl(b + xs) - gl(a + b + xs) - gl(b) + gl(a + b)
+    log_aT = np.log(alpha + Ts)
+    weight_T = r * w_T + f["weighted_x_by_T"]
+    total, g_r, g_c, g_T, g_t = softplus_sum_kernel(
+        r,
+        np.log(a) - np.log(b + xr - 1.0),
+        log_aT,
+        np.log(alpha + tr),
+        f["repeat_x_index"],
+        f["repeat_T_index"],
+        f["repeat_t_x_index"],
+        f["repeat_x"],
+        f["repeat_weight"],
+    )
+    value = w_x @ const - weight_T @ log_aT + total
+    d_ab = dg(a + b) - dg(a + b + xs)
+    grad = np.array(
+        [
+            w_x @ (dg(r + xs) - dg(r) + np.log(alpha)) - w_T @ log_aT + g_r,
+            w_x.sum() * r / alpha
+            + (g_T - weight_T) @ (1.0 / (alpha + Ts))
+            + g_t @ (1.0 / (alpha + tr)),
+            w_x @ d_ab + g_c.sum() / a,
+            w_x @ (dg(b + xs) - dg(b) + d_ab) - g_c @ (1.0 / (b + xr - 1.0)),
+        ]
+    )
+    return float(value), grad
 
 
 def loglik_numpy(
@@ -156,7 +201,13 @@ def build_model(
     x = rows["frequency"].to_numpy(dtype=float)
     t_x = rows["recency"].to_numpy(dtype=float)
     T = rows["T"].to_numpy(dtype=float)
-    return weighted_model(PARAM_NAMES, priors, lambda *p: total_loglik_pytensor(*p, x, t_x, T, w))
+    f = factor(x, t_x, T, w)
+    return weighted_model(
+        PARAM_NAMES,
+        priors,
+        lambda *p: total_loglik_pytensor(*p, x, t_x, T, w),
+        lambda theta: loglik_and_grad(theta, f),
+    )
 
 
 # --------------------------------------------------------------------------- predictions

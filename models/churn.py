@@ -80,6 +80,10 @@ class ChurnSettings:
     num_threads : int
         LightGBM threads. Keep it at or below the free cores: OpenMP threads that compete with
         other busy processes slow training down by an order of magnitude.
+    max_rows : int or None
+        At most this many rows, drawn at random (seeded), for fitting and again for
+        validation; ``None`` uses every row. A few hundred thousand rows pin down trees of a
+        few leaves as well as millions do, at a fraction of the training time.
 
     Notes
     -----
@@ -111,6 +115,7 @@ class ChurnSettings:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     seed: int = 20260101
     num_threads: int = 2
+    max_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.exclude, tuple):
@@ -128,6 +133,8 @@ class ChurnSettings:
         _int(self, "seed", 0)
         _int(self, "num_threads", 1)
         _int(self, "max_depth", -1)
+        if self.max_rows is not None:
+            _int(self, "max_rows", 2)
         if self.max_depth == 0:
             _bad("max_depth", 0, "must be -1 (no limit) or a positive depth")
         _real(self, "learning_rate", 0.0, math.inf, low_open=True)
@@ -474,6 +481,14 @@ def _summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {k: m[k] for k in ("roc_auc", "brier", "log_loss", "ece", "base_rate")}
 
 
+def _at_most(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``rows`` or, when longer, ``n`` of them drawn without replacement, in their order."""
+    if len(rows) <= n:
+        return rows
+    keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
+    return rows.iloc[keep]
+
+
 def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> ChurnModel:
     """Train the calibrated churn classifier on stacked past cutoffs.
 
@@ -501,6 +516,9 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
     fit_rows, valid_rows, fit_cutoffs, valid_cutoffs = split_by_cutoff(
         train, settings.validation_cutoffs
     )
+    if settings.max_rows is not None:
+        fit_rows = _at_most(fit_rows, settings.max_rows, settings.seed)
+        valid_rows = _at_most(valid_rows, settings.max_rows, settings.seed + 1)
     y_fit, y_valid = _labels(fit_rows), _labels(valid_rows)
     for name, y in (("training", y_fit), ("validation", y_valid)):
         if y.min() == y.max():

@@ -11,6 +11,7 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 Sampler = Literal["nutpie", "pymc"]
 
@@ -57,6 +58,9 @@ def fit_map(
         ``"logp"`` (the maximised log-posterior without Jacobian), ``"n_iter"`` and
         ``"converged"`` (1.0 or 0.0).
     """
+    direct = getattr(model, "direct_logp", None)
+    if direct is not None:
+        return _fit_map_direct(model, direct, seed, jitter, maxiter)
     value_vars = list(model.value_vars)
     start = model.initial_point(random_seed=seed)
     names = [v.name for v in value_vars]
@@ -89,18 +93,41 @@ def fit_map(
             return np.inf, np.zeros_like(theta)
         return -float(val), -np.concatenate([np.ravel(gi) for gi in g])
 
-    res = optimize.minimize(
-        neg,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
-    )
+    res = _maximise(neg, x0, maxiter)
     values = fn(*split(res.x))[1 + n_grads :]
     result = {var.name: float(val) for var, val in zip(reported, values[:-1], strict=True)}
     result["loglik"] = float(values[-1])
     result["logp"] = -float(res.fun)
     result["n_iter"] = float(res.nit)
+    result["converged"] = float(bool(res.success))
+    return result
+
+
+def _maximise(neg, x0: np.ndarray, maxiter: int) -> optimize.OptimizeResult:
+    """L-BFGS-B on a handful of parameters; one BLAS thread, because multithreaded BLAS spends
+    milliseconds per iteration waking and spinning threads for vectors of length 4."""
+    options = {"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20}
+    with threadpool_limits(1, user_api="blas"):
+        return optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", options=options)
+
+
+def _fit_map_direct(model: pm.Model, direct, seed: int | None, jitter: float, maxiter: int):
+    """:func:`fit_map` for a model whose free variables are the scalars ``log_<name>`` and
+    which carries ``direct_logp`` (numpy log posterior and gradient in that order)."""
+    log_names = [v.name for v in model.value_vars]
+    x0 = np.array(direct.start, dtype=float)
+    if jitter > 0:
+        x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
+
+    def neg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad, _ = direct(u)
+        return (-value, -grad) if np.isfinite(value) else (np.inf, np.zeros_like(u))
+
+    res = _maximise(neg, x0, maxiter)
+    logp, _, loglik = direct(res.x)
+    result = {n: float(u) for n, u in zip(log_names, res.x, strict=True)}
+    result |= {n[4:]: float(np.exp(u)) for n, u in zip(log_names, res.x, strict=True)}
+    result |= {"loglik": float(loglik), "logp": float(logp), "n_iter": float(res.nit)}
     result["converged"] = float(bool(res.success))
     return result
 

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
-from models.loglik_ops import log_shift_sums
+from models.loglik_ops import log_shift_sums, log_shift_sums_kernel
 from models.priors import Priors
 from models.sufficient import SPEND_COLUMNS
 
@@ -47,6 +47,22 @@ def loglik_pytensor(
     )
 
 
+def factor(x: np.ndarray, mbar: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted repeat-buyer rows → the arrays of :func:`total_loglik_pytensor` and
+    :func:`loglik_and_grad`."""
+    xs, ix = levels(x)
+    log_m = np.log(mbar)
+    return {
+        "x_levels": xs,
+        "weight_by_x": np.bincount(ix, weights=w),
+        "total_spend": x * mbar,
+        "weighted_x": w * x,
+        "weight": w,
+        "weighted_x_log_mean": np.dot(w * x, log_m),
+        "weighted_log_mean": np.dot(w, log_m),
+    }
+
+
 def total_loglik_pytensor(
     p: pt.TensorLike,
     q: pt.TensorLike,
@@ -59,24 +75,36 @@ def total_loglik_pytensor(
 
     The log-gammas and ``px ln x`` are evaluated per distinct ``x``, ``sum w (px-1) ln mbar``
     reduces to two data constants, and the ``ln(gamma + x mbar)`` sums, one log per row, are one
-    fused pass (:func:`models.loglik_ops.log_shift_sums_kernel`).
+    fused pass (:func:`models.loglik_ops.log_shift_sums_kernel`). Must run inside a model.
     """
     gl = pt.gammaln
-    xs, ix = levels(x)
-    log_m = np.log(mbar)
-    xs_, w_x, total, w_x_row, w_row, sum_x_log_m, sum_log_m = model_data(
-        x_levels=xs,
-        weight_by_x=np.bincount(ix, weights=w),
-        total_spend=x * mbar,
-        weighted_x=w * x,
-        weight=w,
-        weighted_x_log_mean=np.dot(w * x, log_m),
-        weighted_log_mean=np.dot(w, log_m),
-    )
-    px = p * xs_
-    per_x = gl(px + q) - gl(px) - gl(q) + q * pt.log(gamma) + px * pt.log(xs_)
+    xs, w_x, total, w_x_row, w_row, sum_x_log_m, sum_log_m = model_data(**factor(x, mbar, w))
+    px = p * xs
+    per_x = gl(px + q) - gl(px) - gl(q) + q * pt.log(gamma) + px * pt.log(xs)
     by_x, by_row = log_shift_sums(gamma, total, w_x_row, w_row)[:2]
     return pt.dot(w_x, per_x) + p * sum_x_log_m - sum_log_m - p * by_x - q * by_row
+
+
+def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """:func:`total_loglik_pytensor` and its gradient in ``(p, q, gamma)``, in numpy."""
+    p, q, gamma = theta
+    xs, w_x = f["x_levels"], f["weight_by_x"]
+    gl, dg = special.gammaln, special.digamma
+    px = p * xs
+    by_x, by_row, d_by_x, d_by_row = log_shift_sums_kernel(
+        gamma, f["total_spend"], f["weighted_x"], f["weight"]
+    )
+    per_x = gl(px + q) - gl(px) - gl(q) + q * np.log(gamma) + px * np.log(xs)
+    value = w_x @ per_x + p * f["weighted_x_log_mean"] - f["weighted_log_mean"]
+    value -= p * by_x + q * by_row
+    grad = np.array(
+        [
+            w_x @ (xs * (dg(px + q) - dg(px) + np.log(xs))) + f["weighted_x_log_mean"] - by_x,
+            w_x @ (dg(px + q) - dg(q) + np.log(gamma)) - by_row,
+            w_x.sum() * q / gamma - p * d_by_x - q * d_by_row,
+        ]
+    )
+    return float(value), grad
 
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x: ArrayLike, mbar: ArrayLike) -> np.ndarray:
@@ -137,7 +165,13 @@ def build_model(
     mbar = rows["monetary_value"].to_numpy(dtype=float)
     if np.any(x <= 0) or np.any(mbar <= 0):
         raise ValueError("Gamma-Gamma needs frequency > 0 and monetary_value > 0 on every row")
-    return weighted_model(PARAM_NAMES, priors, lambda *p: total_loglik_pytensor(*p, x, mbar, w))
+    f = factor(x, mbar, w)
+    return weighted_model(
+        PARAM_NAMES,
+        priors,
+        lambda *p: total_loglik_pytensor(*p, x, mbar, w),
+        lambda theta: loglik_and_grad(theta, f),
+    )
 
 
 def spend_coefficients(

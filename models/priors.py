@@ -54,9 +54,13 @@ class Priors:
         if self.kind == "flat":
             log_theta = pm.Flat(f"log_{name}")
         else:
-            mu, sigma = self.log_mu, self.log_sigma
-            for o_name, o_mu, o_sigma in self.overrides:
-                if o_name == name:
-                    mu, sigma = o_mu, o_sigma
+            mu, sigma = self.normal(name)
             log_theta = pm.Normal(f"log_{name}", mu=mu, sigma=sigma)
         return pm.Deterministic(name, pt.exp(log_theta))
+
+    def normal(self, name: str) -> tuple[float, float]:
+        """``(mu, sigma)`` of the normal prior on ``log(name)`` (``weakly_informative``)."""
+        for o_name, o_mu, o_sigma in self.overrides:
+            if o_name == name:
+                return o_mu, o_sigma
+        return self.log_mu, self.log_sigma

@@ -115,6 +115,18 @@ def test_time_split_validates_on_latest_cutoff(train: pd.DataFrame) -> None:
     assert m2.train_cutoffs == (cutoff_date(0).isoformat(), cutoff_date(1).isoformat())
 
 
+def test_max_rows_samples_fit_and_validation_rows(
+    train: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
+    n_valid = int((train["cutoff"] == cutoff_date(3)).sum())
+    capped = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "max_rows": 1500}))
+    assert (capped.n_train, capped.n_validation) == (1500, min(1500, n_valid))
+    assert auc(holdout, capped.predict(holdout)) > 0.75
+    roomy = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "max_rows": 10**9}))
+    full = churn.train_churn(train, FAST)
+    np.testing.assert_array_equal(roomy.predict(holdout), full.predict(holdout))
+
+
 def test_split_by_cutoff_uses_time_not_position(train: pd.DataFrame) -> None:
     fit, valid, fit_cut, valid_cut = churn.split_by_cutoff(train.iloc[::-1], 1)
     assert set(valid["cutoff"]) == {cutoff_date(3)}
@@ -274,6 +286,7 @@ def test_unusable_column_type_is_rejected(train: pd.DataFrame) -> None:
         ("seed", 1.5),
         ("exclude", "customer_id"),
         ("num_threads", 0),
+        ("max_rows", 1),
     ],
 )
 def test_settings_validation_names_the_key(key: str, value: object) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
 from scipy import integrate, special
 
 from models import bgnbd, gamma_gamma, pareto_nbd
+from models.clv_fit import fit_map
 from models.priors import Priors
 
 POINTS = {
@@ -93,3 +95,34 @@ def test_recency_equal_age_is_finite() -> None:
     p = POINTS["pareto_nbd"][0]
     ll = pareto_nbd.loglik_numpy(p, [3.0, 0.0], [20.0, 0.0], [20.0, 0.0])
     assert np.all(np.isfinite(ll))
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "gamma_gamma"])
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("kind", ["flat", "weakly_informative"])
+def test_direct_log_posterior_equals_the_models(
+    cdnow: pd.DataFrame, name: str, which: int, kind: str
+) -> None:
+    """The numpy log posterior used for MAP fits is the PyMC model's, value and gradient."""
+    model = MODULES[name].build_model(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
+    u = np.log(np.array(list(POINTS[name][which].values())))
+    logp, grad, loglik = model.direct_logp(u)
+    value_vars = model.value_vars
+    expected = model.compile_fn(
+        [model.logp(jacobian=False), *pt.grad(model.logp(jacobian=False), value_vars)],
+        inputs=value_vars,
+        point_fn=False,
+    )(*u)
+    assert logp == pytest.approx(float(expected[0]), rel=1e-10)
+    np.testing.assert_allclose(grad, np.array(expected[1:], dtype=float), rtol=1e-7, atol=1e-6)
+    assert loglik == pytest.approx(_model_logp(model, POINTS[name][which]), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "gamma_gamma"])
+def test_direct_map_equals_compiled_map(cdnow: pd.DataFrame, name: str) -> None:
+    direct = fit_map(MODULES[name].build_model(cdnow, Priors()), seed=0)
+    model = MODULES[name].build_model(cdnow, Priors())
+    del model.direct_logp
+    compiled = fit_map(model, seed=0)
+    for key in (*MODULES[name].PARAM_NAMES, "loglik", "logp"):
+        assert direct[key] == pytest.approx(compiled[key], rel=1e-6), key
