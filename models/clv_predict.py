@@ -150,7 +150,7 @@ def predict_customers(
     settings : PredictionSettings, optional
         Horizon, discounting, margin, interval width and chunk size.
     progress : callable, optional
-        Called as ``progress(done, total)`` with the units scored after every chunk.
+        Called as ``progress(done, total)`` with the customers scored after every chunk.
 
     Returns
     -------
@@ -203,6 +203,7 @@ def predict_customers(
     summary_of_unit = units.unique["s"].to_numpy()
     m_of_unit = units.unique["m"].to_numpy(dtype=float)
 
+    covered = np.cumsum(units.weights)  # customers scored once a chunk of units is done
     per_summary = _empty(QUANTITIES[:3], len(x_s))
     per_unit = _empty(QUANTITIES[3:], len(m_of_unit)) if gg is not None else {}
     for sl in _chunks(len(m_of_unit), settings.chunk_size):
@@ -220,7 +221,7 @@ def predict_customers(
         _store(per_summary, "p_no_purchase", summarise_rows(none, *q), s_idx)
         if gg is None:
             if progress is not None:
-                progress(sl.stop, len(m_of_unit))
+                progress(int(covered[sl.stop - 1]), len(customers))
             continue
         # spend is linear in the mean spend per (x, draw); CLV scales it per summary and draw
         xs, x_of_unit = np.unique(x_s[s_idx][s_local], return_inverse=True)
@@ -237,7 +238,7 @@ def predict_customers(
         clv = summarise_linear(intercept, slope, x_of_unit, m, scale, s_local, *q)
         _store(per_unit, "clv", clv, sl)
         if progress is not None:
-            progress(sl.stop, len(m_of_unit))
+            progress(int(covered[sl.stop - 1]), len(customers))
 
     frame = {k: v[summaries.inverse] for k, v in per_summary.items()}
     frame |= {k: v[units.inverse] for k, v in per_unit.items()}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts, config, io, tracking
+from pipeline.progress import Progress
 
 
 def run(cfg) -> dict:
@@ -46,7 +47,12 @@ def run(cfg) -> dict:
     holdout = (holdout_end - cal_end).days / spec.unit_days
     horizon = spec.churn_horizon_days / spec.unit_days
     pred = predict_customers(
-        tx, spend, table, model, config.prediction_settings(cfg, horizon=holdout)
+        tx,
+        spend,
+        table,
+        model,
+        config.prediction_settings(cfg, horizon=holdout),
+        progress=Progress("evaluate: CLV over the holdout", "customers"),
     )
     predicted_spend = pred.expected_purchases * pred.expected_spend
     results: dict = {
@@ -63,7 +69,12 @@ def run(cfg) -> dict:
     churn = artifacts.churn_model(Path(paths["churn_dir"]), "calibration")
     scored = add_btyd_features(table, point, model, horizon)
     in_h = predict_customers(
-        tx, None, table, model, config.prediction_settings(cfg, horizon=horizon)
+        tx,
+        None,
+        table,
+        model,
+        config.prediction_settings(cfg, horizon=horizon),
+        progress=Progress("evaluate: churn horizon", "customers"),
     )
     y = table.churned.to_numpy(dtype=int)
     scores = {

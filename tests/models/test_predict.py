@@ -129,4 +129,4 @@ def test_progress_reported_after_every_chunk(cdnow: pd.DataFrame) -> None:
     predict_customers(tx, gg, cdnow, "bgnbd", settings, progress=lambda *a: calls.append(a))
     done = [d for d, _ in calls]
     total = calls[-1][1]
-    assert done == sorted(done) and done[-1] == total and len(calls) == -(-total // 500)
+    assert done == sorted(done) and done[-1] == total == len(cdnow) and len(calls) > 1
