@@ -34,3 +34,9 @@ lint: setup
 
 params: setup
 	cvm params
+
+# `make benchmark`: cvm against lifetimes and pymc-marketing on simulated logs (takes hours).
+.PHONY: benchmark
+benchmark: setup
+	$(UV) sync --locked --project benchmarks/peers
+	python benchmarks/scale.py
