@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from pipeline import config
@@ -43,6 +45,48 @@ def _simulate(args: argparse.Namespace) -> None:
     print(f"{truth['transactions']:,} transactions of {args.customers:,} customers in {args.out}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from pipeline import retrain
+
+    cfg = config.load_params(args.params)
+    as_of = config.as_date(args.as_of, "--as-of")
+    code, summary = retrain.run(cfg, args.log, as_of, args.wait)
+    if summary.get("status") == "failed":
+        if summary["error"].get("traceback"):
+            print(summary["error"]["traceback"], file=sys.stderr)
+        print(f"cvm: error: retrain {summary['message']}", file=sys.stderr)
+    else:
+        print(f"cvm retrain: {summary['message']}")
+    return code
+
+
+def _score(args: argparse.Namespace) -> None:
+    from pipeline import score_log
+
+    cfg = config.load_params(args.params)
+    as_of = config.as_date(args.as_of, "--as-of")
+    summary = score_log.run(cfg, args.log, args.out, as_of, args.wait)
+    print(
+        f"cvm score: {summary['customers']:,} customers as of {summary['as_of']} scored with "
+        f"{summary['models']['clv_model']} + {summary['models']['churn_model']} in "
+        f"{summary['scored']}"
+    )
+
+
+EXIT_CODES = """exit codes of retrain and score:
+  0  success: retrain promoted the challenger (or the first champion); score wrote the table
+  1  unexpected error (a bug, the disk, the tracking store); nothing was changed
+  2  rejected: bad config, a broken feed, drift with retrain.drift.action=fail; nothing changed
+  3  retrain: nothing to do (this as-of date, log and config were already processed)
+  4  retrain: promotion refused; the champions stay and the table was re-scored with them
+  5  another retrain or score holds the lock; this run did nothing
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,11 +108,63 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument("--start", default="2024-01-01")
     p_sim.add_argument("--covariate", action="append", default=[], metavar="NAME:RATE:DROPOUT")
     p_sim.add_argument("--seed", type=int, default=0)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p_retrain = sub.add_parser(
+        "retrain",
+        help="scheduled retraining: fit a challenger, promote it unless worse, re-score",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    p_retrain.add_argument("--as-of", help="YYYY-MM-DD; default: the log's last transaction day")
+    p_retrain.add_argument("--log", type=Path, help="the transaction log; default: data.path")
+    p_score = sub.add_parser(
+        "score",
+        help="score a log with the champion models in the registry (no retraining)",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    p_score.add_argument("--log", type=Path, help="the transaction log; default: data.path")
+    p_score.add_argument(
+        "--out",
+        type=Path,
+        help="base path of the table (.parquet, .csv, .schema.json); "
+        "default: retrain.scored (paths.scored)",
+    )
+    p_score.add_argument("--as-of", help="YYYY-MM-DD; default: the log's last transaction day")
+    for p in (p_retrain, p_score):
+        p.add_argument("--params", type=Path, default=config.PARAMS_FILE)
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="wait this long for a running retrain or score to finish (default: exit 5)",
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.INFO)
+    handle = (
+        args.command in ("retrain", "score")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if handle:
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # a stopped timer: fail cleanly
     try:
-        if args.command == "params":
+        return _command(args)
+    finally:
+        if handle:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from pipeline.lock import LockHeld
+
+    try:
+        if args.command == "retrain":
+            return _retrain(args)
+        if args.command == "score":
+            _score(args)
+        elif args.command == "params":
             config.write_params(config.compose(args.overrides), args.output)
         elif args.command == "simulate":
             _simulate(args)
@@ -78,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in STAGES:
                 logging.getLogger("pipeline").info("stage %s", name)
                 _stage(name, args.params)
+    except LockHeld as err:
+        print(f"cvm: {err}", file=sys.stderr)
+        return 5  # pipeline.retrain.EXIT_LOCKED
     except CvmError as err:
         print(f"cvm: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,79 @@
+"""One `cvm retrain` or `cvm score` at a time: an exclusive lock on a file.
+
+The lock is the operating system's (``flock``): it is released when the holder exits, however it
+exits (a crash or ``kill -9`` leaves no stale lock behind). The file itself stays; while the lock
+is held it names the holder (process id, host, command, start time), which the message of a
+second run quotes. It must live on a local file system: ``flock`` does not work across hosts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.errors import CvmError
+
+
+class LockHeld(CvmError):
+    """Another run holds the lock."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    return (
+        f"`{info.get('command', '?')}` (pid {info.get('pid', '?')} on {info.get('host', '?')}, "
+        f"started {info.get('started', '?')})"
+    )
+
+
+@contextmanager
+def exclusive(path: Path, command: str, wait: float = 0.0) -> Iterator[dict]:
+    """Hold the lock on ``path`` for the block; yields what the lock file says about us.
+
+    Waits up to ``wait`` seconds for another holder to finish, then raises :class:`LockHeld`
+    naming the holder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockHeld(
+                        f"{path} is locked by {_holder(fd)}: another cvm run is in progress; "
+                        "this one did nothing (run it again later, or pass --wait SECONDS)"
+                    ) from None
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.fsync(fd)
+        try:
+            yield info
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

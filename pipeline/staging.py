@@ -1,0 +1,321 @@
+"""What `cvm retrain` and `cvm score` share: their settings, a private copy of the project's
+outputs to work in, the log snapshot, the feed checks and the cut at the as-of date.
+
+Both run the ordinary stages, but on a config whose every ``paths`` entry points into a staging
+directory: nothing they write reaches the project's outputs until the caller publishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from time import time_ns
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import config, io
+from pipeline.errors import CvmError
+
+DRIFT_ACTIONS = ("report", "block", "fail")
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The ``retrain`` config section (see ``conf/retrain/default.yaml``)."""
+
+    work_dir: Path
+    lock_file: Path
+    summary: Path
+    scored: Path
+    max_quarantine_share: float
+    max_days_without_data: int
+    max_history_loss: float
+    metrics: tuple  # of models.promotion.MetricRule
+    drift_features: tuple[str, ...]
+    drift_scores: tuple[str, ...]
+    drift_bins: int
+    drift_warn: float
+    drift_breach: float
+    drift_action: str
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> RetrainSettings:
+        from models.promotion import MetricRule
+
+        section = config.get(cfg, "retrain")
+        try:
+            feed, drift = section["feed"], section["drift"]
+            rules = tuple(
+                MetricRule(name=name, **values)
+                for name, values in (section["promotion"]["metrics"] or {}).items()
+            )
+            settings = cls(
+                work_dir=Path(section["work_dir"]),
+                lock_file=Path(section["lock_file"]),
+                summary=Path(section["summary"]),
+                scored=Path(section["scored"] or config.get(cfg, "paths.scored")),
+                max_quarantine_share=float(feed["max_quarantine_share"]),
+                max_days_without_data=int(feed["max_days_without_data"]),
+                max_history_loss=float(feed["max_history_loss"]),
+                metrics=rules,
+                drift_features=tuple(drift["features"] or ()),
+                drift_scores=tuple(drift["scores"] or ()),
+                drift_bins=int(drift["bins"]),
+                drift_warn=float(drift["warn"]),
+                drift_breach=float(drift["breach"]),
+                drift_action=str(drift["action"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise CvmError(f"config section 'retrain': {err}") from None
+        if settings.drift_action not in DRIFT_ACTIONS:
+            raise CvmError(
+                f"retrain.drift.action is {settings.drift_action!r}; "
+                f"expected one of {', '.join(DRIFT_ACTIONS)}"
+            )
+        if not 0 < settings.drift_warn <= settings.drift_breach:
+            raise CvmError("retrain.drift: expected 0 < warn <= breach")
+        if settings.drift_bins < 2:
+            raise CvmError("retrain.drift.bins must be at least 2")
+        if not 0 <= settings.max_quarantine_share <= 1 or not 0 <= settings.max_history_loss <= 1:
+            raise CvmError("retrain.feed: shares must lie between 0 and 1")
+        if not settings.metrics:
+            raise CvmError("retrain.promotion.metrics is empty: nothing to compare the models on")
+        return settings
+
+
+# --- the log -------------------------------------------------------------------------------------
+
+
+def log_sha256(path: Path) -> str:
+    """SHA-256 of a log file, or of every file (names and contents) of a log directory."""
+    if path.is_file():
+        return io.file_sha256(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(io.file_sha256(file).encode())
+        return digest.hexdigest()
+    raise CvmError(f"{path}: file not found (the transaction log; data.path or --log)")
+
+
+def snapshot(log: Path, directory: Path) -> tuple[Path, str]:
+    """Copy the log into ``directory``; returns the copy and its :func:`log_sha256`.
+
+    The run reads this copy, so a log that grows while the run is under way does not change
+    under it, and the hash is the hash of what was read.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / log.name
+    if log.is_dir():
+        shutil.copytree(log, target)
+        return target, log_sha256(target)
+    if not log.is_file():
+        raise CvmError(f"{log}: file not found (the transaction log; data.path or --log)")
+    digest = hashlib.sha256()
+    with log.open("rb") as source, target.open("wb") as copy:
+        while block := source.read(1 << 22):
+            digest.update(block)
+            copy.write(block)
+    return target, digest.hexdigest()
+
+
+# --- the staged config ---------------------------------------------------------------------------
+
+
+def _inside(root: Path, value: str) -> Path:
+    path = Path(value)
+    return root.joinpath(*[p for p in path.parts if p not in (path.anchor, "..", ".")])
+
+
+def staged_config(cfg: DictConfig, root: Path, log: Path, **data: Any) -> DictConfig:
+    """``cfg`` with every ``paths`` entry moved under ``root`` and ``data.path`` set to ``log``.
+
+    ``data`` overrides keys of the ``data`` section (e.g. the calibration and scoring dates).
+    """
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values["paths"] = {k: str(_inside(root, v)) for k, v in values["paths"].items()}
+    values["data"] = values["data"] | {"path": str(log)} | data
+    staged = OmegaConf.create(values)
+    OmegaConf.set_struct(staged, True)
+    return staged
+
+
+def with_paths(cfg: DictConfig, **paths: Path | str) -> DictConfig:
+    """``cfg`` with some ``paths`` entries replaced (and other keys, dotted, e.g. ``clv.model``)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for key, value in paths.items():
+        values["paths"][key] = str(value)
+    staged = OmegaConf.create(values)
+    OmegaConf.set_struct(staged, True)
+    return staged
+
+
+def config_sha256(cfg: DictConfig) -> str:
+    """A hash of the config that decides a run's results (the log's location left out: the log
+    is identified by its content)."""
+    import json
+
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values["data"] = {k: v for k, v in values["data"].items() if k != "path"}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- feed checks and the as-of cut ---------------------------------------------------------------
+
+
+def check_quarantine(report: dict, max_share: float, log: Path) -> float:
+    """The share of quarantined rows; a :class:`CvmError` above ``max_share`` (a broken feed)."""
+    read = report["rows_read"]
+    share = report["rows_quarantined"] / read if read else 1.0
+    if share > max_share:
+        reasons = ", ".join(
+            f"{reason} {count:,}"
+            for reason, count in sorted(
+                report["quarantined_by_reason"].items(), key=lambda item: -item[1]
+            )
+        )
+        raise CvmError(
+            f"{log}: broken feed: {report['rows_quarantined']:,} of {read:,} rows "
+            f"({share:.1%}) were quarantined, more than retrain.feed.max_quarantine_share "
+            f"({max_share:.1%}); by reason: {reasons}. Nothing was changed"
+        )
+    return share
+
+
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time())
+
+
+def _scalar(moment: datetime, kind: pa.DataType) -> pa.Scalar:
+    return pa.scalar(moment, type=pa.timestamp("us")).cast(kind)
+
+
+def clean_span(clean: Path) -> tuple[date, date, int]:
+    """First and last transaction day and row count of the clean log."""
+    dataset = ds.dataset(clean, format="parquet")
+    first = last = None
+    for batch in dataset.to_batches(columns=["timestamp"]):
+        column = batch.column(0)
+        if len(column) == 0:
+            continue
+        low, high = pc.min_max(column).values()
+        first = low.as_py() if first is None else min(first, low.as_py())
+        last = high.as_py() if last is None else max(last, high.as_py())
+    if first is None:
+        raise CvmError(f"{clean}: the clean log is empty: every row was quarantined")
+    return first.date(), last.date(), dataset.count_rows()
+
+
+def rows_until(clean: Path, day: date) -> int:
+    """Clean rows dated on or before ``day``."""
+    dataset = ds.dataset(clean, format="parquet")
+    kind = dataset.schema.field("timestamp").type
+    return dataset.count_rows(filter=ds.field("timestamp") < _scalar(_day_end(day), kind))
+
+
+def cut_at(clean: Path, as_of: date) -> int:
+    """Drop the clean rows after ``as_of`` (rewriting the file in batches); returns how many."""
+    dataset = ds.dataset(clean, format="parquet")
+    kind = dataset.schema.field("timestamp").type
+    keep = ds.field("timestamp") < _scalar(_day_end(as_of), kind)
+    later = dataset.count_rows() - dataset.count_rows(filter=keep)
+    if later == 0:
+        return 0
+
+    def write(tmp: Path) -> None:
+        with pq.ParquetWriter(tmp, dataset.schema) as writer:
+            for batch in dataset.to_batches(filter=keep):
+                writer.write_batch(batch)
+
+    if clean.is_file():
+        io.write_atomic(clean, write)
+    else:
+        _replace_dir(clean, write)
+    return later
+
+
+def _replace_dir(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.cut")
+    write(tmp)
+    shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def resolve_as_of(
+    clean: Path, as_of: date | None, max_days_without_data: int, log: Path
+) -> dict[str, Any]:
+    """The as-of date (default: the last transaction day), checked against the log's span.
+
+    An as-of date more than ``max_days_without_data`` after the log's last transaction means
+    the feed stopped (or was cut short): a :class:`CvmError`.
+    """
+    first, last, rows = clean_span(clean)
+    resolved = as_of or last
+    if resolved < first:
+        raise CvmError(f"--as-of {resolved} is before the log's first transaction ({first})")
+    if as_of is not None and (as_of - last).days > max_days_without_data:
+        raise CvmError(
+            f"{log}: broken feed: its last transaction is on {last}, {(as_of - last).days} days "
+            f"before the as-of date {as_of} (retrain.feed.max_days_without_data is "
+            f"{max_days_without_data}); a truncated or stale file? Nothing was changed"
+        )
+    return {"as_of": resolved, "first_transaction": first, "last_transaction": last, "rows": rows}
+
+
+def publish_table(staged: Path, base: Path) -> None:
+    """Put the staged scored table (``staged``.parquet, .csv, .schema.json) in place of ``base``'s,
+    all three or none.
+
+    The new files are copied beside the old ones first, then renamed over them one after the
+    other; if a rename fails, the files already renamed get their previous version back.
+    """
+    suffixes = (".parquet", ".csv", ".schema.json")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}.{time_ns()}"
+    new: dict[Path, Path] = {}
+    old: dict[Path, Path] = {}
+    done: list[Path] = []
+    try:
+        for suffix in suffixes:
+            target = base.with_suffix(suffix)
+            new[target] = target.with_name(f".{target.name}.{tag}.new")
+            shutil.copyfile(staged.with_suffix(suffix), new[target])
+            if target.is_file():
+                old[target] = target.with_name(f".{target.name}.{tag}.old")
+                os.link(target, old[target])
+        for target, path in new.items():
+            os.replace(path, target)
+            done.append(target)
+    except BaseException:
+        for target in done:
+            if target in old:
+                os.replace(old[target], target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    finally:
+        for path in [*new.values(), *old.values()]:
+            path.unlink(missing_ok=True)
+
+
+def scoring_features(cfg: DictConfig, as_of: date):
+    """Every customer's features at ``as_of`` from the clean log at ``paths.clean`` (pandas)."""
+    from features.summary import purchase_days
+    from features.tables import customer_features
+    from pipeline.engine import connect
+
+    spec = config.feature_spec(cfg)
+    con = connect(config.get(cfg, "engine"))
+    days = purchase_days(con.read_parquet(config.get(cfg, "paths.clean")))
+    expr = customer_features(days, as_of, spec).order_by(["cutoff", "customer_id"])
+    return con.to_pyarrow(expr).to_pandas()
