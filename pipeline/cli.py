@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -88,6 +89,8 @@ EXIT_CODES = """exit codes of retrain and score:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # before any stage loads an OpenMP runtime (LightGBM, numba): see models/churn.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
     sub = parser.add_subparsers(dest="command", required=True)
     p_params = sub.add_parser("params", help="compose conf/ into params.yaml")
