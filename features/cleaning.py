@@ -6,6 +6,8 @@ number, its raw values and the first reason it failed (reasons are checked in ``
 
 from __future__ import annotations
 
+import re
+
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
@@ -39,7 +41,22 @@ CLEAN_COLUMNS = (
 )
 
 _TIMESTAMP = dt.Timestamp()
-_STRFTIME_TO_JAVA = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss"}
+# strftime codes → Java pattern letters for Spark: (standing alone, next to another code); a
+# field standing alone takes one or two digits (as DuckDB's strptime does), next to another
+# code it must be zero-padded to its full width
+_STRFTIME_TO_JAVA = {
+    "%Y": ("yyyy", "yyyy"),
+    "%m": ("M", "MM"),
+    "%d": ("d", "dd"),
+    "%H": ("H", "HH"),
+    "%M": ("m", "mm"),
+    "%S": ("s", "ss"),
+}
+# numbers as text: decimal notation with an optional exponent, or inf/infinity/nan in any case.
+# Both engines parse exactly these (their own casts disagree on others: "1_000", "3d").
+_DECIMAL = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_NON_FINITE = "^[+-]?([iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])$"
+_BLANKS = " \t\r\n"
 
 
 @ibis.udf.scalar.builtin(name="try_strptime")
@@ -57,31 +74,77 @@ def parse_timestamp(text: ir.StringValue, fmt: str, dialect: str) -> ir.Timestam
     if fmt == "iso":
         return text.try_cast("timestamp")
     if dialect == "pyspark":
-        java = fmt
-        for code, pattern in _STRFTIME_TO_JAVA.items():
-            java = java.replace(code, pattern)
-        return _spark_try_to_timestamp(text, java)
+        return _spark_try_to_timestamp(text, java_pattern(fmt))
     return _duckdb_try_strptime(text, fmt)
 
 
-def _text(col: ir.Value) -> ir.StringValue:
-    """A source column as trimmed text, empty text as NULL."""
-    text = col.cast("string").strip()
+def java_pattern(fmt: str) -> str:
+    """The Java (Spark) datetime pattern of the strftime pattern ``fmt``."""
+    parts = re.split("(%.)", fmt)  # literals at even positions, codes at odd ones
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            if part not in _STRFTIME_TO_JAVA:
+                raise ValueError(
+                    f"timestamp_format code {part} is not supported on the spark engine; "
+                    f"use {', '.join(_STRFTIME_TO_JAVA)}"
+                )
+            alone, padded = _STRFTIME_TO_JAVA[part]
+            code_before = i > 1 and parts[i - 1] == ""
+            code_after = i + 2 < len(parts) and parts[i + 1] == ""
+            out.append(padded if code_before or code_after else alone)
+        elif part:
+            # literal text: letters and quotes are quoted for Java
+            out.append(re.sub("([A-Za-z']+)", lambda m: "'" + m[1].replace("'", "''") + "'", part))
+    return "".join(out)
+
+
+@ibis.udf.scalar.builtin(name="trim")
+def _duckdb_trim(text: str, chars: str) -> str:
+    """DuckDB's ``trim(text, characters)``."""
+
+
+@ibis.udf.scalar.builtin(name="btrim")
+def _spark_btrim(text: str, chars: str) -> str:
+    """Spark's ``btrim(text, characters)``."""
+
+
+def _text(col: ir.Value, dialect: str) -> ir.StringValue:
+    """A source column as text without surrounding blanks, empty text as NULL.
+
+    Blanks are spaces, tabs and line breaks. (Ibis's own ``strip`` cannot be used: on Spark its
+    list of characters reaches the SQL as ``\\v\\f``, which Spark reads as the letters v and f.)
+    """
+    trim = _spark_btrim if dialect == "pyspark" else _duckdb_trim
+    text = trim(col.cast("string"), _BLANKS)
     return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
-def _number(col: ir.Value) -> tuple[ir.Value, ir.FloatingValue]:
-    """(present-as-text, parsed float) for a source column that should be numeric."""
+def _number(
+    col: ir.Value, dialect: str
+) -> tuple[ir.StringValue, ir.BooleanValue, ir.FloatingValue]:
+    """(present-as-text, is a number, parsed float) for a source column that should be numeric.
+
+    Text counts as a number when it is decimal notation or inf/infinity/nan; NaN stays a
+    number here (a value, not a missing one), so the checks can tell it from garbage.
+    """
     if col.type().is_numeric():
-        return col.cast("string"), col.cast("float64")
-    text = _text(col)
-    return text, text.try_cast("float64")
+        text = col.cast("string")
+        return text, text.notnull(), col.cast("float64")
+    text = _text(col, dialect)
+    valid = text.re_search(_DECIMAL) | text.re_search(_NON_FINITE)
+    return text, valid, ibis.ifelse(valid, text.try_cast("float64"), ibis.null("float64"))
+
+
+def _non_finite(value: ir.FloatingValue) -> ir.BooleanValue:
+    """NaN or ±inf (``isinf`` does not compile on Spark; a comparison does on both)."""
+    return value.isnan() | (value.abs() == ibis.literal(float("inf")))
 
 
 def _timestamp(col: ir.Value, fmt: str, dialect: str) -> tuple[ir.Value, ir.TimestampValue]:
     if col.type().is_timestamp() or col.type().is_date():
         return col.cast("string"), col.cast("timestamp")
-    text = _text(col)
+    text = _text(col, dialect)
     return text, parse_timestamp(text, fmt, dialect)
 
 
@@ -98,26 +161,27 @@ def classify(
     def src(name: str | None) -> ir.Value:
         return raw[f"raw_{name}"]
 
-    cid = _text(src(mapping.customer_id))
+    cid = _text(src(mapping.customer_id), dialect)
     ts_text, ts = _timestamp(src(mapping.timestamp), mapping.timestamp_format, dialect)
-    amt_text, amt = _number(src(mapping.amount))
+    amt_text, amt_ok, amt = _number(src(mapping.amount), dialect)
     null_f = ibis.null("float64")
-    qty_text, qty = _number(src(mapping.quantity)) if mapping.quantity else (None, null_f)
-    mrg_text, mrg = _number(src(mapping.margin)) if mapping.margin else (None, null_f)
-    order = _text(src(mapping.order_id)) if mapping.order_id else ibis.null("string")
+    absent = (None, None, null_f)
+    qty_text, qty_ok, qty = _number(src(mapping.quantity), dialect) if mapping.quantity else absent
+    mrg_text, mrg_ok, mrg = _number(src(mapping.margin), dialect) if mapping.margin else absent
+    order = _text(src(mapping.order_id), dialect) if mapping.order_id else ibis.null("string")
 
     checks: list[tuple[ir.BooleanValue, str]] = [
         (cid.isnull(), "missing_customer_id"),
         (ts_text.isnull(), "missing_timestamp"),
         (ts.isnull(), "unparseable_timestamp"),
         (amt_text.isnull(), "missing_amount"),
-        (amt.isnull(), "non_numeric_amount"),
-        (amt.isnan() | amt.isinf(), "non_finite_amount"),
+        (~amt_ok, "non_numeric_amount"),
+        (_non_finite(amt), "non_finite_amount"),
     ]
     if qty_text is not None:
-        checks.append((qty_text.notnull() & (qty.isnull() | qty.isnan()), "non_numeric_quantity"))
+        checks.append((qty_text.notnull() & (~qty_ok | qty.isnan()), "non_numeric_quantity"))
     if mrg_text is not None:
-        checks.append((mrg_text.notnull() & (mrg.isnull() | mrg.isnan()), "non_numeric_margin"))
+        checks.append((mrg_text.notnull() & (~mrg_ok | mrg.isnan()), "non_numeric_margin"))
     if rules.start is not None:
         checks.append((ts < ibis.timestamp(rules.start.isoformat()), "timestamp_before_start"))
     if rules.end is not None:

@@ -1,28 +1,332 @@
-"""The Ibis backend that runs the transaction-level expressions."""
+"""The engine that runs the transaction-level Ibis expressions: DuckDB in-process, or Spark.
+
+A stage opens the engine with :func:`session` and closes it at the end. Everything engine-specific
+about reading a raw log and writing a Parquet file lives here; the transforms themselves are the
+same Ibis expressions on both (``features/``).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CvmError
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
+LOG4J_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+
+# Spark settings the pipeline relies on; ``engine.conf`` may override any of them.
+SPARK_DEFAULTS: dict[str, str] = {
+    # timestamps without a time zone, as in DuckDB and in the Parquet files pandas reads
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.debug.maxToStringFields": "1000",  # no warning about long plans
+}
+
+
+@contextmanager
+def session(engine: dict[str, Any]) -> Iterator[Any]:
+    """An Ibis connection for ``engine`` (the ``engine`` config section), closed on exit.
+
+    DuckDB gets ``threads``, ``memory_limit`` and ``temp_directory`` (where it spills; a
+    temporary directory removed on exit when null). Spark starts a session from ``master`` and
+    ``conf`` and stops it on exit, unless a session was already running (a notebook or a test):
+    that one is used as it is and left running.
+    """
+    name = engine.get("name")
+    if name == "duckdb":
+        with ExitStack() as stack:
+            spill = engine.get("temp_directory") or stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="cvm-duckdb-")
+            )
+            con = _duckdb(engine, spill)
+            stack.callback(con.disconnect)
+            yield con
+    elif name == "spark":
+        spark, started = _spark_session(engine)
+        try:
+            yield _ibis_spark(spark)
+        finally:
+            if started:
+                spark.stop()
+    else:
+        raise CvmError(f"engine.name is {name!r}; expected one of {', '.join(ENGINES)}")
 
 
 def connect(engine: dict[str, Any]):
-    """An Ibis connection for ``engine`` (the ``engine`` config section)."""
-    import ibis
-
+    """An Ibis connection for ``engine`` that the caller keeps open (see :func:`session`)."""
     name = engine.get("name")
     if name == "duckdb":
-        con = ibis.duckdb.connect()
-        con.raw_sql(f"SET threads = {int(engine.get('threads', 2))}")
-        if engine.get("memory_limit"):
-            con.raw_sql(f"SET memory_limit = '{engine['memory_limit']}'")
-        return con
+        return _duckdb(engine, engine.get("temp_directory"))
+    if name == "spark":
+        return _ibis_spark(_spark_session(engine)[0])
     raise CvmError(f"engine.name is {name!r}; expected one of {', '.join(ENGINES)}")
 
 
 def dialect(con) -> str:
-    """The backend's name, which picks engine-specific SQL functions."""
+    """The backend's name (``duckdb`` or ``pyspark``), which picks engine-specific functions."""
     return con.name
+
+
+def _duckdb(engine: dict[str, Any], spill: str | None):
+    import ibis
+
+    con = ibis.duckdb.connect()
+    con.raw_sql(f"SET threads = {int(engine.get('threads', 2))}")
+    if engine.get("memory_limit"):
+        con.raw_sql(f"SET memory_limit = '{engine['memory_limit']}'")
+    if spill:
+        Path(spill).mkdir(parents=True, exist_ok=True)
+        con.raw_sql(f"SET temp_directory = '{_sql_text(str(spill))}'")
+    return con
+
+
+def spark_conf(engine: dict[str, Any]) -> dict[str, str]:
+    """The Spark settings of ``engine``: the defaults, then ``engine.conf`` (nested or dotted)."""
+    conf = dict(SPARK_DEFAULTS)
+    conf.update({k: _spark_value(v) for k, v in _flatten(engine.get("conf") or {}).items()})
+    if str(engine.get("master", "local[2]")).startswith("local"):
+        conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+        conf.setdefault("spark.driver.host", "127.0.0.1")
+    conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+    return conf
+
+
+def _spark_session(engine: dict[str, Any]):
+    """(session, started): the running Spark session, or a new one from ``engine``."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # pragma: no cover - pyspark is a dependency
+        raise CvmError("engine.name is 'spark' but pyspark is not installed") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    master = str(engine.get("master", "local[2]"))
+    if master.startswith("local"):
+        # the Python workers run this interpreter; no warning about the host's address
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(master).appName(str(engine.get("app_name", "cvm")))
+    for key, value in spark_conf(engine).items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as err:  # the JVM's error: no Java, a bad master URL, a bad setting
+        raise CvmError(f"engine: cannot start Spark (master {master}): {err}") from None
+    spark.sparkContext.setLogLevel(str(engine.get("log_level", "WARN")).upper())
+    return spark, True
+
+
+def _ibis_spark(spark):
+    import ibis
+
+    return ibis.pyspark.connect(spark)
+
+
+def _flatten(conf: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in conf.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _spark_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+# --- reading a raw log -------------------------------------------------------------------------
+
+
+def text_lines(con, path: Path):
+    """Every line of a text file: ``source_row`` (1-based line number) and ``line`` (text).
+
+    Lines are read in file order and numbered without a sort: DuckDB numbers them as it streams
+    the file; Spark numbers each split of the file and adds the lines of the splits before it.
+    An empty line is an empty string.
+    """
+    if dialect(con) == "duckdb":
+        return _duckdb_view(
+            con,
+            "cvm_lines",
+            "SELECT row_number() OVER () AS source_row, coalesce(line, '') AS line "
+            f"FROM read_csv('{_sql_text(str(path))}', columns = {{'line': 'VARCHAR'}}, "
+            "header = false, delim = '\\0', quote = '', escape = '', auto_detect = false, "
+            "encoding = 'utf-8')",
+        )
+    from pyspark.sql import functions as F
+
+    spark = con._session
+    ids = spark.read.text(_absolute(path)).select(
+        F.monotonically_increasing_id().alias("_id"), F.col("value").alias("line")
+    )
+    # the id is (split index << 33) + position in the split: count the lines of each split
+    split = F.shiftright("_id", 33)
+    counts = dict(ids.groupBy(split.alias("s")).count().collect())
+    offsets, total = [], 0
+    for s in range(max(counts, default=-1) + 1):
+        offsets.append(total)
+        total += counts.get(s, 0)
+    if not offsets:
+        offsets = [0]
+    start = F.element_at(F.array(*[F.lit(o) for o in offsets]), (split + 1).cast("int"))
+    lines = ids.select(
+        (start + F.col("_id").bitwiseAND((1 << 33) - 1) + 1).alias("source_row"),
+        F.coalesce(F.col("line"), F.lit("")).alias("line"),
+    )
+    return _spark_view(con, lines, "cvm_lines")
+
+
+def parquet_rows(con, path: Path, columns: list[str]):
+    """``source_row`` (1-based row number in the file) and ``columns`` of a Parquet file."""
+    if dialect(con) == "duckdb":
+        cols = ", ".join(f'"{c}"' for c in columns)
+        return _duckdb_view(
+            con,
+            "cvm_parquet",
+            f"SELECT file_row_number + 1 AS source_row, {cols} "
+            f"FROM read_parquet('{_sql_text(str(path))}', file_row_number = true)",
+        )
+    from pyspark.sql import functions as F
+
+    frame = con._session.read.parquet(_absolute(path))
+    rows = frame.select(
+        (F.col("_metadata.row_index") + 1).alias("source_row"), *[F.col(f"`{c}`") for c in columns]
+    )
+    return _spark_view(con, rows, "cvm_parquet")
+
+
+def read_parquet(con, path: Path):
+    """A Parquet file as a table of the engine."""
+    return con.read_parquet(_absolute(path))
+
+
+def _absolute(path: Path) -> str:
+    # Spark resolves a relative path against the directory its JVM started in, not the current one
+    return str(Path(path).resolve())
+
+
+def _duckdb_view(con, prefix: str, query: str):
+    import ibis.util
+
+    name = ibis.util.gen_name(prefix)
+    con.raw_sql(f'CREATE TEMP VIEW "{name}" AS {query}')
+    return con.table(name)
+
+
+def _spark_view(con, frame, prefix: str):
+    import ibis.util
+
+    name = ibis.util.gen_name(prefix)
+    frame.createOrReplaceTempView(name)
+    return con.table(name)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def write_parquet(con, expr, path: Path) -> int:
+    """Write ``expr`` to the Parquet file ``path`` from the engine; returns its rows.
+
+    Columns get the types of ``expr``'s schema (DuckDB sums integers to HUGEINT, which Parquet
+    would store as double). When ``expr`` ends in ``order_by`` on columns, the file is in that
+    order. DuckDB streams the result to the file, computing it first and sorting it in a second
+    pass, so the joins and the sort never need their memory at the same time. Spark writes it as
+    one partition into a directory beside ``path`` and moves the single part file into place.
+    """
+    import pyarrow.parquet as pq
+
+    body, keys = _split_order(expr)
+    con._run_pre_execute_hooks(body)  # registers in-memory tables, as Ibis's own writers do
+    if dialect(con) == "duckdb":
+        types = body.schema()
+        if keys:
+            unsorted = path.with_name(f".{path.name}.unsorted")
+            try:
+                _duckdb_copy(con, con.compile(body), types, unsorted)
+                scan = f"SELECT * FROM read_parquet('{_sql_text(str(unsorted))}')"
+                _duckdb_copy(con, scan, types, path, keys)
+            finally:
+                unsorted.unlink(missing_ok=True)
+        else:
+            _duckdb_copy(con, con.compile(body), types, path)
+    else:
+        frame = con._session.sql(con.compile(body))
+        if keys:
+            frame = frame.orderBy(
+                *[
+                    frame[n].asc_nulls_last() if asc else frame[n].desc_nulls_last()
+                    for n, asc in keys
+                ]
+            )
+        parts = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=Path(path).resolve().parent))
+        try:
+            frame.coalesce(1).write.mode("overwrite").parquet(str(parts / "out"))
+            (part,) = (parts / "out").glob("part-*.parquet")
+            os.replace(part, path)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+    return pq.read_metadata(path).num_rows
+
+
+def stage(con, expr, path: Path):
+    """``expr`` computed once into the Parquet file ``path``, and read back from it.
+
+    Later queries read the file: nothing of it is held in the engine's memory.
+    """
+    write_parquet(con, expr, path)
+    return read_parquet(con, path)
+
+
+def _duckdb_copy(con, query: str, types, path: Path, keys=()) -> None:
+    mapper = con.compiler.type_mapper
+    cols = ", ".join(
+        f"CAST({_quote(n)} AS {mapper.from_ibis(t).sql('duckdb')}) AS {_quote(n)}"
+        for n, t in types.items()
+    )
+    con.raw_sql(
+        f"COPY (SELECT {cols} FROM ({query}) AS body{_order_sql(keys)}) "
+        f"TO '{_sql_text(str(path))}' (FORMAT parquet)"
+    )
+
+
+def _split_order(expr) -> tuple[Any, list[tuple[str, bool]]]:
+    """(``expr`` without its final ``order_by``, the sort keys as (column, ascending))."""
+    import ibis.expr.operations as ops
+
+    op = expr.op()
+    if not isinstance(op, ops.Sort):
+        return expr, []
+    keys = []
+    for key in op.keys:
+        if not isinstance(key.arg, ops.Field):
+            raise ValueError(f"write_parquet sorts by columns only, not {key.arg}")
+        keys.append((key.arg.name, key.ascending))
+    return op.parent.to_expr(), keys
+
+
+def _order_sql(keys: list[tuple[str, bool]]) -> str:
+    if not keys:
+        return ""
+    parts = [f"{_quote(n)} {'ASC' if asc else 'DESC'} NULLS LAST" for n, asc in keys]
+    return " ORDER BY " + ", ".join(parts)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +19,129 @@ import pyarrow.parquet as pq
 from pipeline.errors import CvmError
 
 FORMATS = ("csv", "whitespace", "parquet")
+_BLOCK = 1 << 22
+
+
+def raw_table(
+    con,
+    path: Path,
+    fmt: str,
+    columns: list[str],
+    header: bool = True,
+    names: list[str] | None = None,
+    delimiter: str = ",",
+) -> tuple[Any, int]:
+    """The ``columns`` of a transaction log as an engine table, plus ``source_row``; its rows.
+
+    The engine reads the file itself (nothing is loaded into Python): text files line by line,
+    with every field kept as verbatim text; Parquet files with their own types. ``source_row``
+    is the 1-based line of the row in a text file (the header is line 1) or the 1-based row
+    number in a Parquet file. Raises :class:`CvmError` for a missing or empty file, text that is
+    not UTF-8, a malformed line, an unknown format or a missing column; it reads the file once to
+    check, so the table it returns is safe to use.
+    """
+    from pipeline import engine
+
+    if fmt not in FORMATS:
+        raise CvmError(f"data.format is {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise CvmError(f"{path}: file not found (data.path)")
+    if path.stat().st_size == 0:
+        raise CvmError(f"{path}: the file is empty; expected a transaction log")
+    if fmt == "parquet":
+        _check_columns(path, columns, _parquet_columns(path))
+        rows = pq.read_metadata(path).num_rows
+        if rows == 0:
+            raise CvmError(f"{path}: no data rows; expected at least one transaction")
+        return engine.parquet_rows(con, path, columns), rows
+    return _text_table(con, path, fmt, columns, header, names, delimiter)
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as err:
+        raise CvmError(f"{path}: not a readable Parquet file ({err})") from None
+
+
+def _text_table(
+    con, path: Path, fmt: str, columns: list[str], header: bool, names: list[str] | None, delim
+):
+    from features.parsing import check_delimiter, split_fields
+    from pipeline import engine
+
+    if not header and not names:
+        raise CvmError(f"{path}: data.header is false, so data.names must list the columns")
+    if fmt == "csv" and (problem := check_delimiter(delim)):
+        raise CvmError(problem)
+    first = _check_utf8(path)
+    if header:
+        names = _header_names(first, fmt, delim)
+    _check_columns(path, columns, list(names))
+    lines = engine.text_lines(con, path)
+    if header:
+        lines = lines.filter(lines.source_row > 1)
+    fields = split_fields(lines, fmt, list(names), delim, engine.dialect(con))
+    bad = fields.malformed.notnull()
+    check = fields.aggregate(
+        rows=fields.count(),
+        first_bad=fields.source_row.min(where=bad),
+        why=fields.malformed.argmin(fields.source_row, where=bad),
+    )
+    try:
+        found = check.execute().iloc[0]
+    except Exception as err:  # the engine could not read the file
+        raise CvmError(f"{path}: cannot read the {fmt} file: {_first_line(err)}") from None
+    if pd.notna(found["first_bad"]):
+        raise CvmError(
+            f"{path}: malformed {fmt} file: line {int(found['first_bad'])} has {found['why']}"
+        )
+    if found["rows"] == 0:
+        raise CvmError(f"{path}: no data rows; expected at least one transaction")
+    return fields.select("source_row", *columns), int(found["rows"])
+
+
+def _check_utf8(path: Path) -> str:
+    """Read the file once in blocks to check it is UTF-8; returns its first line."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head: str | None = ""
+    offset = lines = 0
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(_BLOCK)
+            pending = decoder.getstate()[0]
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                at = offset - len(pending) + err.start
+                line = lines + err.object[: err.start].count(b"\n") + 1
+                raise CvmError(
+                    f"{path}: not UTF-8 text ({err.reason} at byte {at}, line {line})"
+                ) from None
+            if head is not None:
+                head += text
+                if "\n" in head or not block:
+                    first, head = head.split("\n", 1)[0], None
+            if not block:
+                break
+            offset += len(block)
+            lines += block.count(b"\n")
+    return first.removeprefix("\ufeff").rstrip("\r")
+
+
+def _header_names(first: str, fmt: str, delimiter: str) -> list[str]:
+    """The column names in the header line, split as the data lines are."""
+    if fmt == "whitespace":
+        return re.findall("[^ \t]+", first)
+    import csv
+
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def read_raw(
@@ -28,66 +152,15 @@ def read_raw(
     names: list[str] | None = None,
     delimiter: str = ",",
 ) -> pd.DataFrame:
-    """Read the ``columns`` of a transaction log as text, plus ``source_row``.
+    """:func:`raw_table` read by an in-process DuckDB into pandas: for small logs, in tests.
 
-    ``source_row`` is the 1-based line of the row in a text file (the header is line 1) or the
-    1-based row number in a Parquet file. Text is kept verbatim, so validation sees exactly what
-    the file holds. Raises :class:`CvmError` for a missing or empty file, a malformed line, an
-    unknown format or a missing column.
+    The pipeline itself never loads a log into pandas: the ingest stage uses :func:`raw_table`.
     """
-    if fmt not in FORMATS:
-        raise CvmError(f"data.format is {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise CvmError(f"{path}: file not found (data.path)")
-    if path.stat().st_size == 0:
-        raise CvmError(f"{path}: the file is empty; expected a transaction log")
-    if fmt == "parquet":
-        frame = _read_parquet(path, columns)
-        first_line = 1
-    else:
-        frame = _read_text(path, fmt, columns, header, names, delimiter)
-        first_line = 2 if header else 1
-    if frame.empty:
-        raise CvmError(f"{path}: no data rows; expected at least one transaction")
-    frame.insert(0, "source_row", np.arange(first_line, first_line + len(frame), dtype="int64"))
-    return frame
+    from pipeline import engine
 
-
-def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise CvmError(f"{path}: not a readable Parquet file ({err})") from None
-    _check_columns(path, columns, schema.names)
-    return pq.read_table(path, columns=columns).to_pandas()
-
-
-def _read_text(
-    path: Path, fmt: str, columns: list[str], header: bool, names: list[str] | None, delimiter: str
-) -> pd.DataFrame:
-    if not header and not names:
-        raise CvmError(f"{path}: data.header is false, so data.names must list the columns")
-    sep = r"\s+" if fmt == "whitespace" else delimiter
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if header else None,
-            names=None if header else names,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            skip_blank_lines=False,
-            on_bad_lines="error",
-        )
-    except pd.errors.EmptyDataError:
-        raise CvmError(f"{path}: the file is empty; expected a transaction log") from None
-    except pd.errors.ParserError as err:
-        raise CvmError(f"{path}: malformed {fmt} file: {err}") from None
-    except UnicodeDecodeError as err:
-        raise CvmError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    _check_columns(path, columns, list(frame.columns))
-    return frame[columns]
+    with engine.session({"name": "duckdb", "threads": 2}) as con:
+        table, _ = raw_table(con, path, fmt, columns, header, names, delimiter)
+        return table.order_by("source_row").execute()
 
 
 def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:
@@ -123,6 +196,16 @@ def _pending(path: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_paths(*paths: Path) -> Iterator[list[Path]]:
+    """Temporary paths beside ``paths`` that replace them together, only if the block succeeds."""
+    with ExitStack() as stack:
+        temps = [stack.enter_context(_pending(path)) for path in paths]
+        yield temps
+        for path, tmp in zip(paths, temps, strict=True):
+            os.replace(tmp, path)
+
+
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` and move the result to ``path``."""
     with atomic_path(path) as tmp:
@@ -136,9 +219,30 @@ def write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def write_json(obj: object, path: Path) -> None:
+def concat_parquet(parts: list[Path], path: Path) -> int:
+    """The Parquet files ``parts`` one after the other as the file ``path``; returns its rows.
+
+    Copies one row group at a time, so memory stays at a row group whatever the sizes.
+    """
+    schema = pq.read_schema(parts[0]).remove_metadata()
+    rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group).replace_schema_metadata(None)
+                writer.write_table(table if table.schema == schema else table.cast(schema))
+                rows += table.num_rows
+    return rows
+
+
+def write_json(obj: object, path: Path, atomic: bool = True) -> None:
+    """``obj`` as JSON; ``atomic=False`` writes ``path`` in place (a temporary path already)."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    if atomic:
+        write_atomic(path, lambda tmp: tmp.write_text(text))
+    else:
+        path.write_text(text)
 
 
 def file_sha256(path: Path) -> str:
@@ -191,9 +295,6 @@ def write_table(table: pd.DataFrame, schema: dict, base: Path) -> None:
             json.dumps(schema, indent=2) + "\n"
         ),
     }
-    with ExitStack() as stack:
-        temps = {path: stack.enter_context(_pending(path)) for path in targets}
-        for path, write in targets.items():
-            write(temps[path])
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
+    with atomic_paths(*targets) as temps:
+        for write, tmp in zip(targets.values(), temps, strict=True):
+            write(tmp)

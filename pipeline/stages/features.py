@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from features.summary import purchase_days
 from features.tables import calibration_table, customer_features, training_cutoffs, training_table
-from pipeline import config, io, tracking
-from pipeline.engine import connect
+from pipeline import config, engine, io, tracking
 from pipeline.errors import CvmError
 
 
@@ -37,12 +39,37 @@ def resolve_dates(cfg, first_day: date, last_day: date) -> dict[str, date]:
 def run(cfg) -> dict:
     """Run the stage with ``cfg`` (params.yaml); returns the features report."""
     paths = config.get(cfg, "paths")
+    clean = Path(paths["clean"])
+    if not clean.is_file():
+        raise CvmError(f"{clean}: not found; run the stage that produces it first")
+    out = Path(paths["features_dir"])
+    with (
+        engine.session(config.get(cfg, "engine")) as con,
+        tempfile.TemporaryDirectory(prefix=".features-", dir=_mkdir(out)) as staging,
+    ):
+        # purchase days once, into a staging file every table reads
+        days = engine.stage(
+            con, purchase_days(engine.read_parquet(con, clean)), Path(staging) / "days.parquet"
+        )
+        report = _write_tables(cfg, con, days, out, Path(staging))
+    io.write_json(report, Path(paths["features_report"]))
+    params = {"features": config.get(cfg, "features"), "dates": report["dates"]}
+    with tracking.stage_run(config.get(cfg, "tracking"), "features", params):
+        tracking.log_metrics({k: v for k, v in report.items() if k.endswith("_rows")})
+        tracking.log_dict(report, "features_report.json")
+    return report
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_tables(cfg, con, days, out: Path, staging: Path) -> dict:
+    """The four tables, written by the engine; the report of their dates and sizes."""
     spec = config.feature_spec(cfg)
-    io.read_parquet(Path(paths["clean"]))  # a clear error if ingest has not run
-    con = connect(config.get(cfg, "engine"))
-    days = con.create_table("days", purchase_days(con.read_parquet(paths["clean"])), temp=True)
     span = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
-    first_day, last_day = span["first"].date(), span["last"].date()
+    first_day, last_day = (pd.Timestamp(span[k]).date() for k in ("first", "last"))
     dates = resolve_dates(cfg, first_day, last_day)
     cal_cutoffs = training_cutoffs(dates["calibration_end"], first_day, spec)
     score_cutoffs = training_cutoffs(dates["scoring_date"], first_day, spec)
@@ -52,26 +79,25 @@ def run(cfg) -> dict:
             f"between the first transaction ({first_day}) and data.calibration_end"
         )
     tables = {
-        "calibration": calibration_table(
-            days, dates["calibration_end"], dates["holdout_end"], spec
-        ),
-        "scoring": customer_features(days, dates["scoring_date"], spec),
-        "train_calibration": training_table(days, cal_cutoffs, spec),
-        "train_scoring": training_table(days, score_cutoffs, spec),
+        "calibration": [
+            calibration_table(days, dates["calibration_end"], dates["holdout_end"], spec)
+        ],
+        "scoring": [customer_features(days, dates["scoring_date"], spec)],
+        # the stacked tables one cutoff at a time, oldest first: the engine never holds more
+        # than one cutoff's customers, and the parts in turn are in (cutoff, customer) order
+        "train_calibration": [training_table(days, [c], spec) for c in sorted(cal_cutoffs)],
+        "train_scoring": [training_table(days, [c], spec) for c in sorted(score_cutoffs)],
     }
-    out = Path(paths["features_dir"])
     report: dict = {"dates": {k: v.isoformat() for k, v in dates.items()}}
     report["train_cutoffs"] = {
         "calibration": [c.isoformat() for c in cal_cutoffs],
         "scoring": [c.isoformat() for c in score_cutoffs],
     }
-    for name, expr in tables.items():
-        table = con.to_pyarrow(expr.order_by(["cutoff", "customer_id"]))
-        io.write_parquet(table, out / f"{name}.parquet")
-        report[f"{name}_rows"] = table.num_rows
-    io.write_json(report, Path(paths["features_report"]))
-    params = {"features": config.get(cfg, "features"), "dates": report["dates"]}
-    with tracking.stage_run(config.get(cfg, "tracking"), "features", params):
-        tracking.log_metrics({k: v for k, v in report.items() if k.endswith("_rows")})
-        tracking.log_dict(report, "features_report.json")
+    # the four files are replaced together, once all are complete
+    with io.atomic_paths(*(out / f"{name}.parquet" for name in tables)) as temps:
+        for (name, parts), tmp in zip(tables.items(), temps, strict=True):
+            files = [staging / f"{name}-{i}.parquet" for i in range(len(parts))]
+            for part, file in zip(parts, files, strict=True):
+                engine.write_parquet(con, part.order_by(["cutoff", "customer_id"]), file)
+            report[f"{name}_rows"] = io.concat_parquet(files, tmp)
     return report
