@@ -29,32 +29,6 @@ PARAM_NAMES: tuple[str, str, str, str] = ("r", "alpha", "a", "b")
 
 
 # --------------------------------------------------------------------------- likelihood
-def loglik_pytensor(
-    r: pt.TensorLike,
-    alpha: pt.TensorLike,
-    a: pt.TensorLike,
-    b: pt.TensorLike,
-    x: pt.TensorLike,
-    t_x: pt.TensorLike,
-    T: pt.TensorLike,
-) -> pt.TensorVariable:
-    """Per-row BG/NBD log-likelihood as a pytensor expression.
-
-    Uses ``log L = lnG(r+x) - lnG(r) + r ln(alpha) + lnB(a, b+x) - lnB(a, b)
-    + log[(alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x)]`` with the last term evaluated
-    by ``logaddexp``. The ``x = 0`` branch is computed with safe inputs so gradients stay finite.
-    """
-    x = pt.as_tensor_variable(x)
-    t_x = pt.as_tensor_variable(t_x)
-    T = pt.as_tensor_variable(T)
-    gl = pt.gammaln
-    const = gl(r + x) - gl(r) + r * pt.log(alpha) + gl(b + x) - gl(a + b + x) - gl(b) + gl(a + b)
-    log_t1 = -(r + x) * pt.log(alpha + T)
-    x_safe = pt.maximum(x, 1.0)
-    log_t2 = pt.log(a) - pt.log(b + x_safe - 1.0) - (r + x) * pt.log(alpha + t_x)
-    return const + pt.switch(pt.gt(x, 0), pt.logaddexp(log_t1, log_t2), log_t1)
-
-
 def factor(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     """Weighted summary rows → the arrays :func:`total_loglik_pytensor` and
     :func:`loglik_and_grad` work on: distinct ``x`` and ``T`` with summed weights, and the
@@ -90,7 +64,7 @@ def total_loglik_pytensor(
     T: np.ndarray,
     w: np.ndarray,
 ) -> pt.TensorVariable:
-    """``sum_i w_i log L(x_i, t_x_i, T_i)``, the same value as :func:`loglik_pytensor`, factored.
+    """``sum_i w_i log L(x_i, t_x_i, T_i)`` (:func:`loglik_numpy`, summed), factored.
 
     With ``u = -(r+x) ln(alpha+T)`` and ``v = ln a - ln(b+x-1) - (r+x) ln(alpha+t_x)`` the
     per-row term is ``const(x) + u`` plus, for ``x > 0``, ``softplus(v - u)``. ``const(x)`` is
@@ -152,7 +126,7 @@ def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[flo
 def loglik_numpy(
     params: Mapping[str, ArrayLike], x: ArrayLike, t_x: ArrayLike, T: ArrayLike
 ) -> np.ndarray:
-    """Per-row BG/NBD log-likelihood in numpy/scipy (same formula as :func:`loglik_pytensor`)."""
+    """Per-row BG/NBD log-likelihood in numpy/scipy (the per-row formula)."""
     r, alpha, a, b = param_arrays(params, PARAM_NAMES)
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     const = (

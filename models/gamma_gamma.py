@@ -29,24 +29,6 @@ from models.sufficient import SPEND_COLUMNS
 PARAM_NAMES: tuple[str, str, str] = ("p", "q", "gamma")
 
 
-def loglik_pytensor(
-    p: pt.TensorLike, q: pt.TensorLike, gamma: pt.TensorLike, x: pt.TensorLike, mbar: pt.TensorLike
-) -> pt.TensorVariable:
-    """Per-row Gamma-Gamma log-density of the mean spend ``mbar`` over ``x > 0`` transactions."""
-    x = pt.as_tensor_variable(x)
-    mbar = pt.as_tensor_variable(mbar)
-    px = p * x
-    return (
-        pt.gammaln(px + q)
-        - pt.gammaln(px)
-        - pt.gammaln(q)
-        + q * pt.log(gamma)
-        + (px - 1.0) * pt.log(mbar)
-        + px * pt.log(x)
-        - (px + q) * pt.log(gamma + x * mbar)
-    )
-
-
 def factor(x: np.ndarray, mbar: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     """Weighted repeat-buyer rows → the arrays of :func:`total_loglik_pytensor` and
     :func:`loglik_and_grad`."""
@@ -71,7 +53,7 @@ def total_loglik_pytensor(
     mbar: np.ndarray,
     w: np.ndarray,
 ) -> pt.TensorVariable:
-    """``sum_i w_i log f(mbar_i | x_i)``, the same value as :func:`loglik_pytensor`, factored.
+    """``sum_i w_i log f(mbar_i | x_i)``, the same value as :func:`loglik_numpy` summed, factored.
 
     The log-gammas and ``px ln x`` are evaluated per distinct ``x``, ``sum w (px-1) ln mbar``
     reduces to two data constants, and the ``ln(gamma + x mbar)`` sums, one log per row, are one
@@ -108,7 +90,7 @@ def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[flo
 
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x: ArrayLike, mbar: ArrayLike) -> np.ndarray:
-    """Per-row Gamma-Gamma log-likelihood in numpy/scipy (same formula as the pytensor one)."""
+    """Per-row Gamma-Gamma log-likelihood in numpy/scipy (the per-row formula)."""
     p, q, gamma = param_arrays(params, PARAM_NAMES)
     x, mbar = (np.asarray(v, dtype=float) for v in (x, mbar))
     px = p * x
