@@ -16,7 +16,7 @@ class _Terminal(io.StringIO):
 
 def test_progress_shows_rate_and_eta_then_total_time() -> None:
     stream = _Terminal()
-    progress = Progress("score", "customers", stream=stream, interval=0.0)
+    progress = Progress("score", "customers", stream=stream, enabled=True, interval=0.0)
     progress(250, 1000)
     progress(1000, 1000)
     first, last = stream.getvalue().split("\r")[1:]

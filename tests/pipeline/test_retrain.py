@@ -173,7 +173,7 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     make_params(*FAST, f"data.path={project}/log.csv")
     # this process ran something in another tracking store before (a notebook, another job)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/elsewhere.db")
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id="0"):  # the default experiment of any new store
         pass
     base = simulated_history()
     table: list[dict] = []
