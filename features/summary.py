@@ -9,23 +9,57 @@ import ibis.expr.types as ir
 
 
 def purchase_days(txn: ir.Table) -> ir.Table:
-    """One row per customer and calendar day: net spend, lines, quantity, purchase flag.
+    """One row per customer and calendar day: net spend, lines, quantity, purchase flag, the
+    customer's first purchase day and the days since their previous purchase day (``gap``).
 
     Transactions on the same day merge into one purchase occasion. A day whose lines are all
     returns (negative amounts) is not a purchase occasion, but its spend still nets against the
-    customer's repeat spend.
+    customer's repeat spend. ``first_day`` and ``gap`` look only backwards from a purchase day,
+    so every cutoff reads them as they are: the per-cutoff tables need no window of their own.
     """
-    return txn.group_by(customer_id=txn.customer_id, day=txn.timestamp.date()).aggregate(
+    days = txn.group_by(customer_id=txn.customer_id, day=txn.timestamp.date()).aggregate(
         spend=txn.amount.sum(),
         lines=txn.count(),
         quantity=txn.quantity.sum(),
         purchase=(txn.amount >= 0).any(),
+    )
+    purchase_day = ibis.ifelse(days.purchase, days.day, ibis.null("date"))
+    history = {"group_by": "customer_id", "order_by": "day"}
+    previous = purchase_day.max().over(ibis.window(**history, preceding=(None, 1)))
+    return days.mutate(
+        first_day=purchase_day.min().over(ibis.window(**history, preceding=None, following=None)),
+        gap=ibis.ifelse(days.purchase, days.day.delta(previous, unit="day"), ibis.null("int64")),
     )
 
 
 def days_until(days: ir.Table, cutoff: date) -> ir.Table:
     """Purchase days up to and including ``cutoff`` (nothing after it is visible)."""
     return days.filter(days.day <= ibis.date(cutoff.isoformat()))
+
+
+def summary_aggregates(d: ir.Table) -> dict[str, ir.Value]:
+    """Per-customer aggregates of the days ``d`` (up to a cutoff) the BTYD summary is made of."""
+    return {
+        "first_day": d.first_day.max(),
+        "last_day": d.day.max(where=d.purchase),
+        "occasions": d.purchase.cast("int64").sum(),
+        "repeat_spend": ibis.ifelse(d.day > d.first_day, d.spend, 0.0).sum(),
+    }
+
+
+def summary_columns(agg: ir.Table, cutoff: date, unit_days: int) -> dict[str, ir.Value]:
+    """``frequency``, ``recency``, ``T`` and ``monetary_value`` from ``summary_aggregates``."""
+    frequency = agg.occasions - 1
+    monetary = ibis.ifelse(
+        frequency > 0, ibis.greatest(agg.repeat_spend, 0.0) / frequency.cast("float64"), 0.0
+    )
+    cut = ibis.date(cutoff.isoformat())
+    return {
+        "frequency": frequency,
+        "recency": agg.last_day.delta(agg.first_day, unit="day").cast("float64") / unit_days,
+        "T": cut.delta(agg.first_day, unit="day").cast("float64") / unit_days,
+        "monetary_value": monetary,
+    }
 
 
 def btyd_summary(days: ir.Table, cutoff: date, unit_days: int) -> ir.Table:
@@ -37,24 +71,6 @@ def btyd_summary(days: ir.Table, cutoff: date, unit_days: int) -> ir.Table:
     the cutoff are absent.
     """
     d = days_until(days, cutoff)
-    first = ibis.ifelse(d.purchase, d.day, ibis.null("date")).min().over(group_by="customer_id")
-    d = d.mutate(first_day=first)
-    agg = d.group_by("customer_id").aggregate(
-        first_day=d.first_day.max(),
-        last_day=ibis.ifelse(d.purchase, d.day, ibis.null("date")).max(),
-        occasions=d.purchase.cast("int64").sum(),
-        repeat_spend=ibis.ifelse(d.day > d.first_day, d.spend, 0.0).sum(),
-    )
+    agg = d.group_by("customer_id").aggregate(**summary_aggregates(d))
     agg = agg.filter(agg.occasions > 0)
-    frequency = agg.occasions - 1
-    monetary = ibis.ifelse(
-        frequency > 0, ibis.greatest(agg.repeat_spend, 0.0) / frequency.cast("float64"), 0.0
-    )
-    cut = ibis.date(cutoff.isoformat())
-    return agg.select(
-        "customer_id",
-        frequency=frequency,
-        recency=agg.last_day.delta(agg.first_day, unit="day").cast("float64") / unit_days,
-        T=cut.delta(agg.first_day, unit="day").cast("float64") / unit_days,
-        monetary_value=monetary,
-    )
+    return agg.select("customer_id", **summary_columns(agg, cutoff, unit_days))

@@ -7,17 +7,27 @@ from datetime import date, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from features.behaviour import behaviour_features
+from features.behaviour import behaviour_aggregates, behaviour_columns
 from features.labels import attach_churn_label, attach_outcomes
 from features.spec import FeatureSpec
-from features.summary import btyd_summary
+from features.summary import days_until, summary_aggregates, summary_columns
 
 
 def customer_features(days: ir.Table, cutoff: date, spec: FeatureSpec) -> ir.Table:
-    """BTYD summary and behavioural features of every customer known at ``cutoff``."""
-    summary = btyd_summary(days, cutoff, spec.unit_days)
-    table = summary.join(behaviour_features(days, cutoff, spec), "customer_id")
-    return table.mutate(cutoff=ibis.date(cutoff.isoformat()))
+    """BTYD summary and behavioural features of every customer known at ``cutoff``.
+
+    One aggregation over the days up to the cutoff: a single pass over the log.
+    """
+    d = days_until(days, cutoff)
+    aggregates = summary_aggregates(d) | behaviour_aggregates(d, cutoff, spec)
+    agg = d.group_by("customer_id").aggregate(**aggregates)
+    agg = agg.filter(agg.occasions > 0)
+    return agg.select(
+        "customer_id",
+        **summary_columns(agg, cutoff, spec.unit_days),
+        **behaviour_columns(agg, cutoff, spec),
+        cutoff=ibis.date(cutoff.isoformat()),
+    )
 
 
 def calibration_table(

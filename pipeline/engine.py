@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,12 +82,43 @@ def _duckdb(engine: dict[str, Any], spill: str | None):
 
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET threads = {int(engine.get('threads', 2))}")
+    # progress is measured (for query_fraction) but never printed by DuckDB itself
+    con.raw_sql("SET enable_progress_bar = true")
+    con.raw_sql("SET enable_progress_bar_print = false")
+    con.raw_sql("SET progress_bar_time = 0")
     if engine.get("memory_limit"):
         con.raw_sql(f"SET memory_limit = '{engine['memory_limit']}'")
     if spill:
         Path(spill).mkdir(parents=True, exist_ok=True)
         con.raw_sql(f"SET temp_directory = '{_sql_text(str(spill))}'")
     return con
+
+
+def query_progress(con, label: str, size: int, unit: str = "rows", queries: int = 1):
+    """A context manager showing on a terminal the progress of the ``queries`` queries it runs
+    over ``size`` ``unit``, with rate and ETA from the engine's own estimate; it gives the
+    function to call after each query (see :func:`pipeline.progress.tracked`)."""
+    from pipeline.progress import Progress, tracked
+
+    return tracked(Progress(label, unit), size, query_fraction(con), queries)
+
+
+def query_fraction(con) -> Callable[[], float]:
+    """A function returning the engine's estimate (0 to 1) of how much of the query it is
+    running is done: DuckDB's query progress, or the finished share of the tasks of Spark's
+    active stages. Safe to call from another thread while the query runs."""
+    if dialect(con) == "duckdb":
+        raw = con.con
+        return lambda: max(raw.query_progress(), 0.0) / 100.0
+    tracker = con._session.sparkContext.statusTracker()
+
+    def spark_fraction() -> float:
+        stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+        stages = [s for s in stages if s is not None]
+        total = sum(s.numTasks for s in stages)
+        return sum(s.numCompletedTasks for s in stages) / total if total else 0.0
+
+    return spark_fraction
 
 
 def spark_conf(engine: dict[str, Any]) -> dict[str, str]:
@@ -246,26 +277,16 @@ def write_parquet(con, expr, path: Path) -> int:
 
     Columns get the types of ``expr``'s schema (DuckDB sums integers to HUGEINT, which Parquet
     would store as double). When ``expr`` ends in ``order_by`` on columns, the file is in that
-    order. DuckDB streams the result to the file, computing it first and sorting it in a second
-    pass, so the joins and the sort never need their memory at the same time. Spark writes it as
-    one partition into a directory beside ``path`` and moves the single part file into place.
+    order. DuckDB streams the result to the file, its sort spilling to disk beyond the memory
+    limit. Spark writes it as one partition into a directory beside ``path`` and moves the single
+    part file into place.
     """
     import pyarrow.parquet as pq
 
     body, keys = _split_order(expr)
     con._run_pre_execute_hooks(body)  # registers in-memory tables, as Ibis's own writers do
     if dialect(con) == "duckdb":
-        types = body.schema()
-        if keys:
-            unsorted = path.with_name(f".{path.name}.unsorted")
-            try:
-                _duckdb_copy(con, con.compile(body), types, unsorted)
-                scan = f"SELECT * FROM read_parquet('{_sql_text(str(unsorted))}')"
-                _duckdb_copy(con, scan, types, path, keys)
-            finally:
-                unsorted.unlink(missing_ok=True)
-        else:
-            _duckdb_copy(con, con.compile(body), types, path)
+        _duckdb_copy(con, con.compile(body), body.schema(), path, keys)
     else:
         frame = con._session.sql(con.compile(body))
         if keys:
@@ -300,10 +321,20 @@ def _duckdb_copy(con, query: str, types, path: Path, keys=()) -> None:
         f"CAST({_quote(n)} AS {mapper.from_ibis(t).sql('duckdb')}) AS {_quote(n)}"
         for n, t in types.items()
     )
-    con.raw_sql(
+    copy = (
         f"COPY (SELECT {cols} FROM ({query}) AS body{_order_sql(keys)}) "
         f"TO '{_sql_text(str(path))}' (FORMAT parquet)"
     )
+    if not keys:
+        con.raw_sql(copy)
+        return
+    # the sort fixes the order; keeping its input's order as well only makes DuckDB hold
+    # aggregates in memory that it could otherwise spill (out of memory on large stacked tables)
+    con.raw_sql("SET preserve_insertion_order = false")
+    try:
+        con.raw_sql(copy)
+    finally:
+        con.raw_sql("SET preserve_insertion_order = true")
 
 
 def _split_order(expr) -> tuple[Any, list[tuple[str, bool]]]:

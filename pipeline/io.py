@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import CvmError
+from pipeline.progress import Progress
 
 FORMATS = ("csv", "whitespace", "parquet")
 _BLOCK = 1 << 22
@@ -74,7 +75,8 @@ def _text_table(
         raise CvmError(f"{path}: data.header is false, so data.names must list the columns")
     if fmt == "csv" and (problem := check_delimiter(delim)):
         raise CvmError(problem)
-    first = _check_utf8(path)
+    megabytes = max(path.stat().st_size >> 20, 1)
+    first = _check_utf8(path, Progress(f"{path.name}: UTF-8 check", "MB"))
     if header:
         names = _header_names(first, fmt, delim)
     _check_columns(path, columns, list(names))
@@ -89,7 +91,8 @@ def _text_table(
         why=fields.malformed.argmin(fields.source_row, where=bad),
     )
     try:
-        found = check.execute().iloc[0]
+        with engine.query_progress(con, f"{path.name}: parse", megabytes, "MB"):
+            found = check.execute().iloc[0]
     except Exception as err:  # the engine could not read the file
         raise CvmError(f"{path}: cannot read the {fmt} file: {_first_line(err)}") from None
     if pd.notna(found["first_bad"]):
@@ -101,10 +104,11 @@ def _text_table(
     return fields.select("source_row", *columns), int(found["rows"])
 
 
-def _check_utf8(path: Path) -> str:
+def _check_utf8(path: Path, progress: Progress) -> str:
     """Read the file once in blocks to check it is UTF-8; returns its first line."""
     import codecs
 
+    megabytes = max(path.stat().st_size >> 20, 1)
     decoder = codecs.getincrementaldecoder("utf-8")()
     head: str | None = ""
     offset = lines = 0
@@ -128,6 +132,8 @@ def _check_utf8(path: Path) -> str:
                 break
             offset += len(block)
             lines += block.count(b"\n")
+            progress(min(offset >> 20, megabytes - 1), megabytes)
+    progress(megabytes, megabytes)
     return first.removeprefix("\ufeff").rstrip("\r")
 
 
@@ -234,6 +240,11 @@ def concat_parquet(parts: list[Path], path: Path) -> int:
                 writer.write_table(table if table.schema == schema else table.cast(schema))
                 rows += table.num_rows
     return rows
+
+
+def parquet_row_count(path: Path) -> int:
+    """The number of rows of a Parquet file, from its footer."""
+    return pq.read_metadata(path).num_rows
 
 
 def write_json(obj: object, path: Path, atomic: bool = True) -> None:

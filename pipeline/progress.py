@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -62,3 +65,46 @@ class Progress:
         )
         self.stream.write(f"\r{line}\033[K" + ("\n" if finished else ""))
         self.stream.flush()
+
+
+@contextmanager
+def tracked(
+    progress: Progress,
+    size: int,
+    fraction: Callable[[], float],
+    queries: int = 1,
+    interval: float = 0.5,
+) -> Iterator[Callable[[], None]]:
+    """Redraw ``progress`` while the block runs ``queries`` engine queries of ``size`` units.
+
+    ``fraction()`` is the engine's own estimate (0 to 1) of how much of its running query is
+    done; the block calls the function it is given after each query. A thread polls every
+    ``interval`` seconds; the line never moves back, and completes when the block does.
+    Disabled, no thread starts.
+    """
+    finished = 0
+
+    def query_done() -> None:
+        nonlocal finished
+        finished += 1
+
+    if not progress.enabled:
+        yield query_done
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        done = 0
+        while not stop.wait(interval):
+            now = int(size * (finished + min(fraction(), 1.0)) / queries)
+            done = max(done, min(now, size - 1))
+            progress(done, size)
+
+    thread = threading.Thread(target=poll, name=f"progress: {progress.label}", daemon=True)
+    thread.start()
+    try:
+        yield query_done
+    finally:
+        stop.set()
+        thread.join()
+    progress(size, size)

@@ -48,9 +48,10 @@ def run(cfg) -> dict:
         tempfile.TemporaryDirectory(prefix=".features-", dir=_mkdir(out)) as staging,
     ):
         # purchase days once, into a staging file every table reads
-        days = engine.stage(
-            con, purchase_days(engine.read_parquet(con, clean)), Path(staging) / "days.parquet"
-        )
+        with engine.query_progress(con, "features: purchase days", io.parquet_row_count(clean)):
+            days = engine.stage(
+                con, purchase_days(engine.read_parquet(con, clean)), Path(staging) / "days.parquet"
+            )
         report = _write_tables(cfg, con, days, out, Path(staging))
     io.write_json(report, Path(paths["features_report"]))
     params = {"features": config.get(cfg, "features"), "dates": report["dates"]}
@@ -66,7 +67,10 @@ def _mkdir(path: Path) -> Path:
 
 
 def _write_tables(cfg, con, days, out: Path, staging: Path) -> dict:
-    """The four tables, written by the engine; the report of their dates and sizes."""
+    """The four tables, written by the engine; the report of their dates and sizes.
+
+    A table's progress counts the purchase days once per cutoff: each reads them all.
+    """
     spec = config.feature_spec(cfg)
     span = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
     first_day, last_day = (pd.Timestamp(span[k]).date() for k in ("first", "last"))
@@ -93,11 +97,25 @@ def _write_tables(cfg, con, days, out: Path, staging: Path) -> dict:
         "calibration": [c.isoformat() for c in cal_cutoffs],
         "scoring": [c.isoformat() for c in score_cutoffs],
     }
+    day_rows = io.parquet_row_count(staging / "days.parquet")
     # the four files are replaced together, once all are complete
     with io.atomic_paths(*(out / f"{name}.parquet" for name in tables)) as temps:
         for (name, parts), tmp in zip(tables.items(), temps, strict=True):
-            files = [staging / f"{name}-{i}.parquet" for i in range(len(parts))]
-            for part, file in zip(parts, files, strict=True):
-                engine.write_parquet(con, part.order_by(["cutoff", "customer_id"]), file)
-            report[f"{name}_rows"] = io.concat_parquet(files, tmp)
+            # a single part is written in place; several are concatenated in order at the end
+            files = (
+                [tmp]
+                if len(parts) == 1
+                else [staging / f"{name}-{i}.parquet" for i in range(len(parts))]
+            )
+            progress = engine.query_progress(
+                con, f"features: {name}", day_rows * len(parts), queries=len(parts)
+            )
+            with progress as query_done:
+                for part, file in zip(parts, files, strict=True):
+                    engine.write_parquet(con, part.order_by(["cutoff", "customer_id"]), file)
+                    query_done()
+                rows = (
+                    io.concat_parquet(files, tmp) if len(files) > 1 else io.parquet_row_count(tmp)
+                )
+            report[f"{name}_rows"] = rows
     return report

@@ -38,20 +38,23 @@ def run(cfg) -> dict:
             tempfile.TemporaryDirectory(prefix=".ingest-", dir=clean_path.parent) as staging,
         ):
             # the raw file is parsed and classified once, into a staging file the rest reads
-            classified = engine.stage(
-                con,
-                classify(raw, mapping, rules, engine.dialect(con)),
-                Path(staging) / "classified.parquet",
-            )
+            with engine.query_progress(con, "ingest: classify", rows_read):
+                classified = engine.stage(
+                    con,
+                    classify(raw, mapping, rules, engine.dialect(con)),
+                    Path(staging) / "classified.parquet",
+                )
             counts = {
                 r: int(n) for r, n in con.execute(reason_counts(classified)).itertuples(index=False)
             }
             kept = _pop_null(counts)
             clean = clean_rows(classified)
-            rows_kept = engine.write_parquet(con, clean, temps[0])
-            rows_quarantined = engine.write_parquet(
-                con, quarantined_rows(classified, mapping), temps[1]
-            )
+            with engine.query_progress(con, "ingest: clean log", rows_read):
+                rows_kept = engine.write_parquet(con, clean, temps[0])
+            with engine.query_progress(con, "ingest: quarantine", rows_read):
+                rows_quarantined = engine.write_parquet(
+                    con, quarantined_rows(classified, mapping), temps[1]
+                )
             totals = clean.aggregate(
                 customers=clean.customer_id.nunique(), total=clean.amount.sum()
             ).execute()

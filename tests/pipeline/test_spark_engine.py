@@ -263,3 +263,23 @@ def test_a_stage_starts_spark_quietly_and_stops_it(tmp_path):
     assert noise == []
     report = json.loads((tmp_path / "interim/ingest_report.json").read_text())
     assert report["quarantined_by_reason"] == {"unparseable_timestamp": 1}
+
+
+def test_spark_reports_the_progress_of_its_running_job(spark):
+    import threading
+    import time
+
+    fraction = engine.query_fraction(spark)
+    assert fraction() == 0.0  # no job
+    session = spark._session
+    seen: list[float] = []
+    # a job of many short tasks: the share of finished tasks climbs while it runs
+    frame = session.range(0, 2_000_000, numPartitions=200).selectExpr("sum(id)")
+    job = threading.Thread(target=frame.collect)
+    job.start()
+    while job.is_alive():
+        seen.append(fraction())
+        time.sleep(0.005)
+    job.join()
+    assert all(0.0 <= f <= 1.0 for f in seen)
+    assert any(0.0 < f < 1.0 for f in seen), seen[-20:]
