@@ -185,12 +185,26 @@ def build_model(
 
 
 # --------------------------------------------------------------------------- predictions
+_NEAR_ONE = 1e-6
+
+
+def _beside_one(a: np.ndarray) -> np.ndarray:
+    """``a``, moved to 1 + 1e-6 where it is within 1e-6 of 1.
+
+    The expectations divide by ``a - 1``; at ``a = 1`` the hypergeometric factor vanishes too
+    (0/0 with a finite limit). A fit without repeat buyers leaves ``a`` at its prior's mode,
+    exactly 1. Beside it the closed form is accurate to about 1e-6.
+    """
+    return np.where(np.abs(a - 1.0) < _NEAR_ONE, 1.0 + _NEAR_ONE, a)
+
+
 def expected_purchases(params: Mapping[str, ArrayLike], t: ArrayLike) -> np.ndarray:
     """Unconditional expected number of transactions ``E[X(t)]`` of a new customer in ``(0, t]``.
 
     ``E[X(t)] = (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]``.
     """
     r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    a = _beside_one(a)
     t = np.asarray(t, dtype=float)
     z = t / (alpha + t)
     hyp = special.hyp2f1(r, b, a + b - 1.0, z)
@@ -228,6 +242,7 @@ def expected_purchases_if_alive(
     distinct ``(x, T)`` rather than per customer summary.
     """
     r, alpha, a, b = param_arrays(params, PARAM_NAMES)
+    a = _beside_one(a)
     t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
     z = t / (alpha + T + t)
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)

@@ -67,6 +67,21 @@ def test_pareto_expectation_near_s_equal_one() -> None:
     assert near == pytest.approx(at_one, rel=1e-6)
 
 
+def test_bgnbd_expectations_at_a_equal_one() -> None:
+    """A fit without repeat buyers leaves a at its prior mode, 1: the 0/0 has a finite limit."""
+    base = {"r": 0.24, "alpha": 4.4, "b": 2.4}
+    x, t_x, T = np.array([0.0, 2.0, 7.0]), np.array([0.0, 20.0, 30.0]), np.array([39.0, 38.0, 35.0])
+    for at in (
+        lambda a: bgnbd.expected_purchases({**base, "a": a}, 39.0),
+        lambda a: bgnbd.conditional_expected_purchases({**base, "a": a}, 39.0, x, t_x, T),
+    ):
+        with np.errstate(all="raise"):
+            at_one = at(1.0)
+        beside = (at(1.0 - 1e-4) + at(1.0 + 1e-4)) / 2
+        assert np.all(np.isfinite(at_one)) and np.all(at_one > 0)
+        np.testing.assert_allclose(at_one, beside, rtol=1e-5)
+
+
 def test_gamma_gamma_conditional_spend_first_ten(cdnow: pd.DataFrame, reference: dict) -> None:
     ref = reference["gamma_gamma_cdnow_sample"]
     expected = np.array(ref["cond_exp_avg_spend_first10_customers"]["value"])
