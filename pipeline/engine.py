@@ -328,8 +328,8 @@ def _duckdb_copy(con, query: str, types, path: Path, keys=()) -> None:
     if not keys:
         con.raw_sql(copy)
         return
-    # the sort fixes the order; keeping its input's order as well only makes DuckDB hold
-    # aggregates in memory that it could otherwise spill (out of memory on large stacked tables)
+    # the sort fixes the order; keeping its input's order as well only makes DuckDB hold more
+    # in memory (a sorted 4-cutoff training table at 4 M customers ran out of 2 GB with it)
     con.raw_sql("SET preserve_insertion_order = false")
     try:
         con.raw_sql(copy)

@@ -75,7 +75,7 @@ def _text_table(
         raise CvmError(f"{path}: data.header is false, so data.names must list the columns")
     if fmt == "csv" and (problem := check_delimiter(delim)):
         raise CvmError(problem)
-    megabytes = max(path.stat().st_size >> 20, 1)
+    megabytes = _megabytes(path)
     first = _check_utf8(path, Progress(f"{path.name}: UTF-8 check", "MB"))
     if header:
         names = _header_names(first, fmt, delim)
@@ -104,11 +104,16 @@ def _text_table(
     return fields.select("source_row", *columns), int(found["rows"])
 
 
+def _megabytes(path: Path) -> int:
+    """The file's size in whole MB, at least 1: the unit of the progress of reading it."""
+    return max(path.stat().st_size >> 20, 1)
+
+
 def _check_utf8(path: Path, progress: Progress) -> str:
     """Read the file once in blocks to check it is UTF-8; returns its first line."""
     import codecs
 
-    megabytes = max(path.stat().st_size >> 20, 1)
+    megabytes = _megabytes(path)
     decoder = codecs.getincrementaldecoder("utf-8")()
     head: str | None = ""
     offset = lines = 0
