@@ -155,25 +155,6 @@ def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def read_raw(
-    path: Path,
-    fmt: str,
-    columns: list[str],
-    header: bool = True,
-    names: list[str] | None = None,
-    delimiter: str = ",",
-) -> pd.DataFrame:
-    """:func:`raw_table` read by an in-process DuckDB into pandas: for small logs, in tests.
-
-    The pipeline itself never loads a log into pandas: the ingest stage uses :func:`raw_table`.
-    """
-    from pipeline import engine
-
-    with engine.session({"name": "duckdb", "threads": 2}) as con:
-        table, _ = raw_table(con, path, fmt, columns, header, names, delimiter)
-        return table.order_by("source_row").execute()
-
-
 def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:
     missing = [c for c in wanted if c not in found]
     if missing:

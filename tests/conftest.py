@@ -18,6 +18,36 @@ FIXTURES = REPO / "tests" / "fixtures"
 CDNOW_SAMPLE = REPO / "data" / "raw" / "cdnow" / "CDNOW_sample.txt"
 CDNOW_MASTER = REPO / "data" / "raw" / "cdnow" / "CDNOW_master.txt"
 
+# the mapping and rules of the small CSV logs the ingest tests write
+CSV_MAPPING = (
+    "data.format=csv",
+    "data.mapping.customer_id=cust",
+    "data.mapping.timestamp=when",
+    "data.mapping.timestamp_format=%Y-%m-%d",
+    "data.mapping.amount=value",
+    "data.mapping.quantity=qty",
+    "data.rules.start=2024-01-01",
+    "data.rules.end=2024-12-31",
+    "data.rules.duplicates=quarantine",
+    "tracking.enabled=false",
+)
+
+
+def read_raw(
+    path: Path,
+    fmt: str,
+    columns: list[str],
+    header: bool = True,
+    names: list[str] | None = None,
+    delimiter: str = ",",
+):
+    """A small raw log as the ingest stage reads it (``io.raw_table`` on DuckDB), in pandas."""
+    from pipeline import engine, io
+
+    with engine.session({"name": "duckdb", "threads": 2}) as con:
+        table, _ = io.raw_table(con, path, fmt, columns, header, names, delimiter)
+        return table.order_by("source_row").execute()
+
 
 @pytest.fixture(scope="session")
 def reference_values() -> dict:
@@ -74,7 +104,6 @@ def cdnow_sample_clean():
 
     from features.cleaning import classify, clean_rows
     from features.spec import ColumnMapping, IngestRules
-    from pipeline.io import read_raw
 
     mapping = ColumnMapping(
         customer_id="customer_id",

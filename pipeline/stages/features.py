@@ -110,12 +110,14 @@ def _write_tables(cfg, con, days, out: Path, staging: Path) -> dict:
             progress = engine.query_progress(
                 con, f"features: {name}", day_rows * len(parts), queries=len(parts)
             )
+            rows = 0
             with progress as query_done:
                 for part, file in zip(parts, files, strict=True):
-                    engine.write_parquet(con, part.order_by(["cutoff", "customer_id"]), file)
+                    rows += engine.write_parquet(
+                        con, part.order_by(["cutoff", "customer_id"]), file
+                    )
                     query_done()
-                rows = (
-                    io.concat_parquet(files, tmp) if len(files) > 1 else io.parquet_row_count(tmp)
-                )
+                if len(files) > 1:
+                    io.concat_parquet(files, tmp)
             report[f"{name}_rows"] = rows
     return report

@@ -6,21 +6,10 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
+from tests.conftest import CSV_MAPPING
 
 HEADER = "cust,when,value,qty\n"
 GOOD = "c1,2024-01-05,10.50,1\n"
-CSV_MAPPING = (
-    "data.format=csv",
-    "data.mapping.customer_id=cust",
-    "data.mapping.timestamp=when",
-    "data.mapping.timestamp_format=%Y-%m-%d",
-    "data.mapping.amount=value",
-    "data.mapping.quantity=qty",
-    "data.rules.start=2024-01-01",
-    "data.rules.end=2024-12-31",
-    "data.rules.duplicates=quarantine",
-    "tracking.enabled=false",
-)
 
 
 def run_ingest(make_params, tmp_path: Path, text: str | bytes, *overrides: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 from pipeline import engine, io
 from pipeline.cli import main
 from pipeline.errors import CvmError
-from tests.conftest import CDNOW_MASTER
+from tests.conftest import CDNOW_MASTER, read_raw
 
 COLUMNS = ["cust", "when", "value"]
 DUCKDB = {"name": "duckdb", "threads": 2}
@@ -19,7 +19,7 @@ DUCKDB = {"name": "duckdb", "threads": 2}
 def read(tmp_path: Path, data: bytes, fmt: str = "csv", **kwargs) -> pd.DataFrame:
     log = tmp_path / "log.txt"
     log.write_bytes(data)
-    return io.read_raw(log, fmt, kwargs.pop("columns", COLUMNS), **kwargs)
+    return read_raw(log, fmt, kwargs.pop("columns", COLUMNS), **kwargs)
 
 
 def test_quoted_fields_blank_lines_and_crlf_keep_their_text_and_line(tmp_path):
@@ -65,7 +65,7 @@ def test_a_delimiter_that_cannot_separate_fields_is_refused(tmp_path):
 
 
 def test_a_whitespace_log_ignores_leading_and_repeated_blanks():
-    raw = io.read_raw(CDNOW_MASTER, "whitespace", ["customer_id", "date", "dollar_value"])
+    raw = read_raw(CDNOW_MASTER, "whitespace", ["customer_id", "date", "dollar_value"])
     assert len(raw) == 69659
     assert raw.iloc[0].to_dict() == {
         "source_row": 2,
@@ -80,7 +80,7 @@ def test_a_parquet_log_keeps_its_types_and_counts_rows_across_row_groups(tmp_pat
     log = tmp_path / "log.parquet"
     table = pa.table({"cust": [f"c{i}" for i in range(10)], "value": [float(i) for i in range(10)]})
     pq.write_table(table, log, row_group_size=3)
-    raw = io.read_raw(log, "parquet", ["value", "cust"])
+    raw = read_raw(log, "parquet", ["value", "cust"])
     assert raw.source_row.tolist() == list(range(1, 11))
     assert raw.cust.tolist() == [f"c{i}" for i in range(10)] and raw.value.dtype == "float64"
 

@@ -21,7 +21,7 @@ import pytest
 from pipeline import config, engine, io
 from pipeline.cli import main
 from pipeline.errors import CvmError
-from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_SAMPLE, CSV_MAPPING, REPO, read_raw
 
 INGEST_OUTPUTS = ("interim/transactions.parquet", "interim/quarantine.parquet")
 FEATURE_TABLES = ("calibration", "scoring", "train_calibration", "train_scoring")
@@ -159,15 +159,7 @@ def test_a_messy_csv_is_classified_alike(spark, tmp_path):
         tmp_path,
         ("ingest",),
         f"data.path={log}",
-        "data.format=csv",
-        "data.mapping.customer_id=cust",
-        "data.mapping.timestamp=when",
-        "data.mapping.timestamp_format=%Y-%m-%d",
-        "data.mapping.amount=value",
-        "data.mapping.quantity=qty",
-        "data.rules.start=2024-01-01",
-        "data.rules.end=2024-12-31",
-        "data.rules.duplicates=quarantine",
+        *CSV_MAPPING,
         "data.rules.zero_amounts=quarantine",
     )
     assert_same_outputs(duck, spk, features=False)
@@ -204,7 +196,7 @@ def test_bad_files_stop_with_the_same_message_on_spark(spark, tmp_path):
         for con in (spark, None):
             with pytest.raises(CvmError, match=message):
                 if con is None:
-                    io.read_raw(log, "csv", ["cust", "when", "value"])
+                    read_raw(log, "csv", ["cust", "when", "value"])
                 else:
                     io.raw_table(con, log, "csv", ["cust", "when", "value"])
 
