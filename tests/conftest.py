@@ -33,19 +33,13 @@ CSV_MAPPING = (
 )
 
 
-def read_raw(
-    path: Path,
-    fmt: str,
-    columns: list[str],
-    header: bool = True,
-    names: list[str] | None = None,
-    delimiter: str = ",",
-):
-    """A small raw log as the ingest stage reads it (``io.raw_table`` on DuckDB), in pandas."""
+def read_raw(path: Path, fmt: str, columns: list[str], **options):
+    """A small raw log as the ingest stage reads it (``io.raw_table`` on DuckDB, with its
+    ``options``), in pandas."""
     from pipeline import engine, io
 
     with engine.session({"name": "duckdb", "threads": 2}) as con:
-        table, _ = io.raw_table(con, path, fmt, columns, header, names, delimiter)
+        table, _ = io.raw_table(con, path, fmt, columns, **options)
         return table.order_by("source_row").execute()
 
 
