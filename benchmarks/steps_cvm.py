@@ -20,16 +20,15 @@ import pyarrow.parquet as pq
 from steps_common import CLV_DRAWS, NUTS, UNIT_DAYS, Context, Timer, clv_stats, main, summary_stats
 
 from features.summary import btyd_summary, purchase_days
-from models import gamma_gamma
-from models.clv import (
-    TRANSACTION_MODELS,
+from models.btyd import gamma_gamma
+from models.btyd.clv import (
     ClvSettings,
     ConvergenceSettings,
     SamplerSettings,
     fit_clv,
-    posterior_draws,
+    purchase_model,
 )
-from models.clv_predict import PredictionSettings, predict_customers
+from models.btyd.predict import PredictionSettings, predict_customers
 from models.simulate import SimulationSettings, simulate_log
 from pipeline import config
 from pipeline.engine import connect
@@ -37,7 +36,7 @@ from pipeline.stages import features as features_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bgnbd"
-TX_NAMES = TRANSACTION_MODELS[MODEL].PARAM_NAMES
+TX_NAMES = purchase_model(MODEL).param_names
 SPEND_NAMES = gamma_gamma.PARAM_NAMES
 
 
@@ -171,9 +170,10 @@ def fit_map(ctx: Context) -> dict:
     data = _read_summary(ctx)
     with Timer() as timer:
         fit = fit_clv(data, ClvSettings(model=MODEL, method="map"))
-    tx, spend = fit.transaction_draws(), fit.spend_draws()
+    tx, spend = fit.purchase_draws(), fit.spend_draws()
     _save_draws(ctx.output("map_draws.npz"), tx, spend)
-    return timer.record() | _means(tx, spend) | {"counts": fit.counts, "parts": fit.seconds}
+    info = fit.fit_info
+    return timer.record() | _means(tx, spend) | {"counts": info["counts"], "parts": info["seconds"]}
 
 
 def fit_nuts(ctx: Context) -> dict:
@@ -188,10 +188,14 @@ def fit_nuts(ctx: Context) -> dict:
     )
     with Timer() as timer:
         fit = fit_clv(data, settings)
-    tx = posterior_draws(fit.transactions, TX_NAMES, max_draws=CLV_DRAWS)
-    spend = posterior_draws(fit.spend, SPEND_NAMES, max_draws=CLV_DRAWS)
+    tx, spend = fit.purchase_draws(CLV_DRAWS), fit.spend_draws(CLV_DRAWS)
     _save_draws(ctx.output("nuts_draws.npz"), tx, spend)
-    fit_info = {"problems": fit.problems, "diagnostics": fit.diagnostics, "parts": fit.seconds}
+    info = fit.fit_info
+    fit_info = {
+        "problems": info["convergence_problems"],
+        "diagnostics": info["diagnostics"],
+        "parts": info["seconds"],
+    }
     return timer.record() | _means(tx, spend) | fit_info
 
 
@@ -199,7 +203,7 @@ def _clv(ctx: Context, draws_file: str, producer: str) -> dict:
     tx, spend = _load_draws(ctx.input(draws_file, producer))
     data = _read_summary(ctx)
     with Timer() as timer:
-        scored = predict_customers(tx, spend, data, MODEL, PredictionSettings())
+        scored = predict_customers(tx, spend, data, purchase_model(MODEL), PredictionSettings())
     stats = clv_stats(scored["clv"], scored["clv_lower"], scored["clv_upper"])
     return timer.record() | stats | {"draws": len(tx["r"])}
 

@@ -1,12 +1,17 @@
-"""Assemble the scored customer table from the model outputs."""
+"""The scored customer table: :func:`score_customers` is the one scorer behind the score stage,
+``cvm score`` and retraining."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from models.btyd.predict import PredictionSettings
 from models.segments import (
     LifecycleRules,
     TierSettings,
@@ -33,6 +38,65 @@ PREDICTION_COLUMNS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How customers are scored: CLV predictions (from at most ``max_draws`` posterior draws),
+    the churn horizon in model time units, and the tier and lifecycle rules."""
+
+    prediction: PredictionSettings
+    max_draws: int | None
+    churn_horizon: float
+    tiers: TierSettings
+    lifecycle: LifecycleRules
+
+
+def score_rows(features: pd.DataFrame, clv, churn, settings: ScoringSettings) -> pd.DataFrame:
+    """Row for row: ``customer_id``, every CLV prediction with its interval and
+    ``churn_probability`` (the churn model fed with what the CLV model's purchase model expects).
+
+    ``clv`` is a :class:`models.btyd.clv.FittedClv` (already thinned), ``churn`` a
+    :class:`models.churn.classifier.ChurnModel`. Works on a batch as on the whole table.
+    """
+    features = features.reset_index(drop=True)
+    scores = clv.predict(features, settings.prediction)
+    scores["churn_probability"] = churn.predict(
+        clv.churn_features(features, settings.churn_horizon)
+    )
+    scores.insert(0, "customer_id", features["customer_id"].astype(str).to_numpy())
+    return scores
+
+
+RowScorer = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def score_customers(
+    features: pd.DataFrame,
+    clv,
+    churn,
+    settings: ScoringSettings,
+    provenance: dict[str, str],
+    as_of: date,
+    execute: Callable[[RowScorer, pd.DataFrame], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """The scored customer table of ``features`` (one row per customer).
+
+    ``execute(score, features)`` runs the row scorer over the table (default: in this process;
+    the score stage passes one that runs it in Spark's executors); tiers, lifecycle stages and
+    RFM scores rank customers against each other, so they are assigned to the gathered scores.
+    """
+    score = partial(score_rows, clv=clv.thinned(settings.max_draws), churn=churn, settings=settings)
+    scores = score(features) if execute is None else execute(score, features)
+    return scored_table(
+        features,
+        scores,
+        scores["churn_probability"],
+        settings.tiers,
+        settings.lifecycle,
+        provenance,
+        as_of,
+    )
+
+
 def scored_table(
     features: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -45,7 +109,7 @@ def scored_table(
     """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM.
 
     ``predictions`` is aligned with ``features`` (as returned by
-    :func:`models.clv_predict.predict_customers`); ``provenance`` names the models
+    :func:`models.btyd.predict.predict_customers`); ``provenance`` names the models
     (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
     """
     table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)

@@ -88,9 +88,7 @@ EXIT_CODES = """exit codes of retrain and score:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    # before any stage loads an OpenMP runtime (LightGBM, numba): see models/churn.py
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
     sub = parser.add_subparsers(dest="command", required=True)
     p_params = sub.add_parser("params", help="compose conf/ into params.yaml")
@@ -143,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             metavar="SECONDS",
             help="wait this long for a running retrain or score to finish (default: exit 5)",
         )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # before any stage loads an OpenMP runtime (LightGBM, numba): see models/churn/classifier.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.INFO)
     handle = (

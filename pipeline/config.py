@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from features.spec import ColumnMapping, FeatureSpec, IngestRules
 from pipeline import progress
+from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 
 CONF_DIR = Path("conf")
@@ -97,8 +99,8 @@ def feature_spec(cfg: DictConfig) -> FeatureSpec:
 
 def clv_settings(cfg: DictConfig):
     """``clv`` section → :class:`models.clv.ClvSettings` (seed from the top-level ``seed``)."""
-    from models.clv import ClvSettings, ConvergenceSettings, SamplerSettings
-    from models.priors import Priors
+    from models.btyd.clv import ClvSettings, ConvergenceSettings, SamplerSettings
+    from models.btyd.priors import Priors
 
     clv = get(cfg, "clv")
     return _build(
@@ -121,7 +123,7 @@ def clv_settings(cfg: DictConfig):
 
 def prediction_settings(cfg: DictConfig, **override: float):
     """``clv.prediction`` (days, months, annual rate) → PredictionSettings in model units."""
-    from models.clv_predict import PredictionSettings
+    from models.btyd.predict import PredictionSettings
 
     pred = get(cfg, "clv.prediction")
     unit_days = feature_spec(cfg).unit_days
@@ -139,7 +141,7 @@ def prediction_settings(cfg: DictConfig, **override: float):
 
 def churn_settings(cfg: DictConfig):
     """``churn`` section → :class:`models.churn.ChurnSettings`."""
-    from models.churn import ChurnSettings
+    from models.churn.classifier import ChurnSettings
 
     try:
         return ChurnSettings.from_mapping(get(cfg, "churn"))
@@ -156,4 +158,111 @@ def tier_settings(cfg: DictConfig):
     tiers = {k: tuple(v) if isinstance(v, list) else v for k, v in tiers.items()}
     return _build(TierSettings, tiers, "tiers"), _build(
         LifecycleRules, lifecycle, "tiers.lifecycle"
+    )
+
+
+class Settings:
+    """The config as typed, validated values, each built once on first use: what the stage
+    functions take instead of the raw config. Values derived from several keys (the churn
+    horizon in model units, the prediction settings in model units) are computed here only."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self._cfg = cfg
+
+    def section(self, key: str) -> Any:
+        """A config section as plain data (what stages log as parameters)."""
+        return get(self._cfg, key)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog.from_paths(get(self._cfg, "paths"))
+
+    @cached_property
+    def mapping(self) -> ColumnMapping:
+        return column_mapping(self._cfg)
+
+    @cached_property
+    def rules(self) -> IngestRules:
+        return ingest_rules(self._cfg)
+
+    @cached_property
+    def source(self) -> Path:
+        return Path(get(self._cfg, "data.path"))
+
+    @cached_property
+    def dates(self) -> dict[str, date | None]:
+        """``calibration_end``, ``holdout_end`` and ``scoring_date`` (``None``: the data's end)."""
+        keys = ("calibration_end", "holdout_end", "scoring_date")
+        return {k: as_date(get(self._cfg, f"data.{k}"), f"data.{k}") for k in keys}
+
+    @cached_property
+    def features(self) -> FeatureSpec:
+        return feature_spec(self._cfg)
+
+    @cached_property
+    def churn_horizon(self) -> float:
+        """``features.churn_horizon_days`` in model time units."""
+        return self.features.churn_horizon_days / self.features.unit_days
+
+    @cached_property
+    def clv(self):
+        return clv_settings(self._cfg)
+
+    @cached_property
+    def prediction(self):
+        return prediction_settings(self._cfg)
+
+    @cached_property
+    def max_draws(self) -> int | None:
+        """``clv.prediction.max_draws``: at most this many posterior draws score (None: all)."""
+        value = get(self._cfg, "clv.prediction.max_draws")
+        return int(value) if value else None
+
+    @cached_property
+    def churn(self):
+        return churn_settings(self._cfg)
+
+    @cached_property
+    def scoring(self):
+        """What :func:`models.scoring.score_customers` needs."""
+        from models.scoring import ScoringSettings
+
+        tiers, lifecycle = tier_settings(self._cfg)
+        return ScoringSettings(
+            prediction=self.prediction,
+            max_draws=self.max_draws,
+            churn_horizon=self.churn_horizon,
+            tiers=tiers,
+            lifecycle=lifecycle,
+        )
+
+    @cached_property
+    def engine(self) -> dict[str, Any]:
+        return get(self._cfg, "engine")
+
+    @cached_property
+    def tracking(self) -> dict[str, Any]:
+        return get(self._cfg, "tracking")
+
+    def with_data(self, **values: Any) -> Settings:
+        """New settings with some ``data`` keys replaced (a log path, dates); this one is left
+        as it is."""
+        tree = OmegaConf.to_container(self._cfg, resolve=True)
+        tree["data"] = tree["data"] | {k: _plain(v) for k, v in values.items()}
+        cfg = OmegaConf.create(tree)
+        OmegaConf.set_struct(cfg, True)
+        return Settings(cfg)
+
+    def digest_tree(self) -> dict[str, Any]:
+        """The resolved config as plain data."""
+        return OmegaConf.to_container(self._cfg, resolve=True)
+
+
+def _plain(value: Any) -> Any:
+    return (
+        value.isoformat()
+        if isinstance(value, date)
+        else str(value)
+        if isinstance(value, Path)
+        else value
     )

@@ -260,6 +260,18 @@ def content_id(directory: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file another stage wrote; a :class:`CvmError` when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CvmError(f"{path}: not found; run the stage that produces it first") from None
+    except (OSError, ValueError) as err:
+        raise CvmError(
+            f"{path}: unreadable ({err}); run the stage that produces it again"
+        ) from None
+
+
 def read_parquet(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise CvmError(f"{path}: not found; run the stage that produces it first")
@@ -279,19 +291,10 @@ def read_netcdf(path: Path):
     return xr.load_datatree(path)
 
 
-def write_table(table: pd.DataFrame, schema: dict, base: Path) -> None:
-    """``base``.parquet, .csv and .schema.json, all or nothing.
-
-    All three are written to temporary names first and renamed only once each is complete, so
-    an interrupted export leaves the previous table in place.
-    """
-    targets = {
-        base.with_suffix(".parquet"): lambda tmp: table.to_parquet(tmp, index=False),
-        base.with_suffix(".csv"): lambda tmp: table.to_csv(tmp, index=False),
-        base.with_suffix(".schema.json"): lambda tmp: tmp.write_text(
-            json.dumps(schema, indent=2) + "\n"
-        ),
-    }
-    with atomic_paths(*targets) as temps:
-        for write, tmp in zip(targets.values(), temps, strict=True):
-            write(tmp)
+def write_table_files(
+    table: pd.DataFrame, schema: dict, parquet: Path, csv: Path, schema_path: Path
+) -> None:
+    """The scored table as Parquet, CSV and its JSON schema, each to the path given."""
+    table.to_parquet(parquet, index=False)
+    table.to_csv(csv, index=False)
+    schema_path.write_text(json.dumps(schema, indent=2) + "\n")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,90 +22,58 @@ class ClvModel(mlflow.pyfunc.PythonModel):
     """A fitted CLV pair as an MLflow model: predicts every customer's CLV from its summary.
 
     ``predict`` takes a frame with ``frequency``, ``recency``, ``T``, ``monetary_value`` (model
-    time units) and optional ``params`` overriding :class:`models.clv_predict.PredictionSettings`,
+    time units) and optional ``params`` overriding :class:`models.btyd.predict.PredictionSettings`,
     plus ``max_draws`` (use at most that many posterior draws, evenly thinned; 0 = all).
+    ``fitted`` is the :class:`models.btyd.clv.FittedClv` behind it.
     """
 
     def load_context(self, context) -> None:
-        import xarray as xr
+        from pipeline import clv_store
 
-        self.transactions = xr.load_datatree(context.artifacts["transactions"])
-        self.spend = xr.load_datatree(context.artifacts["spend"])
-        self.meta = json.loads(Path(context.artifacts["meta"]).read_text())
+        self.fitted = clv_store.load(Path(context.artifacts["model"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        from models import gamma_gamma
-        from models.clv import TRANSACTION_MODELS, posterior_draws
-        from models.clv_predict import PredictionSettings, predict_customers
+        from models.btyd.predict import PredictionSettings
 
         params = dict(params or {})
         max_draws = int(params.pop("max_draws", 0) or 0) or None
-        model = self.meta["model"]
-        tx = posterior_draws(self.transactions, TRANSACTION_MODELS[model].PARAM_NAMES, max_draws)
-        spend = posterior_draws(self.spend, gamma_gamma.PARAM_NAMES, max_draws)
-        settings = PredictionSettings(**params)
-        return predict_customers(tx, spend, model_input, model=model, settings=settings)
-
-    def point(self) -> dict[str, float]:
-        """The purchase model's MAP point (the posterior mean for models registered without it).
-
-        The churn model's inputs include what the purchase model expects at this point.
-        """
-        from models.clv import TRANSACTION_MODELS, posterior_draws
-
-        names = TRANSACTION_MODELS[self.meta["model"]].PARAM_NAMES
-        if "map_point" in self.meta:
-            return {k: float(self.meta["map_point"][k]) for k in names}
-        draws = posterior_draws(self.transactions, names)
-        return {k: float(v.mean()) for k, v in draws.items()}
+        return self.fitted.predict(model_input, PredictionSettings(**params), max_draws)
 
 
-def register_clv(fit, fit_dir: Path, example: pd.DataFrame, tracking: dict[str, Any]) -> str | None:
-    """Log the posteriors in ``fit_dir`` as an MLflow model and register it; returns its version.
-
-    ``fit`` is the :class:`models.clv.ClvFit` saved there; ``example`` a few customer summaries
-    that document the model's input and output schema (and its prediction parameters).
-    """
+def register_clv(model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any]) -> str | None:
+    """Log the CLV model saved in ``model_dir`` as an MLflow model and register it; returns its
+    version. ``example`` holds a few customer summaries that document the model's input and
+    output schema (and its prediction parameters)."""
     from dataclasses import asdict
 
-    from models.clv_predict import PredictionSettings, predict_customers
+    from models.btyd.predict import PredictionSettings
+    from pipeline import clv_store
 
     if not tracking.get("enabled", True):
         return None
-    from models.clv import TRANSACTION_MODELS
-
     example = example[["frequency", "recency", "T", "monetary_value"]]
-    output = predict_customers(fit.transaction_draws(), fit.spend_draws(), example, fit.model)
+    output = clv_store.load(model_dir).predict(example, PredictionSettings())
     params = asdict(PredictionSettings()) | {"max_draws": 0}
     signature = mlflow.models.infer_signature(example, output, params=params)
-    names = TRANSACTION_MODELS[fit.model].PARAM_NAMES
-    point = {k: fit.map_point[f"transactions.{k}"] for k in names}
-    with tempfile.TemporaryDirectory() as tmp:
-        meta = Path(tmp) / "meta.json"
-        meta.write_text(json.dumps({"model": fit.model, "map_point": point}))
-        info = mlflow.pyfunc.log_model(
-            name="clv_model",
-            python_model=ClvModel(),
-            artifacts={
-                "transactions": str(fit_dir / "transactions.nc"),
-                "spend": str(fit_dir / "spend.nc"),
-                "meta": str(meta),
-            },
-            registered_model_name=tracking.get("clv_model_name", CLV_MODEL_NAME),
-            signature=signature,
-            pip_requirements=["cvm"],
-        )
+    info = mlflow.pyfunc.log_model(
+        name="clv_model",
+        python_model=ClvModel(),
+        artifacts={"model": str(model_dir)},
+        registered_model_name=tracking.get("clv_model_name", CLV_MODEL_NAME),
+        signature=signature,
+        pip_requirements=["cvm"],
+    )
     return str(info.registered_model_version)
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """The calibrated churn classifier as an MLflow model: churn probability per customer row."""
+    """The calibrated churn classifier as an MLflow model: churn probability per customer row.
+    ``model`` is the :class:`models.churn.classifier.ChurnModel` behind it."""
 
     def load_context(self, context) -> None:
-        from models.churn import from_artifacts
+        from pipeline import churn_store
 
-        meta = json.loads(Path(context.artifacts["meta"]).read_text())
-        self.model = from_artifacts(Path(context.artifacts["model"]).read_text(), meta)
+        self.model = churn_store.load(Path(context.artifacts["model"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         return pd.Series(self.model.predict(model_input), name="churn_probability")
@@ -120,7 +86,7 @@ def register_churn(model_dir: Path, tracking: dict[str, Any]) -> str | None:
     info = mlflow.pyfunc.log_model(
         name="churn_model",
         python_model=ChurnPyfunc(),
-        artifacts={"model": str(model_dir / "model.txt"), "meta": str(model_dir / "meta.json")},
+        artifacts={"model": str(model_dir)},
         registered_model_name=tracking.get("churn_model_name", CHURN_MODEL_NAME),
         pip_requirements=["cvm"],
     )
@@ -178,6 +144,37 @@ def move_alias(client: mlflow.MlflowClient, name: str, alias: str, version: str 
         client.set_registered_model_alias(name, alias, str(version))
 
 
+def check_champion_pair(
+    client: mlflow.MlflowClient, names: dict[str, str], versions: dict[str, str | None]
+) -> dict[str, dict[str, str]]:
+    """The tags of the champion versions, once they are checked to be a pair that
+    ``cvm retrain`` registered together; a :class:`CvmError` saying how to repair it otherwise."""
+    from pipeline.errors import CvmError
+
+    if not all(versions.values()):
+        raise CvmError(
+            f"only some models have a '{CHAMPION}' alias ({versions}); the CLV and churn models "
+            "are promoted together: set both aliases or neither"
+        )
+    tags = {kind: version_tags(client, names[kind], versions[kind]) for kind in KINDS}
+    for kind in KINDS:
+        if "cvm.release_run_id" not in tags[kind]:
+            raise CvmError(
+                f"{names[kind]} version {versions[kind]} (alias '{CHAMPION}') was not registered "
+                "by `cvm retrain`, so it has no evaluation pair to compare against; point the "
+                "alias at a version from `cvm retrain`, or remove both champion aliases to start "
+                "afresh"
+            )
+    expected = f"{names['churn']}/{versions['churn']}"
+    if tags["clv"].get("cvm.paired_with") != expected:
+        raise CvmError(
+            f"split champion pair: {names['clv']}/{versions['clv']} was registered with "
+            f"{tags['clv'].get('cvm.paired_with')}, but the churn champion is {expected}; point "
+            f"both '{CHAMPION}' aliases at versions of one retraining run"
+        )
+    return tags
+
+
 def version_tags(client: mlflow.MlflowClient, name: str, version: str) -> dict[str, str]:
     return dict(client.get_model_version(name, str(version)).tags)
 
@@ -188,29 +185,19 @@ def tag_version(client: mlflow.MlflowClient, name: str, version: str, tags: dict
 
 
 class ScoringModels:
-    """A CLV model and a churn model loaded from the registry, with their versions.
-
-    ``clv`` and ``churn`` are the MLflow pyfunc models; ``clv_model`` is the :class:`ClvModel`
-    behind ``clv`` (its purchase model's point feeds the churn model's inputs).
-    """
+    """A CLV model and a churn model loaded from the registry, with their versions:
+    ``clv`` (a :class:`models.btyd.clv.FittedClv`) and ``churn`` (a churn model)."""
 
     def __init__(self, names: dict[str, str], versions: dict[str, str]) -> None:
         self.names = dict(names)
         self.versions = {kind: str(versions[kind]) for kind in KINDS}
-        self.clv = mlflow.pyfunc.load_model(f"models:/{names['clv']}/{self.versions['clv']}")
-        self.churn = mlflow.pyfunc.load_model(f"models:/{names['churn']}/{self.versions['churn']}")
-        self.clv_model: ClvModel = self.clv.unwrap_python_model()
-
-    @property
-    def model(self) -> str:
-        """The purchase model: ``bgnbd`` or ``pareto_nbd``."""
-        return self.clv_model.meta["model"]
+        loaded = {
+            kind: mlflow.pyfunc.load_model(f"models:/{names[kind]}/{self.versions[kind]}")
+            for kind in KINDS
+        }
+        self.clv = loaded["clv"].unwrap_python_model().fitted
+        self.churn = loaded["churn"].unwrap_python_model().model
 
     def labels(self) -> dict[str, str]:
         """Provenance columns of the scored table: ``cvm-clv/3`` and ``cvm-churn/3``."""
         return {f"{kind}_model": f"{self.names[kind]}/{self.versions[kind]}" for kind in KINDS}
-
-    def clv_params(self) -> set[str]:
-        """The prediction parameters the CLV model's signature accepts."""
-        schema = self.clv.metadata.get_params_schema()
-        return {p.name for p in schema.params} if schema is not None else set()

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from pipeline import config, io, lock, registry, staging, tracking
+from pipeline import config, io, lock, outputs, registry, staging, tracking
 from pipeline.errors import CvmError
+from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
@@ -39,35 +38,29 @@ def champion_versions(client, names: dict[str, str]) -> dict[str, str]:
 
 
 def score_features(
-    features: pd.DataFrame, models: registry.ScoringModels, cfg, as_of: date
+    features: pd.DataFrame, models: registry.ScoringModels, settings: config.Settings, as_of: date
 ) -> pd.DataFrame:
     """The scored customer table of ``features`` (one row per customer) with ``models``."""
-    from models.btyd_features import add_btyd_features
-    from models.scoring import scored_table
+    from models.scoring import score_customers
 
-    spec = config.feature_spec(cfg)
-    tiers, lifecycle = config.tier_settings(cfg)
-    params = asdict(config.prediction_settings(cfg))
-    accepted = models.clv_params()
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise CvmError(
-            f"{models.labels()['clv_model']} does not accept the prediction setting(s) "
-            f"{', '.join(unknown)}; register it again with this version of cvm"
-        )
-    if "max_draws" in accepted:
-        params["max_draws"] = int(config.get(cfg, "clv.prediction.max_draws") or 0)
-    predictions = models.clv.predict(features[list(SUMMARY_COLUMNS)], params=params)
-    horizon = spec.churn_horizon_days / spec.unit_days
-    inputs = add_btyd_features(features, models.clv_model.point(), models.model, horizon)
     try:
-        churn = np.asarray(models.churn.predict(inputs), dtype=float)
+        return score_customers(
+            features, models.clv, models.churn, settings.scoring, models.labels(), as_of
+        )
     except ValueError as err:
         raise CvmError(
             f"{models.labels()['churn_model']} cannot score these features ({err}); "
             "the features config differs from the one it was trained with"
         ) from None
-    return scored_table(features, predictions, churn, tiers, lifecycle, models.labels(), as_of)
+
+
+def publish_table(table: pd.DataFrame, base: Path, state: Path) -> None:
+    """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), all at once."""
+    from models.scoring import table_schema
+
+    files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
+    with outputs.atomic_outputs(*files, state=state) as temps:
+        io.write_table_files(table, table_schema(table), *temps)
 
 
 def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> None:
@@ -98,34 +91,31 @@ def run(
     """Score ``log_path`` (default ``data.path``) with the champions; write the table to ``out``
     (a base path: ``.parquet``, ``.csv`` and ``.schema.json`` are written beside it, all at
     once; default ``retrain.scored``, i.e. ``paths.scored``). Returns a summary."""
-    from models.scoring import table_schema
-    from pipeline.stages import ingest
+    from pipeline.stages.ingest import ingest
 
-    settings = staging.RetrainSettings.from_cfg(cfg)
-    source = Path(log_path or config.get(cfg, "data.path"))
-    base = _base(out or settings.scored)
-    tracking_cfg = config.get(cfg, "tracking")
-    with lock.exclusive(settings.lock_file, "cvm score", wait):
-        client = registry.connect(tracking_cfg)
-        names = registry.model_names(tracking_cfg)
+    settings = config.Settings(cfg)
+    retrain = staging.RetrainSettings.from_cfg(cfg)
+    source = Path(log_path or settings.source)
+    base = _base(out or retrain.scored)
+    with lock.exclusive(retrain.lock_file, "cvm score", wait):
+        outputs.recover(settings.catalog.state, settings.catalog.directories() | {base.parent})
+        client = registry.connect(settings.tracking)
+        names = registry.model_names(settings.tracking)
         versions = champion_versions(client, names)
-        root = settings.work_dir / "score-staging"
+        root = retrain.work_dir / "score-staging"
         shutil.rmtree(root, ignore_errors=True)
         copy, sha256 = staging.snapshot(source, root / "log")
-        staged = staging.staged_config(cfg, root / "project", copy)
-        report = ingest.run(staged)
-        share = staging.check_quarantine(report, settings.max_quarantine_share, source)
-        clean = Path(config.get(staged, "paths.clean"))
-        span = staging.resolve_as_of(clean, as_of, settings.max_days_without_data, source)
+        catalog = settings.catalog.under(root / "project")
+        report = ingest(settings.with_data(path=copy), catalog, Tracker(settings.tracking))
+        share = staging.check_quarantine(report, retrain.max_quarantine_share, source)
+        span = staging.resolve_as_of(catalog.clean, as_of, retrain.max_days_without_data, source)
         day = span["as_of"]
-        later = staging.cut_at(clean, day)
-        features = staging.scoring_features(staged, day)
+        later = staging.cut_at(catalog.clean, day)
+        features = staging.scoring_features(settings, catalog.clean, day)
         models = registry.ScoringModels(names, versions)
-        table = score_features(features, models, cfg, day)
+        table = score_features(features, models, settings, day)
         check_table(table, len(features), models.labels())
-        staged_table = root / "scored" / "customers"
-        io.write_table(table, table_schema(table), staged_table)
-        staging.publish_table(staged_table, base)
+        publish_table(table, base, settings.catalog.state)
         summary = {
             "log": str(source),
             "log_sha256": sha256,
@@ -139,7 +129,7 @@ def run(
             "scored": str(base.with_suffix(".parquet")),
         }
         params = {"as_of": summary["as_of"], "log": summary["log"], **models.labels()}
-        with tracking.stage_run(tracking_cfg, "score_registry", params):
+        with Tracker(settings.tracking).run("score_registry", params):
             tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
             tracking.log_dict(summary, "score_summary.json")
         shutil.rmtree(root, ignore_errors=True)

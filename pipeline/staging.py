@@ -1,8 +1,9 @@
-"""What `cvm retrain` and `cvm score` share: their settings, a private copy of the project's
-outputs to work in, the log snapshot, the feed checks and the cut at the as-of date.
+"""What `cvm retrain` and `cvm score` share: their settings, the log snapshot, the feed checks
+and the cut at the as-of date.
 
-Both run the ordinary stages, but on a config whose every ``paths`` entry points into a staging
-directory: nothing they write reaches the project's outputs until the caller publishes it.
+Both run the ordinary stage functions on a catalog inside a staging directory
+(:meth:`pipeline.catalog.Catalog.under`): nothing they write reaches the project's outputs until
+the caller publishes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from time import time_ns
 from typing import Any
 
 import pyarrow as pa
@@ -129,35 +129,7 @@ def snapshot(log: Path, directory: Path) -> tuple[Path, str]:
     return target, digest.hexdigest()
 
 
-# --- the staged config ---------------------------------------------------------------------------
-
-
-def _inside(root: Path, value: str) -> Path:
-    path = Path(value)
-    return root.joinpath(*[p for p in path.parts if p not in (path.anchor, "..", ".")])
-
-
-def staged_config(cfg: DictConfig, root: Path, log: Path, **data: Any) -> DictConfig:
-    """``cfg`` with every ``paths`` entry moved under ``root`` and ``data.path`` set to ``log``.
-
-    ``data`` overrides keys of the ``data`` section (e.g. the calibration and scoring dates).
-    """
-    values = OmegaConf.to_container(cfg, resolve=True)
-    values["paths"] = {k: str(_inside(root, v)) for k, v in values["paths"].items()}
-    values["data"] = values["data"] | {"path": str(log)} | data
-    staged = OmegaConf.create(values)
-    OmegaConf.set_struct(staged, True)
-    return staged
-
-
-def with_paths(cfg: DictConfig, **paths: Path | str) -> DictConfig:
-    """``cfg`` with some ``paths`` entries replaced (and other keys, dotted, e.g. ``clv.model``)."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    for key, value in paths.items():
-        values["paths"][key] = str(value)
-    staged = OmegaConf.create(values)
-    OmegaConf.set_struct(staged, True)
-    return staged
+# --- the config's hash --------------------------------------------------------------------------
 
 
 def config_sha256(cfg: DictConfig) -> str:
@@ -272,50 +244,13 @@ def resolve_as_of(
     return {"as_of": resolved, "first_transaction": first, "last_transaction": last, "rows": rows}
 
 
-def publish_table(staged: Path, base: Path) -> None:
-    """Put the staged scored table (``staged``.parquet, .csv, .schema.json) in place of ``base``'s,
-    all three or none.
-
-    The new files are copied beside the old ones first, then renamed over them one after the
-    other; if a rename fails, the files already renamed get their previous version back.
-    """
-    suffixes = (".parquet", ".csv", ".schema.json")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}.{time_ns()}"
-    new: dict[Path, Path] = {}
-    old: dict[Path, Path] = {}
-    done: list[Path] = []
-    try:
-        for suffix in suffixes:
-            target = base.with_suffix(suffix)
-            new[target] = target.with_name(f".{target.name}.{tag}.new")
-            shutil.copyfile(staged.with_suffix(suffix), new[target])
-            if target.is_file():
-                old[target] = target.with_name(f".{target.name}.{tag}.old")
-                os.link(target, old[target])
-        for target, path in new.items():
-            os.replace(path, target)
-            done.append(target)
-    except BaseException:
-        for target in done:
-            if target in old:
-                os.replace(old[target], target)
-            else:
-                target.unlink(missing_ok=True)
-        raise
-    finally:
-        for path in [*new.values(), *old.values()]:
-            path.unlink(missing_ok=True)
-
-
-def scoring_features(cfg: DictConfig, as_of: date):
-    """Every customer's features at ``as_of`` from the clean log at ``paths.clean`` (pandas)."""
+def scoring_features(settings: config.Settings, clean: Path, as_of: date):
+    """Every customer's features at ``as_of`` from the clean log ``clean`` (pandas)."""
     from features.summary import purchase_days
     from features.tables import customer_features
-    from pipeline.engine import connect
+    from pipeline import engine
 
-    spec = config.feature_spec(cfg)
-    con = connect(config.get(cfg, "engine"))
-    days = purchase_days(con.read_parquet(config.get(cfg, "paths.clean")))
-    expr = customer_features(days, as_of, spec).order_by(["cutoff", "customer_id"])
-    return con.to_pyarrow(expr).to_pandas()
+    with engine.session(settings.engine) as con:
+        days = purchase_days(engine.read_parquet(con, clean))
+        expr = customer_features(days, as_of, settings.features).order_by(["cutoff", "customer_id"])
+        return con.to_pyarrow(expr).to_pandas()

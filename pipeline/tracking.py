@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -22,20 +23,40 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-@contextmanager
-def stage_run(tracking: dict[str, Any], stage: str, params: dict[str, Any]) -> Iterator[Any]:
-    """Open an MLflow run for ``stage`` and log ``params``; yields the run, ``None`` if disabled."""
-    if not tracking.get("enabled", True):
-        yield None
-        return
-    import mlflow
+@dataclass(frozen=True)
+class Tracker:
+    """Where a stage records its run: the tracking config, and the parent run and tags of the
+    caller (``cvm retrain`` makes each stage run a child of its own run)."""
 
-    mlflow.set_tracking_uri(tracking["uri"])
-    mlflow.set_registry_uri(tracking.get("registry_uri") or tracking["uri"])
-    mlflow.set_experiment(tracking["experiment"])
-    with mlflow.start_run(run_name=stage, tags={"cvm.stage": stage}) as run:
-        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-        yield run
+    config: dict[str, Any]
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.config.get("enabled", True))
+
+    def child(self, parent_run_id: str, **tags: str) -> Tracker:
+        """A tracker whose runs are children of ``parent_run_id``, carrying ``tags``."""
+        return Tracker(self.config, parent_run_id, dict(tags))
+
+    @contextmanager
+    def run(self, stage: str, params: dict[str, Any]) -> Iterator[Any]:
+        """Open an MLflow run for ``stage`` and log ``params``; yields it (``None`` if disabled)."""
+        if not self.enabled:
+            yield None
+            return
+        import mlflow
+
+        mlflow.set_tracking_uri(self.config["uri"])
+        mlflow.set_registry_uri(self.config.get("registry_uri") or self.config["uri"])
+        mlflow.set_experiment(self.config["experiment"])
+        tags = {"cvm.stage": stage, **self.tags}
+        if self.parent_run_id:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        with mlflow.start_run(run_name=stage, tags=tags) as run:
+            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+            yield run
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

@@ -1,1 +1,17 @@
-"""One module per DVC stage: read, call the pure core, write, log."""
+"""One module per DVC stage: a typed function of the settings, a catalog and a tracker that
+reads, calls the pure core, writes and logs; and ``run(cfg)``, its entry point for DVC."""
+
+from __future__ import annotations
+
+from pipeline import config, outputs
+from pipeline.catalog import Catalog
+from pipeline.tracking import Tracker
+
+
+def inputs(cfg) -> tuple[config.Settings, Catalog, Tracker]:
+    """The settings, the project's catalog (after finishing or removing what a killed run left)
+    and the tracker of a stage run from ``params.yaml``."""
+    settings = config.Settings(cfg)
+    catalog = settings.catalog
+    outputs.recover(catalog.state, catalog.directories())
+    return settings, catalog, Tracker(settings.tracking)

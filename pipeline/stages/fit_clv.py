@@ -2,66 +2,70 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
-from pipeline import config, io, registry, tracking
+from pipeline import clv_store, config, io, outputs, registry, stages, tracking
+from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
+from pipeline.tracking import Tracker
 
 FITS = ("calibration", "scoring")
 log = logging.getLogger(__name__)
 
 
 def run(cfg) -> dict:
-    """Fit both model pairs, write their posteriors and a fit report, register the scoring pair."""
-    from models.clv import ConvergenceError, fit_clv
+    return fit_clv(*stages.inputs(cfg))
 
-    settings = config.clv_settings(cfg)
-    paths = config.get(cfg, "paths")
-    features_dir, out = Path(paths["features_dir"]), Path(paths["clv_dir"])
-    tables = {name: io.read_parquet(features_dir / f"{name}.parquet") for name in FITS}
-    report: dict = {"model": settings.model, "method": settings.method}
+
+def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
+    """Fit both model pairs; write both and the fit report together, register the scoring
+    pair. Returns the fit report."""
+    from models.btyd.clv import ConvergenceError
+    from models.btyd.clv import fit_clv as fit_pair
+
+    clv = settings.clv
+    tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
     fits = {}
     for name, table in tables.items():
         log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
         try:
-            fit = fits[name] = fit_clv(table, settings)
+            fits[name] = fit_pair(table, clv)
         except ConvergenceError as err:
             raise CvmError(
                 f"fit_clv ({name} fit): {err}. Sample longer (clv.sampler.draws/tune) or set "
                 "clv.convergence.on_failure=warn"
             ) from None
-        for problem in fit.problems:
+        for problem in fits[name].fit_info["convergence_problems"]:
             log.warning("fit_clv (%s): %s", name, problem)
-    # written only once both pairs are fitted: a failed fit leaves the previous posteriors
-    for name, fit in fits.items():
-        for tree in (fit.transactions, fit.spend):
-            tree.attrs["cvm_clv_config"] = json.dumps(config.get(cfg, "clv"))
-            tree.attrs["cvm_fit"] = name
-        io.write_netcdf(fit.transactions, out / name / "transactions.nc")
-        io.write_netcdf(fit.spend, out / name / "spend.nc")
-        report[name] = {
-            "map": fit.map_point,
-            "seconds": fit.seconds,
-            "counts": fit.counts,
-            "diagnostics": fit.diagnostics,
-            "convergence_problems": fit.problems,
-            "model_id": io.content_id(out / name),
-        }
-    with tracking.stage_run(config.get(cfg, "tracking"), "fit_clv", config.get(cfg, "clv")):
+    report: dict = {"model": clv.model, "method": clv.method}
+    report |= {name: {"map": fit.map_point, **fit.fit_info} for name, fit in fits.items()}
+    targets = (catalog.clv_calibration, catalog.clv_scoring, catalog.fit_report)
+    with (
+        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, report_tmp),
+        tracker.run("fit_clv", settings.section("clv")),
+    ):
+        for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
+            clv_store.save(fits[name], directory)
+            report[name]["model_id"] = io.content_id(directory)
         tracking.log_metrics(
             {
                 f"{name}.{group}.{key}": value
                 for name in FITS
-                for group in ("map", "seconds", "diagnostics")
+                for group in ("seconds", "diagnostics")
                 for key, value in report[name][group].items()
             }
+            | {
+                f"{name}.map.{part}.{key}": value
+                for name in FITS
+                for part, point in report[name]["map"].items()
+                for key, value in point.items()
+            }
         )
-        tracking.log_artifacts(out, "clv")
+        for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
+            tracking.log_artifacts(directory, f"clv/{name}")
         report["scoring"]["registry_version"] = registry.register_clv(
-            fits["scoring"], out / "scoring", tables["scoring"].head(5), config.get(cfg, "tracking")
+            scoring_dir, tables["scoring"].head(5), settings.tracking
         )
         tracking.log_dict(report, "fit_report.json")
-    io.write_json(report, out / "fit_report.json")
+        io.write_json(report, report_tmp, atomic=False)
     return report

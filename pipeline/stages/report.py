@@ -2,93 +2,35 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io as bytes_io
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline import artifacts, config, io, tracking
+from pipeline import churn_store, config, io, outputs, stages, tracking
+from pipeline.catalog import Catalog
+from pipeline.tracking import Tracker
 
-STYLE = """
-body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc;
-padding: 4px 8px; text-align: right; } th { background: #f3f3f3; }
-.grid { display: flex; flex-wrap: wrap; gap: 12px; } img { max-width: 540px; }
-"""
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = bytes_io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(float_format=lambda v: f"{v:,.4f}", na_rep="–", border=0)
+PLOTS = ("tracking", "calibration_holdout", "churn_roc", "churn_calibration")
 
 
 def run(cfg) -> Path:
-    """Write the HTML report; returns its path."""
-    from models import plots
+    return report(*stages.inputs(cfg))
 
-    paths = config.get(cfg, "paths")
-    reports = Path(paths["reports_dir"])
-    scored = io.read_parquet(Path(paths["scored"]).with_suffix(".parquet"))
-    evaluation = artifacts.read_json(reports / "evaluation.json")
-    importance = io.read_parquet(Path(paths["churn_dir"]) / "scoring" / "importance.parquet")
-    curves = {
-        n: pd.read_csv(reports / "plots" / f"{n}.csv")
-        for n in ("tracking", "calibration_holdout", "churn_roc", "churn_calibration")
-    }
-    churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
-    clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
-    tiers = scored.groupby("value_tier", observed=False).agg(
-        customers=("customer_id", "size"),
-        clv=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        churn_probability=("churn_probability", "mean"),
+
+def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Path:
+    """Write the HTML report; returns its path."""
+    from models.evaluation.report import report_page
+
+    scored = io.read_parquet(catalog.scored_files()[".parquet"])
+    page = report_page(
+        scored,
+        io.read_json(catalog.evaluation),
+        churn_store.importance(catalog.churn_scoring),
+        {name: pd.read_csv(catalog.plots / f"{name}.csv") for name in PLOTS},
     )
-    stages = scored.lifecycle_stage.value_counts().rename("customers").to_frame()
-    aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
-    holdout = evaluation["holdout_length"]
-    figures = [
-        plots.tier_shares(scored),
-        plots.clv_distribution(scored),
-        plots.p_alive_matrix(scored),
-        plots.tracking(curves["tracking"], curves["tracking"].period.max() - holdout),
-        plots.calibration_holdout(curves["calibration_holdout"]),
-        plots.roc_curves(curves["churn_roc"], aucs),
-        plots.reliability(curves["churn_calibration"]),
-        plots.feature_importance(importance),
-    ]
-    images = "".join(f'<img src="data:image/png;base64,{_png(f)}">' for f in figures)
-    beats = evaluation["churn_model_beats"]
-    verdict = "; ".join(
-        f"{m}: {v['model']:.4f} vs {v['strongest_baseline']} {v['baseline']:.4f}"
-        f" ({'better' if v['beats'] else 'not better'})"
-        for m, v in beats.items()
-    )
+    with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
+        tmp.write_text(page)
     as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>cvm report {as_of}</title><style>{STYLE}</style></head><body>
-<h1>Customer value report, as of {as_of}</h1>
-<p>{len(scored):,} customers; total CLV {scored.clv.sum():,.2f}; models
-{html.escape(scored.clv_model.iloc[0])} and {html.escape(scored.churn_model.iloc[0])}.</p>
-<h2>Value tiers</h2>{_table(tiers)}
-<h2>Lifecycle stages</h2>{_table(stages)}
-<h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
-<h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
-<h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>{_table(churn)}
-<h2>Plots</h2><div class="grid">{images}</div>
-</body></html>
-"""
-    out = reports / "report.html"
-    io.write_atomic(out, lambda tmp: tmp.write_text(page))
-    with tracking.stage_run(config.get(cfg, "tracking"), "report", {"as_of": as_of}):
-        tracking.log_file(out)
-    return out
+    with tracker.run("report", {"as_of": as_of}):
+        tracking.log_file(catalog.report)
+    return catalog.report

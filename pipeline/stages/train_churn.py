@@ -4,54 +4,59 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
-from pipeline import config, io, registry, tracking
+from pipeline import churn_store, config, io, outputs, registry, stages, tracking
+from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
+from pipeline.tracking import Tracker
 
 FITS = ("calibration", "scoring")
 log = logging.getLogger(__name__)
 
 
 def run(cfg) -> dict:
-    """Train on the stacked cutoffs before each anchor; write booster, calibrator, importances."""
-    from models.btyd_features import add_btyd_features_by_cutoff
-    from models.churn import feature_importance, to_artifacts, train_churn
+    return train_churn(*stages.inputs(cfg))
 
-    settings = config.churn_settings(cfg)
-    clv = config.clv_settings(cfg)
-    spec = config.feature_spec(cfg)
-    paths = config.get(cfg, "paths")
-    out = Path(paths["churn_dir"])
-    horizon = spec.churn_horizon_days / spec.unit_days
-    report: dict = {}
+
+def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
+    """Train on the stacked cutoffs before each anchor; write both models and the report
+    together, register the scoring model. Returns the report."""
+    from models.btyd.churn_features import add_btyd_features_by_cutoff
+    from models.btyd.clv import purchase_model
+    from models.churn.classifier import feature_importance, json_metrics
+    from models.churn.classifier import train_churn as train
+
+    clv = settings.clv
     models, btyd_points = {}, {}
     for name in FITS:
-        train = io.read_parquet(Path(paths["features_dir"]) / f"train_{name}.parquet")
-        train, points = add_btyd_features_by_cutoff(train, clv.model, clv.priors, horizon, clv.seed)
-        log.info("train_churn: %s model on %d rows", name, len(train))
+        table = io.read_parquet(catalog.features(f"train_{name}"))
+        table, btyd_points[name] = add_btyd_features_by_cutoff(
+            table, purchase_model(clv.model), clv.priors, settings.churn_horizon, clv.seed
+        )
+        log.info("train_churn: %s model on %d rows", name, len(table))
         try:
-            models[name] = train_churn(train, settings)
+            models[name] = train(table, settings.churn)
         except ValueError as err:
             raise CvmError(f"train_churn ({name}): {err}") from None
-        btyd_points[name] = points
-    # written only once both models are trained: a failure leaves the previous ones
-    for name, model in models.items():
-        text, meta = to_artifacts(model)
-        meta["btyd_points"] = btyd_points[name]
-        io.write_atomic(out / name / "model.txt", lambda tmp, t=text: tmp.write_text(t))
-        io.write_json(meta, out / name / "meta.json")
-        importance = feature_importance(model)
-        io.write_parquet(importance, out / name / "importance.parquet")
-        report[name] = {
+    report: dict = {
+        name: {
             "best_iteration": model.best_iteration,
             "train_cutoffs": list(model.train_cutoffs),
             "validation_cutoffs": list(model.validation_cutoffs),
-            "validation": meta["validation_metrics"],
-            "top_features": importance.feature.head(10).tolist(),
-            "model_id": io.content_id(out / name),
+            "validation": json_metrics(model.validation_metrics),
+            "top_features": feature_importance(model).feature.head(10).tolist(),
         }
-    with tracking.stage_run(config.get(cfg, "tracking"), "train_churn", config.get(cfg, "churn")):
+        for name, model in models.items()
+    }
+    targets = (catalog.churn_calibration, catalog.churn_scoring, catalog.train_report)
+    with (
+        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, report_tmp),
+        tracker.run("train_churn", settings.section("churn")),
+    ):
+        for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
+            churn_store.save(models[name], directory, {"btyd_points": btyd_points[name]})
+            report[name]["model_id"] = io.content_id(directory)
+            tracking.log_artifacts(directory, f"churn/{name}")
         tracking.log_metrics(
             {
                 f"{name}.validation.{kind}.{metric}": value
@@ -61,11 +66,10 @@ def run(cfg) -> dict:
                 if value is not None
             }
         )
-        tracking.log_artifacts(out, "churn")
         report["scoring"]["registry_version"] = registry.register_churn(
-            out / "scoring", config.get(cfg, "tracking")
+            scoring_dir, settings.tracking
         )
         tracking.log_dict(report, "churn_report.json")
-    io.write_json(report, out / "train_report.json")
+        io.write_json(report, report_tmp, atomic=False)
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))
     return report

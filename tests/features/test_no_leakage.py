@@ -9,9 +9,10 @@ import pytest
 from features.spec import FeatureSpec
 from features.summary import purchase_days
 from features.tables import customer_features, training_cutoffs, training_table
-from models.btyd_features import add_btyd_features_by_cutoff
-from models.churn import LABEL_COLUMNS
-from models.priors import Priors
+from models.btyd.bgnbd import BGNBD
+from models.btyd.churn_features import add_btyd_features_by_cutoff
+from models.btyd.priors import Priors
+from models.churn.classifier import LABEL_COLUMNS
 
 SPEC = FeatureSpec()
 
@@ -41,9 +42,9 @@ def test_model_based_features_of_a_cutoff_use_only_that_cutoff(clean):
     days = purchase_days(ibis.memtable(clean))
     cutoffs = training_cutoffs(date(1998, 6, 30), date(1997, 1, 1), SPEC)
     train = training_table(days, cutoffs, SPEC).execute()
-    both, points = add_btyd_features_by_cutoff(train, "bgnbd", Priors(), 180 / 7)
+    both, points = add_btyd_features_by_cutoff(train, BGNBD, Priors(), 180 / 7)
     earliest = pd.to_datetime(train.cutoff) == pd.Timestamp(min(cutoffs))
-    alone, alone_points = add_btyd_features_by_cutoff(train[earliest], "bgnbd", Priors(), 180 / 7)
+    alone, alone_points = add_btyd_features_by_cutoff(train[earliest], BGNBD, Priors(), 180 / 7)
     key = min(cutoffs).isoformat()
     assert points[key] == pytest.approx(alone_points[key])
     pd.testing.assert_frame_equal(both[earliest], alone)

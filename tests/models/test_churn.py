@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from models import churn, metrics
+from models.churn import classifier as churn
+from models.evaluation import metrics
 
 FAST = churn.ChurnSettings(
     n_estimators=200,

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd.bgnbd import BGNBD
+from models.btyd.pareto_nbd import PARETO_NBD
 
 BG_PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 # R BTYD documentation examples (pnbd.Expectation, pnbd.ConditionalExpectedTransactions) use
@@ -39,7 +41,7 @@ def test_bgnbd_unconditional_expectation_high_precision_params(reference: dict) 
 
 def test_bgnbd_conditional_expectation(reference: dict) -> None:
     expected = reference["bgnbd_cdnow_sample"]["hardie_excel"]["cond_exp_x2_tx30.43_T38.86_t39"]
-    actual = bgnbd.conditional_expected_purchases(BG_PUBLISHED, 39.0, 2, 30.43, 38.86)
+    actual = BGNBD.conditional_expected_purchases(BG_PUBLISHED, 39.0, 2, 30.43, 38.86)
     assert actual == pytest.approx(expected, abs=5e-4)
 
 
@@ -55,7 +57,7 @@ def test_pareto_conditional_expectation(reference: dict) -> None:
     expected = reference["pareto_nbd_cdnow_sample"]["btyd_R"]["cond_exp_x26_tx30.86_T31_t52"]
     hp = reference["pareto_nbd_cdnow_sample"]["clvtools_high_precision"]
     for params in (PNBD_PUBLISHED, {k: hp[k] for k in pareto_nbd.PARAM_NAMES}):
-        actual = pareto_nbd.conditional_expected_purchases(params, 52.0, 26, 30.86, 31.0)
+        actual = PARETO_NBD.conditional_expected_purchases(params, 52.0, 26, 30.86, 31.0)
         assert actual == pytest.approx(expected, abs=5e-3)
 
 
@@ -73,7 +75,7 @@ def test_bgnbd_expectations_at_a_equal_one() -> None:
     x, t_x, T = np.array([0.0, 2.0, 7.0]), np.array([0.0, 20.0, 30.0]), np.array([39.0, 38.0, 35.0])
     for at in (
         lambda a: bgnbd.expected_purchases({**base, "a": a}, 39.0),
-        lambda a: bgnbd.conditional_expected_purchases({**base, "a": a}, 39.0, x, t_x, T),
+        lambda a: BGNBD.conditional_expected_purchases({**base, "a": a}, 39.0, x, t_x, T),
     ):
         with np.errstate(all="raise"):
             at_one = at(1.0)
@@ -108,12 +110,12 @@ def test_predictions_broadcast_draws_by_customers() -> None:
     x, t_x, T = np.array([0.0, 2.0, 5.0]), np.array([0.0, 30.43, 20.0]), np.array([38.86] * 3)
     for fn in (bgnbd.p_alive,):
         assert fn(draws, x, t_x, T).shape == (3, 3)
-    for fn in (bgnbd.conditional_expected_purchases, bgnbd.p_no_purchase):
+    for fn in (BGNBD.conditional_expected_purchases, BGNBD.p_no_purchase):
         out = fn(draws, 39.0, x, t_x, T)
         assert out.shape == (3, 3)
         assert out[0, 1] == pytest.approx(fn(BG_PUBLISHED, 39.0, 2.0, 30.43, 38.86))
     pdraws = {k: np.array([v, v * 1.2])[:, None] for k, v in PNBD_PUBLISHED.items()}
-    for fn in (pareto_nbd.conditional_expected_purchases, pareto_nbd.p_no_purchase):
+    for fn in (PARETO_NBD.conditional_expected_purchases, PARETO_NBD.p_no_purchase):
         out = fn(pdraws, 39.0, x, t_x, T)
         assert out.shape == (2, 3)
         assert out[1, 2] == pytest.approx(
@@ -123,7 +125,7 @@ def test_predictions_broadcast_draws_by_customers() -> None:
 
 def test_x_zero_is_alive_in_bgnbd_and_no_purchase_limits() -> None:
     assert bgnbd.p_alive(BG_PUBLISHED, 0, 0, 38.86) == 1.0
-    for mod, params in ((bgnbd, BG_PUBLISHED), (pareto_nbd, PNBD_PUBLISHED)):
+    for mod, params in ((BGNBD, BG_PUBLISHED), (PARETO_NBD, PNBD_PUBLISHED)):
         assert mod.p_no_purchase(params, 0.0, 3, 20.0, 38.86) == pytest.approx(1.0)
         alive = mod.p_alive(params, 3, 20.0, 38.86)
         windows = mod.p_no_purchase(params, np.array([1.0, 10.0, 100.0, 1e6]), 3, 20.0, 38.86)
@@ -131,5 +133,5 @@ def test_x_zero_is_alive_in_bgnbd_and_no_purchase_limits() -> None:
         assert np.all(windows >= 1 - alive)
     # a live BG/NBD customer buys again eventually: only the dead make no purchase
     alive = bgnbd.p_alive(BG_PUBLISHED, 3, 20.0, 38.86)
-    long = bgnbd.p_no_purchase(BG_PUBLISHED, 1e7, 3, 20.0, 38.86)
+    long = BGNBD.p_no_purchase(BG_PUBLISHED, 1e7, 3, 20.0, 38.86)
     assert long == pytest.approx(1 - alive, abs=1e-3)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
 from scipy import integrate, special
 
-from models import bgnbd, gamma_gamma, pareto_nbd
-from models.clv_fit import fit_map
-from models.priors import Priors
+from models.btyd import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd.inference import fit_map
+from models.btyd.priors import Priors
 
 POINTS = {
     "bgnbd": [
@@ -54,8 +56,8 @@ def test_numpy_equals_pytensor_and_collapsed_equals_full(
     expected = _numpy_total(name, params, cdnow)
     collapsed = mod.build_model(cdnow, Priors("flat"))
     full = mod.build_model(cdnow, Priors("flat"), collapse=False)
-    assert _model_logp(collapsed, params) == pytest.approx(expected, rel=1e-10)
-    assert _model_logp(full, params) == pytest.approx(expected, rel=1e-10)
+    assert _model_logp(collapsed.pymc, params) == pytest.approx(expected, rel=1e-10)
+    assert _model_logp(full.pymc, params) == pytest.approx(expected, rel=1e-10)
 
 
 def test_explicit_weights(cdnow: pd.DataFrame) -> None:
@@ -63,7 +65,7 @@ def test_explicit_weights(cdnow: pd.DataFrame) -> None:
     head = cdnow.iloc[:50]
     doubled = bgnbd.build_model(head, Priors("flat"), weights=np.full(50, 2.0))
     expected = 2 * _numpy_total("bgnbd", params, head)
-    assert _model_logp(doubled, params) == pytest.approx(expected, rel=1e-12)
+    assert _model_logp(doubled.pymc, params) == pytest.approx(expected, rel=1e-12)
 
 
 def test_published_loglik_at_high_precision_params(cdnow: pd.DataFrame, reference: dict) -> None:
@@ -104,9 +106,11 @@ def test_direct_log_posterior_equals_the_models(
     cdnow: pd.DataFrame, name: str, which: int, kind: str
 ) -> None:
     """The numpy log posterior used for MAP fits is the PyMC model's, value and gradient."""
-    model = MODULES[name].build_model(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
-    u = np.log(np.array(list(POINTS[name][which].values())))
-    logp, grad, loglik = model.direct_logp(u)
+    built = MODULES[name].build_model(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
+    model = built.pymc
+    assert built.density.names == MODULES[name].PARAM_NAMES
+    u = np.log(np.array([POINTS[name][which][n] for n in built.density.names]))
+    logp, grad, loglik = built.density.evaluate(u)
     value_vars = model.value_vars
     expected = model.compile_fn(
         [model.logp(jacobian=False), *pt.grad(model.logp(jacobian=False), value_vars)],
@@ -121,8 +125,7 @@ def test_direct_log_posterior_equals_the_models(
 @pytest.mark.parametrize("name", ["bgnbd", "gamma_gamma"])
 def test_direct_map_equals_compiled_map(cdnow: pd.DataFrame, name: str) -> None:
     direct = fit_map(MODULES[name].build_model(cdnow, Priors()), seed=0)
-    model = MODULES[name].build_model(cdnow, Priors())
-    del model.direct_logp
-    compiled = fit_map(model, seed=0)
+    built = MODULES[name].build_model(cdnow, Priors())
+    compiled = fit_map(replace(built, density=None), seed=0)
     for key in (*MODULES[name].PARAM_NAMES, "loglik", "logp"):
         assert direct[key] == pytest.approx(compiled[key], rel=1e-6), key

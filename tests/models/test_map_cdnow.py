@@ -7,9 +7,9 @@ import time
 import pandas as pd
 import pytest
 
-from models import bgnbd, gamma_gamma, pareto_nbd
-from models.clv_fit import fit_map
-from models.priors import Priors
+from models.btyd import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd.inference import fit_map
+from models.btyd.priors import Priors
 
 
 def _check(fit: dict, published: dict, names: tuple[str, ...], rel: float) -> None:

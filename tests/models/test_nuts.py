@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import bgnbd
-from models.clv_fit import convergence_problems, fit_map, sample_posterior
-from models.priors import Priors
+from models.btyd import bgnbd
+from models.btyd.inference import convergence_problems, fit_map, sample_posterior
+from models.btyd.priors import Priors
 
 
 @pytest.mark.slow

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from models import bgnbd, gamma_gamma, pareto_nbd
-from models.clv_predict import QUANTITIES, PredictionSettings, predict_customers
+from models.btyd import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd.bgnbd import BGNBD
+from models.btyd.pareto_nbd import PARETO_NBD
+from models.btyd.predict import QUANTITIES, PredictionSettings, predict_customers
 
 BG = {"r": 0.2426, "alpha": 4.4136, "a": 0.7929, "b": 2.4259}
 PNBD = {"r": 0.5533, "alpha": 10.5776, "s": 0.6063, "beta": 11.6696}
@@ -19,8 +23,8 @@ def _draws(point: dict, n: int, seed: int, spread: float = 0.05) -> dict[str, np
     return {k: v * np.exp(spread * rng.standard_normal(n)) for k, v in point.items()}
 
 
-@pytest.mark.parametrize(("model", "point"), [("bgnbd", BG), ("pareto_nbd", PNBD)])
-def test_chunked_equals_unchunked(cdnow: pd.DataFrame, model: str, point: dict) -> None:
+@pytest.mark.parametrize(("model", "point"), [(BGNBD, BG), (PARETO_NBD, PNBD)])
+def test_chunked_equals_unchunked(cdnow: pd.DataFrame, model, point: dict) -> None:
     tx, gg = _draws(point, 40, 1), _draws(GG, 40, 2)
     full = predict_customers(tx, gg, cdnow, model, PredictionSettings(chunk_size=10**6))
     chunked = predict_customers(tx, gg, cdnow, model, PredictionSettings(chunk_size=97))
@@ -34,7 +38,7 @@ def test_chunked_equals_unchunked(cdnow: pd.DataFrame, model: str, point: dict) 
 
 
 def test_identical_summaries_identical_rows(cdnow: pd.DataFrame) -> None:
-    out = predict_customers(_draws(BG, 20, 3), _draws(GG, 20, 4), cdnow, "bgnbd")
+    out = predict_customers(_draws(BG, 20, 3), _draws(GG, 20, 4), cdnow, BGNBD)
     key = cdnow[["frequency", "recency", "T", "monetary_value"]]
     dup = key.duplicated(keep=False)
     grouped = out[dup].groupby([key[dup][c] for c in key.columns]).nunique()
@@ -45,17 +49,17 @@ def test_map_point_matches_closed_forms(cdnow: pd.DataFrame) -> None:
     settings = PredictionSettings(horizon=39.0, clv_periods=12, discount_rate=0.01, margin=0.3)
     point = {k: np.array([v]) for k, v in BG.items()}
     out = predict_customers(
-        point, {k: np.array([v]) for k, v in GG.items()}, cdnow, "bgnbd", settings
+        point, {k: np.array([v]) for k, v in GG.items()}, cdnow, BGNBD, settings
     )
     x, t_x, T = cdnow.frequency, cdnow.recency, cdnow["T"]
     np.testing.assert_allclose(out.p_alive, bgnbd.p_alive(BG, x, t_x, T), rtol=1e-12)
     np.testing.assert_allclose(
         out.expected_purchases,
-        bgnbd.conditional_expected_purchases(BG, 39.0, x, t_x, T),
+        BGNBD.conditional_expected_purchases(BG, 39.0, x, t_x, T),
         rtol=1e-12,
     )
     np.testing.assert_allclose(
-        out.p_no_purchase, bgnbd.p_no_purchase(BG, 39.0, x, t_x, T), rtol=1e-12
+        out.p_no_purchase, BGNBD.p_no_purchase(BG, 39.0, x, t_x, T), rtol=1e-12
     )
     spend = gamma_gamma.conditional_expected_spend(GG, x, cdnow.monetary_value)
     np.testing.assert_allclose(out.expected_spend, spend, rtol=1e-12)
@@ -63,7 +67,7 @@ def test_map_point_matches_closed_forms(cdnow: pd.DataFrame) -> None:
     # lifetimes-style CLV: monthly increments of the conditional expectation, discounted
     f = settings.time_units_per_period
     months = np.arange(1, 13)
-    cum = np.stack([bgnbd.conditional_expected_purchases(BG, m * f, x, t_x, T) for m in months])
+    cum = np.stack([BGNBD.conditional_expected_purchases(BG, m * f, x, t_x, T) for m in months])
     incr = np.diff(np.vstack([np.zeros(len(x)), cum]), axis=0)
     clv = 0.3 * spend * (incr / 1.01 ** months[:, None]).sum(axis=0)
     np.testing.assert_allclose(out.clv, clv, rtol=1e-10)
@@ -73,10 +77,10 @@ def test_interval_width_and_broadcast_single_spend_draw(cdnow: pd.DataFrame) -> 
     tx = _draws(PNBD, 200, 5, spread=0.2)
     gg_point = {k: np.array([v]) for k, v in GG.items()}
     narrow = predict_customers(
-        tx, gg_point, cdnow.iloc[:300], "pareto_nbd", PredictionSettings(interval=0.5)
+        tx, gg_point, cdnow.iloc[:300], PARETO_NBD, PredictionSettings(interval=0.5)
     )
     wide = predict_customers(
-        tx, gg_point, cdnow.iloc[:300], "pareto_nbd", PredictionSettings(interval=0.95)
+        tx, gg_point, cdnow.iloc[:300], PARETO_NBD, PredictionSettings(interval=0.95)
     )
     np.testing.assert_allclose(narrow.clv, wide.clv)
     assert (
@@ -95,17 +99,17 @@ def test_interval_width_and_broadcast_single_spend_draw(cdnow: pd.DataFrame) -> 
 
 
 def test_without_spend_and_bad_inputs(cdnow: pd.DataFrame) -> None:
-    out = predict_customers(_draws(BG, 5, 6), None, cdnow.iloc[:20], "bgnbd")
+    out = predict_customers(_draws(BG, 5, 6), None, cdnow.iloc[:20], BGNBD)
     assert "clv" not in out.columns and "p_no_purchase_upper" in out.columns
     with pytest.raises(ValueError, match="cannot be paired"):
-        predict_customers(_draws(BG, 5, 6), _draws(GG, 4, 6), cdnow.iloc[:20], "bgnbd")
+        predict_customers(_draws(BG, 5, 6), _draws(GG, 4, 6), cdnow.iloc[:20], BGNBD)
     with pytest.raises(KeyError):
-        predict_customers(_draws(PNBD, 5, 6), None, cdnow.iloc[:20], "bgnbd")
+        predict_customers(_draws(PNBD, 5, 6), None, cdnow.iloc[:20], BGNBD)
     with pytest.raises(ValueError):
         PredictionSettings(interval=1.5)
 
 
-def test_memory_is_bounded_by_chunk(monkeypatch: pytest.MonkeyPatch, cdnow: pd.DataFrame) -> None:
+def test_memory_is_bounded_by_chunk(cdnow: pd.DataFrame) -> None:
     """No array handled by the model functions has more than n_draws * chunk_size elements."""
     largest = []
     original = bgnbd.p_alive
@@ -115,9 +119,9 @@ def test_memory_is_bounded_by_chunk(monkeypatch: pytest.MonkeyPatch, cdnow: pd.D
         largest.append(out.size)
         return out
 
-    monkeypatch.setattr(bgnbd, "p_alive", spy)
+    spied = replace(BGNBD, p_alive=spy)
     predict_customers(
-        _draws(BG, 30, 7), _draws(GG, 30, 8), cdnow, "bgnbd", PredictionSettings(chunk_size=50)
+        _draws(BG, 30, 7), _draws(GG, 30, 8), cdnow, spied, PredictionSettings(chunk_size=50)
     )
     assert max(largest) <= 30 * 50
 
@@ -126,7 +130,7 @@ def test_progress_reported_after_every_chunk(cdnow: pd.DataFrame) -> None:
     calls: list[tuple[int, int]] = []
     settings = PredictionSettings(chunk_size=500)
     tx, gg = _draws(BG, 5, 1), _draws(GG, 5, 2)
-    predict_customers(tx, gg, cdnow, "bgnbd", settings, progress=lambda *a: calls.append(a))
+    predict_customers(tx, gg, cdnow, BGNBD, settings, progress=lambda *a: calls.append(a))
     done = [d for d, _ in calls]
     total = calls[-1][1]
     assert done == sorted(done) and done[-1] == total == len(cdnow) and len(calls) > 1

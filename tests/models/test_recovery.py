@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.clv import ClvSettings, SamplerSettings, fit_clv
-from models.gamma_gamma import population_mean_spend
-from models.priors import Priors
+from models.btyd.clv import ClvSettings, SamplerSettings, fit_clv
+from models.btyd.gamma_gamma import population_mean_spend
+from models.btyd.priors import Priors
 from models.simulate import simulate_histories, simulate_spend
 
 TRUTH = {
@@ -34,8 +34,8 @@ def test_map_recovers_the_truth_at_100k_customers(model):
     )
     for name, value in TRUTH[model].items():
         # the sampling error of 100,000 customers is a few percent on the dropout parameters
-        assert fit.map_point[f"transactions.{name}"] == pytest.approx(value, rel=0.05), name
-    spend = {k: fit.map_point[f"spend.{k}"] for k in SPEND}
+        assert fit.map_point["purchase"][name] == pytest.approx(value, rel=0.05), name
+    spend = {k: fit.map_point["spend"][k] for k in SPEND}
     # Gamma-Gamma's p and gamma trade off against each other (their ratio is what the ~40 %
     # repeat buyers pin down); the mean spend they imply is recovered closely
     assert float(population_mean_spend(spend)) == pytest.approx(
@@ -49,8 +49,8 @@ def test_map_recovers_the_truth_at_100k_customers(model):
 def test_nuts_90_percent_intervals_cover_the_truth():
     settings = ClvSettings(method="nuts", sampler=SamplerSettings(draws=1000, tune=1000), seed=3)
     fit = fit_clv(cohort("bgnbd", 20_000, seed=5), settings)
-    assert fit.problems == []
-    draws = fit.transaction_draws() | fit.spend_draws()
+    assert fit.fit_info["convergence_problems"] == []
+    draws = fit.purchase_draws() | fit.spend_draws()
     for name, value in (TRUTH["bgnbd"] | SPEND).items():
         low, high = np.quantile(draws[name], [0.05, 0.95])
         assert low <= value <= high, f"{name}: {value} outside [{low:.4f}, {high:.4f}]"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd import bgnbd, gamma_gamma, pareto_nbd
 from models.simulate import simulate_histories, simulate_spend
 
 CASES = [

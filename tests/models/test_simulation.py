@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import bgnbd, pareto_nbd
+from models.btyd.bgnbd import BGNBD
+from models.btyd.pareto_nbd import PARETO_NBD
 
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PNBD = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
@@ -47,7 +48,7 @@ def _simulate(model: str, n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("model", "module", "params"), [("bgnbd", bgnbd, BG), ("pareto_nbd", pareto_nbd, PNBD)]
+    ("model", "module", "params"), [("bgnbd", BGNBD, BG), ("pareto_nbd", PARETO_NBD, PNBD)]
 )
 def test_predictions_match_simulation_by_frequency(model, module, params) -> None:
     sim = _simulate(model, 200_000, seed=42)
@@ -92,7 +93,7 @@ def _importance(model: str, history: tuple[float, float, float], t: float, n: in
 
 
 @pytest.mark.parametrize(
-    ("model", "module", "params"), [("bgnbd", bgnbd, BG), ("pareto_nbd", pareto_nbd, PNBD)]
+    ("model", "module", "params"), [("bgnbd", BGNBD, BG), ("pareto_nbd", PARETO_NBD, PNBD)]
 )
 @pytest.mark.parametrize("history", [(0.0, 0.0, 38.86), (2.0, 30.43, 38.86), (4.0, 8.0, 30.0)])
 def test_pointwise_against_latent_rate_integration(model, module, params, history) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.sufficient import collapse, collapse_spend, collapse_transactions, expand
+from models.btyd.sufficient import collapse, collapse_spend, collapse_transactions, expand
 
 
 def test_cdnow_collapses_and_expands_back(cdnow: pd.DataFrame) -> None:

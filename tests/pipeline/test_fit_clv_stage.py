@@ -6,9 +6,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from models.clv import TRANSACTION_MODELS, posterior_draws
-from models.clv_predict import PredictionSettings, predict_customers
-from pipeline import io
+from models.btyd.predict import PredictionSettings
+from pipeline import clv_store, io
 from pipeline.cli import main
 from tests.conftest import CDNOW_MASTER
 
@@ -38,17 +37,17 @@ def test_nuts_converges_on_the_full_calibration_data(fitted):
     assert report["calibration"]["counts"]["customers"] == 23570
     assert report["calibration"]["convergence_problems"] == []
     assert report["scoring"]["convergence_problems"] == []
-    tree = io.read_netcdf(fitted / "artifacts/clv/calibration/transactions.nc")
-    stats = tree["sample_stats"].to_dataset()
+    model = clv_store.load(fitted / "artifacts/clv/calibration")
+    stats = model.purchase_posterior["sample_stats"].to_dataset()
     assert int(stats["diverging"].sum()) == 0
-    draws = posterior_draws(tree, TRANSACTION_MODELS["bgnbd"].PARAM_NAMES)
+    draws = model.purchase_draws()
     assert len(draws["r"]) == 2 * 1000
     for name, values in draws.items():
-        map_value = report["calibration"]["map"][f"transactions.{name}"]
+        map_value = report["calibration"]["map"]["purchase"][name]
         assert values.mean() == pytest.approx(map_value, rel=0.03), name
     # the full cohort's maximum-likelihood fit (weakly informative priors barely move it)
-    assert report["calibration"]["map"]["transactions.r"] == pytest.approx(0.2516, rel=0.01)
-    assert report["calibration"]["map"]["transactions.a"] == pytest.approx(0.7234, rel=0.02)
+    assert report["calibration"]["map"]["purchase"]["r"] == pytest.approx(0.2516, rel=0.01)
+    assert report["calibration"]["map"]["purchase"]["a"] == pytest.approx(0.7234, rel=0.02)
 
 
 def test_the_scoring_pair_is_registered_and_predicts(fitted):
@@ -62,14 +61,8 @@ def test_the_scoring_pair_is_registered_and_predicts(fitted):
     customers = io.read_parquet(fitted / "data/features/scoring.parquet").head(50)
     settings = {"horizon": 52.0, "chunk_size": 7}
     via_registry = loaded.predict(customers, params=settings)
-    tx = posterior_draws(
-        io.read_netcdf(fitted / "artifacts/clv/scoring/transactions.nc"),
-        TRANSACTION_MODELS["bgnbd"].PARAM_NAMES,
-    )
-    spend = posterior_draws(
-        io.read_netcdf(fitted / "artifacts/clv/scoring/spend.nc"), ("p", "q", "gamma")
-    )
-    direct = predict_customers(tx, spend, customers, settings=PredictionSettings(**settings))
+    model = clv_store.load(fitted / "artifacts/clv/scoring")
+    direct = model.predict(customers, PredictionSettings(**settings))
     np.testing.assert_allclose(via_registry.to_numpy(), direct.to_numpy())
     assert (direct.clv_lower <= direct.clv).all() and (direct.clv <= direct.clv_upper).all()
 
@@ -94,9 +87,9 @@ def test_a_posterior_that_does_not_converge_fails_the_stage(make_params, capsys)
 
 
 def test_the_posterior_file_carries_its_config(fitted):
-    tree = io.read_netcdf(fitted / "artifacts/clv/scoring/transactions.nc")
-    assert json.loads(tree.attrs["cvm_clv_config"])["model"] == "bgnbd"
-    assert tree.attrs["cvm_fit"] == "scoring"
+    model = clv_store.load(fitted / "artifacts/clv/scoring")
+    assert model.purchase.name == "bgnbd" and model.settings.method == "nuts"
+    assert model.settings.sampler.draws == 1000
     report = json.loads((fitted / "artifacts/clv/fit_report.json").read_text())
     assert report["calibration"]["diagnostics"]["transactions_max_rhat"] <= 1.01
     assert report["calibration"]["diagnostics"]["transactions_divergences"] == 0

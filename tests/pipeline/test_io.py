@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 
 from pipeline import io
+from pipeline.score_log import publish_table
 
 
 def test_an_interrupted_export_leaves_the_previous_table(tmp_path, monkeypatch):
     base = tmp_path / "scored" / "customers"
     old = pd.DataFrame({"customer_id": ["a", "b"], "clv": [1.0, 2.0]})
-    io.write_table(old, {"rows": 2}, base)
+    state = tmp_path / "state"
+    publish_table(old, base, state)
     new = pd.DataFrame({"customer_id": ["c"], "clv": [3.0]})
 
     def interrupted(*args, **kwargs):
@@ -19,11 +21,11 @@ def test_an_interrupted_export_leaves_the_previous_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        io.write_table(new, {"rows": 1}, base)
+        publish_table(new, base, state)
     monkeypatch.undo()
     pd.testing.assert_frame_equal(pd.read_parquet(base.with_suffix(".parquet")), old)
     assert pd.read_csv(base.with_suffix(".csv")).customer_id.tolist() == ["a", "b"]
-    assert json.loads(base.with_suffix(".schema.json").read_text()) == {"rows": 2}
+    assert json.loads(base.with_suffix(".schema.json").read_text())["rows"] == 2
     assert sorted(p.name for p in base.parent.iterdir()) == [
         "customers.csv",
         "customers.parquet",

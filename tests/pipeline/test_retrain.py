@@ -19,10 +19,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from models.simulate import SimulationSettings, simulate_log
 from pipeline import config
 from pipeline.cli import main
+from pipeline.retrain import run as retrain_run
+from pipeline.stages.score import score as score_stage
+from pipeline.tracking import Tracker
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -208,14 +212,30 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
         )
         return s
 
-    # week 0: no champion yet; the first challenger becomes it
+    # week 0: no champion yet; the first challenger becomes it. The run reads its config and
+    # changes nothing in it (the stages get their dates and catalog as values)
     log0 = write(until(base, as_of(0)), project / "log0.csv")
-    assert retrain(log0, as_of(0)) == 0
+    cfg = config.load_params(project / "params.yaml")
+    before_run = OmegaConf.to_container(cfg)
+    code, _ = retrain_run(cfg, log0, as_of(0))
+    assert code == 0
+    assert OmegaConf.to_container(cfg) == before_run
     s = record(0, "good", 0)
     assert s["decision"]["reason"].startswith("no champion yet")
     assert s["drift"]["status"] == "skipped"
     assert champions(project) == {"cvm-clv": "1", "cvm-churn": "1"}
     assert_table_matches_champions(project, log0, as_of(0))
+    # the score stage, on the files those registered models were saved from, scores alike
+    settings = config.Settings(cfg)
+    staged = settings.catalog.under(project / "artifacts/retrain/staging/project")
+    staged = staged.replace(
+        scored=project / "stage" / "customers", score_summary=project / "s.json"
+    )
+    score_stage(settings, staged, Tracker({"enabled": False}))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(project / "data/scored/customers.parquet"),
+        pd.read_parquet(project / "stage/customers.parquet"),
+    )
 
     # week 1: a broken feed, three ways; each fails before touching anything
     good1 = until(base, as_of(1))

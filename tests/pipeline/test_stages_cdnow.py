@@ -83,7 +83,7 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
         "clv_p_no_purchase",
         "clv_expected_purchases",
         "recency_days",
-        "clv_p_alive",
+        "clv_not_alive",
         "base_rate",
     }
     for name in ("churn_model", "clv_p_no_purchase", "base_rate"):

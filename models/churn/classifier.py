@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.isotonic import IsotonicRegression
 
-from models.metrics import churn_metrics
+from models.evaluation.metrics import churn_metrics
 
 TARGET = "churned"
 CUTOFF = "cutoff"
@@ -600,7 +600,7 @@ def feature_importance(model: ChurnModel) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_floats(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float | None]]:
+def json_metrics(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float | None]]:
     return {
         k: {m: (None if v is None or not math.isfinite(v) else float(v)) for m, v in d.items()}
         for k, d in metrics.items()
@@ -629,7 +629,7 @@ def to_artifacts(model: ChurnModel) -> tuple[str, dict[str, Any]]:
         "validation_cutoffs": list(model.validation_cutoffs),
         "n_train": model.n_train,
         "n_validation": model.n_validation,
-        "validation_metrics": _json_floats(model.validation_metrics),
+        "validation_metrics": json_metrics(model.validation_metrics),
         "settings": settings,
     }
     return model.booster.model_to_string(), meta

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from models import bgnbd, gamma_gamma, pareto_nbd
-from models.draw_summaries import summarise_linear, summarise_rows
-from models.sufficient import collapse
-
-TransactionModel = Literal["bgnbd", "pareto_nbd"]
-_MODULES: dict[str, ModuleType] = {"bgnbd": bgnbd, "pareto_nbd": pareto_nbd}
+from models.btyd import gamma_gamma
+from models.btyd.common import PurchaseModel
+from models.btyd.draw_summaries import summarise_linear, summarise_rows
+from models.btyd.sufficient import collapse
 
 QUANTITIES: tuple[str, ...] = (
     "p_alive",
@@ -99,7 +95,7 @@ def _n(draws: Mapping[str, np.ndarray]) -> int:
 
 
 def value_per_spend_if_alive(
-    module: ModuleType,
+    model: PurchaseModel,
     tx_params: Mapping[str, np.ndarray],
     x: np.ndarray,
     T: np.ndarray,
@@ -108,7 +104,7 @@ def value_per_spend_if_alive(
     """Discounted purchases of a customer alive at ``T``: ``sum_k (G(k f) - G((k-1) f)) / (1+d)^k``.
 
     ``G(t)`` is the expected number of purchases in ``(T, T+t]`` given alive
-    (``module.expected_purchases_if_alive``) and ``f = time_units_per_period``; times
+    (``model.expected_purchases_if_alive``) and ``f = time_units_per_period``; times
     ``P(alive)``, the margin and the expected spend it is the discounted CLV (the construction
     of lifetimes' ``customer_lifetime_value``). Arrays broadcast.
     """
@@ -116,7 +112,7 @@ def value_per_spend_if_alive(
     total = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(tx_params["r"])))
     previous = np.zeros_like(total)
     for k in range(1, settings.clv_periods + 1):
-        current = module.expected_purchases_if_alive(tx_params, k * f, x, T)
+        current = model.expected_purchases_if_alive(tx_params, k * f, x, T)
         total += (current - previous) / (1.0 + settings.discount_rate) ** k
         previous = current
     return total
@@ -126,7 +122,7 @@ def predict_customers(
     transaction_draws: Mapping[str, ArrayLike],
     spend_draws: Mapping[str, ArrayLike] | None,
     customers: pd.DataFrame,
-    model: TransactionModel = "bgnbd",
+    model: PurchaseModel,
     settings: PredictionSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
@@ -145,8 +141,8 @@ def predict_customers(
     customers : pandas.DataFrame
         Columns ``frequency``, ``recency``, ``T`` (and ``monetary_value`` when
         ``spend_draws`` is given; ignored where ``frequency == 0``).
-    model : {"bgnbd", "pareto_nbd"}
-        Transaction model the draws belong to.
+    model : PurchaseModel
+        The purchase model the draws belong to (e.g. :data:`models.btyd.bgnbd.BGNBD`).
     settings : PredictionSettings, optional
         Horizon, discounting, margin, interval width and chunk size.
     progress : callable, optional
@@ -170,10 +166,7 @@ def predict_customers(
     ``chunk_size * n_draws``.
     """
     settings = settings or PredictionSettings()
-    if model not in _MODULES:
-        raise ValueError(f"unknown transaction model {model!r}")
-    module = _MODULES[model]
-    tx = _as_draws(transaction_draws, module.PARAM_NAMES)
+    tx = _as_draws(transaction_draws, model.param_names)
     n_draws = _n(tx)
     gg: dict[str, np.ndarray] | None = None
     if spend_draws is not None:
@@ -210,9 +203,9 @@ def predict_customers(
         s_idx, s_local = np.unique(summary_of_unit[sl], return_inverse=True)
         a_idx, a_local = np.unique(ages.inverse[s_idx], return_inverse=True)
         x_c, T_c = x_a[a_idx], T_a[a_idx]
-        alive = module.p_alive(tx, x_s[s_idx, None], t_x_s[s_idx, None], T_s[s_idx, None])
-        expected = module.expected_purchases_if_alive(tx, settings.horizon, x_c, T_c)
-        none = module.p_no_purchase_if_alive(tx, settings.horizon, x_c, T_c)
+        alive = model.p_alive(tx, x_s[s_idx, None], t_x_s[s_idx, None], T_s[s_idx, None])
+        expected = model.expected_purchases_if_alive(tx, settings.horizon, x_c, T_c)
+        none = model.p_no_purchase_if_alive(tx, settings.horizon, x_c, T_c)
         _store(per_summary, "p_alive", summarise_rows(alive, *q), s_idx)
         _store(
             per_summary, "expected_purchases", summarise_rows(alive * expected[a_local], *q), s_idx
@@ -229,7 +222,7 @@ def predict_customers(
         scale = (
             settings.margin
             * alive
-            * value_per_spend_if_alive(module, tx, x_c, T_c, settings)[a_local]
+            * value_per_spend_if_alive(model, tx, x_c, T_c, settings)[a_local]
         )
         m = m_of_unit[sl]
         ones, first = np.ones((1, n_draws)), np.zeros(len(m), dtype=np.int64)

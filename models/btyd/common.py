@@ -1,8 +1,10 @@
-"""Small helpers shared by the model modules."""
+"""What the BTYD model modules share: the model value types (:class:`PurchaseModel`,
+:class:`BuiltModel`, :class:`LogDensity`) and the helpers that build their likelihoods."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,8 +12,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
-from models.priors import Priors
-from models.sufficient import collapse
+from models.btyd.priors import Priors
+from models.btyd.sufficient import collapse
 
 
 def param_arrays(params: Mapping[str, ArrayLike], names: Sequence[str]) -> list[np.ndarray]:
@@ -71,40 +73,81 @@ def model_data(**arrays: ArrayLike) -> list[pt.TensorVariable]:
 LoglikGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class LogDensity:
+    """A model's log posterior in numpy, on ``u = log(theta)`` in the order of ``names``.
+
+    ``evaluate(u)`` returns the log posterior (the PyMC model's ``logp(jacobian=False)``), its
+    gradient and the log-likelihood; ``start`` is the model's initial point. MAP fits optimise it
+    and NUTS samples it without compiling the PyMC model (tests check value and gradient
+    against the model).
+    """
+
+    names: tuple[str, ...]
+    start: np.ndarray
+    evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, float]]
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A PyMC model of positive parameters ``names`` (free variables ``log_<name>``) and, where
+    one is written, the same log posterior in numpy (``density``)."""
+
+    pymc: pm.Model
+    names: tuple[str, ...]
+    density: LogDensity | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseModel:
+    """A purchase model (BG/NBD, Pareto/NBD) as one value: its parameters, the builder of its
+    PyMC model and its closed-form predictions. Parameters are mappings ``name -> array``
+    that broadcast against the customer arrays."""
+
+    name: str
+    param_names: tuple[str, ...]
+    build: Callable[..., BuiltModel]
+    p_alive: Callable[..., np.ndarray]
+    expected_purchases: Callable[..., np.ndarray]
+    expected_purchases_if_alive: Callable[..., np.ndarray]
+    p_no_purchase_if_alive: Callable[..., np.ndarray]
+
+    def conditional_expected_purchases(self, params, t, x, t_x, T) -> np.ndarray:
+        """Expected purchases in ``(T, T+t]`` given ``(x, t_x, T)``: P(alive) times the
+        expectation given alive."""
+        return self.p_alive(params, x, t_x, T) * self.expected_purchases_if_alive(params, t, x, T)
+
+    def p_no_purchase(self, params, t, x, t_x, T) -> np.ndarray:
+        """Probability of no purchase in ``(T, T+t]``: ``1 - P(alive) + P(alive) P(none |
+        alive)``."""
+        alive = self.p_alive(params, x, t_x, T)
+        return 1.0 - alive + alive * self.p_no_purchase_if_alive(params, t, x, T)
+
+
 def weighted_model(
     names: Sequence[str],
     priors: Priors,
     total_loglik: Callable[..., pt.TensorVariable],
     loglik_grad: LoglikGrad | None = None,
-) -> pm.Model:
-    """A model with positive parameters ``names`` and ``total_loglik(*params)`` as potential.
-
-    ``loglik_grad(theta)``, the same log-likelihood and its gradient in numpy, is attached as
-    ``model.direct_logp`` (see :func:`direct_log_posterior`): :func:`models.clv_fit.fit_map`
-    uses it to find the MAP without compiling the model, which at small and medium sizes costs
-    more than the optimisation itself.
-    """
+) -> BuiltModel:
+    """A model with positive parameters ``names`` and ``total_loglik(*params)`` as potential;
+    with ``loglik_grad(theta)`` (the same log-likelihood and its gradient in numpy) also its
+    numpy log density."""
     with pm.Model() as model:
         params = [priors.positive(n) for n in names]
         pm.Potential("loglik", total_loglik(*params))
-    if loglik_grad is not None:
-        model.direct_logp = direct_log_posterior(names, priors, loglik_grad)
-    return model
+    density = None if loglik_grad is None else log_density(names, priors, loglik_grad)
+    return BuiltModel(model, tuple(names), density)
 
 
-def direct_log_posterior(
-    names: Sequence[str], priors: Priors, loglik_grad: LoglikGrad
-) -> Callable[[np.ndarray], tuple[float, np.ndarray, float]]:
-    """``f(u) -> (log posterior, its gradient, log-likelihood)`` at ``u = log(theta)``.
-
-    The log posterior is the model's ``logp(jacobian=False)``: the log-likelihood plus the
-    normal log-densities of ``log(theta)`` (nothing for flat priors).
-    """
+def log_density(names: Sequence[str], priors: Priors, loglik_grad: LoglikGrad) -> LogDensity:
+    """The log posterior at ``u = log(theta)``: the log-likelihood plus the normal
+    log-densities of ``log(theta)`` (nothing for flat priors)."""
     flat = priors.kind == "flat"
     mu, sigma = (np.array(v, dtype=float) for v in zip(*map(priors.normal, names), strict=True))
     log_norm = -np.log(sigma) - 0.5 * np.log(2.0 * np.pi)
 
-    def log_posterior(u: np.ndarray) -> tuple[float, np.ndarray, float]:
+    def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, float]:
         theta = np.exp(u)
         loglik, grad = loglik_grad(theta)
         grad = grad * theta
@@ -113,5 +156,4 @@ def direct_log_posterior(
         z = (u - mu) / sigma
         return loglik + float(np.sum(log_norm - 0.5 * z**2)), grad - z / sigma, loglik
 
-    log_posterior.start = np.zeros(len(mu)) if flat else mu  # the model's initial point
-    return log_posterior
+    return LogDensity(tuple(names), np.zeros(len(mu)) if flat else mu, evaluate)

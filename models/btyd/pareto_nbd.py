@@ -29,14 +29,19 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import param_arrays, weighted_model, weighted_rows
-from models.priors import Priors
-from models.sufficient import TRANSACTION_COLUMNS
+from models.btyd.common import (
+    BuiltModel,
+    PurchaseModel,
+    param_arrays,
+    weighted_model,
+    weighted_rows,
+)
+from models.btyd.priors import Priors
+from models.btyd.sufficient import TRANSACTION_COLUMNS
 
 PARAM_NAMES: tuple[str, str, str, str] = ("r", "alpha", "s", "beta")
 
@@ -114,7 +119,7 @@ def build_model(
     *,
     weights: ArrayLike | None = None,
     collapse: bool = True,
-) -> pm.Model:
+) -> BuiltModel:
     """PyMC model for the Pareto/NBD parameters given customer summaries.
 
     Parameters
@@ -130,9 +135,9 @@ def build_model(
 
     Returns
     -------
-    pymc.Model
-        Free variables ``log_<name>`` with deterministics ``r, alpha, s, beta``; the weighted
-        log-likelihood is the potential ``"loglik"``.
+    BuiltModel
+        The PyMC model (free variables ``log_<name>``, deterministics ``r, alpha, s, beta``,
+        the weighted log-likelihood as the potential ``"loglik"``); no numpy log density.
     """
     priors = priors or Priors()
     rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
@@ -217,19 +222,12 @@ def p_no_purchase_if_alive(
     return 1.0 - np.exp(np.log(rp) + rp * np.log(ap) + sp * np.log(bp) + log_j)
 
 
-def conditional_expected_purchases(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-) -> np.ndarray:
-    """Expected transactions in ``(T, T+t]`` given ``(x, t_x, T)``: ``P(alive) E[Y(t) | alive]``."""
-    return p_alive(params, x, t_x, T) * expected_purchases_if_alive(params, t, x, T)
-
-
-def p_no_purchase(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-) -> np.ndarray:
-    """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
-
-    ``1 - P(alive) + P(alive) P(none | alive)`` (:func:`p_no_purchase_if_alive`).
-    """
-    alive = p_alive(params, x, t_x, T)
-    return 1.0 - alive + alive * p_no_purchase_if_alive(params, t, x, T)
+PARETO_NBD = PurchaseModel(
+    name="pareto_nbd",
+    param_names=PARAM_NAMES,
+    build=build_model,
+    p_alive=p_alive,
+    expected_purchases=expected_purchases,
+    expected_purchases_if_alive=expected_purchases_if_alive,
+    p_no_purchase_if_alive=p_no_purchase_if_alive,
+)

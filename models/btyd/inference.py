@@ -15,6 +15,8 @@ from nutpie.compiled_pyfunc import from_pyfunc
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
+from models.btyd.common import BuiltModel, LogDensity
+
 Sampler = Literal["nutpie", "pymc"]
 
 
@@ -29,7 +31,7 @@ def _loglik_expression(model: pm.Model) -> pt.TensorVariable:
 
 
 def fit_map(
-    model: pm.Model,
+    built: BuiltModel,
     seed: int | None = 0,
     *,
     jitter: float = 0.0,
@@ -41,9 +43,12 @@ def fit_map(
     once into a single function; with flat priors (``Priors(kind="flat")``) the optimum is the
     maximum-likelihood estimate.
 
+    A model with a numpy log density (``built.density``) is optimised on it directly, with no
+    compilation; otherwise the PyMC model is compiled.
+
     Parameters
     ----------
-    model : pymc.Model
+    built : BuiltModel
         Model whose free variables are scalars or small arrays.
     seed : int, optional
         Seed of the jitter applied to the starting point.
@@ -60,9 +65,9 @@ def fit_map(
         ``"logp"`` (the maximised log-posterior without Jacobian), ``"n_iter"`` and
         ``"converged"`` (1.0 or 0.0).
     """
-    direct = getattr(model, "direct_logp", None)
-    if direct is not None:
-        return _fit_map_direct(model, direct, seed, jitter, maxiter)
+    if built.density is not None:
+        return _fit_map_direct(built.density, seed, jitter, maxiter)
+    model = built.pymc
     value_vars = list(model.value_vars)
     start = model.initial_point(random_seed=seed)
     names = [v.name for v in value_vars]
@@ -113,29 +118,27 @@ def _maximise(neg, x0: np.ndarray, maxiter: int) -> optimize.OptimizeResult:
         return optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", options=options)
 
 
-def _fit_map_direct(model: pm.Model, direct, seed: int | None, jitter: float, maxiter: int):
-    """:func:`fit_map` for a model whose free variables are the scalars ``log_<name>`` and
-    which carries ``direct_logp`` (numpy log posterior and gradient in that order)."""
-    log_names = [v.name for v in model.value_vars]
-    x0 = np.array(direct.start, dtype=float)
+def _fit_map_direct(density: LogDensity, seed: int | None, jitter: float, maxiter: int):
+    """:func:`fit_map` on a numpy log density: reports ``log_<name>`` and ``<name>``."""
+    x0 = np.array(density.start, dtype=float)
     if jitter > 0:
         x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
 
     def neg(u: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad, _ = direct(u)
+        value, grad, _ = density.evaluate(u)
         return (-value, -grad) if np.isfinite(value) else (np.inf, np.zeros_like(u))
 
     res = _maximise(neg, x0, maxiter)
-    logp, _, loglik = direct(res.x)
-    result = {n: float(u) for n, u in zip(log_names, res.x, strict=True)}
-    result |= {n[4:]: float(np.exp(u)) for n, u in zip(log_names, res.x, strict=True)}
+    logp, _, loglik = density.evaluate(res.x)
+    result = {f"log_{n}": float(u) for n, u in zip(density.names, res.x, strict=True)}
+    result |= {n: float(np.exp(u)) for n, u in zip(density.names, res.x, strict=True)}
     result |= {"loglik": float(loglik), "logp": float(logp), "n_iter": float(res.nit)}
     result["converged"] = float(bool(res.success))
     return result
 
 
 def sample_posterior(
-    model: pm.Model,
+    built: BuiltModel,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 2,
@@ -151,8 +154,8 @@ def sample_posterior(
 
     Parameters
     ----------
-    model : pymc.Model
-        The model.
+    built : BuiltModel
+        The model; with nutpie, its numpy log density when it has one.
     draws, tune, chains, cores : int
         NUTS settings (``cores`` parallel chains).
     seed : int, optional
@@ -176,16 +179,15 @@ def sample_posterior(
     """
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}")
-    direct = getattr(model, "direct_logp", None)
-    if sampler == "nutpie" and direct is not None:
+    if sampler == "nutpie" and built.density is not None:
         settings = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "seed": seed}
         return _sample_direct(
-            model, direct, settings, target_accept, low_rank_mass_matrix, progressbar
+            built.density, settings, target_accept, low_rank_mass_matrix, progressbar
         )
     nuts: dict = {"target_accept": target_accept}
     if sampler == "nutpie":
         nuts["adaptation"] = "low_rank" if low_rank_mass_matrix else "diag"
-    with model:
+    with built.pymc:
         return pm.sample(
             draws=draws,
             tune=tune,
@@ -200,14 +202,13 @@ def sample_posterior(
 
 
 def _sample_direct(
-    model: pm.Model,
-    direct,
+    density: LogDensity,
     settings: dict,
     target_accept: float,
     low_rank_mass_matrix: bool,
     progressbar: bool,
 ) -> xr.DataTree:
-    """nutpie's NUTS on the model's numpy log posterior (``model.direct_logp``).
+    """nutpie's NUTS on the model's numpy log posterior.
 
     The density is the PyMC model's (tests compare value and gradient); skipping the model's
     compilation saves 10-20 s per fit, and the likelihood kernel releases the GIL, so the
@@ -215,13 +216,12 @@ def _sample_direct(
     the compiled model; chains start at the model's initial point jittered by U(-1, 1), as
     PyMC's nutpie path does.
     """
-    log_names = [v.name for v in model.value_vars]
-    names = [*log_names, *(n[4:] for n in log_names)]
-    start = np.asarray(direct.start, dtype=float)
+    names = [*(f"log_{n}" for n in density.names), *density.names]
+    start = np.asarray(density.start, dtype=float)
 
     def make_logp():
         def logp(u: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad, _ = direct(u)
+            value, grad, _ = density.evaluate(u)
             return value, grad
 
         return logp
@@ -236,7 +236,7 @@ def _sample_direct(
         return start + np.random.default_rng(seed).uniform(-1.0, 1.0, size=start.shape)
 
     compiled = from_pyfunc(
-        len(log_names),
+        len(density.names),
         make_logp,
         make_expand,
         [np.dtype("float64")] * len(names),

@@ -15,15 +15,22 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
-from models.loglik_ops import softplus_sum, softplus_sum_kernel
-from models.priors import Priors
-from models.sufficient import TRANSACTION_COLUMNS
+from models.btyd.common import (
+    BuiltModel,
+    PurchaseModel,
+    levels,
+    model_data,
+    param_arrays,
+    weighted_model,
+    weighted_rows,
+)
+from models.btyd.kernels import softplus_sum, softplus_sum_kernel
+from models.btyd.priors import Priors
+from models.btyd.sufficient import TRANSACTION_COLUMNS
 
 PARAM_NAMES: tuple[str, str, str, str] = ("r", "alpha", "a", "b")
 
@@ -148,7 +155,7 @@ def build_model(
     *,
     weights: ArrayLike | None = None,
     collapse: bool = True,
-) -> pm.Model:
+) -> BuiltModel:
     """PyMC model for the BG/NBD parameters given customer summaries.
 
     Parameters
@@ -166,9 +173,9 @@ def build_model(
 
     Returns
     -------
-    pymc.Model
-        Free variables ``log_<name>`` with deterministics ``r, alpha, a, b``; the weighted
-        log-likelihood is the potential ``"loglik"``.
+    BuiltModel
+        The PyMC model (free variables ``log_<name>``, deterministics ``r, alpha, a, b``,
+        the weighted log-likelihood as the potential ``"loglik"``) and its numpy log density.
     """
     priors = priors or Priors()
     rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
@@ -265,22 +272,12 @@ def p_no_purchase_if_alive(
     return np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
 
 
-def conditional_expected_purchases(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-) -> np.ndarray:
-    """Expected transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
-
-    ``E[Y(t)|x,t_x,T] = P(alive) E[Y(t) | alive, x, T]`` (:func:`expected_purchases_if_alive`).
-    """
-    return p_alive(params, x, t_x, T) * expected_purchases_if_alive(params, t, x, T)
-
-
-def p_no_purchase(
-    params: Mapping[str, ArrayLike], t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
-) -> np.ndarray:
-    """Probability of zero transactions in ``(T, T+t]`` given the history ``(x, t_x, T)``.
-
-    ``1 - P(alive) + P(alive) P(none | alive)`` (:func:`p_no_purchase_if_alive`).
-    """
-    alive = p_alive(params, x, t_x, T)
-    return 1.0 - alive + alive * p_no_purchase_if_alive(params, t, x, T)
+BGNBD = PurchaseModel(
+    name="bgnbd",
+    param_names=PARAM_NAMES,
+    build=build_model,
+    p_alive=p_alive,
+    expected_purchases=expected_purchases,
+    expected_purchases_if_alive=expected_purchases_if_alive,
+    p_no_purchase_if_alive=p_no_purchase_if_alive,
+)

@@ -16,15 +16,21 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models._common import levels, model_data, param_arrays, weighted_model, weighted_rows
-from models.loglik_ops import log_shift_sums, log_shift_sums_kernel
-from models.priors import Priors
-from models.sufficient import SPEND_COLUMNS
+from models.btyd.common import (
+    BuiltModel,
+    levels,
+    model_data,
+    param_arrays,
+    weighted_model,
+    weighted_rows,
+)
+from models.btyd.kernels import log_shift_sums, log_shift_sums_kernel
+from models.btyd.priors import Priors
+from models.btyd.sufficient import SPEND_COLUMNS
 
 PARAM_NAMES: tuple[str, str, str] = ("p", "q", "gamma")
 
@@ -117,7 +123,7 @@ def build_model(
     *,
     weights: ArrayLike | None = None,
     collapse: bool = True,
-) -> pm.Model:
+) -> BuiltModel:
     """PyMC model for the Gamma-Gamma parameters.
 
     Parameters
@@ -135,9 +141,9 @@ def build_model(
 
     Returns
     -------
-    pymc.Model
-        Free variables ``log_<name>`` with deterministics ``p, q, gamma``; the weighted
-        log-likelihood is the potential ``"loglik"``.
+    BuiltModel
+        The PyMC model (free variables ``log_<name>``, deterministics ``p, q, gamma``,
+        the weighted log-likelihood as the potential ``"loglik"``) and its numpy log density.
     """
     priors = priors or Priors()
     if weights is None:

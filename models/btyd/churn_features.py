@@ -9,44 +9,42 @@ from __future__ import annotations
 
 import pandas as pd
 
-from models.clv import TRANSACTION_MODELS
-from models.clv_fit import fit_map
-from models.priors import Priors
+from models.btyd.common import PurchaseModel
+from models.btyd.inference import fit_map
+from models.btyd.priors import Priors
 
 BTYD_FEATURES = ("btyd_p_no_purchase", "btyd_expected_purchases", "btyd_p_alive")
 
 
 def add_btyd_features(
-    table: pd.DataFrame, params: dict[str, float], model: str, horizon: float
+    table: pd.DataFrame, params: dict[str, float], model: PurchaseModel, horizon: float
 ) -> pd.DataFrame:
     """``table`` plus P(no purchase), expected purchases (over ``horizon``) and P(alive).
 
     ``horizon`` is in the summary's time unit; ``params`` are the purchase model's parameters.
     """
-    module = TRANSACTION_MODELS[model]
     x = table["frequency"].to_numpy(dtype=float)
     t_x = table["recency"].to_numpy(dtype=float)
     T = table["T"].to_numpy(dtype=float)
     return table.assign(
-        btyd_p_no_purchase=module.p_no_purchase(params, horizon, x, t_x, T),
-        btyd_expected_purchases=module.conditional_expected_purchases(params, horizon, x, t_x, T),
-        btyd_p_alive=module.p_alive(params, x, t_x, T),
+        btyd_p_no_purchase=model.p_no_purchase(params, horizon, x, t_x, T),
+        btyd_expected_purchases=model.conditional_expected_purchases(params, horizon, x, t_x, T),
+        btyd_p_alive=model.p_alive(params, x, t_x, T),
         recency_share=table["recency_days"] / (table["tenure_days"] + 1.0),
     )
 
 
 def add_btyd_features_by_cutoff(
-    train: pd.DataFrame, model: str, priors: Priors, horizon: float, seed: int = 0
+    train: pd.DataFrame, model: PurchaseModel, priors: Priors, horizon: float, seed: int = 0
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
     """Fit the purchase model at each cutoff of a stacked table and add its features.
 
     Returns the new table (row order kept) and the MAP point per cutoff (ISO date → params).
     """
-    module = TRANSACTION_MODELS[model]
     parts, points = [], {}
     for cutoff, rows in train.groupby("cutoff", sort=True):
-        point = fit_map(module.build_model(rows, priors), seed=seed)
-        params = {k: point[k] for k in module.PARAM_NAMES}
+        point = fit_map(model.build(rows, priors), seed=seed)
+        params = {k: point[k] for k in model.param_names}
         points[pd.Timestamp(cutoff).date().isoformat()] = params
         parts.append(add_btyd_features(rows, params, model, horizon))
     return pd.concat(parts).loc[train.index], points

@@ -1,0 +1,315 @@
+"""A CLV model pair: a purchase model (BG/NBD or Pareto/NBD) and the Gamma-Gamma spend model.
+
+:func:`fit_clv` fits the pair (the evaluation fit on the calibration period, the scoring fit on
+all history); :class:`FittedClv` is the result as one value: both posteriors, the MAP points and
+the settings it was fit with, with thinning, predictions and the churn features as methods. It
+turns into ArviZ data trees carrying all of that (:meth:`FittedClv.to_trees`) and back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from models.btyd import gamma_gamma
+from models.btyd.bgnbd import BGNBD
+from models.btyd.common import BuiltModel, PurchaseModel
+from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
+from models.btyd.pareto_nbd import PARETO_NBD
+from models.btyd.predict import PredictionSettings, predict_customers
+from models.btyd.priors import Priors
+
+PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
+METHODS = ("map", "nuts")
+FORMAT = "cvm.clv/2"  # written into the posteriors' attributes, checked on load
+
+
+def purchase_model(name: str) -> PurchaseModel:
+    """The purchase model called ``name`` (``clv.model``)."""
+    if name not in PURCHASE_MODELS:
+        raise ValueError(f"clv.model is {name!r}; expected one of {', '.join(PURCHASE_MODELS)}")
+    return PURCHASE_MODELS[name]
+
+
+class ConvergenceError(Exception):
+    """NUTS did not converge; ``problems`` says which diagnostic failed and by how much."""
+
+    def __init__(self, part: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"the {part} posterior did not converge: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings (chains run in parallel on ``cores``); ``progressbar`` shows the sampler's.
+
+    500 tuning steps and a target acceptance of 0.8 halve the gradient evaluations of 1,000 and
+    0.9 on these low-dimensional, nearly Gaussian posteriors, with higher ESS: on 1,000,000
+    simulated customers BG/NBD bulk ESS 3,463 vs 2,179, Gamma-Gamma 3,184 vs 2,093, no
+    divergences, r-hat <= 1.005.
+    """
+
+    name: str = "nutpie"
+    draws: int = 1000
+    tune: int = 500
+    chains: int = 2
+    cores: int = 2
+    target_accept: float = 0.8
+    progressbar: bool = False
+
+
+@dataclass(frozen=True)
+class ConvergenceSettings:
+    """Limits on r-hat, ESS and divergences; ``on_failure`` is ``fail`` or ``warn``."""
+
+    max_rhat: float = 1.01
+    min_ess: float = 400
+    max_divergences: int = 0
+    on_failure: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ("fail", "warn"):
+            raise ValueError(
+                f"clv.convergence.on_failure is {self.on_failure!r}; expected fail|warn"
+            )
+
+
+@dataclass(frozen=True)
+class ClvSettings:
+    """Which models, how to fit them, with which priors."""
+
+    model: str = "bgnbd"
+    method: str = "nuts"
+    priors: Priors = field(default_factory=Priors)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        purchase_model(self.model)
+        if self.method not in METHODS:
+            raise ValueError(f"clv.method is {self.method!r}; expected one of {', '.join(METHODS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClvSettings:
+        priors = dict(values["priors"])
+        priors["overrides"] = tuple(tuple(o) for o in priors.get("overrides", ()))
+        return cls(
+            model=values["model"],
+            method=values["method"],
+            priors=Priors(**priors),
+            sampler=SamplerSettings(**values["sampler"]),
+            convergence=ConvergenceSettings(**values["convergence"]),
+            seed=values["seed"],
+        )
+
+
+@dataclass(frozen=True)
+class FittedClv:
+    """A fitted purchase + spend model pair, as one value.
+
+    ``purchase_posterior`` and ``spend_posterior`` are ArviZ data trees (a MAP fit stores its
+    point as a single draw, so predictions treat both methods alike); ``spend_posterior`` is
+    ``None`` for a purchase-only pair. ``map_point`` holds the MAP of each part
+    (``{"purchase": {...}, "spend": {...}}``, with its log-likelihood); ``fit_info`` the
+    convergence problems, diagnostics, times and counts of the fit.
+    """
+
+    purchase: PurchaseModel
+    purchase_posterior: xr.DataTree
+    spend_posterior: xr.DataTree | None
+    map_point: dict[str, dict[str, float]]
+    settings: ClvSettings
+    fit_info: dict = field(default_factory=dict)
+
+    @property
+    def point(self) -> dict[str, float]:
+        """The purchase model's parameters at the MAP (the churn features are computed there)."""
+        return {k: float(self.map_point["purchase"][k]) for k in self.purchase.param_names}
+
+    def purchase_draws(self, max_draws: int | None = None) -> dict[str, np.ndarray]:
+        """Purchase-model draws, evenly thinned to at most ``max_draws``."""
+        return posterior_draws(self.purchase_posterior, self.purchase.param_names, max_draws)
+
+    def spend_draws(self, max_draws: int | None = None) -> dict[str, np.ndarray] | None:
+        """Gamma-Gamma draws (paired draw by draw with the purchase draws), or ``None``."""
+        if self.spend_posterior is None:
+            return None
+        return posterior_draws(self.spend_posterior, gamma_gamma.PARAM_NAMES, max_draws)
+
+    def thinned(self, max_draws: int | None) -> FittedClv:
+        """The same pair with at most ``max_draws`` evenly spaced posterior draws (the same
+        draws :meth:`purchase_draws` picks), as one chain: small enough to ship to workers."""
+        if max_draws is None:
+            return self
+        spend = self.spend_draws(max_draws)
+        return replace(
+            self,
+            purchase_posterior=draws_as_posterior(self.purchase_draws(max_draws)),
+            spend_posterior=None if spend is None else draws_as_posterior(spend),
+        )
+
+    def predict(
+        self,
+        customers: pd.DataFrame,
+        settings: PredictionSettings,
+        max_draws: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        with_spend: bool = True,
+    ) -> pd.DataFrame:
+        """Every customer's predictions with credible intervals
+        (:func:`models.btyd.predict.predict_customers`) from at most ``max_draws`` draws;
+        ``with_spend=False`` leaves out spend and CLV."""
+        return predict_customers(
+            self.purchase_draws(max_draws),
+            self.spend_draws(max_draws) if with_spend else None,
+            customers,
+            self.purchase,
+            settings,
+            progress,
+        )
+
+    def churn_features(self, table: pd.DataFrame, horizon: float) -> pd.DataFrame:
+        """``table`` plus what the purchase model expects over ``horizon`` at its MAP point."""
+        from models.btyd.churn_features import add_btyd_features
+
+        return add_btyd_features(table, self.point, self.purchase, horizon)
+
+    def to_trees(self) -> dict[str, xr.DataTree]:
+        """The posteriors, each carrying the model kind, the settings and the MAP point."""
+        attrs = {
+            "cvm_format": FORMAT,
+            "cvm_model": self.purchase.name,
+            "cvm_clv_settings": json.dumps(self.settings.to_dict()),
+            "cvm_map_point": json.dumps(self.map_point),
+        }
+        trees = {"purchase": self.purchase_posterior, "spend": self.spend_posterior}
+        out = {}
+        for part, tree in trees.items():
+            if tree is not None:
+                out[part] = tree.copy()
+                out[part].attrs = dict(tree.attrs) | attrs | {"cvm_part": part}
+        return out
+
+    @classmethod
+    def from_trees(cls, purchase: xr.DataTree, spend: xr.DataTree | None) -> FittedClv:
+        """The pair :meth:`to_trees` wrote; a ``ValueError`` when the trees are not such a pair."""
+        attrs = purchase.attrs
+        if attrs.get("cvm_format") != FORMAT:
+            raise ValueError(f"not a cvm CLV posterior (format {attrs.get('cvm_format')!r})")
+        if spend is not None and spend.attrs.get("cvm_map_point") != attrs.get("cvm_map_point"):
+            raise ValueError("the purchase and spend posteriors come from different fits")
+        return cls(
+            purchase=purchase_model(attrs["cvm_model"]),
+            purchase_posterior=purchase,
+            spend_posterior=spend,
+            map_point=json.loads(attrs["cvm_map_point"]),
+            settings=ClvSettings.from_dict(json.loads(attrs["cvm_clv_settings"])),
+        )
+
+
+def posterior_draws(
+    idata: xr.DataTree, names: tuple[str, ...], max_draws: int | None = None
+) -> dict[str, np.ndarray]:
+    """Draws of ``names``, chains concatenated: ``{name: 1-D array}``.
+
+    With ``max_draws``, at most that many, evenly spaced (the same draws for every name, so the
+    joint posterior is kept).
+    """
+    post = idata["posterior"].to_dataset()
+    draws = {n: np.asarray(post[n].values, dtype=float).reshape(-1) for n in names}
+    total = len(draws[names[0]])
+    if max_draws is None or max_draws >= total:
+        return draws
+    keep = np.linspace(0, total - 1, max_draws).round().astype(int)
+    return {n: v[keep] for n, v in draws.items()}
+
+
+def draws_as_posterior(draws: dict[str, np.ndarray]) -> xr.DataTree:
+    """Draws ``{name: 1-D array}`` as a posterior of one chain."""
+    n = len(next(iter(draws.values())))
+    data = {
+        k: (("chain", "draw"), np.asarray(v, dtype=float).reshape(1, n)) for k, v in draws.items()
+    }
+    posterior = xr.Dataset(data, coords={"chain": [0], "draw": np.arange(n)})
+    return xr.DataTree.from_dict({"posterior": posterior})
+
+
+def point_as_posterior(point: dict[str, float], names: tuple[str, ...]) -> xr.DataTree:
+    """A MAP point as a posterior of one chain with one draw."""
+    return draws_as_posterior({n: np.array([point[n]]) for n in names})
+
+
+def _fit_part(part: str, built: BuiltModel, settings: ClvSettings) -> dict:
+    """Fit one model: ``tree``, ``point``, ``problems``, ``seconds``, ``diagnostics``."""
+    start = time.perf_counter()
+    point = fit_map(built, seed=settings.seed)
+    out = {"point": point, "problems": [], "diagnostics": {}}
+    out["seconds"] = {f"{part}_map": time.perf_counter() - start}
+    if settings.method == "map":
+        return out | {"tree": point_as_posterior(point, built.names)}
+    s = settings.sampler
+    start = time.perf_counter()
+    idata = sample_posterior(
+        built,
+        draws=s.draws,
+        tune=s.tune,
+        chains=s.chains,
+        cores=s.cores,
+        seed=settings.seed,
+        sampler=s.name,
+        target_accept=s.target_accept,
+        progressbar=s.progressbar,
+    )
+    out["seconds"][f"{part}_nuts"] = time.perf_counter() - start
+    out["diagnostics"] = {f"{part}_{k}": v for k, v in diagnostics(idata).items()}
+    c = settings.convergence
+    problems = convergence_problems(idata, c.max_rhat, c.min_ess, c.max_divergences)
+    if problems and c.on_failure == "fail":
+        raise ConvergenceError(part, problems)
+    return out | {"tree": idata, "problems": [f"{part}: {p}" for p in problems]}
+
+
+def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
+    """Fit the purchase model on every customer and Gamma-Gamma on the repeat buyers.
+
+    ``summary`` has ``frequency``, ``recency``, ``T`` and ``monetary_value``; identical rows are
+    collapsed inside the models, so the cost grows with distinct summaries.
+    """
+    purchase = purchase_model(settings.model)
+    buyers = gamma_gamma.repeaters(summary)
+    if len(buyers) < 2:
+        raise ValueError("Gamma-Gamma needs at least two repeat buyers with positive spend")
+    tx = _fit_part("transactions", purchase.build(summary, settings.priors), settings)
+    sp = _fit_part("spend", gamma_gamma.build_model(buyers, settings.priors), settings)
+    map_point = {
+        "purchase": {k: tx["point"][k] for k in (*purchase.param_names, "loglik")},
+        "spend": {k: sp["point"][k] for k in (*gamma_gamma.PARAM_NAMES, "loglik")},
+    }
+    counts = {
+        "customers": len(summary),
+        "distinct_summaries": len(summary[["frequency", "recency", "T"]].drop_duplicates()),
+        "repeat_buyers": len(buyers),
+    }
+    return FittedClv(
+        purchase=purchase,
+        purchase_posterior=tx["tree"],
+        spend_posterior=sp["tree"],
+        map_point=map_point,
+        settings=settings,
+        fit_info={
+            "convergence_problems": tx["problems"] + sp["problems"],
+            "seconds": tx["seconds"] | sp["seconds"],
+            "counts": counts,
+            "diagnostics": tx["diagnostics"] | sp["diagnostics"],
+        },
+    )

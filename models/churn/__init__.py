@@ -1,0 +1,1 @@
+"""The churn classifier and the baselines it is measured against."""

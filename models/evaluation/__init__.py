@@ -1,0 +1,1 @@
+"""Holdout metrics, evaluation tables, plots and the report page."""

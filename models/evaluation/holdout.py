@@ -1,0 +1,160 @@
+"""Holdout evaluation: the CLV and churn models, fit before the calibration cutoff, measured on
+the window after it, next to the churn baselines; the plot data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from models.btyd.common import PurchaseModel
+from models.btyd.predict import PredictionSettings
+from models.churn.baselines import baseline_scores, is_probability, rivals
+from models.evaluation.metrics import (
+    calibration_curve_points,
+    churn_metrics,
+    roc_curve_points,
+    value_metrics,
+)
+
+
+def expected_cumulative_repeats(
+    model: PurchaseModel, params: dict[str, float], first_offsets: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Expected cumulative repeat purchases of a cohort at each of ``times``.
+
+    ``first_offsets`` are the customers' first purchase times and ``times`` the evaluation
+    times, both measured from the same origin in model units: ``sum_i E[X(t - s_i)]``.
+    Customers with the same offset are evaluated once.
+    """
+    offsets, counts = np.unique(np.asarray(first_offsets, dtype=float), return_counts=True)
+    out = np.empty(len(times))
+    for k, t in enumerate(np.asarray(times, dtype=float)):
+        age = np.clip(t - offsets, 0.0, None)
+        out[k] = float(np.sum(counts * model.expected_purchases(params, age)))
+    return out
+
+
+def calibration_vs_holdout(
+    frequency: pd.Series, actual: pd.Series, predicted: pd.Series, max_frequency: int = 7
+) -> pd.DataFrame:
+    """Mean actual and predicted holdout purchases by calibration frequency (top bucket open)."""
+    bucket = frequency.clip(upper=max_frequency).astype(int)
+    frame = pd.DataFrame({"frequency": bucket, "actual": actual, "predicted": predicted})
+    table = frame.groupby("frequency").agg(
+        customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")
+    )
+    return table.reset_index()
+
+
+def churn_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Churn metrics per score; calibration metrics only for scores that are probabilities."""
+    table = {}
+    for name, p in scores.items():
+        metrics = churn_metrics(y, np.clip(p, 0.0, 1.0))
+        if not is_probability(name):
+            metrics = {k: v for k, v in metrics.items() if k not in ("brier", "log_loss", "ece")}
+        table[name] = {k: (None if not np.isfinite(v) else float(v)) for k, v in metrics.items()}
+    return table
+
+
+def beats_strongest_baseline(churn: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """The churn model against the strongest baseline on ROC-AUC and on Brier score.
+
+    P(alive) is reported but never the bar: it holds every one-time buyer alive.
+    """
+    out = {}
+    for metric, higher in (("roc_auc", True), ("brier", False)):
+        values = {k: churn[k][metric] for k in rivals() if churn.get(k, {}).get(metric) is not None}
+        best = (max if higher else min)(values, key=values.get)
+        ours = churn["churn_model"][metric]
+        out[metric] = {
+            "model": ours,
+            "strongest_baseline": best,
+            "baseline": values[best],
+            "beats": bool(ours > values[best] if higher else ours < values[best]),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class HoldoutSettings:
+    """The evaluation windows in model time units and how predictions are made."""
+
+    prediction: PredictionSettings
+    max_draws: int | None
+    holdout: float  # length of the holdout after the calibration cutoff
+    churn_horizon: float
+
+
+def evaluate_holdout(
+    table: pd.DataFrame,
+    base_rate: float,
+    clv,
+    churn,
+    settings: HoldoutSettings,
+    repeats_by_period: pd.DataFrame,
+    calibration_offset: float,
+    progress: Callable[[str], Callable[[int, int], None] | None] = lambda _: None,
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The holdout metrics of a CLV model and a churn model (fit before the cutoff) next to the
+    churn baselines, and the plot data.
+
+    ``table`` is the calibration table (features at the cutoff, holdout outcomes, churn label);
+    ``base_rate`` the churn rate of the training rows; ``repeats_by_period`` the observed repeat
+    purchases per period since the first day (``period``, ``repeats``), and
+    ``calibration_offset`` the cutoff's distance from that day, in model units.
+    """
+    clv = clv.thinned(settings.max_draws)
+    pred = clv.predict(
+        table,
+        replace(settings.prediction, horizon=settings.holdout),
+        progress=progress("evaluate: CLV over the holdout"),
+    )
+    in_horizon = clv.predict(
+        table,
+        replace(settings.prediction, horizon=settings.churn_horizon),
+        with_spend=False,
+        progress=progress("evaluate: churn horizon"),
+    )
+    results: dict = {
+        "holdout_length": settings.holdout,
+        "clv": {
+            "purchases": value_metrics(table.holdout_purchases, pred.expected_purchases),
+            "spend": value_metrics(
+                table.holdout_spend, pred.expected_purchases * pred.expected_spend
+            ),
+        },
+    }
+    y = table.churned.to_numpy(dtype=int)
+    with_btyd = clv.churn_features(table, settings.churn_horizon)
+    scores = {"churn_model": churn.predict(with_btyd)}
+    scores |= baseline_scores(table, in_horizon, base_rate)
+    results["churn"] = churn_table(y, scores)
+    results["churn_model_beats"] = beats_strongest_baseline(results["churn"])
+
+    periods = np.arange(int(repeats_by_period.period.max()) + 1)
+    actual = repeats_by_period.set_index("period").repeats.reindex(periods, fill_value=0)
+    first_offsets = calibration_offset - table["T"].to_numpy()
+    plots = {
+        "tracking": pd.DataFrame(
+            {
+                "period": periods,
+                "actual": actual.cumsum().to_numpy(),
+                "predicted": expected_cumulative_repeats(
+                    clv.purchase, clv.point, first_offsets, periods + 1.0
+                ),
+            }
+        ),
+        "calibration_holdout": calibration_vs_holdout(
+            table.frequency, table.holdout_purchases, pred.expected_purchases
+        ),
+        "churn_roc": pd.concat(
+            roc_curve_points(y, scores[name]).assign(model=name)
+            for name in ("churn_model", "clv_p_no_purchase", "recency_days")
+        ),
+        "churn_calibration": calibration_curve_points(y, scores["churn_model"]),
+    }
+    return results, plots

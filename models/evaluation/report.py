@@ -1,0 +1,85 @@
+"""The HTML report: one self-contained page with the headline metrics and the plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as bytes_io
+
+import pandas as pd
+
+from models.evaluation import plots
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc;
+padding: 4px 8px; text-align: right; } th { background: #f3f3f3; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; } img { max-width: 540px; }
+"""
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(float_format=lambda v: f"{v:,.4f}", na_rep="–", border=0)
+
+
+def report_page(
+    scored: pd.DataFrame,
+    evaluation: dict,
+    importance: pd.DataFrame,
+    curves: dict[str, pd.DataFrame],
+) -> str:
+    """The page for a scored table, its evaluation results, the churn model's feature
+    importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
+    ``churn_roc``, ``churn_calibration``)."""
+    churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
+    clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
+    tiers = scored.groupby("value_tier", observed=False).agg(
+        customers=("customer_id", "size"),
+        clv=("clv", "sum"),
+        mean_clv=("clv", "mean"),
+        churn_probability=("churn_probability", "mean"),
+    )
+    stages = scored.lifecycle_stage.value_counts().rename("customers").to_frame()
+    aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
+    holdout = evaluation["holdout_length"]
+    figures = [
+        plots.tier_shares(scored),
+        plots.clv_distribution(scored),
+        plots.p_alive_matrix(scored),
+        plots.tracking(curves["tracking"], curves["tracking"].period.max() - holdout),
+        plots.calibration_holdout(curves["calibration_holdout"]),
+        plots.roc_curves(curves["churn_roc"], aucs),
+        plots.reliability(curves["churn_calibration"]),
+        plots.feature_importance(importance),
+    ]
+    images = "".join(f'<img src="data:image/png;base64,{_png(f)}">' for f in figures)
+    beats = evaluation["churn_model_beats"]
+    verdict = "; ".join(
+        f"{m}: {v['model']:.4f} vs {v['strongest_baseline']} {v['baseline']:.4f}"
+        f" ({'better' if v['beats'] else 'not better'})"
+        for m, v in beats.items()
+    )
+    as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>cvm report {as_of}</title><style>{STYLE}</style></head><body>
+<h1>Customer value report, as of {as_of}</h1>
+<p>{len(scored):,} customers; total CLV {scored.clv.sum():,.2f}; models
+{html.escape(scored.clv_model.iloc[0])} and {html.escape(scored.churn_model.iloc[0])}.</p>
+<h2>Value tiers</h2>{_table(tiers)}
+<h2>Lifecycle stages</h2>{_table(stages)}
+<h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
+<h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
+<h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>{_table(churn)}
+<h2>Plots</h2><div class="grid">{images}</div>
+</body></html>
+"""
+    return page

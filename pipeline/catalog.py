@@ -1,0 +1,93 @@
+"""Where every artifact lives: declared once (``paths`` in ``conf/config.yaml``), resolved for a
+working directory.
+
+The stages read and write through a :class:`Catalog`, never by spelling a file name, so the same
+stage runs in the project, in a retraining staging folder or in a backtest scratch folder: only
+the catalog it is given differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import CvmError
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every artifact's path. The ``clv_*`` and ``churn_*`` models are directories (see
+    :mod:`pipeline.clv_store`, :mod:`pipeline.churn_store`); ``scored`` is the base path of the
+    scored table (``.parquet``, ``.csv`` and ``.schema.json`` beside each other)."""
+
+    clean: Path
+    quarantine: Path
+    ingest_report: Path
+    features_calibration: Path
+    features_scoring: Path
+    features_train_calibration: Path
+    features_train_scoring: Path
+    features_report: Path
+    clv_calibration: Path
+    clv_scoring: Path
+    fit_report: Path
+    churn_calibration: Path
+    churn_scoring: Path
+    train_report: Path
+    evaluation: Path
+    plots: Path
+    scored: Path
+    score_summary: Path
+    report: Path
+    state: Path  # bookkeeping of the writes in progress (see pipeline.io.atomic_outputs)
+
+    @classmethod
+    def from_paths(cls, paths: Mapping[str, str], root: Path | None = None) -> Catalog:
+        """The catalog of the ``paths`` config section; relative paths are taken from ``root``
+        (default: the working directory)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if not paths.get(n)]
+        if missing:
+            raise CvmError(
+                f"params.yaml: missing config key(s) {', '.join(f'paths.{n}' for n in missing)}"
+            )
+        base = root or Path()
+        return cls(**{n: base / Path(str(paths[n])) for n in names})
+
+    def under(self, root: Path) -> Catalog:
+        """The same layout inside ``root`` (absolute entries too): a private working copy."""
+        return Catalog(**{name: _inside(root, path) for name, path in self.entries().items()})
+
+    def replace(self, **entries: Path) -> Catalog:
+        """This catalog with some entries pointing elsewhere."""
+        return dataclasses.replace(self, **{k: Path(v) for k, v in entries.items()})
+
+    def entries(self) -> dict[str, Path]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def features(self, table: str) -> Path:
+        """A feature table: ``calibration``, ``scoring``, ``train_calibration`` or
+        ``train_scoring``."""
+        return getattr(self, f"features_{table}")
+
+    def clv(self, fit: str) -> Path:
+        """The CLV model of a fit: ``calibration`` or ``scoring``."""
+        return getattr(self, f"clv_{fit}")
+
+    def churn(self, fit: str) -> Path:
+        """The churn model of a fit: ``calibration`` or ``scoring``."""
+        return getattr(self, f"churn_{fit}")
+
+    def directories(self) -> set[Path]:
+        """The directories the artifacts are written in (where temporaries may be left)."""
+        return {path.parent for path in self.entries().values()}
+
+    def scored_files(self) -> dict[str, Path]:
+        """The scored table's three files by suffix."""
+        return {s: self.scored.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")}
+
+
+def _inside(root: Path, path: Path) -> Path:
+    return root.joinpath(*[p for p in path.parts if p not in (path.anchor, "..", ".")])

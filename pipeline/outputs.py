@@ -1,0 +1,130 @@
+"""All-or-nothing outputs: the files (or directories) a step writes appear together or not at all,
+even when the process is killed half-way.
+
+Each output is written under a temporary name beside its target. Once every one is complete, a
+journal listing the renames is written (the commit point) and the renames follow. A run killed
+before the commit point leaves only temporaries, which the next run removes; one killed during
+the renames leaves a journal, which the next run finishes (:func:`recover`), so the previous set
+or the new one is in place, never a mixture once recovery ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline import faults
+
+_MARK = ".cvm-"
+
+
+def _tag() -> str:
+    return f"{os.getpid()}-{time.time_ns()}"
+
+
+def _aside(target: Path, tag: str, kind: str) -> Path:
+    return target.with_name(f".{target.name}{_MARK}{tag}.{kind}")
+
+
+@contextmanager
+def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
+    """Temporary paths for ``targets`` that replace them together if the block succeeds.
+
+    The block creates each temporary path as a file or a directory. ``state`` is the directory
+    of the journals (the catalog's ``state`` entry).
+    """
+    tag = _tag()
+    temps = [_aside(t, tag, "tmp") for t in targets]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield temps
+        missing = [str(t) for t, tmp in zip(targets, temps, strict=True) if not tmp.exists()]
+        if missing:
+            raise RuntimeError(f"outputs not written: {', '.join(missing)}")
+        for target, tmp in zip(targets, temps, strict=True):
+            if target.exists() and target.is_dir() != tmp.is_dir():
+                kind = "a directory" if target.is_dir() else "a file"
+                raise OSError(f"{target} is {kind}; it cannot be replaced by the new output")
+    except BaseException:
+        for tmp in temps:
+            _remove(tmp)
+        raise
+    faults.checkpoint("outputs:before_commit")
+    state.mkdir(parents=True, exist_ok=True)
+    journal = state / f"commit{_MARK}{tag}.json"
+    moves = [[str(tmp.resolve()), str(t.resolve())] for tmp, t in zip(temps, targets, strict=True)]
+    pending = journal.with_suffix(".pending")
+    pending.write_text(json.dumps({"moves": moves}))
+    os.replace(pending, journal)
+    _finish(journal)
+
+
+def _finish(journal: Path) -> None:
+    """Carry out (or complete) the renames of a journal, then drop what they replaced."""
+    moves = json.loads(journal.read_text())["moves"]
+    olds = []
+    for number, (tmp, target) in enumerate(map(lambda m: tuple(map(Path, m)), moves), start=1):
+        old = tmp.with_name(tmp.name.removesuffix(".tmp") + ".old")
+        olds.append(old)
+        if not tmp.exists():
+            continue  # renamed before the kill
+        if target.is_dir() and not target.is_symlink():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        faults.checkpoint(f"outputs:renamed:{number}")
+    for old in olds:
+        _remove(old)
+    journal.unlink(missing_ok=True)
+
+
+def recover(state: Path, directories: Iterable[Path]) -> list[str]:
+    """Finish the commits of killed runs and remove their temporaries; returns what was done.
+
+    Only what a process that no longer runs left behind is touched, so a concurrent run's
+    outputs in progress are safe.
+    """
+    done = []
+    if state.is_dir():
+        for journal in sorted(state.glob(f"commit{_MARK}*.json")):
+            if not _alive(journal.name):
+                _finish(journal)
+                done.append(f"completed {journal.name}")
+        for pending in state.glob(f"commit{_MARK}*.pending"):
+            if not _alive(pending.name):
+                pending.unlink(missing_ok=True)
+    for directory in {d for d in directories if d.is_dir()}:
+        for path in directory.glob(f".*{_MARK}*"):
+            if path.suffix in (".tmp", ".old") and not _alive(path.name):
+                _remove(path)
+                done.append(f"removed {path}")
+    return done
+
+
+def _alive(name: str) -> bool:
+    """Whether the process whose tag is in ``name`` still runs."""
+    try:
+        pid = int(name.split(_MARK, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+"""Publishing a retraining run: the scored table with the winning models, the challenger's
+release (both model pairs and the profile of its training data), then the registry aliases and
+the table together."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from pipeline import registry
+from pipeline.retrain.compare import RELEASE
+from pipeline.retrain.feed import Feed
+from pipeline.retrain.record import RetrainRun
+
+
+def score_with(run: RetrainRun, features: pd.DataFrame, versions: dict[str, str], as_of: date):
+    """The scored table of ``features`` with the registered ``versions``."""
+    from pipeline.score_log import score_features
+
+    models = registry.ScoringModels(run.names, versions)
+    return score_features(features, models, run.settings, as_of)
+
+
+def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> None:
+    """The challenger's release in this run's MLflow run: both model pairs, the profile of its
+    training data (and of its scores when they were computed) and a manifest."""
+    from models import drift
+
+    settings = run.retrain
+    run.begin("release")
+    profile = {
+        "as_of": feed.as_of.isoformat(),
+        "features": drift.profiles(current, list(settings.drift_features), settings.drift_bins),
+    }
+    if table is not None:
+        profile["scores"] = drift.profiles(table, list(settings.drift_scores), settings.drift_bins)
+    manifest = {
+        "as_of": feed.as_of.isoformat(),
+        "calibration_end": feed.calibration_end.isoformat(),
+        "log_sha256": run.summary["log"]["sha256"],
+        "clean_rows_to_as_of": run.summary["log"]["clean_rows_to_as_of"],
+        "versions": dict(run.challenger),
+        "model": run.settings.clv.model,
+    }
+    catalog = feed.catalog
+    for kind in registry.KINDS:
+        for fit in ("calibration", "scoring"):
+            directory = getattr(catalog, kind)(fit)
+            run.client.log_artifacts(run.run_id, str(directory), f"{RELEASE}/{kind}/{fit}")
+    run.client.log_dict(run.run_id, profile, f"{RELEASE}/profile.json")
+    run.client.log_dict(run.run_id, manifest, f"{RELEASE}/manifest.json")
+
+
+def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
+    """Move the aliases, then replace the scored table: if either fails, the aliases go back to
+    where they were and the previous table stays."""
+    from pipeline.score_log import publish_table
+
+    run.begin("publish")
+    before = {kind: registry.aliases(run.client, name) for kind, name in run.names.items()}
+    moves = [(registry.CHALLENGER, run.challenger)]
+    if promoted:
+        moves.append((registry.CHAMPION, run.challenger))
+    try:
+        for alias, versions in moves:
+            for kind, name in run.names.items():
+                registry.move_alias(run.client, name, alias, versions[kind])
+        publish_table(table, run.retrain.scored, run.settings.catalog.state)
+    except BaseException:
+        for alias, _ in moves:
+            for kind, name in run.names.items():
+                registry.move_alias(run.client, name, alias, before[kind].get(alias))
+        raise
+    run.published = True
