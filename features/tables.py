@@ -11,6 +11,7 @@ from features.behaviour import behaviour_aggregates, behaviour_columns
 from features.labels import attach_churn_label, attach_outcomes
 from features.spec import FeatureSpec
 from features.summary import days_until, summary_aggregates, summary_columns
+from features.tracking import repeat_purchases_by_period
 
 
 def customer_features(days: ir.Table, cutoff: date, spec: FeatureSpec) -> ir.Table:
@@ -63,3 +64,30 @@ def training_table(days: ir.Table, cutoffs: list[date], spec: FeatureSpec) -> ir
         for c in cutoffs
     ]
     return ibis.union(*parts) if len(parts) > 1 else parts[0]
+
+
+def stage_tables(
+    days: ir.Table, dates: dict[str, date], first_day: date, spec: FeatureSpec
+) -> dict[str, list[ir.Table]]:
+    """Every table of the features stage, each as its parts in the order they are written.
+
+    ``calibration`` (at ``dates["calibration_end"]``, outcomes up to ``dates["holdout_end"]``),
+    ``scoring`` (at ``dates["scoring_date"]``), the stacked training tables before each of the
+    two (one part per cutoff, oldest first, so an engine holds one cutoff's customers at a time)
+    and ``repeats``, the repeat purchases per period since ``first_day`` (a tracking plot's
+    actual side). Rows are in (cutoff, customer) order; ``repeats`` in period order.
+    """
+    order = ["cutoff", "customer_id"]
+    cal, scoring = dates["calibration_end"], dates["scoring_date"]
+
+    def stacked(anchor: date) -> list[ir.Table]:
+        cutoffs = sorted(training_cutoffs(anchor, first_day, spec))
+        return [training_table(days, [c], spec).order_by(order) for c in cutoffs]
+
+    return {
+        "calibration": [calibration_table(days, cal, dates["holdout_end"], spec).order_by(order)],
+        "scoring": [customer_features(days, scoring, spec).order_by(order)],
+        "train_calibration": stacked(cal),
+        "train_scoring": stacked(scoring),
+        "repeats": [repeat_purchases_by_period(days, first_day, spec.unit_days)],
+    }

@@ -29,6 +29,7 @@ class Catalog:
     features_scoring: Path
     features_train_calibration: Path
     features_train_scoring: Path
+    features_repeats: Path
     features_report: Path
     clv_calibration: Path
     clv_scoring: Path
@@ -68,8 +69,8 @@ class Catalog:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def features(self, table: str) -> Path:
-        """A feature table: ``calibration``, ``scoring``, ``train_calibration`` or
-        ``train_scoring``."""
+        """A feature table: ``calibration``, ``scoring``, ``train_calibration``,
+        ``train_scoring`` or ``repeats``."""
         return getattr(self, f"features_{table}")
 
     def clv(self, fit: str) -> Path:

@@ -6,7 +6,7 @@ from datetime import date
 
 import numpy as np
 
-from pipeline import churn_store, clv_store, config, engine, io, outputs, stages, tracking
+from pipeline import churn_store, clv_store, config, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.progress import Progress
 from pipeline.tracking import Tracker
@@ -19,21 +19,17 @@ def run(cfg) -> dict:
 def evaluate(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Holdout metrics of the calibration models in ``catalog`` next to the baselines; writes
     the results and the plot data together and returns the results."""
-    from features.summary import purchase_days
-    from features.tracking import repeat_purchases_by_period
     from models.evaluation.holdout import HoldoutSettings, evaluate_holdout
 
     spec = settings.features
-    dates = io.read_json(catalog.features_report)["dates"]
+    features_report = io.read_json(catalog.features_report)
+    dates = features_report["dates"]
     cal_end, holdout_end = (
         date.fromisoformat(dates[k]) for k in ("calibration_end", "holdout_end")
     )
+    start = date.fromisoformat(features_report["first_day"])
     table = io.read_parquet(catalog.features_calibration)
     train = io.read_parquet(catalog.features_train_calibration)
-    with engine.session(settings.engine) as con:
-        days = purchase_days(engine.read_parquet(con, catalog.clean))
-        start = date.fromisoformat(str(days.day.min().execute())[:10])
-        repeats = repeat_purchases_by_period(days, start, spec.unit_days).execute()
     holdout = HoldoutSettings(
         prediction=settings.prediction,
         max_draws=settings.max_draws,
@@ -46,7 +42,7 @@ def evaluate(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> d
         clv_store.load(catalog.clv_calibration),
         churn_store.load(catalog.churn_calibration),
         holdout,
-        repeats,
+        io.read_parquet(catalog.features_repeats),
         (cal_end - start).days / spec.unit_days,
         progress=lambda label: Progress(label, "customers"),
     )

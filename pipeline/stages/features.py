@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from features.summary import purchase_days
-from features.tables import calibration_table, customer_features, training_cutoffs, training_table
+from features.tables import stage_tables, training_cutoffs
 from pipeline import config, engine, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
-TABLES = ("calibration", "scoring", "train_calibration", "train_scoring")
+TABLES = ("calibration", "scoring", "train_calibration", "train_scoring", "repeats")
 
 
 def run(cfg) -> dict:
@@ -73,52 +73,36 @@ def resolve_dates(settings: config.Settings, first_day: date, last_day: date) ->
 
 
 def _write_tables(settings, con, days, out: dict[str, Path], staging: Path) -> dict:
-    """The four tables, written by the engine into ``out``; the report of their dates and sizes.
+    """The tables, written by the engine into ``out``; the report of their dates and sizes.
 
-    A table's progress counts the purchase days once per cutoff: each reads them all.
+    A table's progress counts the purchase days once per part: each reads them all.
     """
     spec = settings.features
     span = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
     first_day, last_day = (pd.Timestamp(span[k]).date() for k in ("first", "last"))
     dates = resolve_dates(settings, first_day, last_day)
-    cal_cutoffs = training_cutoffs(dates["calibration_end"], first_day, spec)
-    score_cutoffs = training_cutoffs(dates["scoring_date"], first_day, spec)
-    if not cal_cutoffs:
+    tables = stage_tables(days, dates, first_day, spec)
+    if not tables["train_calibration"]:
         raise CvmError(
             f"features.churn_horizon_days ({spec.churn_horizon_days}) leaves no training cutoff "
             f"between the first transaction ({first_day}) and data.calibration_end"
         )
-    tables = {
-        "calibration": [
-            calibration_table(days, dates["calibration_end"], dates["holdout_end"], spec)
-        ],
-        "scoring": [customer_features(days, dates["scoring_date"], spec)],
-        # the stacked tables one cutoff at a time, oldest first: the engine never holds more
-        # than one cutoff's customers, and the parts in turn are in (cutoff, customer) order
-        "train_calibration": [training_table(days, [c], spec) for c in sorted(cal_cutoffs)],
-        "train_scoring": [training_table(days, [c], spec) for c in sorted(score_cutoffs)],
-    }
     report: dict = {"dates": {k: v.isoformat() for k, v in dates.items()}}
+    report["first_day"] = first_day.isoformat()
     report["train_cutoffs"] = {
-        "calibration": [c.isoformat() for c in cal_cutoffs],
-        "scoring": [c.isoformat() for c in score_cutoffs],
+        fit: [c.isoformat() for c in training_cutoffs(dates[anchor], first_day, spec)]
+        for fit, anchor in (("calibration", "calibration_end"), ("scoring", "scoring_date"))
     }
     day_rows = io.parquet_row_count(staging / "days.parquet")
     for name, parts in tables.items():
         # a single part is written in place; several are concatenated in order at the end
-        files = (
-            [out[name]]
-            if len(parts) == 1
-            else [staging / f"{name}-{i}.parquet" for i in range(len(parts))]
-        )
-        progress = engine.query_progress(
-            con, f"features: {name}", day_rows * len(parts), queries=len(parts)
-        )
-        rows = 0
-        with progress as query_done:
+        files = [staging / f"{name}-{i}.parquet" for i in range(len(parts))]
+        files = files if len(files) > 1 else [out[name]]
+        label, rows = f"features: {name}", 0
+        with engine.query_progress(con, label, day_rows * len(parts), queries=len(parts)) as done:
             for part, file in zip(parts, files, strict=True):
-                rows += engine.write_parquet(con, part.order_by(["cutoff", "customer_id"]), file)
-                query_done()
+                rows += engine.write_parquet(con, part, file)
+                done()
             if len(files) > 1:
                 io.concat_parquet(files, out[name])
         report[f"{name}_rows"] = rows
