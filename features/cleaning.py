@@ -28,6 +28,7 @@ REASONS = (
     "return",
     "zero_amount",
     "duplicate",
+    "extreme_amount",
 )
 
 CLEAN_COLUMNS = (
@@ -163,9 +164,9 @@ def classify(
 
     cid = _text(src(mapping.customer_id), dialect)
     ts_text, ts = _timestamp(src(mapping.timestamp), mapping.timestamp_format, dialect)
-    amt_text, amt_ok, amt = _number(src(mapping.amount), dialect)
     null_f = ibis.null("float64")
     absent = (None, None, null_f)
+    amt_text, amt_ok, amt = _number(src(mapping.amount), dialect) if mapping.amount else absent
     qty_text, qty_ok, qty = _number(src(mapping.quantity), dialect) if mapping.quantity else absent
     mrg_text, mrg_ok, mrg = _number(src(mapping.margin), dialect) if mapping.margin else absent
     order = _text(src(mapping.order_id), dialect) if mapping.order_id else ibis.null("string")
@@ -174,10 +175,13 @@ def classify(
         (cid.isnull(), "missing_customer_id"),
         (ts_text.isnull(), "missing_timestamp"),
         (ts.isnull(), "unparseable_timestamp"),
-        (amt_text.isnull(), "missing_amount"),
-        (~amt_ok, "non_numeric_amount"),
-        (_non_finite(amt), "non_finite_amount"),
     ]
+    if amt_text is not None:
+        checks += [
+            (amt_text.isnull(), "missing_amount"),
+            (~amt_ok, "non_numeric_amount"),
+            (_non_finite(amt), "non_finite_amount"),
+        ]
     if qty_text is not None:
         checks.append((qty_text.notnull() & (~qty_ok | qty.isnan()), "non_numeric_quantity"))
     if mrg_text is not None:
@@ -187,9 +191,9 @@ def classify(
     if rules.end is not None:
         day_after = ibis.date(rules.end.isoformat()) + ibis.interval(days=1)
         checks.append((ts >= day_after.cast("timestamp"), "timestamp_after_end"))
-    if rules.returns == "quarantine":
+    if rules.returns == "quarantine" and amt_text is not None:
         checks.append((amt < 0, "return"))
-    if rules.zero_amounts == "quarantine":
+    if rules.zero_amounts == "quarantine" and amt_text is not None:
         checks.append((amt == 0, "zero_amount"))
 
     typed = raw.mutate(
@@ -208,6 +212,24 @@ def classify(
             reason=ibis.ifelse(typed.reason.isnull() & (rank > 0), "duplicate", typed.reason)
         )
     return typed
+
+
+def extreme_limit(classified: ir.Table, rules: IngestRules) -> ir.Scalar:
+    """The amount above which a clean row is extreme: ``rules.extreme_factor`` times the 99th
+    percentile of the positive amounts (NULL without any)."""
+    positive = classified.filter(classified.reason.isnull() & (classified.amount > 0))
+    return positive.amount.quantile(0.99) * rules.extreme_factor
+
+
+def mark_extreme(classified: ir.Table, limit: float | None, rules: IngestRules) -> ir.Table:
+    """``classified`` with its extreme amounts (above ``limit``) handled as ``rules`` say:
+    quarantined (reason ``extreme_amount``), capped at the limit, or kept."""
+    if limit is None or rules.extreme_amounts == "warn":
+        return classified
+    extreme = classified.reason.isnull() & (classified.amount > limit)
+    if rules.extreme_amounts == "quarantine":
+        return classified.mutate(reason=ibis.ifelse(extreme, "extreme_amount", classified.reason))
+    return classified.mutate(amount=ibis.ifelse(extreme, limit, classified.amount))
 
 
 def clean_rows(classified: ir.Table) -> ir.Table:

@@ -10,6 +10,7 @@ from datetime import date
 
 RETURN_POLICIES = ("quarantine", "net")
 KEEP_OR_QUARANTINE = ("keep", "quarantine")
+EXTREME_POLICIES = ("warn", "cap", "quarantine")
 TIME_UNITS = {"days": 1, "weeks": 7}
 
 
@@ -18,11 +19,13 @@ class ColumnMapping:
     """Which source column holds each canonical field (``None`` = not present).
 
     ``timestamp_format`` is a strftime pattern such as ``%Y%m%d``, or ``iso`` for ISO-8601 text.
+    Without ``amount`` (event logs, visits, sessions) the log is purchase-only: its ``amount`` is
+    null, and the pipeline predicts purchases but no spend.
     """
 
     customer_id: str
     timestamp: str
-    amount: str
+    amount: str | None = None
     timestamp_format: str = "iso"
     quantity: str | None = None
     order_id: str | None = None
@@ -30,9 +33,9 @@ class ColumnMapping:
 
     def source_columns(self) -> list[str]:
         """Source columns in canonical order, optional ones only when mapped."""
-        cols = [self.customer_id, self.timestamp, self.amount]
-        cols += [c for c in (self.quantity, self.order_id, self.margin) if c is not None]
-        return cols
+        cols = [self.customer_id, self.timestamp]
+        optional = (self.amount, self.quantity, self.order_id, self.margin)
+        return cols + [c for c in optional if c is not None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ class IngestRules:
 
     ``returns="net"`` keeps negative amounts in the clean log; the features net them against the
     customer's spend. ``duplicates="keep"`` suits logs without an order id, where two identical
-    lines are two real purchases (as in CDNOW).
+    lines are two real purchases (as in CDNOW). An amount above ``extreme_factor`` times the
+    99th percentile of the positive amounts is extreme: ``extreme_amounts`` keeps it with a
+    warning in the ingest report (``warn``), caps it at that limit (``cap``) or quarantines the
+    row (``quarantine``).
     """
 
     start: date | None = None
@@ -49,15 +55,20 @@ class IngestRules:
     returns: str = "quarantine"
     zero_amounts: str = "keep"
     duplicates: str = "quarantine"
+    extreme_amounts: str = "warn"
+    extreme_factor: float = 100.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (
             ("returns", self.returns, RETURN_POLICIES),
             ("zero_amounts", self.zero_amounts, KEEP_OR_QUARANTINE),
             ("duplicates", self.duplicates, KEEP_OR_QUARANTINE),
+            ("extreme_amounts", self.extreme_amounts, EXTREME_POLICIES),
         ):
             if value not in allowed:
                 raise ValueError(f"data.rules.{key} is {value!r}; expected one of {allowed}")
+        if not self.extreme_factor > 1:
+            raise ValueError(f"data.rules.extreme_factor is {self.extreme_factor!r}; expected > 1")
 
 
 @dataclass(frozen=True)

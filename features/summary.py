@@ -21,7 +21,7 @@ def purchase_days(txn: ir.Table) -> ir.Table:
         spend=txn.amount.sum(),
         lines=txn.count(),
         quantity=txn.quantity.sum(),
-        purchase=(txn.amount >= 0).any(),
+        purchase=(txn.amount.fill_null(0.0) >= 0).any(),  # a purchase-only log: every line
     )
     purchase_day = ibis.ifelse(days.purchase, days.day, ibis.null("date"))
     history = {"group_by": "customer_id", "order_by": "day"}

@@ -41,13 +41,15 @@ PREDICTION_COLUMNS = tuple(
 @dataclass(frozen=True)
 class ScoringSettings:
     """How customers are scored: CLV predictions (from at most ``max_draws`` posterior draws),
-    the churn horizon in model time units, and the tier and lifecycle rules."""
+    the churn horizon in model time units, and the tier and lifecycle rules. Without a spend
+    model, tiers rank ``value_per_purchase`` (default 1) times the expected purchases."""
 
     prediction: PredictionSettings
     max_draws: int | None
     churn_horizon: float
     tiers: TierSettings
     lifecycle: LifecycleRules
+    value_per_purchase: float | None = None
 
 
 def score_rows(features: pd.DataFrame, clv, churn, settings: ScoringSettings) -> pd.DataFrame:
@@ -94,6 +96,7 @@ def score_customers(
         settings.lifecycle,
         provenance,
         as_of,
+        settings.value_per_purchase,
     )
 
 
@@ -105,24 +108,32 @@ def scored_table(
     lifecycle: LifecycleRules,
     provenance: dict[str, str],
     as_of: date,
+    value_per_purchase: float | None = None,
 ) -> pd.DataFrame:
     """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM.
 
     ``predictions`` is aligned with ``features`` (as returned by
     :func:`models.btyd.predict.predict_customers`); ``provenance`` names the models
     (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
+    Predictions without spend (a purchase-only model) leave the spend and CLV columns null,
+    and the tiers rank ``value_per_purchase`` (default 1) times the expected purchases.
     """
     table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
-    preds = predictions.reset_index(drop=True)
-    table = pd.concat([table, preds[list(PREDICTION_COLUMNS)]], axis=1)
+    preds = predictions.reset_index(drop=True).reindex(columns=list(PREDICTION_COLUMNS))
+    table = pd.concat([table, preds], axis=1)
     table["churn_probability"] = np.asarray(churn_probability, dtype=float)
-    table["value_tier"] = assign_tiers(table["clv"], tiers)
+    if "clv" in predictions.columns:
+        order, value = "clv", table["clv"]
+    else:
+        order = "expected_purchases"
+        value = table[order] * (value_per_purchase or 1.0)
+    table["value_tier"] = assign_tiers(value, tiers)
     table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)
     table = pd.concat([table, rfm_scores(table)], axis=1)
-    for key, value in provenance.items():
-        table[key] = value
+    for key, label in provenance.items():
+        table[key] = label
     table["as_of_date"] = pd.Timestamp(as_of).normalize()
-    return table.sort_values("clv", ascending=False, kind="stable").reset_index(drop=True)
+    return table.sort_values(order, ascending=False, kind="stable").reset_index(drop=True)
 
 
 COLUMN_DOCS: dict[str, str] = {
@@ -137,10 +148,13 @@ COLUMN_DOCS: dict[str, str] = {
     "total_spend": "Net spend in total.",
     "p_alive": "Probability the customer is still active (purchase model), posterior mean.",
     "expected_purchases": "Expected purchases over clv.prediction.horizon_days, posterior mean.",
-    "expected_spend": "Expected spend per future purchase (Gamma-Gamma), posterior mean.",
-    "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean.",
+    "expected_spend": "Expected spend per future purchase (Gamma-Gamma), posterior mean; null "
+    "for a log without amounts.",
+    "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean; null for a "
+    "log without amounts.",
     "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days.",
-    "value_tier": "Value tier from CLV (tiers config), best first.",
+    "value_tier": "Value tier from CLV (tiers config), best first; without spend, from "
+    "clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
     "rfm_recency": "Recency quintile score, 5 = most recent.",
     "rfm_frequency": "Frequency quintile score (purchase days), 5 = most frequent.",

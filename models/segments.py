@@ -117,7 +117,9 @@ def rfm_scores(customers: pd.DataFrame) -> pd.DataFrame:
     """
     r = quintile_score(customers["recency_days"], higher_is_better=False)
     f = quintile_score(customers["purchase_days"])
-    m = quintile_score(customers["total_spend"])
+    spend = customers["total_spend"]
+    # a log without amounts has no monetary score: 0
+    m = quintile_score(spend) if spend.notna().any() else pd.Series(0, spend.index, dtype="int8")
     segment = pd.Series("other", index=customers.index, dtype="str")
     for name, r_scores, f_scores in RFM_SEGMENTS:
         segment[r.isin(r_scores) & f.isin(f_scores)] = name

@@ -116,6 +116,7 @@ def clv_settings(cfg: DictConfig):
             ),
             "convergence": _build(ConvergenceSettings, clv["convergence"], "clv.convergence"),
             "seed": get(cfg, "seed"),
+            "spend": get(cfg, "data.mapping").get("amount") is not None,
         },
         "clv",
     )
@@ -234,6 +235,7 @@ class Settings:
             churn_horizon=self.churn_horizon,
             tiers=tiers,
             lifecycle=lifecycle,
+            value_per_purchase=get(self._cfg, "clv.prediction.value_per_purchase"),
         )
 
     @cached_property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -235,11 +236,22 @@ def parquet_row_count(path: Path) -> int:
 
 def write_json(obj: object, path: Path, atomic: bool = True) -> None:
     """``obj`` as JSON; ``atomic=False`` writes ``path`` in place (a temporary path already)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
     if atomic:
         write_atomic(path, lambda tmp: tmp.write_text(text))
     else:
         path.write_text(text)
+
+
+def _finite(obj):
+    """``obj`` with NaN and infinite floats as ``None``: JSON has no such numbers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def file_sha256(path: Path) -> str:

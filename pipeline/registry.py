@@ -40,10 +40,12 @@ class ClvModel(mlflow.pyfunc.PythonModel):
         return self.fitted.predict(model_input, PredictionSettings(**params), max_draws)
 
 
-def register_clv(model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any]) -> str | None:
-    """Log the CLV model saved in ``model_dir`` as an MLflow model and register it; returns its
-    version. ``example`` holds a few customer summaries that document the model's input and
-    output schema (and its prediction parameters)."""
+def register_clv(
+    model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any], tags: dict | None = None
+) -> str | None:
+    """Log the CLV model saved in ``model_dir`` as an MLflow model and register it with
+    ``tags``; returns its version. ``example`` holds a few customer summaries that document the
+    model's input and output schema (and its prediction parameters)."""
     from dataclasses import asdict
 
     from models.btyd.predict import PredictionSettings
@@ -63,7 +65,11 @@ def register_clv(model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any
         signature=signature,
         pip_requirements=["cvm"],
     )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if tags:
+        client = mlflow.MlflowClient()
+        tag_version(client, tracking.get("clv_model_name", CLV_MODEL_NAME), version, tags)
+    return version
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):

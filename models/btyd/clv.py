@@ -82,7 +82,8 @@ class ConvergenceSettings:
 
 @dataclass(frozen=True)
 class ClvSettings:
-    """Which models, how to fit them, with which priors."""
+    """Which models, how to fit them, with which priors; ``spend=False`` fits the purchase model
+    alone (a log without amounts)."""
 
     model: str = "bgnbd"
     method: str = "nuts"
@@ -90,6 +91,7 @@ class ClvSettings:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     seed: int = 0
+    spend: bool = True
 
     def __post_init__(self) -> None:
         purchase_model(self.model)
@@ -110,6 +112,7 @@ class ClvSettings:
             sampler=SamplerSettings(**values["sampler"]),
             convergence=ConvergenceSettings(**values["convergence"]),
             seed=values["seed"],
+            spend=values.get("spend", True),
         )
 
 
@@ -279,37 +282,74 @@ def _fit_part(part: str, built: BuiltModel, settings: ClvSettings) -> dict:
     return out | {"tree": idata, "problems": [f"{part}: {p}" for p in problems]}
 
 
-def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
-    """Fit the purchase model on every customer and Gamma-Gamma on the repeat buyers.
+class DegenerateData(ValueError):
+    """The data cannot identify a model: what is missing and what to do instead."""
 
-    ``summary`` has ``frequency``, ``recency``, ``T`` and ``monetary_value``; identical rows are
-    collapsed inside the models, so the cost grows with distinct summaries.
-    """
-    purchase = purchase_model(settings.model)
+
+MIN_SPEND_CV = 1e-6  # below this coefficient of variation, spend per purchase is a constant
+
+
+def check_data(summary: pd.DataFrame, settings: ClvSettings) -> pd.DataFrame:
+    """The Gamma-Gamma sample (repeat buyers with positive spend), once the data is checked to
+    identify the models; a :class:`DegenerateData` saying what is missing otherwise."""
+    repeaters = int((summary["frequency"] > 0).sum())
+    if len(summary) < 2 or repeaters == 0:
+        raise DegenerateData(
+            f"{len(summary)} customer(s), {repeaters} with a repeat purchase: the purchase model "
+            "needs several customers, some of whom bought more than once. Move the cutoff later "
+            "or use a longer log"
+        )
+    if not settings.spend:
+        return summary.iloc[:0]
     buyers = gamma_gamma.repeaters(summary)
     if len(buyers) < 2:
-        raise ValueError("Gamma-Gamma needs at least two repeat buyers with positive spend")
+        raise DegenerateData(
+            f"{len(buyers)} repeat buyer(s) with positive spend: Gamma-Gamma needs at least two. "
+            "For a log without meaningful amounts set data.mapping.amount: null (purchase-only)"
+        )
+    spend = buyers["monetary_value"].to_numpy(dtype=float)
+    if spend.std() <= MIN_SPEND_CV * spend.mean():
+        raise DegenerateData(
+            f"every repeat buyer spends {spend.mean():.6g} per purchase: with no variation in "
+            "spend Gamma-Gamma cannot be fit. Set data.mapping.amount: null (purchase-only) and "
+            "clv.value_per_purchase to value purchases at a fixed amount"
+        )
+    return buyers
+
+
+def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
+    """Fit the purchase model on every customer and, unless ``settings.spend`` is off,
+    Gamma-Gamma on the repeat buyers.
+
+    ``summary`` has ``frequency``, ``recency``, ``T`` and ``monetary_value``; identical rows are
+    collapsed inside the models, so the cost grows with distinct summaries. Data that cannot
+    identify a model raises :class:`DegenerateData` before anything is fit.
+    """
+    purchase = purchase_model(settings.model)
+    buyers = check_data(summary, settings)
     tx = _fit_part("transactions", purchase.build(summary, settings.priors), settings)
-    sp = _fit_part("spend", gamma_gamma.build_model(buyers, settings.priors), settings)
-    map_point = {
-        "purchase": {k: tx["point"][k] for k in (*purchase.param_names, "loglik")},
-        "spend": {k: sp["point"][k] for k in (*gamma_gamma.PARAM_NAMES, "loglik")},
-    }
+    parts = [tx]
+    map_point = {"purchase": {k: tx["point"][k] for k in (*purchase.param_names, "loglik")}}
+    if settings.spend:
+        sp = _fit_part("spend", gamma_gamma.build_model(buyers, settings.priors), settings)
+        parts.append(sp)
+        map_point["spend"] = {k: sp["point"][k] for k in (*gamma_gamma.PARAM_NAMES, "loglik")}
     counts = {
         "customers": len(summary),
         "distinct_summaries": len(summary[["frequency", "recency", "T"]].drop_duplicates()),
-        "repeat_buyers": len(buyers),
+        "repeat_buyers": int((summary["frequency"] > 0).sum()),
+        "spend_buyers": len(buyers),
     }
     return FittedClv(
         purchase=purchase,
         purchase_posterior=tx["tree"],
-        spend_posterior=sp["tree"],
+        spend_posterior=sp["tree"] if settings.spend else None,
         map_point=map_point,
         settings=settings,
         fit_info={
-            "convergence_problems": tx["problems"] + sp["problems"],
-            "seconds": tx["seconds"] | sp["seconds"],
+            "convergence_problems": [p for part in parts for p in part["problems"]],
+            "seconds": {k: v for part in parts for k, v in part["seconds"].items()},
             "counts": counts,
-            "diagnostics": tx["diagnostics"] | sp["diagnostics"],
+            "diagnostics": {k: v for part in parts for k, v in part["diagnostics"].items()},
         },
     )

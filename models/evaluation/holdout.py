@@ -119,15 +119,11 @@ def evaluate_holdout(
         with_spend=False,
         progress=progress("evaluate: churn horizon"),
     )
-    results: dict = {
-        "holdout_length": settings.holdout,
-        "clv": {
-            "purchases": value_metrics(table.holdout_purchases, pred.expected_purchases),
-            "spend": value_metrics(
-                table.holdout_spend, pred.expected_purchases * pred.expected_spend
-            ),
-        },
-    }
+    clv_metrics = {"purchases": value_metrics(table.holdout_purchases, pred.expected_purchases)}
+    if "expected_spend" in pred.columns:  # a purchase-only model predicts no spend
+        predicted_spend = pred.expected_purchases * pred.expected_spend
+        clv_metrics["spend"] = value_metrics(table.holdout_spend, predicted_spend)
+    results: dict = {"holdout_length": settings.holdout, "clv": clv_metrics}
     y = table.churned.to_numpy(dtype=int)
     with_btyd = clv.churn_features(table, settings.churn_horizon)
     scores = {"churn_model": churn.predict(with_btyd)}

@@ -14,6 +14,7 @@ STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc;
 padding: 4px 8px; text-align: right; } th { background: #f3f3f3; }
+.warning { color: #a00; font-weight: bold; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; } img { max-width: 540px; }
 """
 
@@ -36,10 +37,12 @@ def report_page(
     evaluation: dict,
     importance: pd.DataFrame,
     curves: dict[str, pd.DataFrame],
+    warnings: list[str] = (),
 ) -> str:
     """The page for a scored table, its evaluation results, the churn model's feature
     importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
-    ``churn_roc``, ``churn_calibration``)."""
+    ``churn_roc``, ``churn_calibration``); ``warnings`` are shown at the top (e.g. a model kept
+    although its posterior did not converge)."""
     churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
     clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
     tiers = scored.groupby("value_tier", observed=False).agg(
@@ -51,9 +54,10 @@ def report_page(
     stages = scored.lifecycle_stage.value_counts().rename("customers").to_frame()
     aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
     holdout = evaluation["holdout_length"]
+    has_spend = bool(scored.clv.notna().any())  # a log without amounts predicts no spend
     figures = [
         plots.tier_shares(scored),
-        plots.clv_distribution(scored),
+        *([plots.clv_distribution(scored)] if has_spend else []),
         plots.p_alive_matrix(scored),
         plots.tracking(curves["tracking"], curves["tracking"].period.max() - holdout),
         plots.calibration_holdout(curves["calibration_holdout"]),
@@ -69,10 +73,17 @@ def report_page(
         for m, v in beats.items()
     )
     as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
+    value = (
+        f"total CLV {scored.clv.sum():,.2f}"
+        if has_spend
+        else "purchase-only: the log has no amounts, so no spend or CLV is predicted and the "
+        "tiers rank expected purchases"
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>cvm report {as_of}</title><style>{STYLE}</style></head><body>
 <h1>Customer value report, as of {as_of}</h1>
-<p>{len(scored):,} customers; total CLV {scored.clv.sum():,.2f}; models
+{"".join(f'<p class="warning">Warning: {html.escape(w)}</p>' for w in warnings)}
+<p>{len(scored):,} customers; {value}; models
 {html.escape(scored.clv_model.iloc[0])} and {html.escape(scored.churn_model.iloc[0])}.</p>
 <h2>Value tiers</h2>{_table(tiers)}
 <h2>Lifecycle stages</h2>{_table(stages)}

@@ -20,16 +20,26 @@ def run(cfg) -> dict:
 def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Fit both model pairs; write both and the fit report together, register the scoring
     pair. Returns the fit report."""
-    from models.btyd.clv import ConvergenceError
+    from models.btyd.clv import ConvergenceError, DegenerateData
     from models.btyd.clv import fit_clv as fit_pair
 
     clv = settings.clv
+    distinct = io.read_json(catalog.ingest_report).get("distinct_amounts")
+    if clv.spend and distinct is not None and distinct <= 1:
+        raise CvmError(
+            f"fit_clv: every transaction in the log has the same amount ({catalog.ingest_report}"
+            ": distinct_amounts is 1): there is no variation in spend to fit Gamma-Gamma on. Set "
+            "data.mapping.amount: null (purchase-only) and clv.prediction.value_per_purchase to "
+            "value purchases at a fixed amount"
+        )
     tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
     fits = {}
     for name, table in tables.items():
         log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
         try:
             fits[name] = fit_pair(table, clv)
+        except DegenerateData as err:
+            raise CvmError(f"fit_clv ({name} fit, {len(table):,} customers): {err}") from None
         except ConvergenceError as err:
             raise CvmError(
                 f"fit_clv ({name} fit): {err}. Sample longer (clv.sampler.draws/tune) or set "
@@ -63,8 +73,10 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         )
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
             tracking.log_artifacts(directory, f"clv/{name}")
+        problems = report["scoring"]["convergence_problems"]  # kept: on_failure is warn
+        tags = {"cvm.unconverged": "; ".join(problems)[:5000]} if problems else {}
         report["scoring"]["registry_version"] = registry.register_clv(
-            scoring_dir, tables["scoring"].head(5), settings.tracking
+            scoring_dir, tables["scoring"].head(5), settings.tracking, tags
         )
         tracking.log_dict(report, "fit_report.json")
         io.write_json(report, report_tmp, atomic=False)

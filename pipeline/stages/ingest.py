@@ -7,13 +7,23 @@ the Python process.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
-from features.cleaning import classify, clean_rows, quarantined_rows, reason_counts
+from features.cleaning import (
+    classify,
+    clean_rows,
+    extreme_limit,
+    mark_extreme,
+    quarantined_rows,
+    reason_counts,
+)
 from pipeline import config, engine, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.tracking import Tracker
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg) -> dict:
@@ -59,6 +69,9 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
                 classify(raw, mapping, settings.rules, engine.dialect(con)),
                 Path(staging) / "classified.parquet",
             )
+        limit = con.execute(extreme_limit(classified, settings.rules))
+        extremes = _extremes(con, classified, _number(limit), settings.rules)
+        classified = mark_extreme(classified, extremes["limit"], settings.rules)
         counts = {
             r: int(n) for r, n in con.execute(reason_counts(classified)).itertuples(index=False)
         }
@@ -71,7 +84,9 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
                 con, quarantined_rows(classified, mapping), quarantine_tmp
             )
         totals = clean.aggregate(
-            customers=clean.customer_id.nunique(), total=clean.amount.sum()
+            customers=clean.customer_id.nunique(),
+            total=clean.amount.sum(),
+            distinct=clean.amount.nunique(),
         ).execute()
         report = {
             "source": str(settings.source),
@@ -82,11 +97,29 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             "quarantined_by_reason": dict(sorted(counts.items())),
             "customers": int(totals.customers.iloc[0]),
             "total_amount": round(float(totals.total.fillna(0.0).iloc[0]), 2),
+            "distinct_amounts": int(totals.distinct.iloc[0]),
+            "extreme_amounts": extremes,
         }
+        if report["extreme_amounts"]["rows"]:
+            log.warning("ingest: extreme amounts (%s)", report["extreme_amounts"])
         if not rows_read == rows_kept + rows_quarantined == kept + sum(counts.values()):
             raise RuntimeError(f"ingest lost rows: {report}")
         io.write_json(report, report_tmp, atomic=False)
     return report
+
+
+def _extremes(con, classified, limit: float | None, rules) -> dict:
+    """How many clean amounts lie above the extreme limit, the largest, and the rule applied."""
+    found = {"rule": rules.extreme_amounts, "limit": limit, "rows": 0, "largest": None}
+    if limit is not None:
+        rows = classified.filter(classified.reason.isnull() & (classified.amount > limit))
+        stats = con.execute(rows.aggregate(n=rows.count(), largest=rows.amount.max()))
+        found |= {"rows": int(stats.n.iloc[0]), "largest": _number(stats.largest.iloc[0])}
+    return found
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def _pop_null(counts: dict) -> int:

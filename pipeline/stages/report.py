@@ -27,6 +27,7 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
         io.read_json(catalog.evaluation),
         churn_store.importance(catalog.churn_scoring),
         {name: pd.read_csv(catalog.plots / f"{name}.csv") for name in PLOTS},
+        _warnings(io.read_json(catalog.fit_report)),
     )
     with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
         tmp.write_text(page)
@@ -34,3 +35,13 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
     with tracker.run("report", {"as_of": as_of}):
         tracking.log_file(catalog.report)
     return catalog.report
+
+
+def _warnings(fit_report: dict) -> list[str]:
+    """A line per CLV fit kept despite convergence problems (clv.convergence.on_failure=warn)."""
+    return [
+        f"the {fit} CLV posterior did not converge ({'; '.join(problems)}); it was kept because "
+        "clv.convergence.on_failure is warn"
+        for fit in ("calibration", "scoring")
+        if (problems := fit_report.get(fit, {}).get("convergence_problems"))
+    ]

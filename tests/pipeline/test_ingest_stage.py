@@ -161,3 +161,26 @@ def test_missing_file_names_the_path(make_params, tmp_path, capsys):
     params = make_params(f"data.path={tmp_path}/nowhere.csv", *CSV_MAPPING)
     assert main(["stage", "ingest", "--params", str(params)]) == 2
     assert "nowhere.csv: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule", ["warn", "cap", "quarantine"])
+def test_an_absurd_amount_is_found_and_handled_as_the_rule_says(make_params, tmp_path, rule):
+    rows = [f"c{i % 40},2024-0{1 + i % 9}-1{i % 10},{10 + i % 13}.25,1\n" for i in range(400)]
+    rows[123] = "c7,2024-03-03,1000000000000,1\n"  # 1e12 on a repeat purchase
+    assert (
+        run_ingest(
+            make_params, tmp_path, HEADER + "".join(rows), f"data.rules.extreme_amounts={rule}"
+        )
+        == 0
+    )
+    clean, quarantine, report = outputs(tmp_path)
+    found = report["extreme_amounts"]
+    assert found["rows"] == 1 and found["largest"] == 1e12 and found["rule"] == rule
+    assert 22.25 * 100 <= found["limit"] <= 22.25 * 100 * 1.01  # 100 x the 99th percentile
+    assert report["rows_read"] == report["rows_kept"] + report["rows_quarantined"] == 400
+    if rule == "warn":
+        assert clean.amount.max() == 1e12
+    elif rule == "cap":
+        assert clean.amount.max() == pytest.approx(found["limit"])
+    else:
+        assert clean.amount.max() < 100 and quarantine.reason.tolist() == ["extreme_amount"]

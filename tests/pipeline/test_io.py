@@ -45,3 +45,11 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
         io.write_atomic(target, fail)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_reports_are_valid_json_without_nan(tmp_path):
+    target = tmp_path / "report.json"
+    io.write_json({"r_hat": float("nan"), "ess": [1.0, float("inf")], "ok": 2.5}, target)
+    text = target.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"r_hat": None, "ess": [1.0, None], "ok": 2.5}
