@@ -35,6 +35,11 @@ lint: setup
 params: setup
 	cvm params
 
+# `make backtest`: the standard backtest suite (several logs and cutoffs; minutes per case).
+.PHONY: backtest
+backtest: setup
+	cvm backtest --suite standard
+
 # `make benchmark`: cvm against lifetimes and pymc-marketing on simulated logs (takes hours).
 .PHONY: benchmark
 benchmark: setup

@@ -20,16 +20,22 @@ def _purchases(
     rng: np.random.Generator,
     rate_shift: np.ndarray | float = 0.0,
     drop_shift: np.ndarray | float = 0.0,
+    aging: float = 0.0,
+    season: tuple[np.ndarray, float, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Latent rates and every repeat purchase (``owner``, ``age``) of customers observed for ``T``.
 
     BG/NBD: rate ~ Gamma(r, alpha); after each repeat purchase the customer drops out with
     probability p ~ Beta(a, b). Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta).
     ``rate_shift`` multiplies the rate by ``exp(shift)``; ``drop_shift`` adds to the log-odds of
-    p (BG/NBD) or to log mu (Pareto/NBD).
+    p (BG/NBD) or to log mu (Pareto/NBD). ``aging`` adds a second way to leave whose hazard
+    grows with age (a Rayleigh lifetime: hazard ``aging**2 * age``), so churn rises with age.
+    ``season`` = (first purchase time of each customer, amplitude, period) modulates the rate
+    by ``1 + amplitude * sin(2 pi (first + age) / period)`` (events thinned from the peak rate).
     """
     n = len(T)
     rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
+    amplitude = season[1] if season is not None else 0.0
     if model == "bgnbd":
         p = rng.beta(params["a"], params["b"], n)
         dropout = 1.0 / (1.0 + (1.0 - p) / p * np.exp(-drop_shift))
@@ -39,16 +45,23 @@ def _purchases(
         death = rng.exponential(1.0 / dropout)
     else:
         raise ValueError(f"unknown model {model!r}")
+    if aging > 0:
+        death = np.minimum(death, rng.rayleigh(1.0 / aging, n))
     owners, ages = [], []
     now = np.zeros(n)
     active = np.ones(n, dtype=bool)
     while active.any():
         idx = np.flatnonzero(active)
-        nxt = now[idx] + rng.exponential(1.0 / rate[idx])
-        bought = (nxt <= T[idx]) & (nxt <= death[idx])
-        active[idx[~bought]] = False
+        nxt = now[idx] + rng.exponential(1.0 / (rate[idx] * (1.0 + amplitude)))
+        inside = (nxt <= T[idx]) & (nxt <= death[idx])
+        active[idx[~inside]] = False
+        now[idx[inside]] = nxt[inside]
+        bought = inside
+        if season is not None:  # a candidate event at the peak rate is a purchase this often
+            first, _, period = season
+            level = 1.0 + amplitude * np.sin(2 * np.pi * (first[idx] + nxt) / period)
+            bought = inside & (rng.random(len(idx)) < level / (1.0 + amplitude))
         buyers = idx[bought]
-        now[buyers] = nxt[bought]
         owners.append(buyers)
         ages.append(now[buyers])
         if model == "bgnbd":
@@ -104,7 +117,10 @@ class SimulationSettings:
     their first purchase uniformly over the first ``cohort_days`` days and are observed until
     ``horizon_days`` after ``start``. ``covariate_effects`` maps a covariate name to
     ``(effect on log purchase rate, effect on log-odds of dropout / log dropout rate)``; each
-    covariate is standard normal.
+    covariate is standard normal. Departures from the models, to make logs hard: ``aging`` (per
+    time unit) adds a lifetime whose hazard rises with age, ``seasonality`` modulates the
+    purchase rate over the calendar year (amplitude in [0, 1)), ``spend_sigma`` multiplies each
+    amount by a log-normal factor of that scale (heavy tails).
     """
 
     customers: int = 10_000
@@ -118,6 +134,9 @@ class SimulationSettings:
     horizon_days: int = 546
     time_unit_days: int = 7
     covariate_effects: tuple[tuple[str, float, float], ...] = ()
+    aging: float = 0.0
+    seasonality: float = 0.0
+    spend_sigma: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -126,6 +145,16 @@ class SimulationSettings:
         expected = {"bgnbd": {"r", "alpha", "a", "b"}, "pareto_nbd": {"r", "alpha", "s", "beta"}}
         if self.model not in expected or set(dict(self.params)) != expected[self.model]:
             raise ValueError(f"simulation model {self.model!r} needs parameters {expected}")
+        if self.aging < 0 or self.spend_sigma < 0 or not 0 <= self.seasonality < 1:
+            raise ValueError("simulation needs aging ≥ 0, spend_sigma ≥ 0, 0 ≤ seasonality < 1")
+
+
+def _tail(rng: np.random.Generator, owner: np.ndarray, settings: SimulationSettings):
+    """Log-normal factors of mean one for the amounts (1 without ``spend_sigma``)."""
+    if settings.spend_sigma == 0:
+        return 1.0
+    sigma = settings.spend_sigma
+    return np.exp(rng.normal(-(sigma**2) / 2, sigma, len(owner)))
 
 
 def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -145,7 +174,10 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
     covariates = {name: rng.standard_normal(n) for name, _, _ in settings.covariate_effects}
     rate_shift = sum((b * covariates[c] for c, b, _ in settings.covariate_effects), np.zeros(n))
     drop_shift = sum((g * covariates[c] for c, _, g in settings.covariate_effects), np.zeros(n))
-    sim = _purchases(settings.model, params, T, rng, rate_shift, drop_shift)
+    season = (
+        (first_day / unit, settings.seasonality, 365.25 / unit) if settings.seasonality else None
+    )
+    sim = _purchases(settings.model, params, T, rng, rate_shift, drop_shift, settings.aging, season)
     nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], n)
     # every customer's first purchase at age 0, then the repeat purchases
     owner = np.concatenate([np.arange(n), sim["owner"]])
@@ -159,7 +191,9 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
         {
             "customer_id": pd.array(ids[owner], dtype="str"),
             "timestamp": pd.Timestamp(settings.start) + pd.to_timedelta(seconds, unit="s"),
-            "amount": np.round(rng.gamma(spend["p"], 1.0 / nu[owner]), 2),
+            "amount": np.round(
+                rng.gamma(spend["p"], 1.0 / nu[owner]) * _tail(rng, owner, settings), 2
+            ),
         }
     )
     counts = np.bincount(owner, minlength=n) - 1

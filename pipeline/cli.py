@@ -32,6 +32,9 @@ def _simulate(args: argparse.Namespace) -> None:
         "horizon_days": args.horizon_days,
         "start": config.as_date(args.start, "--start"),
         "covariate_effects": tuple(simulate.parse_covariate(c) for c in args.covariate),
+        "aging": args.aging,
+        "seasonality": args.seasonality,
+        "spend_sigma": args.spend_sigma,
         "seed": args.seed,
     }
     if args.params:
@@ -42,8 +45,23 @@ def _simulate(args: argparse.Namespace) -> None:
             raise CvmError(f"--params {args.params!r}: expected name=value,name=value") from None
     elif args.model == "pareto_nbd":
         settings["params"] = (("r", 0.553), ("alpha", 10.578), ("s", 0.606), ("beta", 11.669))
-    truth = simulate.run(args.out, **settings)
+    truth = simulate.run(args.out, with_amounts=not args.no_amounts, **settings)
     print(f"{truth['transactions']:,} transactions of {args.customers:,} customers in {args.out}")
+
+
+def _backtest(args: argparse.Namespace) -> None:
+    from models.evaluation.backtest import table
+    from pipeline import backtest
+
+    results = backtest.run(args.suite, args.log or None)
+    print(table(results["cases"]))
+    s = results["summary"]
+    margin = s["mean_roc_auc_margin_not_from_baseline_model"]
+    print(
+        f"{s['all_targets_met']} of {s['cases']} cases meet every target; mean ROC-AUC margin "
+        f"over the strongest baseline (logs not simulated from its model): "
+        + ("no such log" if margin is None else f"{margin:+.4f}")
+    )
 
 
 def _interrupt(signum, frame) -> None:
@@ -108,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     p_sim.add_argument("--horizon-days", type=int, default=546)
     p_sim.add_argument("--start", default="2024-01-01")
     p_sim.add_argument("--covariate", action="append", default=[], metavar="NAME:RATE:DROPOUT")
+    p_back = sub.add_parser("backtest", help="the stages on several logs and cutoffs, measured")
+    p_back.add_argument("--suite", default="standard", help="conf/backtest/<suite>.yaml")
+    p_back.add_argument("--log", action="append", help="only this log of the suite (repeatable)")
+    p_sim.add_argument("--aging", type=float, default=0.0, help="churn hazard rising with age")
+    p_sim.add_argument("--seasonality", type=float, default=0.0, help="yearly rate amplitude")
+    p_sim.add_argument("--spend-sigma", type=float, default=0.0, help="log-normal spend tail")
+    p_sim.add_argument("--no-amounts", action="store_true", help="a log without spend")
     p_sim.add_argument("--seed", type=int, default=0)
     fmt = argparse.RawDescriptionHelpFormatter
     p_retrain = sub.add_parser(
@@ -175,6 +200,8 @@ def _command(args: argparse.Namespace) -> int:
             config.write_params(config.compose(args.overrides), args.output)
         elif args.command == "simulate":
             _simulate(args)
+        elif args.command == "backtest":
+            _backtest(args)
         elif args.command == "stage":
             _stage(args.name, args.params)
         else:

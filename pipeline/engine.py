@@ -14,9 +14,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import CvmError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENGINES = ("duckdb", "spark")
 LOG4J_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
@@ -361,3 +364,32 @@ def _order_sql(keys: list[tuple[str, bool]]) -> str:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def map_on_spark(engine_cfg: dict, features_path: Path, scorer, features: pd.DataFrame):
+    """``scorer`` (a frame of customers -> ``customer_id`` and float columns) run by Spark's
+    executors over partitions of the feature file (``mapInPandas``, the scorer broadcast);
+    the result aligned with ``features``."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    columns = scorer(features.iloc[:1]).columns
+    schema = StructType(
+        [StructField("customer_id", StringType(), False)]
+        + [StructField(c, DoubleType(), True) for c in columns[1:]]
+    )
+    with session(engine_cfg) as con:
+        spark = con._session
+        shared = spark.sparkContext.broadcast(scorer)
+
+        def score_partition(batches):
+            score = shared.value
+            for batch in batches:
+                yield score(batch)
+
+        frame = spark.read.parquet(str(features_path.resolve()))
+        scores = frame.mapInPandas(score_partition, schema).toArrow().to_pandas()
+        shared.destroy()
+    scores = scores.set_index("customer_id").reindex(features["customer_id"].astype(str))
+    if scores["churn_probability"].isna().any() or len(scores) != len(features):
+        raise RuntimeError("Spark scored a different set of customers than the feature table")
+    return scores.reset_index()

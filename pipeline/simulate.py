@@ -20,8 +20,9 @@ def parse_covariate(text: str) -> tuple[str, float, float]:
         ) from None
 
 
-def run(out: Path, **settings) -> dict:
-    """Simulate and write ``transactions.parquet``, ``customers.parquet`` and ``truth.json``."""
+def run(out: Path, with_amounts: bool = True, **settings) -> dict:
+    """Simulate and write ``transactions.parquet``, ``customers.parquet`` and ``truth.json``;
+    ``with_amounts=False`` leaves the spend out of the log (an event log)."""
     from models.simulate import SimulationSettings, simulate_log
 
     try:
@@ -29,6 +30,8 @@ def run(out: Path, **settings) -> dict:
     except ValueError as err:
         raise CvmError(f"cvm simulate: {err}") from None
     transactions, customers = simulate_log(spec)
+    if not with_amounts:
+        transactions = transactions.drop(columns=["amount"])
     io.write_parquet(transactions, out / "transactions.parquet")
     io.write_parquet(customers, out / "customers.parquet")
     truth = asdict(spec) | {

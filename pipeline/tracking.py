@@ -66,6 +66,13 @@ def log_metrics(metrics: dict[str, float]) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
 
+def set_tags(tags: dict[str, str]) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.set_tags(tags)
+
+
 def log_dict(obj: dict[str, Any], name: str) -> None:
     import mlflow
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 # OpenMP threads that spin while waiting turn LightGBM 4-5x slower whenever another process holds
@@ -67,8 +67,9 @@ class ChurnSettings:
         Re-sample rows every this many rounds (0 = no bagging).
     lambda_l2 : float
         L2 penalty on leaf values.
-    early_stopping_rounds : int
-        Stop when the validation log-loss has not improved for this many rounds.
+    early_stopping_rounds, early_stopping_min_delta : int, float
+        Stop when the validation log-loss has not improved by at least ``min_delta`` for this
+        many rounds: without a minimum, improvements of a millionth kept boosting to the cap.
     calibration : {"isotonic", "platt"}
         Calibrator fit on the validation predictions: isotonic regression (clipped outside the
         fitted range) or Platt scaling (a logistic regression on the logit of the raw score).
@@ -77,6 +78,14 @@ class ChurnSettings:
         P(no purchase in the horizon), ``btyd_p_no_purchase``) whose logit enters the calibrator
         beside the booster's. Trees cannot extrapolate to customers older than any training
         cutoff; the parametric model does, and the calibrator learns how much to trust each.
+    selection_margin : float
+        With a calibration prior, three candidates are scored on the validation cutoff (see
+        :func:`select_candidate`): the CLV model's P(no purchase) recalibrated, their stack and
+        the booster. A later candidate must beat an earlier one by this much cross-fitted log
+        loss (nats) to be chosen.
+    shift_to_target : bool
+        Shift the calibrated logit so that the mean prediction over the customers scored equals
+        the purchase model's mean P(no purchase) there (:func:`shifted_to`).
     validation_cutoffs : int
         How many of the most recent cutoffs form the validation set.
     exclude : tuple of str
@@ -116,8 +125,11 @@ class ChurnSettings:
     lambda_l2: float = 1.0
     max_depth: int = -1
     early_stopping_rounds: int = 100
+    early_stopping_min_delta: float = 1e-4
     calibration: Calibration = "platt"
     calibration_prior: str | None = None
+    selection_margin: float = 0.001
+    shift_to_target: bool = True
     validation_cutoffs: int = 1
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     seed: int = 20260101
@@ -148,6 +160,8 @@ class ChurnSettings:
         _real(self, "feature_fraction", 0.0, 1.0, low_open=True)
         _real(self, "bagging_fraction", 0.0, 1.0, low_open=True)
         _real(self, "lambda_l2", 0.0, math.inf, low_open=False)
+        _real(self, "selection_margin", 0.0, math.inf, low_open=False)
+        _real(self, "early_stopping_min_delta", 0.0, math.inf, low_open=False)
         if self.calibration not in ("isotonic", "platt"):
             _bad("calibration", self.calibration, "must be 'isotonic' or 'platt'")
         if self.calibration_prior is not None and self.calibration != "platt":
@@ -317,15 +331,31 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return special.logit(np.clip(p, _PROB_EPS, 1 - _PROB_EPS))
 
 
+# ties are broken in this order: the candidates with the purchase model's probability first,
+# since it extrapolates with age where trees cannot, and the validation customers are younger
+CANDIDATES = ("clv", "stack", "booster")
+FOLDS = 5
+
+
 def _fit_calibrator(
-    kind: str, raw: np.ndarray, y: np.ndarray, prior: np.ndarray | None = None
+    kind: str,
+    raw: np.ndarray,
+    y: np.ndarray,
+    prior: np.ndarray | None = None,
+    candidate: str = "stack",
 ) -> dict[str, Any]:
+    """Isotonic regression on the raw score, or Platt scaling: a logistic regression of ``y``
+    on the logits of the candidate's inputs (``booster``: the raw score; ``clv``: the prior;
+    ``stack``: both) with an intercept."""
     if kind == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(raw, y)
         return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-    # Platt: logistic regression of y on logit(raw) [and logit(prior)] with an intercept
-    z = np.column_stack([_logit(raw)] + ([] if prior is None else [_logit(prior)]))
+    if prior is None:
+        candidate = "booster"
+    columns = {"booster": [_logit(raw)], "clv": [_logit(prior)] if prior is not None else []}
+    columns["stack"] = columns["booster"] + columns["clv"]
+    z = np.column_stack(columns[candidate])
     design = np.column_stack([z, np.ones(len(z))])
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -338,10 +368,44 @@ def _fit_calibrator(
     start = np.zeros(design.shape[1])
     start[0] = 1.0
     res = optimize.minimize(loss, start, jac=True, method="BFGS")
-    out = {"a": float(res.x[0]), "b": float(res.x[-1])}
-    if prior is not None:
-        out["c"] = float(res.x[1])
-    return out
+    coef = {"booster": ["a"], "clv": ["c"], "stack": ["a", "c"]}[candidate]
+    out = {"a": 0.0} | dict(zip(coef, map(float, res.x[:-1]), strict=True))
+    return out | {"b": float(res.x[-1]), "candidate": candidate}
+
+
+def select_candidate(
+    raw: np.ndarray, prior: np.ndarray, y: np.ndarray, margin: float, seed: int
+) -> dict[str, Any]:
+    """Which calibrated score to publish, chosen on the validation rows alone.
+
+    Each candidate's calibrator is fit on four fifths of the validation rows and scored (log
+    loss) on the fifth left out, five times over; the rule: the lowest cross-fitted log loss,
+    except that a candidate earlier in :data:`CANDIDATES` within ``margin`` of the best is
+    preferred (``clv``, then ``stack``: the validation customers are younger than those
+    scored, and only the purchase model extrapolates with age).
+    """
+    folds = np.random.default_rng(seed).permutation(len(y)) % FOLDS
+    scores = {}
+    for candidate in CANDIDATES:
+        held_out = np.empty(len(y))
+        for k in range(FOLDS):
+            fit, out = folds != k, folds == k
+            params = _fit_calibrator("platt", raw[fit], y[fit], prior[fit], candidate)
+            held_out[out] = _apply_calibrator("platt", params, raw[out], prior[out])
+        clipped = np.clip(held_out, 1e-15, 1 - 1e-15)
+        scores[candidate] = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
+    best = min(scores.values())
+    choice = next(c for c in CANDIDATES if scores[c] <= best + margin)
+    reason = f"{choice}: cross-fitted validation log loss {scores[choice]:.5f}, " + (
+        "the lowest"
+        if scores[choice] == best
+        else f"within {margin} of the lowest ({best:.5f}) and ahead in the preference order"
+    )
+    rule = (
+        f"lowest {FOLDS}-fold cross-fitted log loss on the validation cutoff; within "
+        f"churn.selection_margin={margin} of the best, clv is preferred, then stack, then booster"
+    )
+    return {"choice": choice, "scores": scores, "rule": rule, "reason": reason}
 
 
 def _apply_calibrator(
@@ -352,10 +416,30 @@ def _apply_calibrator(
         y = np.asarray(params["y"], dtype=float)
         # IsotonicRegression.predict: linear interpolation, clipped outside [x[0], x[-1]]
         return np.interp(raw, x, y)
-    eta = params["a"] * _logit(raw) + params["b"]
-    if "c" in params:
+    eta = params["a"] * _logit(raw) + params["b"] + params.get("shift", 0.0)
+    if "c" in params and params["c"] != 0:
         eta = eta + params["c"] * _logit(prior)
     return special.expit(eta)
+
+
+def shifted_to(model: ChurnModel, target: pd.DataFrame) -> ChurnModel:
+    """``model`` with its calibrated logit shifted for the customers it will score.
+
+    The calibrator is fit on the validation cutoff, whose customers are younger than those at
+    the cutoff the model scores, and churn rises with age. The purchase model extrapolates
+    with age where trees cannot: the shift makes the mean predicted churn of ``target`` (the
+    features at the scoring cutoff, no outcome) equal the purchase model's mean P(no purchase)
+    there. Platt calibration with a prior only; otherwise ``model`` is returned unchanged.
+    """
+    prior = _prior(target, model.settings)
+    if model.calibration != "platt" or prior is None or not model.settings.shift_to_target:
+        return model
+    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
+    params = {k: v for k, v in model.calibrator.items() if k != "shift"}
+    logit = special.logit(_apply_calibrator("platt", params, model.predict_raw(target), prior))
+    shift = optimize.brentq(lambda d: special.expit(logit + d).mean() - goal, -20.0, 20.0)
+    selection = model.selection | {"shift": float(shift), "target_mean": goal}
+    return replace(model, calibrator=params | {"shift": float(shift)}, selection=selection)
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,6 +474,9 @@ class ChurnModel:
         ``ece`` and ``base_rate`` on the validation rows (the calibrated figures are in-sample
         for the calibrator).
     settings : ChurnSettings
+    selection : dict
+        The candidate published (``choice``: ``clv``, ``booster`` or ``stack``), the rule, the
+        candidates' cross-fitted validation scores and the reason (see :func:`select_candidate`).
     """
 
     booster: lgb.Booster
@@ -404,6 +491,7 @@ class ChurnModel:
     n_validation: int
     validation_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: ChurnSettings = field(default_factory=ChurnSettings)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster probabilities of churn, one per row of ``frame``.
@@ -543,14 +631,27 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
         num_boost_round=settings.n_estimators,
         valid_sets=[d_valid],
         valid_names=["validation"],
-        callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+        callbacks=[
+            lgb.early_stopping(
+                settings.early_stopping_rounds,
+                verbose=False,
+                min_delta=settings.early_stopping_min_delta,
+            )
+        ],
     )
     best = int(booster.best_iteration) or booster.current_iteration()
     # keep only the selected trees; reloading makes in-memory and persisted models identical
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     raw_valid = np.asarray(booster.predict(x_valid), dtype=float)
     prior_valid = _prior(valid_rows, settings)
-    calibrator = _fit_calibrator(settings.calibration, raw_valid, y_valid, prior_valid)
+    selection = {"choice": "booster", "rule": "no calibration prior: the booster"}
+    if prior_valid is not None:
+        selection = select_candidate(
+            raw_valid, prior_valid, y_valid, settings.selection_margin, settings.seed
+        )
+    calibrator = _fit_calibrator(
+        settings.calibration, raw_valid, y_valid, prior_valid, selection["choice"]
+    )
     calibrated = _apply_calibrator(settings.calibration, calibrator, raw_valid, prior_valid)
     return ChurnModel(
         booster=booster,
@@ -567,6 +668,7 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
             "raw": _summary(y_valid, raw_valid),
             "calibrated": _summary(y_valid, calibrated),
         },
+        selection=selection,
         settings=settings,
     )
 
@@ -631,6 +733,7 @@ def to_artifacts(model: ChurnModel) -> tuple[str, dict[str, Any]]:
         "n_validation": model.n_validation,
         "validation_metrics": json_metrics(model.validation_metrics),
         "settings": settings,
+        "selection": model.selection,
     }
     return model.booster.model_to_string(), meta
 
@@ -684,4 +787,5 @@ def from_artifacts(text: str, meta: Mapping[str, Any]) -> ChurnModel:
         n_validation=int(meta["n_validation"]),
         validation_metrics=metrics,
         settings=ChurnSettings.from_mapping(meta["settings"]),
+        selection=dict(meta.get("selection", {})),
     )

@@ -55,7 +55,8 @@ def churn_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, dict[
     for name, p in scores.items():
         metrics = churn_metrics(y, np.clip(p, 0.0, 1.0))
         if not is_probability(name):
-            metrics = {k: v for k, v in metrics.items() if k not in ("brier", "log_loss", "ece")}
+            calibration = ("brier", "log_loss", "ece", "calibration_in_the_large")
+            metrics = {k: v for k, v in metrics.items() if k not in calibration}
         table[name] = {k: (None if not np.isfinite(v) else float(v)) for k, v in metrics.items()}
     return table
 

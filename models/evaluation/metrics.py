@@ -209,7 +209,8 @@ def churn_metrics(
     -------
     dict
         ``roc_auc``; ``pr_auc`` (average precision); ``brier``; ``log_loss`` (probabilities
-        clipped to ``[1e-15, 1 - 1e-15]``); ``ece``; ``top_decile_lift`` (outcome rate in the top
+        clipped to ``[1e-15, 1 - 1e-15]``); ``ece``; ``calibration_in_the_large`` (mean
+        predicted minus observed rate); ``top_decile_lift`` (outcome rate in the top
         ``top_fraction`` of scores over ``base_rate``); ``base_rate``; ``n``. ``roc_auc`` and
         ``pr_auc`` are ``NaN`` when ``y`` has a single class; ``top_decile_lift`` is ``NaN``
         when there is no positive.
@@ -231,6 +232,7 @@ def churn_metrics(
         "brier": float(np.mean((pp - yy) ** 2)),
         "log_loss": float(log_loss),
         "ece": expected_calibration_error(yy, pp, bins),
+        "calibration_in_the_large": float(pp.mean() - yy.mean()),
         "top_decile_lift": top_fraction_lift(yy, pp, top_fraction),
         "base_rate": float(yy.mean()),
     }

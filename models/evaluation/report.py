@@ -38,6 +38,7 @@ def report_page(
     importance: pd.DataFrame,
     curves: dict[str, pd.DataFrame],
     warnings: list[str] = (),
+    selection: dict | None = None,
 ) -> str:
     """The page for a scored table, its evaluation results, the churn model's feature
     importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
@@ -89,7 +90,9 @@ def report_page(
 <h2>Lifecycle stages</h2>{_table(stages)}
 <h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
 <h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
-<h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>{_table(churn)}
+<h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>
+<p>Published churn score: {html.escape((selection or {}).get("reason", "the booster"))}
+({html.escape((selection or {}).get("rule", ""))}).</p>{_table(churn)}
 <h2>Plots</h2><div class="grid">{images}</div>
 </body></html>
 """

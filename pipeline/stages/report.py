@@ -28,6 +28,7 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
         churn_store.importance(catalog.churn_scoring),
         {name: pd.read_csv(catalog.plots / f"{name}.csv") for name in PLOTS},
         _warnings(io.read_json(catalog.fit_report)),
+        io.read_json(catalog.train_report)["scoring"].get("selection", {}),
     )
     with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
         tmp.write_text(page)

@@ -1,15 +1,12 @@
 """score: the scored customer table at the scoring date (Parquet, CSV and a JSON schema).
 
 The scorer is :func:`models.scoring.score_customers`; on Spark its row scorer runs in the
-executors over partitions of the feature table (``mapInPandas``), with the models broadcast.
+executors over partitions of the feature table (:func:`pipeline.engine.map_on_spark`).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
-
-import pandas as pd
 
 from pipeline import churn_store, clv_store, config, engine, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
@@ -41,7 +38,7 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     if settings.engine.get("name") == "spark":
 
         def execute(scorer, frame):
-            return score_on_spark(settings.engine, catalog.features_scoring, scorer, frame)
+            return engine.map_on_spark(settings.engine, catalog.features_scoring, scorer, frame)
 
     table = score_customers(
         features,
@@ -69,32 +66,3 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
         tracking.log_dict(summary, "score_summary.json")
     return summary
-
-
-def score_on_spark(
-    engine_cfg: dict, features_path: Path, scorer, features: pd.DataFrame
-) -> pd.DataFrame:
-    """``scorer`` run by Spark over partitions of the feature file, aligned with ``features``."""
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
-
-    columns = scorer(features.iloc[:1]).columns
-    schema = StructType(
-        [StructField("customer_id", StringType(), False)]
-        + [StructField(c, DoubleType(), True) for c in columns[1:]]
-    )
-    with engine.session(engine_cfg) as con:
-        spark = con._session
-        shared = spark.sparkContext.broadcast(scorer)
-
-        def score_partition(batches):
-            score = shared.value
-            for batch in batches:
-                yield score(batch)
-
-        frame = spark.read.parquet(str(features_path.resolve()))
-        scores = frame.mapInPandas(score_partition, schema).toArrow().to_pandas()
-        shared.destroy()
-    scores = scores.set_index("customer_id").reindex(features["customer_id"].astype(str))
-    if scores["churn_probability"].isna().any() or len(scores) != len(features):
-        raise RuntimeError("Spark scored a different set of customers than the feature table")
-    return scores.reset_index()

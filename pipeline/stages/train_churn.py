@@ -23,27 +23,38 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
     together, register the scoring model. Returns the report."""
     from models.btyd.churn_features import add_btyd_features_by_cutoff
     from models.btyd.clv import purchase_model
-    from models.churn.classifier import feature_importance, json_metrics
+    from models.churn.classifier import LABEL_COLUMNS, feature_importance, json_metrics, shifted_to
     from models.churn.classifier import train_churn as train
 
     clv = settings.clv
+
+    def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
+        model = purchase_model(clv.model)
+        return add_btyd_features_by_cutoff(
+            table, model, clv.priors, settings.churn_horizon, clv.seed
+        )
+
     models, btyd_points = {}, {}
     for name in FITS:
-        table = io.read_parquet(catalog.features(f"train_{name}"))
-        table, btyd_points[name] = add_btyd_features_by_cutoff(
-            table, purchase_model(clv.model), clv.priors, settings.churn_horizon, clv.seed
-        )
+        table, btyd_points[name] = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
         log.info("train_churn: %s model on %d rows", name, len(table))
         try:
-            models[name] = train(table, settings.churn)
+            model = train(table, settings.churn)
         except ValueError as err:
             raise CvmError(f"train_churn ({name}): {err}") from None
+        # the customers it will score, at its own cutoff: their features only, no outcome
+        target = io.read_parquet(catalog.features(name)).drop(
+            columns=LABEL_COLUMNS, errors="ignore"
+        )
+        models[name] = shifted_to(model, with_btyd(target)[0])
     report: dict = {
         name: {
             "best_iteration": model.best_iteration,
             "train_cutoffs": list(model.train_cutoffs),
             "validation_cutoffs": list(model.validation_cutoffs),
             "validation": json_metrics(model.validation_metrics),
+            "choice": model.selection["choice"],
+            "selection": model.selection,
             "top_features": feature_importance(model).feature.head(10).tolist(),
         }
         for name, model in models.items()
@@ -69,6 +80,7 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         report["scoring"]["registry_version"] = registry.register_churn(
             scoring_dir, settings.tracking
         )
+        tracking.set_tags({f"cvm.churn.{n}.choice": report[n]["choice"] for n in FITS})
         tracking.log_dict(report, "churn_report.json")
         io.write_json(report, report_tmp, atomic=False)
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))

@@ -304,3 +304,21 @@ def test_settings_from_mapping() -> None:
     params = churn.ChurnSettings().lightgbm_params()
     assert params["deterministic"] is True and params["num_threads"] == 2
     assert params["objective"] == "binary" and params["verbose"] == -1
+
+
+def test_the_published_candidate_follows_the_validation_evidence():
+    from models.churn.classifier import select_candidate
+
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.05, 0.95, 4000)
+    y = (rng.random(4000) < truth).astype(float)
+    noise = rng.uniform(0.05, 0.95, 4000)
+    # the prior knows the truth, the booster nothing: the recalibrated prior is published
+    assert select_candidate(noise, truth, y, 0.001, seed=1)["choice"] == "clv"
+    # the other way round: the booster's score is needed; the stack, which holds it, is within
+    # the margin of the booster alone and is preferred; with no margin the lowest score wins
+    chosen = select_candidate(truth, noise, y, 0.001, seed=1)
+    assert chosen["choice"] == "stack" and "cross-fitted" in chosen["rule"]
+    assert chosen["scores"]["booster"] < chosen["scores"]["clv"] - 0.1
+    strict = select_candidate(truth, noise, y, 0.0, seed=1)
+    assert strict["choice"] == min(strict["scores"], key=strict["scores"].get)

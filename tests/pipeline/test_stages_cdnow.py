@@ -95,3 +95,35 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     assert tracking_curve.actual.is_monotonic_increasing
     html = (sample_run / "reports/report.html").read_text()
     assert html.count("data:image/png;base64,") == 8 and "Churn model and baselines" in html
+
+
+def test_the_holdout_never_reaches_the_churn_model(pipeline_outputs, tmp_path, monkeypatch):
+    """The candidate choice and the shift to the scored customers see no outcome after the
+    cutoff: scrambling every outcome of the calibration table leaves the model as it was."""
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from models.churn.classifier import LABEL_COLUMNS
+    from pipeline.cli import main
+
+    project = tmp_path / "copy"
+    shutil.copytree(pipeline_outputs, project, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    monkeypatch.chdir(project)
+    table = pd.read_parquet("data/features/calibration.parquet")
+    rng = np.random.default_rng(0)
+    for column in set(LABEL_COLUMNS) & set(table.columns):
+        table[column] = rng.permutation(table[column].to_numpy())
+    table.to_parquet("data/features/calibration.parquet", index=False)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["tracking"]["enabled"] = False  # the copy registers nothing in the original's store
+    Path("local.yaml").write_text(yaml.safe_dump(params))
+    before = {p: (pipeline_outputs / p).read_bytes() for p in CHURN_FILES}
+    assert main(["stage", "train_churn", "--params", "local.yaml"]) == 0
+    for path in CHURN_FILES:
+        assert (project / path).read_bytes() == before[path], path
+
+
+CHURN_FILES = ("artifacts/churn/calibration/model.txt", "artifacts/churn/calibration/meta.json")

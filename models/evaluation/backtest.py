@@ -1,0 +1,84 @@
+"""The backtest verdict: per case (log, cutoff), the churn model against its strongest baseline
+on each measure, with the targets it must meet, and the CLV model's holdout accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.churn.baselines import BASELINES, rivals
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the churn model must do on every case: ROC-AUC and Brier no worse than the
+    strongest baseline (within the tolerances), mean predicted churn within ``citl`` of the
+    observed rate, ECE at most the best baseline's plus ``ece``."""
+
+    roc_auc: float = 0.002
+    brier: float = 0.002
+    citl: float = 0.01
+    ece: float = 0.005
+
+
+def _best(churn: dict, names: tuple[str, ...], metric: str, higher: bool) -> tuple[str, float]:
+    values = {n: churn[n][metric] for n in names if churn.get(n, {}).get(metric) is not None}
+    name = (max if higher else min)(values, key=values.get)
+    return name, values[name]
+
+
+def case_verdict(evaluation: dict, targets: Targets = Targets()) -> dict:
+    """The churn model against the strongest baseline on ROC-AUC, Brier and ECE, its
+    calibration in the large, and which targets it meets (``evaluation`` as the evaluate
+    stage writes it)."""
+    churn = evaluation["churn"]
+    model = churn["churn_model"]
+    probabilities = tuple(b.name for b in BASELINES if b.rival and b.probability)
+    out: dict = {}
+    for metric, higher, names, tolerance in (
+        ("roc_auc", True, rivals(), targets.roc_auc),
+        ("brier", False, probabilities, targets.brier),
+        ("ece", False, probabilities, targets.ece),
+    ):
+        name, value = _best(churn, names, metric, higher)
+        margin = model[metric] - value if higher else value - model[metric]  # > 0: model ahead
+        out[metric] = {
+            "model": model[metric],
+            "baseline": name,
+            "baseline_value": value,
+            "margin": margin,
+            "met": margin >= -tolerance,
+        }
+    citl = model["calibration_in_the_large"]
+    out["calibration_in_the_large"] = {"model": citl, "met": abs(citl) <= targets.citl}
+    out["pr_auc"] = {"model": model["pr_auc"], "baseline": _best(churn, rivals(), "pr_auc", True)}
+    out["all_met"] = all(v["met"] for v in out.values() if isinstance(v, dict) and "met" in v)
+    return out
+
+
+def clv_accuracy(evaluation: dict) -> dict:
+    """Holdout purchase (and spend) accuracy of the CLV model: MAE, normalised Gini and the
+    aggregate error in percent."""
+    keys = ("mae", "normalised_gini", "aggregate_error_pct")
+    return {part: {k: values[k] for k in keys} for part, values in evaluation["clv"].items()}
+
+
+def table(cases: list[dict]) -> str:
+    """One line per case: the model against the strongest baseline, the margins and targets."""
+    header = (
+        f"{'log':<20} {'cutoff':<10} {'ROC-AUC':>7} {'best baseline':<24} {'margin':>7} "
+        f"{'Brier':>7} {'margin':>7} {'ECE':>6} {'CITL':>7} {'MAE':>6} targets"
+    )
+    lines = [header, "-" * len(header)]
+    for case in cases:
+        v, clv = case["churn"], case["clv"]["purchases"]
+        missed = [
+            m for m in ("roc_auc", "brier", "ece", "calibration_in_the_large") if not v[m]["met"]
+        ]
+        lines.append(
+            f"{case['log']:<20} {case['cutoff']:<10} {v['roc_auc']['model']:>7.4f} "
+            f"{v['roc_auc']['baseline']:<24} {v['roc_auc']['margin']:>+7.4f} "
+            f"{v['brier']['model']:>7.4f} {v['brier']['margin']:>+7.4f} "
+            f"{v['ece']['model']:>6.4f} {v['calibration_in_the_large']['model']:>+7.4f} "
+            f"{clv['mae']:>6.3f} {'met' if not missed else 'MISSED ' + ','.join(missed)}"
+        )
+    return "\n".join(lines)

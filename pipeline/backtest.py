@@ -1,0 +1,169 @@
+"""`cvm backtest`: the pipeline's real stages on several logs and rolling calibration cutoffs,
+each case in its own scratch catalog, measured on the window after its cutoff.
+
+A suite (``conf/backtest/<name>.yaml``) lists the logs (a data config, or a simulated log with
+its settings) and the cutoffs of each; every case composes the project's config with the
+suite's and the log's overrides and the case's dates, runs ingest, features, fit_clv,
+train_churn and evaluate, and records the churn model against its strongest baseline and the
+CLV model's holdout accuracy. Nothing is tracked or registered.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from pipeline import config, io
+from pipeline.errors import CvmError
+from pipeline.tracking import Tracker
+
+log = logging.getLogger(__name__)
+SUITES = Path("conf/backtest")
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """One log of a suite: its config overrides, cutoffs and, if simulated, how."""
+
+    name: str
+    overrides: tuple[str, ...]
+    cutoffs: tuple[date, ...]
+    simulate: dict[str, Any] | None = None
+    from_baseline_model: bool = False
+
+
+def load_suite(name: str) -> tuple[dict, list[LogSpec]]:
+    """The suite ``conf/backtest/<name>.yaml`` (or the YAML file ``name``): its settings and
+    its logs."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else SUITES / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SUITES.glob("*.yaml")))
+        raise CvmError(f"{path}: no such backtest suite; known suites: {known}")
+    suite = yaml.safe_load(path.read_text())
+    try:
+        logs = [
+            LogSpec(
+                name=name,
+                overrides=tuple(spec.get("overrides", ())),
+                cutoffs=tuple(config.as_date(c, f"{name}.cutoffs") for c in spec["cutoffs"]),
+                simulate=spec.get("simulate"),
+                from_baseline_model=bool(spec.get("from_baseline_model", False)),
+            )
+            for name, spec in suite["logs"].items()
+        ]
+    except (KeyError, TypeError) as err:
+        raise CvmError(f"{path}: expected logs with overrides and cutoffs ({err})") from None
+    return suite, logs
+
+
+def run(suite_name: str, only: list[str] | None = None) -> dict:
+    """Run every case of the suite (or of the logs named in ``only``); write and return the
+    results."""
+    from models.evaluation.backtest import table
+
+    suite, logs = load_suite(suite_name)
+    work = Path(suite["work_dir"])
+    logs = [spec for spec in logs if not only or spec.name in only]
+    sources = {spec.name: _source(spec, work / spec.name) for spec in logs}
+    # every case's config composed now: the run uses conf/ as it was when it started
+    plan = [
+        (spec, cutoff, case_settings(suite, spec, sources[spec.name], cutoff))
+        for spec in logs
+        for cutoff in spec.cutoffs
+    ]
+    cases = []
+    for spec, cutoff, settings in plan:
+        cases.append(run_case(spec, cutoff, settings, work / spec.name / str(cutoff)))
+        print(table(cases[-1:]).splitlines()[-1], flush=True)
+    results = {"suite": suite_name, "cases": cases, "summary": summary(cases)}
+    io.write_json(results, Path(suite["out"]))
+    return results
+
+
+def _source(spec: LogSpec, directory: Path) -> Path | None:
+    """The simulated log of ``spec`` (written into ``directory``), or ``None`` for a data config."""
+    from pipeline import simulate
+
+    if spec.simulate is None:
+        return None
+    shutil.rmtree(directory, ignore_errors=True)
+    settings = dict(spec.simulate)
+    with_amounts = settings.pop("with_amounts", True)
+    simulate.run(directory / "log", with_amounts=with_amounts, **settings)
+    return directory / "log" / "transactions.parquet"
+
+
+def case_settings(suite: dict, spec: LogSpec, source: Path | None, cutoff: date):
+    """The settings of one case: the project's config with the suite's, the log's and the
+    case's dates (the holdout is the churn horizon after the cutoff)."""
+    overrides = [*suite.get("overrides", ()), *spec.overrides]
+    horizon = config.Settings(_compose(overrides)).features.churn_horizon_days
+    end = cutoff + timedelta(days=horizon)
+    dates = [
+        f"data.calibration_end={cutoff}",
+        f"data.holdout_end={end}",
+        f"data.scoring_date={end}",
+        "data.rules.end=null",
+    ]
+    path = [f"data.path={source.resolve()}"] if source is not None else []
+    return config.Settings(_compose([*overrides, *path, *dates]))
+
+
+def _compose(overrides: list[str]):
+    cfg = OmegaConf.create(config.compose(overrides))
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def run_case(spec: LogSpec, cutoff: date, settings: config.Settings, directory: Path) -> dict:
+    """One (log, cutoff): the stages in a scratch catalog; its verdict and timings."""
+    from models.evaluation.backtest import case_verdict, clv_accuracy
+    from pipeline.stages.evaluate import evaluate
+    from pipeline.stages.features import build_features
+    from pipeline.stages.fit_clv import fit_clv
+    from pipeline.stages.ingest import ingest
+    from pipeline.stages.train_churn import train_churn
+
+    shutil.rmtree(directory, ignore_errors=True)
+    catalog = settings.catalog.under(directory)
+    tracker = Tracker({"enabled": False})
+    seconds = {}
+    for stage in (ingest, build_features, fit_clv, train_churn, evaluate):
+        started = time.perf_counter()
+        result = stage(settings, catalog, tracker)
+        seconds[stage.__name__] = round(time.perf_counter() - started, 2)
+    churn_report = io.read_json(catalog.train_report)["calibration"]
+    return {
+        "log": spec.name,
+        "cutoff": cutoff.isoformat(),
+        "simulated_from_baseline_model": spec.from_baseline_model,
+        "customers": int(result["churn"]["churn_model"]["n"]),
+        "churn_rate": result["churn"]["churn_model"]["base_rate"],
+        "churn": case_verdict(result),
+        "clv": clv_accuracy(result),
+        "metrics": result["churn"],
+        "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},
+        "seconds": seconds,
+    }
+
+
+def summary(cases: list[dict]) -> dict:
+    """Targets met per case, and the mean ROC-AUC margin over the cases not simulated from the
+    baseline's own model (where matching the baseline is the target)."""
+    real = [c for c in cases if not c["simulated_from_baseline_model"]]
+    margins = [c["churn"]["roc_auc"]["margin"] for c in real]
+    return {
+        "cases": len(cases),
+        "all_targets_met": sum(c["churn"]["all_met"] for c in cases),
+        "mean_roc_auc_margin_not_from_baseline_model": (
+            sum(margins) / len(margins) if margins else None
+        ),
+    }

@@ -1,0 +1,59 @@
+"""`cvm backtest`: the real stages on rolling cutoffs of a log, the verdict per case."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, monkeypatch, capsys):
+    suite = {
+        "out": str(tmp_path / "backtest.json"),
+        "work_dir": str(tmp_path / "work"),
+        "overrides": [
+            "clv.method=map",
+            "tracking.enabled=false",
+            "features.train_cutoffs=3",
+            "churn.n_estimators=200",
+            "churn.min_child_samples=100",
+        ],
+        "logs": {
+            "small": {
+                "simulate": {"customers": 3000, "cohort_days": 300, "horizon_days": 800, "seed": 3},
+                "overrides": ["data=simulated"],
+                "cutoffs": ["2025-01-31", "2025-03-31"],
+                "from_baseline_model": True,
+            }
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    monkeypatch.chdir(REPO)  # the project's conf/; every output goes to tmp_path
+    assert main(["backtest", "--suite", str(path)]) == 0
+    results = json.loads((tmp_path / "backtest.json").read_text())
+    assert [c["cutoff"] for c in results["cases"]] == ["2025-01-31", "2025-03-31"]
+    for case in results["cases"]:
+        verdict = case["churn"]
+        assert verdict["roc_auc"]["baseline"] in (
+            "clv_p_no_purchase",
+            "clv_expected_purchases",
+            "recency_days",
+            "base_rate",
+        )
+        assert verdict["roc_auc"]["margin"] == pytest.approx(
+            verdict["roc_auc"]["model"] - verdict["roc_auc"]["baseline_value"]
+        )
+        churn = case["metrics"]["churn_model"]
+        assert churn["calibration_in_the_large"] == verdict["calibration_in_the_large"]["model"]
+        assert set(case["clv"]) == {"purchases", "spend"}
+        assert case["churn_model"]["choice"] in ("clv", "booster", "stack")
+    assert results["summary"]["cases"] == 2
+    out = capsys.readouterr().out
+    assert "best baseline" in out and "small" in out and "cases meet every target" in out
