@@ -312,7 +312,7 @@ def check_data(summary: pd.DataFrame, settings: ClvSettings) -> pd.DataFrame:
         raise DegenerateData(
             f"every repeat buyer spends {spend.mean():.6g} per purchase: with no variation in "
             "spend Gamma-Gamma cannot be fit. Set data.mapping.amount: null (purchase-only) and "
-            "clv.value_per_purchase to value purchases at a fixed amount"
+            "clv.prediction.value_per_purchase to value purchases at a fixed amount"
         )
     return buyers
 
