@@ -151,10 +151,14 @@ def move_alias(client: mlflow.MlflowClient, name: str, alias: str, version: str 
 
 
 def check_champion_pair(
-    client: mlflow.MlflowClient, names: dict[str, str], versions: dict[str, str | None]
+    client: mlflow.MlflowClient,
+    names: dict[str, str],
+    versions: dict[str, str | None],
+    need_release: bool = True,
 ) -> dict[str, dict[str, str]]:
     """The tags of the champion versions, once they are checked to be a pair that
-    ``cvm retrain`` registered together; a :class:`CvmError` saying how to repair it otherwise."""
+    ``cvm retrain`` registered together (``need_release``: with the release a retrain compares
+    against); a :class:`CvmError` saying how to repair it otherwise."""
     from pipeline.errors import CvmError
 
     if not all(versions.values()):
@@ -163,7 +167,7 @@ def check_champion_pair(
             "are promoted together: set both aliases or neither"
         )
     tags = {kind: version_tags(client, names[kind], versions[kind]) for kind in KINDS}
-    for kind in KINDS:
+    for kind in KINDS if need_release else ():
         if "cvm.release_run_id" not in tags[kind]:
             raise CvmError(
                 f"{names[kind]} version {versions[kind]} (alias '{CHAMPION}') was not registered "
@@ -172,7 +176,8 @@ def check_champion_pair(
                 "afresh"
             )
     expected = f"{names['churn']}/{versions['churn']}"
-    if tags["clv"].get("cvm.paired_with") != expected:
+    paired = tags["clv"].get("cvm.paired_with")
+    if (need_release or paired is not None) and paired != expected:
         raise CvmError(
             f"split champion pair: {names['clv']}/{versions['clv']} was registered with "
             f"{tags['clv'].get('cvm.paired_with')}, but the churn champion is {expected}; point "

@@ -34,6 +34,7 @@ def champion_versions(client, names: dict[str, str]) -> dict[str, str]:
             f"no version of {', '.join(missing)} has the alias '{registry.CHAMPION}' in the "
             "registry; `cvm retrain` promotes the first champions"
         )
+    registry.check_champion_pair(client, names, found, need_release=False)
     return found  # type: ignore[return-value]
 
 

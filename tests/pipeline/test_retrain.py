@@ -361,6 +361,17 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
         "train_churn",
         "evaluate",
     }
+    # a champion pair split by hand (as a kill while publishing once left it): refused by both
+    uri = f"sqlite:///{project}/mlflow.db"
+    registry = mlflow.MlflowClient(uri, registry_uri=uri)
+    registry.set_registered_model_alias("cvm-churn", "champion", "1")
+    for command in ("score", "retrain"):
+        capsys.readouterr()
+        assert main([command, "--log", str(log3), "--as-of", str(as_of(3))]) == 2
+        err = capsys.readouterr().err
+        assert "split champion pair" in err and "cvm-clv/3" in err and "cvm-churn/3" in err
+    registry.set_registered_model_alias("cvm-churn", "champion", "3")
+
     frame = pd.DataFrame(table)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print("\n" + frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
