@@ -136,6 +136,27 @@ def scored_table(
     return table.sort_values(order, ascending=False, kind="stable").reset_index(drop=True)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every text cell that starts like a spreadsheet formula (``=``, ``+``,
+    ``-``, ``@``, tab, carriage return) prefixed by an apostrophe, so a spreadsheet opening the
+    CSV shows it as text instead of running it (a customer id ``=HYPERLINK(...)``). Numbers are
+    left alone; ``table`` is not modified."""
+    out = table.copy()
+    for name in out.columns:
+        values = out[name]
+        text_like = isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object
+        if not (text_like or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype("str")
+        risky = text.str.startswith(FORMULA_STARTS) & values.notna()
+        if risky.any():
+            out[name] = values.astype(object).where(~risky, "'" + text)
+    return out
+
+
 COLUMN_DOCS: dict[str, str] = {
     "customer_id": "Customer identifier, as in the source log.",
     "frequency": "Repeat purchase days up to the as-of date (purchases on one day count once).",

@@ -239,6 +239,14 @@ class Settings:
         )
 
     @cached_property
+    def guard_formulas(self) -> bool:
+        """``export.csv_guard_formulas``: spreadsheet formulas in the CSV written as text."""
+        value = get(self._cfg, "export.csv_guard_formulas")
+        if not isinstance(value, bool):
+            raise CvmError(f"export.csv_guard_formulas is {value!r}; expected true or false")
+        return value
+
+    @cached_property
     def engine(self) -> dict[str, Any]:
         return get(self._cfg, "engine")
 

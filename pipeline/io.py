@@ -285,9 +285,15 @@ def read_json(path: Path) -> dict:
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
+    """A table another stage wrote; a :class:`CvmError` when it is missing or unreadable."""
     if not path.is_file():
         raise CvmError(f"{path}: not found; run the stage that produces it first")
-    return pq.read_table(path).to_pandas()
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException) as err:
+        raise CvmError(
+            f"{path}: unreadable ({err}); run the stage that produces it again"
+        ) from None
 
 
 def write_netcdf(tree, path: Path) -> None:
@@ -304,9 +310,19 @@ def read_netcdf(path: Path):
 
 
 def write_table_files(
-    table: pd.DataFrame, schema: dict, parquet: Path, csv: Path, schema_path: Path
+    table: pd.DataFrame,
+    schema: dict,
+    parquet: Path,
+    csv: Path,
+    schema_path: Path,
+    guard_formulas: bool = True,
 ) -> None:
-    """The scored table as Parquet, CSV and its JSON schema, each to the path given."""
+    """The scored table as Parquet, CSV and its JSON schema, each to the path given. With
+    ``guard_formulas`` the CSV's text cells that a spreadsheet would run as a formula are
+    written as text (:func:`models.scoring.spreadsheet_safe`); the Parquet file keeps the
+    values as they are."""
+    from models.scoring import spreadsheet_safe
+
     table.to_parquet(parquet, index=False)
-    table.to_csv(csv, index=False)
+    (spreadsheet_safe(table) if guard_formulas else table).to_csv(csv, index=False)
     schema_path.write_text(json.dumps(schema, indent=2) + "\n")

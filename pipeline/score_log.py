@@ -55,13 +55,15 @@ def score_features(
         ) from None
 
 
-def publish_table(table: pd.DataFrame, base: Path, state: Path) -> None:
+def publish_table(
+    table: pd.DataFrame, base: Path, state: Path, guard_formulas: bool = True
+) -> None:
     """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), all at once."""
     from models.scoring import table_schema
 
     files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
     with outputs.atomic_outputs(*files, state=state) as temps:
-        io.write_table_files(table, table_schema(table), *temps)
+        io.write_table_files(table, table_schema(table), *temps, guard_formulas)
 
 
 def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> None:
@@ -116,7 +118,7 @@ def run(
         models = registry.ScoringModels(names, versions)
         table = score_features(features, models, settings, day)
         check_table(table, len(features), models.labels())
-        publish_table(table, base, settings.catalog.state)
+        publish_table(table, base, settings.catalog.state, settings.guard_formulas)
         summary = {
             "log": str(source),
             "log_sha256": sha256,

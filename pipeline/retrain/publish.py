@@ -66,7 +66,9 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
         for alias, versions in moves:
             for kind, name in run.names.items():
                 registry.move_alias(run.client, name, alias, versions[kind])
-        publish_table(table, run.retrain.scored, run.settings.catalog.state)
+        publish_table(
+            table, run.retrain.scored, run.settings.catalog.state, run.settings.guard_formulas
+        )
     except BaseException:
         for alias, _ in moves:
             for kind, name in run.names.items():

@@ -60,7 +60,7 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     files = catalog.scored_files()
     targets = (*files.values(), catalog.score_summary)
     with outputs.atomic_outputs(*targets, state=catalog.state) as temps:
-        io.write_table_files(table, table_schema(table), *temps[:3])
+        io.write_table_files(table, table_schema(table), *temps[:3], settings.guard_formulas)
         io.write_json(summary, temps[3], atomic=False)
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
