@@ -84,6 +84,7 @@ class FeatureSpec:
     trend_window_days: int = 90
     train_cutoffs: int = 4
     train_cutoff_step_days: int = 30
+    selection_cutoffs: int = 2
 
     def __post_init__(self) -> None:
         if self.time_unit not in TIME_UNITS:
@@ -96,6 +97,8 @@ class FeatureSpec:
             raise ValueError("features.windows_days must be positive numbers of days")
         if self.train_cutoffs < 1 or self.train_cutoff_step_days <= 0:
             raise ValueError("features.train_cutoffs must be ≥ 1 and train_cutoff_step_days > 0")
+        if self.selection_cutoffs < 0:
+            raise ValueError("features.selection_cutoffs must be ≥ 0")
 
     @property
     def unit_days(self) -> int:

@@ -47,12 +47,18 @@ def calibration_table(
 def training_cutoffs(anchor: date, first_day: date, spec: FeatureSpec) -> list[date]:
     """Past cutoffs whose churn window ends on or before ``anchor``, newest first.
 
-    Cutoffs before ``first_day`` (no customers yet) are left out.
+    ``spec.train_cutoffs`` of them, ``train_cutoff_step_days`` apart from the latest; then
+    ``spec.selection_cutoffs`` more whose churn windows end on or before the latest cutoff, so a
+    model trained on them alone can be judged on the latest one as a model trained before the
+    anchor is judged after it (no label window shared). Cutoffs before ``first_day`` (no
+    customers yet) are left out.
     """
-    latest = anchor - timedelta(days=spec.churn_horizon_days)
+    horizon = timedelta(days=spec.churn_horizon_days)
+    latest = anchor - horizon
     step = timedelta(days=spec.train_cutoff_step_days)
-    cutoffs = [latest - k * step for k in range(spec.train_cutoffs)]
-    return [c for c in cutoffs if c >= first_day]
+    cutoffs = {latest - k * step for k in range(spec.train_cutoffs)}
+    cutoffs |= {latest - horizon - k * step for k in range(spec.selection_cutoffs)}
+    return sorted((c for c in cutoffs if c >= first_day), reverse=True)
 
 
 def training_table(days: ir.Table, cutoffs: list[date], spec: FeatureSpec) -> ir.Table:

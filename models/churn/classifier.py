@@ -584,7 +584,47 @@ def _at_most(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return rows.iloc[keep]
 
 
-def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> ChurnModel:
+JUDGE_MIN_SHARE = 0.25  # of the booster's training rows, for the booster that judges it
+
+
+def _judged_raw(
+    fit_rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    features: list[str],
+    categories: dict,
+    settings: ChurnSettings,
+    rounds: int,
+    horizon_days: int | None,
+) -> np.ndarray | None:
+    """The validation rows' raw scores by a booster trained only on the cutoffs whose churn
+    windows end by the validation cutoff (``None`` when they hold fewer than
+    :data:`JUDGE_MIN_SHARE` of the training rows, or a single class).
+
+    The churn windows of the other training cutoffs overlap the validation cutoff's in calendar
+    time, which flatters the booster on the validation rows; this one is judged there as the
+    published model is judged after the cutoff it scores.
+    """
+    if horizon_days is None:
+        return None
+    latest = _cutoff_keys(valid_rows).min() - pd.Timedelta(days=horizon_days)
+    rows = fit_rows.loc[(_cutoff_keys(fit_rows) <= latest).to_numpy()]
+    if len(rows) < JUDGE_MIN_SHARE * len(fit_rows):
+        return None  # a few days' cohort at the log's start is no stand-in for the booster
+    y = _labels(rows)
+    if y.min() == y.max():
+        return None
+    params = settings.lightgbm_params()
+    cats = [c for c in features if c in categories] or "auto"
+    data = lgb.Dataset(
+        _design(rows, features, categories), y, categorical_feature=cats, params=params
+    )
+    booster = lgb.train(params, data, num_boost_round=rounds)
+    return np.asarray(booster.predict(_design(valid_rows, features, categories)), dtype=float)
+
+
+def train_churn(
+    train: pd.DataFrame, settings: ChurnSettings | None = None, horizon_days: int | None = None
+) -> ChurnModel:
     """Train the calibrated churn classifier on stacked past cutoffs.
 
     Parameters
@@ -593,6 +633,9 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
         One row per customer and cutoff with ``cutoff`` (dates), ``churned`` (bool) and the
         features (see :func:`feature_columns`). Not modified.
     settings : ChurnSettings, optional
+    horizon_days : int, optional
+        The churn horizon: training cutoffs at least this long before the validation cutoff
+        train the booster the candidates are judged with (see :func:`_judged_raw`).
 
     Returns
     -------
@@ -646,9 +689,24 @@ def train_churn(train: pd.DataFrame, settings: ChurnSettings | None = None) -> C
     prior_valid = _prior(valid_rows, settings)
     selection = {"choice": "booster", "rule": "no calibration prior: the booster"}
     if prior_valid is not None:
-        selection = select_candidate(
-            raw_valid, prior_valid, y_valid, settings.selection_margin, settings.seed
+        judged = _judged_raw(
+            fit_rows, valid_rows, features, categories, settings, best, horizon_days
         )
+        if judged is None:
+            selection = {
+                "choice": "stack",
+                "rule": "the stack when no training cutoff's churn window ends by the "
+                "validation cutoff (features.selection_cutoffs, a longer history)",
+                "reason": "stack: no candidate could be judged on a window it had not seen",
+            }
+        else:
+            selection = select_candidate(
+                judged, prior_valid, y_valid, settings.selection_margin, settings.seed
+            )
+            selection["rule"] += (
+                "; the booster judged is trained on the cutoffs whose churn windows end by the "
+                "validation cutoff"
+            )
     calibrator = _fit_calibrator(
         settings.calibration, raw_valid, y_valid, prior_valid, selection["choice"]
     )

@@ -39,7 +39,7 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         table, btyd_points[name] = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
         log.info("train_churn: %s model on %d rows", name, len(table))
         try:
-            model = train(table, settings.churn)
+            model = train(table, settings.churn, settings.features.churn_horizon_days)
         except ValueError as err:
             raise CvmError(f"train_churn ({name}): {err}") from None
         # the customers it will score, at its own cutoff: their features only, no outcome
