@@ -106,17 +106,8 @@ EXIT_CODES = """exit codes of retrain and score:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_params = sub.add_parser("params", help="compose conf/ into params.yaml")
-    p_params.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
-    p_params.add_argument("--output", type=Path, default=config.PARAMS_FILE)
-    p_stage = sub.add_parser("stage", help="run one pipeline stage")
-    p_stage.add_argument("name", choices=STAGES)
-    p_stage.add_argument("--params", type=Path, default=config.PARAMS_FILE)
-    p_run = sub.add_parser("run", help="run every stage in order")
-    p_run.add_argument("--params", type=Path, default=config.PARAMS_FILE)
+def _add_simulation_commands(sub) -> None:
+    """The ``simulate`` and ``backtest`` commands' arguments."""
     p_sim = sub.add_parser("simulate", help="write a synthetic log with known truth")
     p_sim.add_argument("--out", type=Path, default=Path("data/simulated"))
     p_sim.add_argument("--customers", type=int, default=10_000)
@@ -134,6 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     p_sim.add_argument("--spend-sigma", type=float, default=0.0, help="log-normal spend tail")
     p_sim.add_argument("--no-amounts", action="store_true", help="a log without spend")
     p_sim.add_argument("--seed", type=int, default=0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_params = sub.add_parser("params", help="compose conf/ into params.yaml")
+    p_params.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+    p_params.add_argument("--output", type=Path, default=config.PARAMS_FILE)
+    p_stage = sub.add_parser("stage", help="run one pipeline stage")
+    p_stage.add_argument("name", choices=STAGES)
+    p_stage.add_argument("--params", type=Path, default=config.PARAMS_FILE)
+    p_run = sub.add_parser("run", help="run every stage in order")
+    p_run.add_argument("--params", type=Path, default=config.PARAMS_FILE)
+    _add_simulation_commands(sub)
     fmt = argparse.RawDescriptionHelpFormatter
     p_retrain = sub.add_parser(
         "retrain",

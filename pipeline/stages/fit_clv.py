@@ -24,14 +24,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
     from models.btyd.clv import fit_clv as fit_pair
 
     clv = settings.clv
-    distinct = io.read_json(catalog.ingest_report).get("distinct_amounts")
-    if clv.spend and distinct is not None and distinct <= 1:
-        raise CvmError(
-            f"fit_clv: every transaction in the log has the same amount ({catalog.ingest_report}"
-            ": distinct_amounts is 1): there is no variation in spend to fit Gamma-Gamma on. Set "
-            "data.mapping.amount: null (purchase-only) and clv.prediction.value_per_purchase to "
-            "value purchases at a fixed amount"
-        )
+    _check_amounts(clv.spend, catalog)
     tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
     fits = {}
     for name, table in tables.items():
@@ -81,3 +74,15 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         tracking.log_dict(report, "fit_report.json")
         io.write_json(report, report_tmp, atomic=False)
     return report
+
+
+def _check_amounts(spend: bool, catalog: Catalog) -> None:
+    """A log whose every amount is the same has no spend to fit: say so before any fitting."""
+    distinct = io.read_json(catalog.ingest_report).get("distinct_amounts")
+    if spend and distinct is not None and distinct <= 1:
+        raise CvmError(
+            f"fit_clv: every transaction in the log has the same amount ({catalog.ingest_report}"
+            ": distinct_amounts is 1): there is no variation in spend to fit Gamma-Gamma on. Set "
+            "data.mapping.amount: null (purchase-only) and clv.prediction.value_per_purchase to "
+            "value purchases at a fixed amount"
+        )

@@ -21,32 +21,11 @@ def run(cfg) -> dict:
 def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Train on the stacked cutoffs before each anchor; write both models and the report
     together, register the scoring model. Returns the report."""
-    from models.btyd.churn_features import add_btyd_features_by_cutoff
-    from models.btyd.clv import purchase_model
-    from models.churn.classifier import LABEL_COLUMNS, feature_importance, json_metrics, shifted_to
-    from models.churn.classifier import train_churn as train
-
-    clv = settings.clv
-
-    def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
-        model = purchase_model(clv.model)
-        return add_btyd_features_by_cutoff(
-            table, model, clv.priors, settings.churn_horizon, clv.seed
-        )
+    from models.churn.classifier import feature_importance, json_metrics
 
     models, btyd_points = {}, {}
     for name in FITS:
-        table, btyd_points[name] = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
-        log.info("train_churn: %s model on %d rows", name, len(table))
-        try:
-            model = train(table, settings.churn, settings.features.churn_horizon_days)
-        except ValueError as err:
-            raise CvmError(f"train_churn ({name}): {err}") from None
-        # the customers it will score, at its own cutoff: their features only, no outcome
-        target = io.read_parquet(catalog.features(name)).drop(
-            columns=LABEL_COLUMNS, errors="ignore"
-        )
-        models[name] = shifted_to(model, with_btyd(target)[0])
+        models[name], btyd_points[name] = _fit(name, settings, catalog)
     report: dict = {
         name: {
             "best_iteration": model.best_iteration,
@@ -85,3 +64,30 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         io.write_json(report, report_tmp, atomic=False)
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))
     return report
+
+
+def _fit(name: str, settings: config.Settings, catalog: Catalog):
+    """The churn model of a fit, shifted to the customers it will score, and the purchase
+    model's MAP point at each of its training cutoffs."""
+    from models.btyd.churn_features import add_btyd_features_by_cutoff
+    from models.btyd.clv import purchase_model
+    from models.churn.classifier import LABEL_COLUMNS, shifted_to
+    from models.churn.classifier import train_churn as train
+
+    clv = settings.clv
+
+    def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
+        model = purchase_model(clv.model)
+        return add_btyd_features_by_cutoff(
+            table, model, clv.priors, settings.churn_horizon, clv.seed
+        )
+
+    table, points = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
+    log.info("train_churn: %s model on %d rows", name, len(table))
+    try:
+        model = train(table, settings.churn, settings.features.churn_horizon_days)
+    except ValueError as err:
+        raise CvmError(f"train_churn ({name}): {err}") from None
+    # the customers it will score, at its own cutoff: their features only, no outcome
+    target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
+    return shifted_to(model, with_btyd(target)[0]), points
