@@ -263,10 +263,6 @@ class Settings:
         OmegaConf.set_struct(cfg, True)
         return Settings(cfg)
 
-    def digest_tree(self) -> dict[str, Any]:
-        """The resolved config as plain data."""
-        return OmegaConf.to_container(self._cfg, resolve=True)
-
 
 def _plain(value: Any) -> Any:
     return (

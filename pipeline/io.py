@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -189,16 +189,6 @@ def _pending(path: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_paths(*paths: Path) -> Iterator[list[Path]]:
-    """Temporary paths beside ``paths`` that replace them together, only if the block succeeds."""
-    with ExitStack() as stack:
-        temps = [stack.enter_context(_pending(path)) for path in paths]
-        yield temps
-        for path, tmp in zip(paths, temps, strict=True):
-            os.replace(tmp, path)
-
-
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` and move the result to ``path``."""
     with atomic_path(path) as tmp:
@@ -294,19 +284,6 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise CvmError(
             f"{path}: unreadable ({err}); run the stage that produces it again"
         ) from None
-
-
-def write_netcdf(tree, path: Path) -> None:
-    """An ArviZ data tree as netCDF."""
-    write_atomic(path, lambda tmp: tree.to_netcdf(tmp))
-
-
-def read_netcdf(path: Path):
-    import xarray as xr
-
-    if not path.is_file():
-        raise CvmError(f"{path}: not found; run the fit_clv stage first")
-    return xr.load_datatree(path)
 
 
 def write_table_files(

@@ -67,11 +67,9 @@ def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
 
 def _finish(journal: Path) -> None:
     """Carry out (or complete) the renames of a journal, then drop what they replaced."""
-    moves = json.loads(journal.read_text())["moves"]
-    olds = []
-    for number, (tmp, target) in enumerate(map(lambda m: tuple(map(Path, m)), moves), start=1):
-        old = tmp.with_name(tmp.name.removesuffix(".tmp") + ".old")
-        olds.append(old)
+    moves = [(Path(tmp), Path(target)) for tmp, target in json.loads(journal.read_text())["moves"]]
+    olds = [tmp.with_suffix(".old") for tmp, _ in moves]
+    for number, ((tmp, target), old) in enumerate(zip(moves, olds, strict=True), start=1):
         if not tmp.exists():
             continue  # renamed before the kill
         if target.is_dir() and not target.is_symlink():

@@ -20,7 +20,6 @@ from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
-SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 
 
 def champion_versions(client, names: dict[str, str]) -> dict[str, str]:
