@@ -13,6 +13,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.spec import FeatureSpec
+from features.summary import money_sum
 
 
 def behaviour_aggregates(d: ir.Table, cutoff: date, spec: FeatureSpec) -> dict[str, ir.Value]:
@@ -27,15 +28,15 @@ def behaviour_aggregates(d: ir.Table, cutoff: date, spec: FeatureSpec) -> dict[s
         "gap_max": d.gap.max(),
         "gap_sq": (d.gap * d.gap).sum(),
         "lines": d.lines.sum(),
-        "total_spend": d.spend.sum(),
+        "total_spend": money_sum(d.spend),
         "max_day_spend": d.spend.max(),
         "total_quantity": d.quantity.sum(),
-        "recent_spend": ibis.ifelse(age < tw, d.spend, 0.0).sum(),
-        "prior_spend": ibis.ifelse((age >= tw) & (age < 2 * tw), d.spend, 0.0).sum(),
+        "recent_spend": money_sum(ibis.ifelse(age < tw, d.spend, 0.0)),
+        "prior_spend": money_sum(ibis.ifelse((age >= tw) & (age < 2 * tw), d.spend, 0.0)),
     }
     for w in spec.windows_days:
         aggregates[f"purchases_{w}d"] = (d.purchase & (age < w)).cast("int64").sum()
-        aggregates[f"spend_{w}d"] = ibis.ifelse(age < w, d.spend, 0.0).sum()
+        aggregates[f"spend_{w}d"] = money_sum(ibis.ifelse(age < w, d.spend, 0.0))
     return aggregates
 
 

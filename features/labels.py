@@ -7,6 +7,8 @@ from datetime import date, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from features.summary import money_sum
+
 
 def window_outcomes(days: ir.Table, start: date, end: date, prefix: str) -> ir.Table:
     """``{prefix}_purchases`` (purchase days) and ``{prefix}_spend`` in the window (start, end]."""
@@ -16,7 +18,7 @@ def window_outcomes(days: ir.Table, start: date, end: date, prefix: str) -> ir.T
     return w.group_by("customer_id").aggregate(
         **{
             f"{prefix}_purchases": w.purchase.cast("int64").sum(),
-            f"{prefix}_spend": w.spend.sum(),
+            f"{prefix}_spend": money_sum(w.spend),
         }
     )
 

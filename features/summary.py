@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+
+# money is added up as exact decimals: a float sum depends on the order the engine's threads add
+# in, and the same log must give the same bytes (amounts are kept to 6 decimal places)
+MONEY = dt.Decimal(38, 6)
+
+
+def money_sum(values: ir.NumericColumn) -> ir.FloatingScalar:
+    """The sum of the amounts ``values``, exact to 6 decimal places, as a float."""
+    return values.cast(MONEY).sum().cast("float64")
 
 
 def purchase_days(txn: ir.Table) -> ir.Table:
@@ -18,7 +28,7 @@ def purchase_days(txn: ir.Table) -> ir.Table:
     so every cutoff reads them as they are: the per-cutoff tables need no window of their own.
     """
     days = txn.group_by(customer_id=txn.customer_id, day=txn.timestamp.date()).aggregate(
-        spend=txn.amount.sum(),
+        spend=money_sum(txn.amount),
         lines=txn.count(),
         quantity=txn.quantity.sum(),
         purchase=(txn.amount.fill_null(0.0) >= 0).any(),  # a purchase-only log: every line
@@ -43,7 +53,7 @@ def summary_aggregates(d: ir.Table) -> dict[str, ir.Value]:
         "first_day": d.first_day.max(),
         "last_day": d.day.max(where=d.purchase),
         "occasions": d.purchase.cast("int64").sum(),
-        "repeat_spend": ibis.ifelse(d.day > d.first_day, d.spend, 0.0).sum(),
+        "repeat_spend": money_sum(ibis.ifelse(d.day > d.first_day, d.spend, 0.0)),
     }
 
 

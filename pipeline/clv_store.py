@@ -18,6 +18,8 @@ def save(model, directory: Path) -> None:
     """Write a :class:`models.btyd.clv.FittedClv` into ``directory`` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     for part, tree in model.to_trees().items():
+        for node in tree.subtree:
+            node.attrs.pop("created_at", None)  # the same fit, the same bytes
         tree.to_netcdf(directory / FILES[part])
 
 

@@ -55,7 +55,7 @@ def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
         for tmp in temps:
             _remove(tmp)
         raise
-    faults.checkpoint("outputs:before_commit")
+    faults.checkpoint(f"outputs:before_commit:{_label(targets[0])}")
     state.mkdir(parents=True, exist_ok=True)
     journal = state / f"commit{_MARK}{tag}.json"
     moves = [[str(tmp.resolve()), str(t.resolve())] for tmp, t in zip(temps, targets, strict=True)]
@@ -63,6 +63,23 @@ def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
     pending.write_text(json.dumps({"moves": moves}))
     os.replace(pending, journal)
     _finish(journal)
+
+
+@contextmanager
+def scratch(parent: Path, label: str) -> Iterator[Path]:
+    """A working directory in ``parent``, removed on exit; named so that :func:`recover`
+    removes it when a killed run leaves it behind."""
+    path = parent / f".{label}{_MARK}{_tag()}.tmp"
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        _remove(path)
+
+
+def temporary(target: Path) -> Path:
+    """A temporary name beside ``target`` that :func:`recover` removes once its process died."""
+    return _aside(target, _tag(), "tmp")
 
 
 def _finish(journal: Path) -> None:
@@ -75,7 +92,7 @@ def _finish(journal: Path) -> None:
         if target.is_dir() and not target.is_symlink():
             os.replace(target, old)
         os.replace(tmp, target)
-        faults.checkpoint(f"outputs:renamed:{number}")
+        faults.checkpoint(f"outputs:renamed:{number}:{_label(target)}")
     for old in olds:
         _remove(old)
     journal.unlink(missing_ok=True)
@@ -110,6 +127,11 @@ def _alive(name: str) -> bool:
         pid = int(name.split(_MARK, 1)[1].split("-", 1)[0])
     except (IndexError, ValueError):
         return False
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host."""
     if pid == os.getpid():
         return True
     try:
@@ -119,6 +141,11 @@ def _alive(name: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _label(target: Path) -> str:
+    """``clv/calibration``: how fault points name an output."""
+    return f"{target.parent.name}/{target.name}"
 
 
 def _remove(path: Path) -> None:

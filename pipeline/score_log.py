@@ -100,8 +100,11 @@ def run(
     source = Path(log_path or settings.source)
     base = _base(out or retrain.scored)
     with lock.exclusive(retrain.lock_file, "cvm score", wait):
+        from pipeline.retrain import publish
+
         outputs.recover(settings.catalog.state, settings.catalog.directories() | {base.parent})
         client = registry.connect(settings.tracking)
+        publish.recover(settings.catalog.state, client)
         names = registry.model_names(settings.tracking)
         versions = champion_versions(client, names)
         root = retrain.work_dir / "score-staging"

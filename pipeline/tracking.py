@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,13 +51,41 @@ class Tracker:
 
         mlflow.set_tracking_uri(self.config["uri"])
         mlflow.set_registry_uri(self.config.get("registry_uri") or self.config["uri"])
-        mlflow.set_experiment(self.config["experiment"])
-        tags = {"cvm.stage": stage, **self.tags}
+        experiment = mlflow.set_experiment(self.config["experiment"])
+        close_orphans(mlflow.MlflowClient(), experiment.experiment_id)
+        tags = {"cvm.stage": stage, **owner_tags(), **self.tags}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
         with mlflow.start_run(run_name=stage, tags=tags) as run:
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
             yield run
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming the process that runs: a later run closes the run if that process died."""
+    return {"cvm.pid": str(os.getpid()), "cvm.host": socket.gethostname()}
+
+
+def close_orphans(client, experiment_id: str) -> list[str]:
+    """Mark ``KILLED`` the runs left ``RUNNING`` by processes of this host that no longer run
+    (killed with no chance to close them); returns their ids."""
+    from mlflow.entities import ViewType
+
+    from pipeline import outputs
+
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment_id],
+        f"attributes.status = 'RUNNING' and tags.`cvm.host` = '{host}'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+    )
+    closed = []
+    for found in running:
+        pid = found.data.tags.get("cvm.pid", "")
+        if pid.isdigit() and not outputs.process_alive(int(pid)):
+            client.set_terminated(found.info.run_id, status="KILLED")
+            closed.append(found.info.run_id)
+    return closed
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

@@ -63,6 +63,7 @@ def run(
     source = Path(log_path or settings.source)
     with lock.exclusive(retrain.lock_file, "cvm retrain", wait):
         outputs.recover(settings.catalog.state, settings.catalog.directories())
+        publish.recover(settings.catalog.state, registry.connect(settings.tracking))
         state = RetrainRun(
             settings=settings,
             retrain=retrain,

@@ -5,13 +5,16 @@ the table together."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
-from pipeline import registry
+from pipeline import faults, io, registry
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
+
+JOURNAL = "publish.json"
 
 
 def score_with(run: RetrainRun, features: pd.DataFrame, versions: dict[str, str], as_of: date):
@@ -53,25 +56,53 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
 
 
 def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
-    """Move the aliases, then replace the scored table: if either fails, the aliases go back to
-    where they were and the previous table stays."""
+    """Replace the scored table, then move the aliases, behind a journal: a run that stops
+    anywhere in between (even killed) is completed or rolled back by :func:`recover`, so the
+    champions and the table always move together."""
     from pipeline.score_log import publish_table
 
     run.begin("publish")
+    state = run.settings.catalog.state
     before = {kind: registry.aliases(run.client, name) for kind, name in run.names.items()}
-    moves = [(registry.CHALLENGER, run.challenger)]
-    if promoted:
-        moves.append((registry.CHAMPION, run.challenger))
+    aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
+    winners = run.challenger if promoted else {k: before[k][registry.CHAMPION] for k in before}
+    plan = {
+        "scored": str(run.retrain.scored.with_suffix(".parquet")),
+        "labels": {f"{k}_model": f"{run.names[k]}/{v}" for k, v in winners.items()},
+        "after": [[run.names[k], a, run.challenger[k]] for a in aliases for k in run.names],
+        "before": [[run.names[k], a, before[k].get(a)] for a in aliases for k in run.names],
+    }
+    io.write_json(plan, state / JOURNAL)
+    faults.checkpoint("publish:journal")
     try:
-        for alias, versions in moves:
-            for kind, name in run.names.items():
-                registry.move_alias(run.client, name, alias, versions[kind])
-        publish_table(
-            table, run.retrain.scored, run.settings.catalog.state, run.settings.guard_formulas
-        )
-    except BaseException:
-        for alias, _ in moves:
-            for kind, name in run.names.items():
-                registry.move_alias(run.client, name, alias, before[kind].get(alias))
-        raise
+        publish_table(table, run.retrain.scored, state, run.settings.guard_formulas)
+        faults.checkpoint("publish:table")
+    finally:
+        recover(state, run.client)
     run.published = True
+
+
+def recover(state: Path, client) -> str | None:
+    """Finish a publication a stopped run left behind: the aliases follow the scored table in
+    place (moved forward when it is the new table, back otherwise); returns what was done."""
+    journal = state / JOURNAL
+    if not journal.is_file():
+        return None
+    plan = io.read_json(journal)
+    forward = _labels(Path(plan["scored"]), plan["labels"]) == plan["labels"]
+    for number, (name, alias, version) in enumerate(plan["after" if forward else "before"], 1):
+        registry.move_alias(client, name, alias, version)
+        faults.checkpoint(f"publish:alias:{number}")
+    journal.unlink()
+    return "completed" if forward else "rolled back"
+
+
+def _labels(scored: Path, columns: dict[str, str]) -> dict[str, str] | None:
+    """The model labels of the scored table at ``scored`` (its first row), if it has them."""
+    import pyarrow.parquet as pq
+
+    try:
+        first = pq.ParquetFile(scored).read_row_group(0, columns=list(columns)).slice(0, 1)
+        return {c: first.column(c)[0].as_py() for c in columns}
+    except Exception:  # missing, unreadable or another table: not the new one
+        return None

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, io, registry, staging
+from pipeline import config, io, registry, staging, tracking
 from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,11 @@ class RetrainRun:
         self.begin("tracking")
         self.client = registry.connect(self.settings.tracking)
         experiment = mlflow.set_experiment(self.settings.tracking["experiment"])
+        tracking.close_orphans(self.client, experiment.experiment_id)
         run = self.client.create_run(
             experiment.experiment_id,
             run_name="retrain",
-            tags={"cvm.stage": "retrain", "cvm.log_sha256": log_sha},
+            tags={"cvm.stage": "retrain", "cvm.log_sha256": log_sha, **tracking.owner_tags()},
         )
         self.run_id = run.info.run_id
         self.summary["mlflow_run_id"] = self.run_id

@@ -68,11 +68,15 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
             tracking.log_artifacts(directory, f"clv/{name}")
         problems = report["scoring"]["convergence_problems"]  # kept: on_failure is warn
         tags = {"cvm.unconverged": "; ".join(problems)[:5000]} if problems else {}
-        report["scoring"]["registry_version"] = registry.register_clv(
+        version = registry.register_clv(
             scoring_dir, tables["scoring"].head(5), settings.tracking, tags
         )
         tracking.log_dict(report, "fit_report.json")
+        # fit times and the registry version go to MLflow only: the file depends on the inputs
+        for name in FITS:
+            del report[name]["seconds"]
         io.write_json(report, report_tmp, atomic=False)
+        report["scoring"]["registry_version"] = version
     return report
 
 

@@ -18,9 +18,9 @@ def run(cfg) -> dict:
 
 
 def model_label(report: dict, name: str) -> str:
-    """``name`` version N in the registry, else the artifacts' content hash."""
-    version = report["scoring"].get("registry_version")
-    return f"{name}/{version}" if version else f"{name}@{report['scoring']['model_id']}"
+    """``name@<content hash>``: the model files that scored (``cvm retrain``'s tables name
+    registry versions instead)."""
+    return f"{name}@{report['scoring']['model_id']}"
 
 
 def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:

@@ -72,7 +72,10 @@ def test_the_scored_table_covers_every_customer(sample_run):
     assert table.churn_probability.between(0, 1).all() and table.p_alive.between(0, 1).all()
     assert set(table.value_tier) == {"platinum", "gold", "silver", "bronze"}
     assert (table.as_of_date == pd.Timestamp("1998-06-30")).all()
-    assert table.clv_model.iloc[0] == "cvm-clv/1" and table.churn_model.iloc[0] == "cvm-churn/1"
+    fit = json.loads((sample_run / "artifacts/clv/fit_report.json").read_text())
+    churn = json.loads((sample_run / "artifacts/churn/train_report.json").read_text())
+    assert (table.clv_model == f"cvm-clv@{fit['scoring']['model_id']}").all()
+    assert (table.churn_model == f"cvm-churn@{churn['scoring']['model_id']}").all()
 
 
 def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
