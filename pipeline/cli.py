@@ -17,9 +17,13 @@ from pipeline.errors import CvmError
 STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
 
 
-def _stage(name: str, params: Path) -> None:
-    module = importlib.import_module(f"pipeline.stages.{name}")
-    module.run(config.load_params(params))
+def _stages(names: tuple[str, ...], params: Path) -> None:
+    """Run stages in order on ``params.yaml``, loaded (and validated) once."""
+    cfg = config.load_params(params)
+    for name in names:
+        if len(names) > 1:
+            logging.getLogger("pipeline").info("stage %s", name)
+        importlib.import_module(f"pipeline.stages.{name}").run(cfg)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -73,6 +77,8 @@ def _retrain(args: argparse.Namespace) -> int:
 
     cfg = config.load_params(args.params)
     as_of = config.as_date(args.as_of, "--as-of")
+    if as_of:
+        config.check_as_of(cfg, as_of)
     code, summary = retrain.run(cfg, args.log, as_of, args.wait)
     if summary.get("status") == "failed":
         if summary["error"].get("traceback"):
@@ -88,6 +94,8 @@ def _score(args: argparse.Namespace) -> None:
 
     cfg = config.load_params(args.params)
     as_of = config.as_date(args.as_of, "--as-of")
+    if as_of:
+        config.check_as_of(cfg, as_of)
     summary = score_log.run(cfg, args.log, args.out, as_of, args.wait)
     print(
         f"cvm score: {summary['customers']:,} customers as of {summary['as_of']} scored with "
@@ -208,11 +216,9 @@ def _command(args: argparse.Namespace) -> int:
         elif args.command == "backtest":
             _backtest(args)
         elif args.command == "stage":
-            _stage(args.name, args.params)
+            _stages((args.name,), args.params)
         else:
-            for name in STAGES:
-                logging.getLogger("pipeline").info("stage %s", name)
-                _stage(name, args.params)
+            _stages(STAGES, args.params)
     except LockHeld as err:
         print(f"cvm: {err}", file=sys.stderr)
         return 5  # pipeline.retrain.EXIT_LOCKED

@@ -11,7 +11,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from features.spec import ColumnMapping, FeatureSpec, IngestRules
-from pipeline import progress
+from pipeline import config_schema, progress
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 
@@ -20,8 +20,12 @@ PARAMS_FILE = Path("params.yaml")
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """The config composed by Hydra from ``conf_dir`` with ``overrides`` (``key=value``)."""
+def compose(
+    overrides: list[str] | None = None, conf_dir: Path = CONF_DIR, validate: bool = True
+) -> dict[str, Any]:
+    """The config composed by Hydra from ``conf_dir`` with ``overrides`` (``key=value``),
+    checked against :mod:`pipeline.config_schema` unless ``validate`` is false (to write a bad
+    config on purpose: the commands check it again when they load it)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -31,7 +35,11 @@ def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> di
             cfg = hydra_compose("config", overrides=list(overrides or []))
     except HydraException as err:
         raise CvmError(f"{conf_dir}: cannot compose the config: {err}") from None
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    if validate:
+        source = " ".join([str(conf_dir), *(["with", *overrides] if overrides else [])])
+        config_schema.validate(composed, source)
+    return composed  # type: ignore[return-value]
 
 
 def write_params(cfg: dict[str, Any], path: Path = PARAMS_FILE) -> None:
@@ -40,12 +48,27 @@ def write_params(cfg: dict[str, Any], path: Path = PARAMS_FILE) -> None:
 
 
 def load_params(path: Path = PARAMS_FILE) -> DictConfig:
-    """Load ``params.yaml``; a missing key then fails with its dotted name."""
+    """Load ``params.yaml``, checked against :mod:`pipeline.config_schema` (every command that
+    reads it comes through here, so a bad value stops it before it does anything)."""
     if not path.is_file():
         raise CvmError(f"{path}: not found; run `cvm params` to compose it from conf/")
-    cfg = OmegaConf.create(yaml.safe_load(path.read_text()))
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CvmError(f"{path}: not valid YAML: {err}") from None
+    config_schema.validate(tree, str(path))
+    cfg = OmegaConf.create(_plain(tree))
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def check_as_of(cfg: DictConfig, as_of: date) -> None:
+    """The ``--as-of`` date of ``cvm score`` or ``cvm retrain`` (the run's scoring date) against
+    the config's dates (:func:`pipeline.config_schema.date_problems`)."""
+    config_schema.check_dates(
+        {"rules": get(cfg, "data.rules"), "scoring_date": as_of},
+        f"--as-of {as_of} (the run's data.scoring_date): ",
+    )
 
 
 def get(cfg: DictConfig, key: str) -> Any:
@@ -256,19 +279,23 @@ class Settings:
 
     def with_data(self, **values: Any) -> Settings:
         """New settings with some ``data`` keys replaced (a log path, dates); this one is left
-        as it is."""
+        as it is. The dates must keep the rules between them (a :class:`CvmError` otherwise)."""
         tree = OmegaConf.to_container(self._cfg, resolve=True)
         tree["data"] = tree["data"] | {k: _plain(v) for k, v in values.items()}
+        changed = ", ".join(f"data.{k}={_plain(v)}" for k, v in values.items())
+        config_schema.check_dates(tree["data"], f"with {changed}: ")
         cfg = OmegaConf.create(tree)
         OmegaConf.set_struct(cfg, True)
         return Settings(cfg)
 
 
 def _plain(value: Any) -> Any:
-    return (
-        value.isoformat()
-        if isinstance(value, date)
-        else str(value)
-        if isinstance(value, Path)
-        else value
-    )
+    """Dates as ISO text and paths as text (what OmegaConf holds), inside lists and mappings
+    too."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if isinstance(value, Path) else value

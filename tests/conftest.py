@@ -52,13 +52,16 @@ def reference_values() -> dict:
 def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Compose conf/ with Hydra overrides into ``tmp_path/params.yaml`` and chdir there.
 
-    Outputs and the MLflow store land in ``tmp_path``.
+    Outputs and the MLflow store land in ``tmp_path``. The config is not validated here: a
+    test of a bad value sees the command that loads it refuse it.
     """
     from pipeline import config
 
     def make(*overrides: str) -> Path:
         cfg = config.compose(
-            [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", *overrides], REPO / "conf"
+            [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", *overrides],
+            REPO / "conf",
+            validate=False,
         )
         path = tmp_path / "params.yaml"
         config.write_params(cfg, path)
