@@ -241,7 +241,7 @@ def to_date(v: Any) -> date | None:
 
 # --- the schema -----------------------------------------------------------------------------
 
-SEED = Int(ge=0, le=2**31 - 1)  # LightGBM takes a 32-bit seed
+SEED = Int(ge=0, le=2**31 - 1)  # LightGBM's seed is a C int
 SHARE = Float(ge=0, le=1)
 PROBABILITY = Float(ge=0, le=1)
 COLUMN = Str(what="a column name")
