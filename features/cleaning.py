@@ -2,6 +2,8 @@
 
 Every input row ends in exactly one of the two outputs; a quarantined row keeps its source row
 number, its raw values and the first reason it failed (reasons are checked in ``REASONS`` order).
+The first three come from reading a text log (``line_reason`` and ``line_detail`` of the raw
+table, :func:`features.parsing.split_fields`); ``detail`` says more where a reason can.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import ibis.expr.types as ir
 from features.spec import ColumnMapping, IngestRules
 
 REASONS = (
+    "invalid_utf8",
+    "malformed_line",
+    "blank_line",
     "missing_customer_id",
     "missing_timestamp",
     "unparseable_timestamp",
@@ -155,9 +160,18 @@ def classify(
     """Canonical columns plus ``reason`` (NULL for a clean row) for every raw row.
 
     ``raw`` holds the mapped source columns (text or already typed) and ``source_row``; they are
-    kept as ``raw_<name>`` so the quarantine can show the values as they came.
+    kept as ``raw_<name>`` so the quarantine can show the values as they came. A text log's
+    ``line_reason`` and ``line_detail`` (a line that could not be read into fields) come first.
     """
-    raw = raw.select("source_row", **{f"raw_{c}": raw[c] for c in mapping.source_columns()})
+    null_s = ibis.null("string")
+    line_reason = raw.line_reason if "line_reason" in raw.columns else null_s
+    line_detail = raw.line_detail if "line_detail" in raw.columns else null_s
+    raw = raw.select(
+        "source_row",
+        **{f"raw_{c}": raw[c] for c in mapping.source_columns()},
+        line_reason=line_reason,
+        detail=line_detail,
+    )
 
     def src(name: str | None) -> ir.Value:
         return raw[f"raw_{name}"]
@@ -171,7 +185,8 @@ def classify(
     mrg_text, mrg_ok, mrg = _number(src(mapping.margin), dialect) if mapping.margin else absent
     order = _text(src(mapping.order_id), dialect) if mapping.order_id else ibis.null("string")
 
-    checks: list[tuple[ir.BooleanValue, str]] = [
+    checks: list[tuple[ir.BooleanValue, str | ir.StringValue]] = [
+        (raw.line_reason.notnull(), raw.line_reason),
         (cid.isnull(), "missing_customer_id"),
         (ts_text.isnull(), "missing_timestamp"),
         (ts.isnull(), "unparseable_timestamp"),
@@ -204,7 +219,7 @@ def classify(
         order_id=order,
         margin=mrg,
         reason=ibis.cases(*checks, else_=ibis.null("string")),
-    )
+    ).drop("line_reason")
     if rules.duplicates == "quarantine":
         keys = ["customer_id", "timestamp", "amount", "quantity", "order_id", "margin", "reason"]
         rank = ibis.row_number().over(group_by=keys, order_by="source_row")
@@ -239,10 +254,10 @@ def clean_rows(classified: ir.Table) -> ir.Table:
 
 
 def quarantined_rows(classified: ir.Table, mapping: ColumnMapping) -> ir.Table:
-    """Rejected rows: source row number, reason and the raw source values as text."""
+    """Rejected rows: source row number, reason, its detail and the raw source values as text."""
     bad = classified.filter(classified.reason.notnull())
     raw_cols = {f"raw_{c}": bad[f"raw_{c}"].cast("string") for c in mapping.source_columns()}
-    return bad.select("source_row", "reason", **raw_cols).order_by("source_row")
+    return bad.select("source_row", "reason", "detail", **raw_cols).order_by("source_row")
 
 
 def reason_counts(classified: ir.Table) -> ir.Table:

@@ -188,21 +188,24 @@ def _sql_text(text: str) -> str:
 # --- reading a raw log -------------------------------------------------------------------------
 
 
-def text_lines(con, path: Path):
-    """Every line of a text file: ``source_row`` (1-based line number) and ``line`` (text).
+def text_lines(con, path: Path, lenient: bool = False):
+    """Every line of a text file: ``source_row`` (1-based line number), ``line`` (text), and
+    ``reason`` and ``detail`` for a line that cannot be read as text (its ``line`` is NULL).
 
     Lines are read in file order and numbered without a sort: DuckDB numbers them as it streams
     the file; Spark numbers each split of the file and adds the lines of the splits before it.
-    An empty line is an empty string.
+    An empty line is an empty string. Without ``lenient`` every line must be UTF-8 (the caller
+    checked); with it, a line that is not is an ``invalid_utf8`` row (and on DuckDB a line it
+    cannot read at all a ``malformed_line``).
     """
     if dialect(con) == "duckdb":
+        if lenient:
+            return _duckdb_lenient_lines(con, path)
         return _duckdb_view(
             con,
             "cvm_lines",
-            "SELECT row_number() OVER () AS source_row, coalesce(line, '') AS line "
-            f"FROM read_csv('{_sql_text(str(path))}', columns = {{'line': 'VARCHAR'}}, "
-            "header = false, delim = '\\0', quote = '', escape = '', auto_detect = false, "
-            "encoding = 'utf-8')",
+            "SELECT row_number() OVER () AS source_row, coalesce(line, '') AS line, "
+            f"NULL::VARCHAR AS reason, NULL::VARCHAR AS detail FROM {_duckdb_lines(path)}",
         )
     from pyspark.sql import functions as F
 
@@ -220,11 +223,67 @@ def text_lines(con, path: Path):
     if not offsets:
         offsets = [0]
     start = F.element_at(F.array(*[F.lit(o) for o in offsets]), (split + 1).cast("int"))
+    # Spark keeps a line's bytes as they are: a line that is not UTF-8 is found, not replaced
+    text = F.expr("is_valid_utf8(line)") if lenient else F.lit(True)
     lines = ids.select(
         (start + F.col("_id").bitwiseAND((1 << 33) - 1) + 1).alias("source_row"),
-        F.coalesce(F.col("line"), F.lit("")).alias("line"),
+        F.when(text, F.coalesce(F.col("line"), F.lit(""))).alias("line"),
+        F.when(~text, F.lit("invalid_utf8")).cast("string").alias("reason"),
+        F.when(~text, F.lit(_NOT_UTF8)).cast("string").alias("detail"),
     )
     return _spark_view(con, lines, "cvm_lines")
+
+
+_NOT_UTF8 = "the line is not UTF-8 text"
+_REJECTED = {"INVALID ENCODING": ("invalid_utf8", _NOT_UTF8)}
+
+
+def _duckdb_lines(path: Path, options: str = "") -> str:
+    """DuckDB's ``read_csv`` of ``path`` as one text column ``line``, a row per line."""
+    return (
+        f"read_csv('{_sql_text(str(path))}', columns = {{'line': 'VARCHAR'}}, header = false, "
+        "delim = '\\0', quote = '', escape = '', auto_detect = false, "
+        f"encoding = 'utf-8'{options})"
+    )
+
+
+def _duckdb_lenient_lines(con, path: Path):
+    """The lines of ``path`` when some are not UTF-8: DuckDB skips the lines it cannot read and
+    records their numbers in a table of rejects (one extra pass); the k-th line it keeps is
+    numbered past the rejects whose number minus their rank is below k (an as-of join)."""
+    import ibis.util
+
+    rejects = ibis.util.gen_name("cvm_rejects")
+    skip = ", ignore_errors = true"
+    store = f"{skip}, store_rejects = true, rejects_table = '{rejects}', "
+    con.raw_sql(
+        f"SELECT count(*) FROM {_duckdb_lines(path, store + f"rejects_scan = '{rejects}_scan'")}"
+    ).fetchall()
+    utf8 = "error_type = 'INVALID ENCODING'"
+    return _duckdb_view(
+        con,
+        "cvm_lines",
+        f"""WITH rejected AS (
+            SELECT CAST(line AS BIGINT) AS line, min(error_type)::VARCHAR AS error_type
+            FROM "{rejects}" GROUP BY 1
+        ), ranked AS (
+            SELECT *, row_number() OVER (ORDER BY line) AS rank FROM rejected
+        ), shifts AS (
+            SELECT line - rank AS kept_before, max(rank) AS skipped FROM ranked GROUP BY 1
+        ), kept AS (
+            SELECT row_number() OVER () AS k, coalesce(line, '') AS line
+            FROM {_duckdb_lines(path, skip)}
+        )
+        SELECT k + coalesce(skipped, 0) AS source_row, kept.line,
+            NULL::VARCHAR AS reason, NULL::VARCHAR AS detail
+        FROM kept ASOF LEFT JOIN shifts ON kept.k > shifts.kept_before
+        UNION ALL
+        SELECT line, NULL::VARCHAR,
+            CASE WHEN {utf8} THEN 'invalid_utf8' ELSE 'malformed_line' END,
+            CASE WHEN {utf8} THEN '{_NOT_UTF8}'
+                ELSE 'the engine cannot read the line (' || lower(error_type) || ')' END
+        FROM ranked""",
+    )
 
 
 def parquet_rows(con, path: Path, columns: list[str]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
@@ -10,6 +11,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from pipeline.progress import Progress
 
 FORMATS = ("csv", "whitespace", "parquet")
 _BLOCK = 1 << 22
+_SHOWN_COLUMNS = 20
 
 
 def raw_table(
@@ -37,10 +40,15 @@ def raw_table(
 
     The engine reads the file itself (nothing is loaded into Python): text files line by line,
     with every field kept as verbatim text; Parquet files with their own types. ``source_row``
-    is the 1-based line of the row in a text file (the header is line 1) or the 1-based row
-    number in a Parquet file. Raises :class:`CvmError` for a missing or empty file, text that is
-    not UTF-8, a malformed line, an unknown format or a missing column; it reads the file once to
-    check, so the table it returns is safe to use.
+    is the 1-based line of the row in a text file (the header is line 1; a csv record whose
+    quoted field spans lines is one row, at its first line) or the 1-based row number in a
+    Parquet file. A text log's rows also say why a line could not be read into fields
+    (``line_reason``: ``invalid_utf8``, ``malformed_line`` or ``blank_line``, with
+    ``line_detail``), for the quarantine. Raises :class:`CvmError` for a missing or empty file,
+    one that does not look like a transaction log (mostly lines that are not text or do not
+    fit the columns, or none of the mapped columns in its header), an unknown format or a
+    missing column; the message names the file but quotes none of its lines. It reads the file
+    once to check, so the table it returns is safe to use.
     """
     from pipeline import engine
 
@@ -69,40 +77,54 @@ def _parquet_columns(path: Path) -> list[str]:
 def _text_table(
     con, path: Path, fmt: str, columns: list[str], header: bool, names: list[str] | None, delim
 ):
-    from features.parsing import check_delimiter, split_fields
+    from features.parsing import check_delimiter, join_quoted_lines, split_fields
     from pipeline import engine
 
     if not header and not names:
         raise CvmError(f"{path}: data.header is false, so data.names must list the columns")
     if fmt == "csv" and (problem := check_delimiter(delim)):
         raise CvmError(problem)
-    megabytes = _megabytes(path)
-    first = _check_utf8(path, Progress(f"{path.name}: UTF-8 check", "MB"))
+    scan = _scan_text(path, fmt, header, Progress(f"{path.name}: UTF-8 check", "MB"))
     if header:
-        names = _header_names(first, fmt, delim)
+        names = _header_names(scan.first, fmt, delim)
     _check_columns(path, columns, list(names))
-    lines = engine.text_lines(con, path)
+    lines = engine.text_lines(con, path, lenient=scan.bad > 0)
     if header:
         lines = lines.filter(lines.source_row > 1)
+    if fmt == "csv" and scan.odd_quotes:
+        lines = join_quoted_lines(lines, delim, engine.dialect(con))
     fields = split_fields(lines, fmt, list(names), delim, engine.dialect(con))
-    bad = fields.malformed.notnull()
-    check = fields.aggregate(
-        rows=fields.count(),
-        first_bad=fields.source_row.min(where=bad),
-        why=fields.malformed.argmin(fields.source_row, where=bad),
-    )
+    fields = fields.rename(line_reason="reason", line_detail="detail")
+    rows = _count_rows(con, path, fmt, fields, columns)
+    return fields.select("source_row", *columns, "line_reason", "line_detail"), rows
+
+
+def _count_rows(con, path: Path, fmt: str, fields, columns: list[str]) -> int:
+    """The rows of ``fields``, read once by the engine; refuses a file whose rows are mostly
+    lines that are not text, have too many fields or too few for the mapped ``columns``: that
+    is not a transaction log."""
+    import ibis
+
+    from pipeline import engine
+
+    short = ibis.or_(*[fields[c].isnull() for c in columns]) & fields.line_reason.isnull()
+    unfit = fields.line_reason.isin(["invalid_utf8", "malformed_line"]).fill_null(False) | short
+    check = fields.aggregate(rows=fields.count(), unfit=ibis.ifelse(unfit, 1, 0).sum())
     try:
-        with engine.query_progress(con, f"{path.name}: parse", megabytes, "MB"):
+        with engine.query_progress(con, f"{path.name}: parse", _megabytes(path), "MB"):
             found = check.execute().iloc[0]
     except Exception as err:  # the engine could not read the file
         raise CvmError(f"{path}: cannot read the {fmt} file: {_first_line(err)}") from None
-    if pd.notna(found["first_bad"]):
-        raise CvmError(
-            f"{path}: malformed {fmt} file: line {int(found['first_bad'])} has {found['why']}"
-        )
-    if found["rows"] == 0:
+    rows, unfit = int(found["rows"]), int(0 if pd.isna(found["unfit"]) else found["unfit"])
+    if rows == 0:
         raise CvmError(f"{path}: no data rows; expected at least one transaction")
-    return fields.select("source_row", *columns), int(found["rows"])
+    if unfit * 2 > rows:
+        raise CvmError(
+            f"{path}: does not look like a {fmt} transaction log with the columns of "
+            f"data.mapping: {unfit} of its {rows} rows are not UTF-8 text or do not split "
+            "into the mapped columns (check data.format, data.delimiter and data.path)"
+        )
+    return rows
 
 
 def _megabytes(path: Path) -> int:
@@ -110,37 +132,98 @@ def _megabytes(path: Path) -> int:
     return max(path.stat().st_size >> 20, 1)
 
 
-def _check_utf8(path: Path, progress: Progress) -> str:
-    """Read the file once in blocks to check it is UTF-8; returns its first line."""
-    import codecs
+@dataclass
+class _Scan:
+    """What one pass over a text file's bytes found: its first line, its lines, how many of
+    them are not UTF-8 (and the first such), and whether a line has an odd number of quotes."""
 
-    megabytes = _megabytes(path)
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    head: str | None = ""
-    offset = lines = 0
-    with path.open("rb") as handle:
+    first: str | None = None
+    lines: int = 0
+    bad: int = 0
+    first_bad: int | None = None
+    odd_quotes: bool = False
+    first_ok: bool = True
+
+    def read(self, chunk: bytes) -> None:
+        """Take in ``chunk``, the next whole lines of the file (the last may lack its newline)."""
+        if self.first is None and self.lines == 0:
+            head = chunk.split(b"\n", 1)[0]
+            self.first = head.decode("utf-8", "replace").removeprefix("\ufeff").rstrip("\r")
+            self.first_ok = _utf8(head)
+        try:
+            codecs.utf_8_decode(chunk, "strict", True)
+        except UnicodeDecodeError:
+            self._count_bad(chunk)
+        if not self.odd_quotes and b'"' in chunk:
+            self.odd_quotes = any(line.count(b'"') % 2 for line in chunk.split(b"\n"))
+        self.lines += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+
+    def _count_bad(self, chunk: bytes) -> None:
+        """Count the lines of ``chunk`` that are not UTF-8; each error is decoded past once."""
+        view, pos = memoryview(chunk), 0
         while True:
-            block = handle.read(_BLOCK)
-            pending = decoder.getstate()[0]
             try:
-                text = decoder.decode(block, final=not block)
+                codecs.utf_8_decode(view[pos:], "strict", True)
+                return
             except UnicodeDecodeError as err:
-                at = offset - len(pending) + err.start
-                line = lines + err.object[: err.start].count(b"\n") + 1
+                at = pos + err.start
+                self.bad += 1
+                if self.first_bad is None:
+                    self.first_bad = self.lines + chunk.count(b"\n", 0, at) + 1
+                end = chunk.find(b"\n", at)
+                if end < 0:
+                    return
+                pos = end + 1
+
+    def mostly_bad(self) -> bool:
+        return self.bad * 2 > self.lines
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _scan_text(path: Path, fmt: str, header: bool, progress: Progress) -> _Scan:
+    """Read the file once in blocks: its first line, its lines that are not UTF-8, and whether
+    a line has an odd number of quotes. Refuses a file whose lines are mostly not UTF-8 (judged
+    on the first block, then on the whole file), a header that is not, or a line longer than a
+    block: a binary file, not a text log. Memory stays at a block or two."""
+    megabytes, scan, carry, offset = _megabytes(path), _Scan(), b"", 0
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if not cut and len(data) > _BLOCK:
                 raise CvmError(
-                    f"{path}: not UTF-8 text ({err.reason} at byte {at}, line {line})"
-                ) from None
-            if head is not None:
-                head += text
-                if "\n" in head or not block:
-                    first, head = head.split("\n", 1)[0], None
-            if not block:
-                break
+                    f"{path}: line {scan.lines + 1} is longer than {_BLOCK >> 20} MB; "
+                    f"expected a {fmt} transaction log"
+                )
+            if cut:
+                scan.read(data[:cut])
+            carry = data[cut:]
+            if offset == 0:  # a binary file stops here, not after a pass over all of it
+                _refuse_binary(path, fmt, header, scan)
             offset += len(block)
-            lines += block.count(b"\n")
             progress(min(offset >> 20, megabytes - 1), megabytes)
+    if carry:
+        scan.read(carry)
+    _refuse_binary(path, fmt, header, scan)
     progress(megabytes, megabytes)
-    return first.removeprefix("\ufeff").rstrip("\r")
+    return scan
+
+
+def _refuse_binary(path: Path, fmt: str, header: bool, scan: _Scan) -> None:
+    if scan.lines and scan.mostly_bad():
+        raise CvmError(
+            f"{path}: not a text file: {scan.bad} of the {scan.lines} lines read are not "
+            f"UTF-8 text; expected a {fmt} transaction log"
+        )
+    if header and scan.first is not None and not scan.first_ok:
+        raise CvmError(f"{path}: the header (line 1) is not UTF-8 text; expected column names")
 
 
 def _header_names(first: str, fmt: str, delimiter: str) -> list[str]:
@@ -157,12 +240,22 @@ def _first_line(err: Exception) -> str:
 
 
 def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:
+    """Refuse a file without the mapped columns. The columns it has are named only when some
+    mapped column is among them: otherwise its first line may be anything, and is not quoted."""
     missing = [c for c in wanted if c not in found]
-    if missing:
+    if not missing:
+        return
+    if len(missing) == len(wanted):
         raise CvmError(
-            f"{path}: missing column(s) {', '.join(missing)} named in data.mapping; "
-            f"the file has {', '.join(map(str, found))}"
+            f"{path}: does not look like a transaction log with the columns data.mapping "
+            f"names ({', '.join(wanted)}): its header has none of them"
         )
+    shown = ", ".join(map(str, found[:_SHOWN_COLUMNS]))
+    more = f" and {len(found) - _SHOWN_COLUMNS} more" if len(found) > _SHOWN_COLUMNS else ""
+    raise CvmError(
+        f"{path}: missing column(s) {', '.join(missing)} named in data.mapping; "
+        f"the file has {shown}{more}"
+    )
 
 
 @contextmanager

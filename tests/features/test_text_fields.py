@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.cleaning import classify, java_pattern
-from features.parsing import check_delimiter, split_fields
+from features.parsing import check_delimiter, join_quoted_lines, split_fields
 from features.spec import ColumnMapping, IngestRules
 
 
@@ -22,17 +22,39 @@ def test_csv_fields_follow_quotes_and_the_delimiter():
         ["", "", "<null>"],
         ["only", "<null>", "<null>"],
     ]
-    assert out.malformed.isna().all()
+    assert out.reason.isna().all() and out.detail.isna().all()
 
 
-def test_malformed_lines_say_what_is_wrong():
-    out = fields(['"open,1,2', '"a"b,1,2', "1,2,3,4", "1,2,3"])
-    assert out.malformed.tolist()[:3] == [
+def test_malformed_and_blank_lines_say_what_is_wrong():
+    out = fields(['"open,1,2', '"a"b,1,2', "1,2,3,4", "1,2,3", "", " \t ", ","])
+    assert out.reason.tolist()[:3] == ["malformed_line"] * 3
+    assert out.detail.tolist()[:3] == [
         "a broken quoted field (not closed, or text after its closing quote)",
         "a broken quoted field (not closed, or text after its closing quote)",
         "4 fields; expected at most 3",
     ]
-    assert pd.isna(out.malformed.iloc[3])
+    assert out.reason.fillna("-").tolist()[3:] == ["-", "blank_line", "blank_line", "-"]
+    assert out.detail.iloc[3:].isna().all()
+
+
+def test_a_quoted_field_may_span_lines():
+    lines = ['a,"two', 'lines ""quoted""",x', "b,plain,y", 'c,"three', "", 'lines",z', "d,1,2"]
+    table = ibis.memtable({"source_row": list(range(1, len(lines) + 1)), "line": lines})
+    joined = join_quoted_lines(table, ",")
+    out = split_fields(joined, "csv", ["a", "b", "c"]).order_by("source_row").execute()
+    assert out.source_row.tolist() == [1, 3, 4, 7]
+    assert out.b.tolist() == ['two\nlines "quoted"', "plain", "three\n\nlines", "1"]
+    assert out.reason.isna().all()
+
+
+def test_a_stray_quote_does_not_swallow_the_lines_after_it():
+    lines = ['a,x"y,1', "b,2,3", "c,4,5", 'd,"open', "e,6,7"]
+    table = ibis.memtable({"source_row": list(range(1, len(lines) + 1)), "line": lines})
+    joined = join_quoted_lines(table, ",")
+    out = split_fields(joined, "csv", ["a", "b", "c"]).order_by("source_row").execute()
+    assert out.source_row.tolist() == [1, 2, 3, 4, 5]
+    assert out.b.tolist()[:3] == ['x"y', "2", "4"]
+    assert out.reason.fillna("-").tolist() == ["-", "-", "-", "malformed_line", "-"]
 
 
 def test_whitespace_fields_are_runs_of_non_blanks():

@@ -168,7 +168,8 @@ def test_a_messy_csv_is_classified_alike(spark, tmp_path):
     assert report["quarantined_by_reason"] == {
         "duplicate": 1,
         "missing_amount": 1,
-        "missing_customer_id": 2,  # the empty field and the blank line
+        "blank_line": 1,
+        "missing_customer_id": 1,
         "missing_timestamp": 2,  # the empty field and the short line
         "non_finite_amount": 2,  # inf and NaN
         "non_numeric_amount": 2,  # twelve and a quoted 1,5
@@ -184,10 +185,43 @@ def test_a_messy_csv_is_classified_alike(spark, tmp_path):
     assert clean.source_row.tolist() == [17, 2, 19]
 
 
-def test_bad_files_stop_with_the_same_message_on_spark(spark, tmp_path):
+BAD_LINES = (
+    b"cust,when,value,qty\n"
+    b"c1,2024-01-05,10.50,1\n"
+    b"c2,2024-01-06,3.00,1,extra\n"  # ragged
+    b'"c3"x,2024-01-06,3.00,1\n'  # a broken quoted field
+    b"c\xe9,2024-01-07,4,1\n"  # not UTF-8
+    b"   \n"
+    b'"c5\nsecond ""line""",2024-01-08,5,1\n'  # a quoted line break: one row
+    b'c6,"2024-01-09","6,5",1,x,y\n'
+    b"c7,2024-01-10,7,1\n"
+)
+
+
+def test_bad_lines_are_quarantined_alike(spark, tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_bytes(BAD_LINES)
+    duck, spk = run_on_both(tmp_path, ("ingest",), f"data.path={log}", *CSV_MAPPING)
+    assert_same_outputs(duck, spk, features=False)
+    quarantine = pd.read_parquet(spk / "interim/quarantine.parquet")
+    assert dict(zip(quarantine.source_row, quarantine.reason, strict=True)) == {
+        3: "malformed_line",
+        4: "malformed_line",
+        5: "invalid_utf8",
+        6: "blank_line",
+        9: "malformed_line",
+    }
+    clean = pd.read_parquet(spk / "interim/transactions.parquet")
+    assert dict(zip(clean.source_row, clean.customer_id, strict=True)) == {
+        2: "c1",
+        7: 'c5\nsecond "line"',
+        10: "c7",
+    }
+
+
+def test_a_file_that_is_not_a_log_stops_with_the_same_message_on_spark(spark, tmp_path):
     cases = {
-        "malformed.csv": ("cust,when,value\nc1,2024-01-05,3\nc2,2024-01-06,4,5\n", "line 3 has 4"),
-        "quotes.csv": ('cust,when,value\n"c1,2024-01-05,3\n', "line 2 has a broken quoted"),
+        "ragged.csv": ("cust,when,value\nc1,2024-01-05,3\nc2,2024,4,5\nc3,5,6,7\n", "2 of its 3"),
         "header.csv": ("cust,when,value\n", "no data rows"),
     }
     for name, (text, message) in cases.items():
