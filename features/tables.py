@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import reduce
+from operator import add
 
 import ibis
 import ibis.expr.types as ir
@@ -97,3 +99,24 @@ def stage_tables(
         "train_scoring": stacked(scoring),
         "repeats": [repeat_purchases_by_period(days, first_day, spec.unit_days)],
     }
+
+
+def customers_dropped_by_netting(days: ir.Table, cutoffs: dict[str, list[date]]) -> ir.Table:
+    """One row: per table (name -> its cutoffs), the customers left out because every line they
+    have up to a cutoff is a return (``rules.returns: net``), counted once per cutoff.
+
+    :func:`customer_features` keeps customers with a purchase day up to the cutoff; one whose
+    lines net to returns only is in the log but has none, and is not in the table.
+    """
+    seen = days.group_by("customer_id").aggregate(
+        first_line=days.day.min(), first_purchase=days.day.min(where=days.purchase)
+    )
+
+    def dropped(cutoff: date) -> ir.IntegerScalar:
+        cut = ibis.date(cutoff.isoformat())
+        none_yet = seen.first_purchase.isnull() | (seen.first_purchase > cut)
+        return ibis.ifelse((seen.first_line <= cut) & none_yet, 1, 0).sum()
+
+    return seen.aggregate(
+        **{name: reduce(add, map(dropped, dates)) for name, dates in cutoffs.items() if dates}
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.summary import purchase_days
-from features.tables import stage_tables, training_cutoffs
+from features.tables import customers_dropped_by_netting, stage_tables, training_cutoffs
 from pipeline import config, engine, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
@@ -93,6 +93,7 @@ def _write_tables(settings, con, days, out: dict[str, Path], staging: Path) -> d
         fit: [c.isoformat() for c in training_cutoffs(dates[anchor], first_day, spec)]
         for fit, anchor in (("calibration", "calibration_end"), ("scoring", "scoring_date"))
     }
+    report["customers_dropped_by_netting"] = _netting(con, days, dates, report["train_cutoffs"])
     day_rows = io.parquet_row_count(staging / "days.parquet")
     for name, parts in tables.items():
         # a single part is written in place; several are concatenated in order at the end
@@ -107,3 +108,15 @@ def _write_tables(settings, con, days, out: dict[str, Path], staging: Path) -> d
                 io.concat_parquet(files, out[name])
         report[f"{name}_rows"] = rows
     return report
+
+
+def _netting(con, days, dates: dict[str, date], train_cutoffs: dict[str, list[str]]) -> dict:
+    """Per table, the customers it leaves out because their lines up to its cutoff are returns
+    only (``rules.returns: net``), summed over a stacked table's cutoffs."""
+    cutoffs = {
+        "calibration": [dates["calibration_end"]],
+        "scoring": [dates["scoring_date"]],
+        **{f"train_{k}": [date.fromisoformat(c) for c in v] for k, v in train_cutoffs.items()},
+    }
+    found = con.execute(customers_dropped_by_netting(days, cutoffs)).iloc[0]
+    return {name: int(0 if pd.isna(n) else n) for name, n in found.items()}

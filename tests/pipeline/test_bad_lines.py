@@ -172,3 +172,36 @@ def test_a_feed_with_many_ragged_lines_is_stopped_by_the_quarantine_limit(make_p
     ):
         staging.check_quarantine(report, 0.05, tmp_path / "log.csv")
     assert staging.check_quarantine(report, 0.2, tmp_path / "log.csv") == 0.1
+
+
+def test_the_features_report_counts_the_customers_netting_leaves_out(make_params, tmp_path):
+    from tests.conftest import CDNOW_SAMPLE
+
+    log = tmp_path / "sample.txt"
+    returns = (
+        b" 00001 99001 19970105  1  -10.00\r\n"  # returns only, before the calibration cutoff
+        b" 00002 99002 19970301  1  -5.00\r\n"
+        b" 00002 99002 19971201  1  20.00\r\n"  # a purchase after the calibration cutoff
+        b" 00003 99003 19971120  1  -3.00\r\n"  # returns only, after it
+    )
+    log.write_bytes(CDNOW_SAMPLE.read_bytes() + returns)
+    params = make_params(
+        "data=cdnow_sample", f"data.path={log}", "data.rules.returns=net", "tracking.enabled=false"
+    )
+    for stage in ("ingest", "features"):
+        assert main(["stage", stage, "--params", str(params)]) == 0
+    report = json.loads((tmp_path / "data/features/report.json").read_text())
+    dropped = report["customers_dropped_by_netting"]
+    assert dropped["calibration"] == 2  # 99001 and 99002 at 1997-09-30
+    assert dropped["scoring"] == 2  # 99001 and 99003; 99002 bought since
+    cutoffs = report["train_cutoffs"]
+    assert dropped["train_calibration"] == sum(
+        (c >= "1997-01-05") + (c >= "1997-03-01") for c in cutoffs["calibration"]
+    )
+    assert dropped["train_scoring"] == sum(
+        (c >= "1997-01-05") + ("1997-03-01" <= c < "1997-12-01") + (c >= "1997-11-20")
+        for c in cutoffs["scoring"]
+    )
+    scoring = pd.read_parquet(tmp_path / "data/features/scoring.parquet")
+    assert report["scoring_rows"] == 2357 + 1  # 99002 is scored; the other two are not
+    assert set(scoring.customer_id) >= {"99002"} and "99001" not in set(scoring.customer_id)
