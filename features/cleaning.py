@@ -9,6 +9,7 @@ table, :func:`features.parsing.split_fields`); ``detail`` says more where a reas
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -30,6 +31,7 @@ REASONS = (
     "non_numeric_margin",
     "timestamp_before_start",
     "timestamp_after_end",
+    "timestamp_after_as_of",
     "return",
     "zero_amount",
     "duplicate",
@@ -155,9 +157,16 @@ def _timestamp(col: ir.Value, fmt: str, dialect: str) -> tuple[ir.Value, ir.Time
 
 
 def classify(
-    raw: ir.Table, mapping: ColumnMapping, rules: IngestRules, dialect: str = "duckdb"
+    raw: ir.Table,
+    mapping: ColumnMapping,
+    rules: IngestRules,
+    dialect: str = "duckdb",
+    as_of: date | None = None,
 ) -> ir.Table:
     """Canonical columns plus ``reason`` (NULL for a clean row) for every raw row.
+
+    A row dated after ``as_of`` (the run's as-of date) cannot have happened yet: it is
+    quarantined rather than taken as the end of the data.
 
     ``raw`` holds the mapped source columns (text or already typed) and ``source_row``; they are
     kept as ``raw_<name>`` so the quarantine can show the values as they came. A text log's
@@ -206,6 +215,9 @@ def classify(
     if rules.end is not None:
         day_after = ibis.date(rules.end.isoformat()) + ibis.interval(days=1)
         checks.append((ts >= day_after.cast("timestamp"), "timestamp_after_end"))
+    if as_of is not None:
+        day_after = ibis.date(as_of.isoformat()) + ibis.interval(days=1)
+        checks.append((ts >= day_after.cast("timestamp"), "timestamp_after_as_of"))
     if rules.returns == "quarantine" and amt_text is not None:
         checks.append((amt < 0, "return"))
     if rules.zero_amounts == "quarantine" and amt_text is not None:

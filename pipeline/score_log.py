@@ -115,6 +115,7 @@ def run(
         share = staging.check_quarantine(report, retrain.max_quarantine_share, source)
         span = staging.resolve_as_of(catalog.clean, as_of, retrain.max_days_without_data, source)
         day = span["as_of"]
+        config.check_as_of(cfg, day)
         later = staging.cut_at(catalog.clean, day)
         features = staging.scoring_features(settings, catalog.clean, day)
         models = registry.ScoringModels(names, versions)

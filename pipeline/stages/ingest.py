@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from features.cleaning import (
@@ -66,7 +67,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
         with engine.query_progress(con, "ingest: classify", rows_read):
             classified = engine.stage(
                 con,
-                classify(raw, mapping, settings.rules, engine.dialect(con)),
+                classify(raw, mapping, settings.rules, engine.dialect(con), _as_of(settings)),
                 Path(staging) / "classified.parquet",
             )
         limit = con.execute(extreme_limit(classified, settings.rules))
@@ -99,6 +100,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             "total_amount": round(float(totals.total.fillna(0.0).iloc[0]), 2),
             "distinct_amounts": int(totals.distinct.iloc[0]),
             "extreme_amounts": extremes,
+            "as_of": _as_of(settings).isoformat(),
         }
         if report["extreme_amounts"]["rows"]:
             log.warning("ingest: extreme amounts (%s)", report["extreme_amounts"])
@@ -106,6 +108,11 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             raise RuntimeError(f"ingest lost rows: {report}")
         io.write_json(report, report_tmp, atomic=False)
     return report
+
+
+def _as_of(settings: config.Settings) -> date:
+    """The run's as-of date: the scoring date, else today. Later rows are quarantined."""
+    return settings.dates["scoring_date"] or date.today()
 
 
 def _extremes(con, classified, limit: float | None, rules) -> dict:
