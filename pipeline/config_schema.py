@@ -485,6 +485,12 @@ DATE_ORDER = (
     ("data.rules.end", "data.calibration_end", True, "rows after data.rules.end are quarantined"),
     ("data.rules.end", "data.holdout_end", False, "rows after data.rules.end are quarantined"),
     ("data.rules.end", "data.scoring_date", False, "rows after data.rules.end are quarantined"),
+    (
+        "data.calibration_end",
+        "data.rules.start",
+        True,
+        "rows before data.rules.start are quarantined: nothing would be left to calibrate on",
+    ),
 )
 
 

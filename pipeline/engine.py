@@ -8,7 +8,6 @@ same Ibis expressions on both (``features/``).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -16,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import outputs
 from pipeline.errors import CvmError
 
 if TYPE_CHECKING:
@@ -358,13 +358,10 @@ def write_parquet(con, expr, path: Path) -> int:
                     for n, asc in keys
                 ]
             )
-        parts = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=Path(path).resolve().parent))
-        try:
+        with outputs.scratch(Path(path).resolve().parent, path.name) as parts:
             frame.coalesce(1).write.mode("overwrite").parquet(str(parts / "out"))
             (part,) = (parts / "out").glob("part-*.parquet")
             os.replace(part, path)
-        finally:
-            shutil.rmtree(parts, ignore_errors=True)
     return pq.read_metadata(path).num_rows
 
 

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -268,14 +267,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def _pending(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path``, removed on exit unless it was renamed."""
+    """A temporary file beside ``path``, removed on exit unless it was renamed (or by the next
+    run's recovery, if this process is killed)."""
+    from pipeline import outputs
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)
+    tmp_path = outputs.temporary(path)
+    os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield tmp_path
     finally:

@@ -28,6 +28,9 @@ CSV_MAPPING = (
     "data.mapping.quantity=qty",
     "data.rules.start=2024-01-01",
     "data.rules.end=2024-12-31",
+    "data.calibration_end=2024-06-30",
+    "data.holdout_end=2024-12-31",
+    "data.scoring_date=2024-12-31",
     "data.rules.duplicates=quarantine",
     "tracking.enabled=false",
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
     with (
         engine.session(settings.engine) as con,
         outputs.atomic_outputs(*targets, state=catalog.state) as temps,
-        tempfile.TemporaryDirectory(prefix=".features-", dir=catalog.features_report.parent) as tmp,
+        outputs.scratch(catalog.features_report.parent, "features") as tmp,
     ):
         staging = Path(tmp)
         # purchase days once, into a staging file every table reads

@@ -8,7 +8,6 @@ the Python process.
 from __future__ import annotations
 
 import logging
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
     targets = (catalog.clean, catalog.quarantine, catalog.ingest_report)
     with (
         outputs.atomic_outputs(*targets, state=catalog.state) as temps,
-        tempfile.TemporaryDirectory(prefix=".ingest-", dir=catalog.clean.parent) as staging,
+        outputs.scratch(catalog.clean.parent, "ingest") as staging,
     ):
         clean_tmp, quarantine_tmp, report_tmp = temps
         # the raw file is parsed and classified once, into a staging file the rest reads

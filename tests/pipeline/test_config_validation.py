@@ -184,6 +184,10 @@ RULE_CASES = [
         "data.rules.end is '1997-09-30'; expected a date after data.calibration_end",
     ),
     (
+        {"data.rules.start": "1997-09-30", "data.rules.end": None},
+        "data.calibration_end is '1997-09-30'; expected a date after data.rules.start",
+    ),
+    (
         {"data.header": False},
         "data.names is None; expected the column names: data.header is false",
     ),

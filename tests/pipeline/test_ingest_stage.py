@@ -145,8 +145,16 @@ def test_parquet_logs_with_typed_columns(make_params, tmp_path):
         (HEADER, (), "no data rows"),
         (b"cust,when,value,qty\nc1,2024-01-05,\xff\xfe,1\n", (), "1 rows are not UTF-8"),
         (HEADER + GOOD, ("data.rules.returns=refund",), "data.rules.returns is 'refund'"),
-        (HEADER + GOOD, ("data.rules.start=01/01/2024",), "'data.rules.start'"),
-        (HEADER + GOOD, ("+data.mapping.store=shop",), "'data.mapping'"),
+        (
+            HEADER + GOOD,
+            ("data.rules.start=01/01/2024",),
+            "data.rules.start is '01/01/2024'; expected a date YYYY-MM-DD or null",
+        ),
+        (
+            HEADER + GOOD,
+            ("+data.mapping.store=shop",),
+            "data.mapping.store is not a config key; data.mapping has the keys customer_id",
+        ),
     ],
 )
 def test_bad_files_and_config_stop_with_a_clear_message(

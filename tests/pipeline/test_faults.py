@@ -1,0 +1,262 @@
+"""Fault injection: a real `cvm run` or `cvm retrain` is killed (SIGKILL) right after a named write
+point (``CVM_KILL_AT``, :mod:`pipeline.faults`), not by timing luck; then what it left is checked
+and the next run must recover.
+
+`cvm run`: a project that completed a run on one log (X) runs again on another log (Y) and is
+killed in a stage. Every stage's outputs must then be all of X's run or all of Y's (byte for
+byte: the same inputs give the same bytes), the stages before the kill Y's, and the next run must
+finish the stage with Y's outputs, leaving no temporaries and no MLflow run ``RUNNING``.
+
+`cvm retrain`: killed while publishing, the next `cvm score` (or `cvm retrain`) finds the
+champion pair and the scored table moved together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pipeline import config, faults, outputs
+from pipeline.catalog import Catalog
+from pipeline.retrain.publish import JOURNAL
+from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.pipeline.test_retrain import FAST, as_of, simulated_history, until, write
+
+pytestmark = pytest.mark.slow
+
+STAGE_OUTPUTS = {
+    "ingest": ("clean", "quarantine", "ingest_report"),
+    "features": (
+        "features_calibration",
+        "features_scoring",
+        "features_train_calibration",
+        "features_train_scoring",
+        "features_repeats",
+        "features_report",
+    ),
+    "fit_clv": ("clv_calibration", "clv_scoring", "fit_report"),
+    "train_churn": ("churn_calibration", "churn_scoring", "train_report"),
+    "evaluate": ("evaluation", "plots"),
+    "score": ("scored.parquet", "scored.csv", "scored.schema.json", "score_summary"),
+    "report": ("report",),
+}
+STAGES = tuple(STAGE_OUTPUTS)
+SAMPLE = ("data=cdnow_sample", "clv.method=map", "tracking.uri=sqlite:///mlflow.db")
+
+
+def cvm(project: Path, *args: str, kill_at: str | None = None, trace: Path | None = None):
+    """``python -m pipeline ARGS`` in ``project``, killed at ``kill_at``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(faults.VARIABLE, None)
+    if kill_at:
+        env[faults.VARIABLE] = kill_at
+    if trace:
+        env[faults.TRACE] = str(trace)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def use_log(project: Path, log: Path, *overrides: str) -> None:
+    project.mkdir(parents=True, exist_ok=True)
+    cfg = config.compose([*overrides, f"data.path={log}"], REPO / "conf")
+    config.write_params(cfg, project / "params.yaml")
+
+
+def catalog(project: Path) -> Catalog:
+    return config.Settings(config.load_params(project / "params.yaml")).catalog.under(project)
+
+
+def entry(cat: Catalog, name: str) -> Path:
+    key, _, suffix = name.partition(".")
+    path = getattr(cat, key)
+    return path.with_suffix(f".{suffix}") if suffix else path
+
+
+def fingerprint(path: Path):
+    """A file's SHA-256, a directory's files' names and SHA-256s, ``None`` when absent."""
+    if path.is_dir():
+        return tuple((str(p.relative_to(path)), fingerprint(p)) for p in sorted(path.rglob("*")))
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def fingerprints(project: Path) -> dict[str, tuple]:
+    cat = catalog(project)
+    return {
+        stage: tuple(fingerprint(entry(cat, name)) for name in names)
+        for stage, names in STAGE_OUTPUTS.items()
+    }
+
+
+def leftovers(project: Path) -> list[Path]:
+    """Temporaries, scratch folders and journals of unfinished writes."""
+    cat = catalog(project)
+    found = [p for d in cat.directories() if d.is_dir() for p in d.glob(".*") if p != cat.state]
+    return found + (list(cat.state.iterdir()) if cat.state.is_dir() else [])
+
+
+def point(stage: str, kind: str) -> str:
+    """The fault point of ``kind`` (``before_commit``, ``renamed:1``) in ``stage``."""
+    cat = Catalog.from_paths(config.compose([], REPO / "conf")["paths"])
+    target = entry(cat, STAGE_OUTPUTS[stage][0])
+    return f"outputs:{kind}:{target.parent.name}/{target.name}"
+
+
+def runs_with_status(project: Path, status: str = "RUNNING") -> list:
+    client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, f"attributes.status = '{status}'")
+
+
+@pytest.fixture(scope="module")
+def two_logs(tmp_path_factory):
+    """Projects that ran `cvm run` from scratch on the CDNOW sample (X) and on the sample
+    without its last 1,500 lines (Y), with the fingerprints of their outputs and the fault
+    points Y's run passed."""
+    root = tmp_path_factory.mktemp("faults")
+    y_log = root / "sample_y.txt"
+    lines = CDNOW_SAMPLE.read_text().splitlines(keepends=True)
+    y_log.write_text("".join(lines[:-1500]))
+    runs = {}
+    for name, log in (("x", CDNOW_SAMPLE), ("y", y_log)):
+        use_log(root / name, log, *SAMPLE)
+        done = cvm(root / name, "run", trace=root / f"{name}.trace")
+        assert done.returncode == 0, done.stderr
+        runs[name] = fingerprints(root / name)
+    assert all(runs["x"][s] != runs["y"][s] for s in ("ingest", "fit_clv", "score"))
+    points = (root / "y.trace").read_text().splitlines()
+    return {"root": root, "y_log": y_log, "points": points, **runs}
+
+
+def test_two_runs_from_scratch_write_the_same_bytes(two_logs, tmp_path):
+    use_log(tmp_path, CDNOW_SAMPLE, *SAMPLE)
+    assert cvm(tmp_path, "run").returncode == 0
+    again = fingerprints(tmp_path)
+    for stage in STAGES:
+        assert again[stage] == two_logs["x"][stage], stage
+    parquet = [p for p in tmp_path.rglob("*.parquet") if ".cvm" not in p.parts]
+    assert len(parquet) >= 8  # the clean log, the quarantine, five feature tables, the table
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("kind", ["before_commit", "renamed:1"])
+def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path, stage, kind):
+    where = point(stage, kind)
+    assert where in two_logs["points"]  # the point exists and the uninterrupted run passed it
+    project = tmp_path / "project"
+    shutil.copytree(two_logs["root"] / "x", project)
+    use_log(project, two_logs["y_log"], *SAMPLE)
+    killed = cvm(project, "run", kill_at=where)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert leftovers(project)  # killed in the middle of a write
+
+    # what every run does first; then each stage's outputs are one run's, whole
+    cat = catalog(project)
+    outputs.recover(cat.state, cat.directories())
+    found = fingerprints(project)
+    before = STAGES[: STAGES.index(stage)]
+    assert {s: found[s] for s in before} == {s: two_logs["y"][s] for s in before}
+    expected = two_logs["x"] if kind == "before_commit" else two_logs["y"]
+    assert found[stage] == expected[stage]
+    for later in STAGES[STAGES.index(stage) + 1 :]:
+        assert found[later] == two_logs["x"][later]
+
+    # the next run finishes the stage: Y's outputs, nothing left behind, no run left RUNNING
+    again = cvm(project, "stage", stage)
+    assert again.returncode == 0, again.stderr
+    assert fingerprints(project)[stage] == two_logs["y"][stage]
+    assert not leftovers(project)
+    assert not runs_with_status(project)
+
+
+# --------------------------------------------------------------------------------------------
+# cvm retrain, killed while publishing
+# --------------------------------------------------------------------------------------------
+
+LENIENT = tuple(
+    f"retrain.promotion.metrics.{m}.tolerance=1.0"
+    for m in ("churn_roc_auc", "churn_brier", "clv_purchases_mae", "clv_purchases_gini")
+)
+PUBLISH_POINTS = (
+    "publish:journal",
+    "outputs:before_commit:scored/customers.parquet",
+    "outputs:renamed:2:scored/customers.csv",
+    "publish:table",
+    "publish:alias:1",
+    "publish:alias:3",
+)
+
+
+@pytest.fixture(scope="module")
+def champion_project(tmp_path_factory):
+    """A project whose first `cvm retrain` promoted champions, and the next week's log."""
+    root = tmp_path_factory.mktemp("retrain_faults")
+    history = simulated_history(1500, seed=5)
+    first = write(until(history, as_of(0)), root / "week0.csv")
+    second = write(until(history, as_of(1)), root / "week1.csv")
+    project = root / "project"
+    use_log(project, first, *FAST, *LENIENT, "tracking.uri=sqlite:///mlflow.db")
+    done = cvm(project, "retrain", "--as-of", str(as_of(0)))
+    assert done.returncode == 0, done.stderr
+    return project, second
+
+
+def registry_state(project: Path) -> dict:
+    uri = f"sqlite:///{project}/mlflow.db"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    return {n: dict(client.get_registered_model(n).aliases) for n in ("cvm-clv", "cvm-churn")}
+
+
+def table_labels(project: Path) -> tuple[str, str]:
+    import pandas as pd
+
+    table = pd.read_parquet(project / "data/scored/customers.parquet")
+    return table.clv_model.iloc[0], table.churn_model.iloc[0]
+
+
+@pytest.mark.parametrize("where", PUBLISH_POINTS)
+def test_retrain_killed_while_publishing_moves_champions_with_the_table(
+    champion_project, tmp_path, where
+):
+    origin, log = champion_project
+    project = tmp_path / "project"
+    shutil.copytree(origin, project)
+    before = registry_state(project)
+    killed = cvm(project, "retrain", "--as-of", str(as_of(1)), "--log", str(log), kill_at=where)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    lock = project / "artifacts/retrain/cvm.lock"
+    assert lock.read_text()  # the dead run's pid is still in the lock file
+    assert runs_with_status(project)
+
+    # the next command completes the publication or rolls it back: never a split pair
+    scored = cvm(project, "score", "--as-of", str(as_of(1)), "--log", str(log))
+    assert scored.returncode == 0, scored.stderr
+    after = registry_state(project)
+    champions = {n: after[n]["champion"] for n in after}
+    assert table_labels(project) == tuple(f"{n}/{v}" for n, v in champions.items())
+    assert len(set(champions.values())) == 1  # both from one retraining run
+    moved = where not in ("publish:journal", "outputs:before_commit:scored/customers.parquet")
+    assert (after != before) == moved
+    assert not (project / ".cvm" / JOURNAL).exists()
+    assert lock.read_text() == ""
+    assert not runs_with_status(project)
+    killed_runs = runs_with_status(project, "KILLED")
+    assert any(r.data.tags.get("cvm.stage") == "retrain" for r in killed_runs)
+
+    if where == PUBLISH_POINTS[-1]:  # and the next retrain runs as usual
+        again = cvm(project, "retrain", "--as-of", str(as_of(1)), "--log", str(log))
+        assert again.returncode in (0, 4), again.stderr
+        assert not leftovers(project)
