@@ -353,6 +353,7 @@ TRACKING = {
     "uri": Str(what="a tracking URI such as sqlite:///mlflow.db"),
     "registry_uri": Str(null=True, what="a registry URI"),  # null: uri
     "experiment": Str(),
+    "register": Bool(),
 }
 
 ENGINE = Variant(

@@ -37,9 +37,16 @@ class Tracker:
     def enabled(self) -> bool:
         return bool(self.config.get("enabled", True))
 
-    def child(self, parent_run_id: str, **tags: str) -> Tracker:
-        """A tracker whose runs are children of ``parent_run_id``, carrying ``tags``."""
-        return Tracker(self.config, parent_run_id, dict(tags))
+    @property
+    def register(self) -> bool:
+        """Whether the stages register the models they fit (``tracking.register``)."""
+        return self.enabled and bool(self.config.get("register", False))
+
+    def child(self, parent_run_id: str, register: bool = False, **tags: str) -> Tracker:
+        """A tracker whose runs are children of ``parent_run_id``, carrying ``tags``;
+        ``register`` makes its stages register their models whatever the config says."""
+        config = self.config | {"register": True} if register else self.config
+        return Tracker(config, parent_run_id, dict(tags))
 
     @contextmanager
     def run(self, stage: str, params: dict[str, Any]) -> Iterator[Any]:

@@ -61,7 +61,9 @@ class RetrainRun:
 
     def tracker(self, role: str) -> Tracker:
         """Where a stage run of this run records itself: a child of this run's MLflow run."""
-        return Tracker(self.settings.tracking).child(self.run_id, **{"cvm.retrain.role": role})
+        return Tracker(self.settings.tracking).child(
+            self.run_id, register=True, **{"cvm.retrain.role": role}
+        )
 
     def start_tracking(self, log_sha: str) -> None:
         """This run's MLflow run, created (not activated) so stage runs nest under it."""

@@ -68,9 +68,10 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
             tracking.log_artifacts(directory, f"clv/{name}")
         problems = report["scoring"]["convergence_problems"]  # kept: on_failure is warn
         tags = {"cvm.unconverged": "; ".join(problems)[:5000]} if problems else {}
-        version = registry.register_clv(
-            scoring_dir, tables["scoring"].head(5), settings.tracking, tags
-        )
+        version = None
+        if tracker.register:
+            example = tables["scoring"].head(5)
+            version = registry.register_clv(scoring_dir, example, settings.tracking, tags)
         tracking.log_dict(report, "fit_report.json")
         # fit times and the registry version go to MLflow only: the file depends on the inputs
         for name in FITS:

@@ -56,7 +56,9 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
                 if value is not None
             }
         )
-        version = registry.register_churn(scoring_dir, settings.tracking)
+        version = None
+        if tracker.register:
+            version = registry.register_churn(scoring_dir, settings.tracking)
         tracking.set_tags({f"cvm.churn.{n}.choice": report[n]["choice"] for n in FITS})
         tracking.log_dict(report, "churn_report.json")
         io.write_json(report, report_tmp, atomic=False)  # the registry version is MLflow's

@@ -21,7 +21,12 @@ def fitted(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("fit")
     cfg = config.compose(
-        [f"data.path={CDNOW_MASTER}", f"tracking.uri=sqlite:///{tmp}/mlflow.db"], REPO / "conf"
+        [
+            f"data.path={CDNOW_MASTER}",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+            "tracking.register=true",
+        ],
+        REPO / "conf",
     )
     config.write_params(cfg, tmp / "params.yaml")
     mp = pytest.MonkeyPatch()
