@@ -56,8 +56,7 @@ class Tracker:
             return
         import mlflow
 
-        mlflow.set_tracking_uri(self.config["uri"])
-        mlflow.set_registry_uri(self.config.get("registry_uri") or self.config["uri"])
+        connect(self.config)
         experiment = mlflow.set_experiment(self.config["experiment"])
         close_orphans(mlflow.MlflowClient(), experiment.experiment_id)
         tags = {"cvm.stage": stage, **owner_tags(), **self.tags}
@@ -66,6 +65,90 @@ class Tracker:
         with mlflow.start_run(run_name=stage, tags=tags) as run:
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
             yield run
+
+
+def execution_tags() -> dict[str, str]:
+    """The git revision a run comes from and, under ``dvc exp run``, the DVC experiment."""
+    tags = {"mlflow.source.git.commit": git_revision()}
+    if name := os.environ.get("DVC_EXP_NAME"):
+        tags["cvm.dvc_experiment"] = name
+    return tags
+
+
+def git_revision() -> str:
+    """The commit checked out (an experiment's baseline under ``dvc exp run``), or ``unknown``."""
+    import subprocess
+
+    if baseline := os.environ.get("DVC_EXP_BASELINE_REV"):
+        return baseline
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
+    """The tracker of a pipeline stage: its runs are children of the run of this pipeline
+    execution, which holds the whole config (``params``) as parameters, logged once.
+
+    The stages of one execution run as separate processes (``dvc repro`` starts each), so they
+    find their parent by a key: the config, the git revision and the DVC experiment. The parent
+    stays open until the last stage (``report``) closes it with the headline metrics.
+    """
+    tracker = Tracker(config)
+    if not tracker.enabled:
+        return tracker
+    import hashlib
+    import json
+
+    import mlflow
+
+    tags = execution_tags()
+    key = hashlib.sha256(json.dumps([params, tags], sort_keys=True, default=str).encode())
+    tags["cvm.execution"] = key.hexdigest()[:16]
+    connect(config)
+    client = mlflow.MlflowClient()
+    experiment = mlflow.set_experiment(config["experiment"]).experiment_id
+    found = client.search_runs(
+        [experiment],
+        f"tags.`cvm.execution` = '{tags['cvm.execution']}' and attributes.status = 'RUNNING'",
+        max_results=1,
+    )
+    if found:
+        return tracker.child(found[0].info.run_id, **tags)
+    name = tags.get("cvm.dvc_experiment", "pipeline")
+    parent = client.create_run(experiment, run_name=name, tags={"cvm.stage": "pipeline", **tags})
+    flat = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+    for start in range(0, len(flat), 100):  # MLflow takes at most 100 parameters a call
+        client.log_batch(parent.info.run_id, params=flat[start : start + 100])
+    return tracker.child(parent.info.run_id, **tags)
+
+
+def finish_pipeline(tracker: Tracker, metrics: dict[str, float]) -> None:
+    """Log the headline ``metrics`` on the execution's parent run and close it."""
+    if not tracker.enabled or not tracker.parent_run_id:
+        return
+    import mlflow
+
+    connect(tracker.config)
+    client = mlflow.MlflowClient()
+    for key, value in metrics.items():
+        if value is not None:
+            client.log_metric(tracker.parent_run_id, key, float(value))
+    client.set_terminated(tracker.parent_run_id, "FINISHED")
+
+
+def connect(config: dict[str, Any]) -> None:
+    import mlflow
+
+    from pipeline.relocate import relocate
+
+    registry = config.get("registry_uri") or config["uri"]
+    for uri in {config["uri"], registry}:
+        relocate(uri)  # a moved or copied project: its own runs, not the original's
+    mlflow.set_tracking_uri(config["uri"])
+    mlflow.set_registry_uri(registry)
 
 
 def owner_tags() -> dict[str, str]:

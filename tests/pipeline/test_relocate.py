@@ -1,0 +1,58 @@
+"""A project moved to another folder finds its runs and registered models, and writes new runs
+into its own ``mlruns/``, not the old place."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pipeline import config
+from pipeline.relocate import relocate
+from tests.conftest import CDNOW_SAMPLE, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def cvm(project, *args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=project, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_a_moved_project_reads_its_models_and_writes_runs_in_place(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    overrides = ["data=cdnow_sample", "clv.method=map", "tracking.register=true"]
+    cfg = config.compose([*overrides, f"data.path={CDNOW_SAMPLE}"], REPO / "conf")
+    assert cfg["tracking"]["uri"] == "sqlite:///mlflow.db"  # the project's own store
+    config.write_params(cfg, old / "params.yaml")
+    cvm(old, "run")
+    shutil.move(old, new)
+
+    cvm(new, "stage", "report")  # a command in the moved project
+    assert not old.exists()  # nothing was written to the old place
+    uri = f"sqlite:///{new}/mlflow.db"
+    assert relocate(uri) is None  # repointed once, by the first command
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("cvm")
+    assert experiment.artifact_location == str(new / "mlruns" / experiment.experiment_id)
+    (report,) = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`cvm.stage` = 'report'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    assert report.info.artifact_uri.startswith(str(new / "mlruns"))
+    assert "report.html" in [a.path for a in client.list_artifacts(report.info.run_id)]
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/cvm-clv/1")  # saved before the move
+    features = pd.read_parquet(new / "data/features/scoring.parquet").head(20)
+    assert len(model.predict(features)) == 20
