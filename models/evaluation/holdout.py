@@ -80,6 +80,20 @@ def beats_strongest_baseline(churn: dict[str, dict[str, float]]) -> dict[str, di
     return out
 
 
+# the scores drawn in the churn plots: the model, the CLV model's own probability, recency
+PLOTTED_SCORES = ("churn_model", "clv_p_no_purchase", "recency_days")
+
+
+def thinned_roc(points: pd.DataFrame, steps: int = 100) -> pd.DataFrame:
+    """The ROC points where ``fpr + tpr`` crosses a new multiple of ``1 / steps``, the first and
+    the last kept: at most ``2 * steps + 1`` rows, the curve unchanged to the eye (a score with
+    one value per customer gives a point per customer)."""
+    walked = np.floor((points.fpr + points.tpr).to_numpy() * steps)
+    keep = np.r_[True, np.diff(walked) > 0]
+    keep[-1] = True
+    return points[keep].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class HoldoutSettings:
     """The evaluation windows in model time units and how predictions are made."""
@@ -149,9 +163,13 @@ def evaluate_holdout(
             table.frequency, table.holdout_purchases, pred.expected_purchases
         ),
         "churn_roc": pd.concat(
-            roc_curve_points(y, scores[name]).assign(model=name)
-            for name in ("churn_model", "clv_p_no_purchase", "recency_days")
+            thinned_roc(roc_curve_points(y, scores[name])).assign(model=name)
+            for name in PLOTTED_SCORES
         ),
-        "churn_calibration": calibration_curve_points(y, scores["churn_model"]),
+        "churn_calibration": pd.concat(
+            calibration_curve_points(y, scores[name]).assign(model=name)
+            for name in PLOTTED_SCORES
+            if is_probability(name)
+        ),
     }
     return results, plots

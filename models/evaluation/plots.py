@@ -1,20 +1,19 @@
-"""Figures of the report and the diagnostics notebook (data in, matplotlib figure out)."""
+"""Figures of the report and the diagnostics notebook (data in, matplotlib figure out).
+
+The figures are made without pyplot: no backend is chosen here and none is held open, so the
+report renders them headless and a notebook shows the one a cell returns (inline), once.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def _figure(width: float = 6.4, height: float = 3.6):
-    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
-    return fig, ax
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots()
 
 
 def tier_shares(scored: pd.DataFrame) -> Figure:
@@ -106,10 +105,14 @@ def roc_curves(points: pd.DataFrame, aucs: dict[str, float]) -> Figure:
 
 
 def reliability(points: pd.DataFrame) -> Figure:
-    """Observed churn rate against the mean predicted probability per bin."""
+    """Observed churn rate against the mean predicted probability per bin, a line per score
+    (``model`` column; without it, the churn model's)."""
     fig, ax = _figure(5.0, 4.4)
     filled = points.dropna(subset=["mean_predicted"])
-    ax.plot(filled.mean_predicted, filled.observed_rate, marker="o", label="churn model")
+    if "model" not in filled.columns:
+        filled = filled.assign(model="churn_model")
+    for name, curve in filled.groupby("model", sort=False):
+        ax.plot(curve.mean_predicted, curve.observed_rate, marker="o", label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     ax.set_xlabel("predicted churn probability")
     ax.set_ylabel("observed churn rate")

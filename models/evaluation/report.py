@@ -20,11 +20,8 @@ padding: 4px 8px; text-align: right; } th { background: #f3f3f3; }
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buffer = bytes_io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pipeline import churn_store, clv_store, config, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
@@ -51,9 +53,7 @@ def evaluate(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> d
         evaluation_tmp,
         plots_tmp,
     ):
-        plots_tmp.mkdir()
-        for name, frame in plots.items():
-            frame.to_csv(plots_tmp / f"{name}.csv", index=False)
+        write_plots(plots, plots_tmp)
         io.write_json(results, evaluation_tmp, atomic=False)
     with tracker.run("evaluate", {"dates": dates}):
         tracking.log_metrics(
@@ -68,3 +68,28 @@ def evaluate(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> d
         tracking.log_file(catalog.evaluation, "evaluation")
         tracking.log_artifacts(catalog.plots, "evaluation/plots")
     return results
+
+
+def write_plots(plots: dict[str, pd.DataFrame], directory: Path) -> None:
+    """Write each plot's data as ``<name>.csv``, or, when it has a ``model`` column, as
+    ``<name>/<model>.csv`` per model: DVC draws one line per file, so each score gets its own
+    curve in ``dvc plots show`` (dvc.yaml names the files)."""
+    directory.mkdir()
+    for name, frame in plots.items():
+        if "model" not in frame.columns:
+            frame.to_csv(directory / f"{name}.csv", index=False)
+            continue
+        (directory / name).mkdir()
+        for model, part in frame.groupby("model", sort=False):
+            part.drop(columns="model").to_csv(directory / name / f"{model}.csv", index=False)
+
+
+def read_plots(directory: Path) -> dict[str, pd.DataFrame]:
+    """The plot data :func:`write_plots` wrote, the per-model files of a plot concatenated
+    again with their ``model`` column (in file name order)."""
+    plots = {path.stem: pd.read_csv(path) for path in sorted(directory.glob("*.csv"))}
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        plots[folder.name] = pd.concat(
+            pd.read_csv(path).assign(model=path.stem) for path in sorted(folder.glob("*.csv"))
+        ).reset_index(drop=True)
+    return plots

@@ -8,9 +8,8 @@ import pandas as pd
 
 from pipeline import churn_store, config, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
+from pipeline.stages.evaluate import read_plots
 from pipeline.tracking import Tracker
-
-PLOTS = ("tracking", "calibration_holdout", "churn_roc", "churn_calibration")
 
 
 def run(cfg) -> Path:
@@ -26,7 +25,7 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
         scored,
         io.read_json(catalog.evaluation),
         churn_store.importance(catalog.churn_scoring),
-        {name: pd.read_csv(catalog.plots / f"{name}.csv") for name in PLOTS},
+        read_plots(catalog.plots),
         _warnings(io.read_json(catalog.fit_report)),
         io.read_json(catalog.train_report)["scoring"].get("selection", {}),
     )

@@ -1,0 +1,140 @@
+"""Metrics and plots DVC can show and compare: a real `dvc repro` on the CDNOW sample, committed,
+then an experiment; `dvc exp show`, `dvc metrics diff`, `dvc exp diff` and `dvc plots diff` read
+both, and each plot is drawn once, the churn plots with a line per score."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.pipeline.test_dvc import PROJECT_FILES, sh
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+METRICS = sorted(
+    PARAMS["paths"][entry.strip("${}").removeprefix("paths.")]
+    for stage in DVC["stages"].values()
+    for metric in stage.get("metrics", [])
+    for entry in metric
+)
+PLOTS = {name: spec for plot in DVC["plots"] for name, spec in plot.items()}
+SCORES = {"churn_roc": 3, "churn_calibration": 2}  # the model, the CLV probability, recency
+
+
+def git_commit(root: Path, message: str) -> None:
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """The project on the CDNOW sample (MAP fits, no MLflow): `dvc repro` committed, then
+    `dvc exp run -S churn.num_leaves=15` (named ``leaves15``) left in the workspace."""
+    root = tmp_path_factory.mktemp("results")
+    for name in PROJECT_FILES:
+        src, dst = REPO / name, root / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
+    for path, old, new in (
+        ("conf/config.yaml", "- data: cdnow\n", "- data: cdnow_sample\n"),
+        ("conf/clv/bgnbd.yaml", "method: nuts", "method: map"),
+        ("conf/tracking/local.yaml", "enabled: true", "enabled: false"),
+    ):
+        text = (root / path).read_text()
+        assert old in text, f"{path} no longer holds {old!r}"
+        (root / path).write_text(text.replace(old, new))
+    sh(root, "cvm", "params")
+    sh(root, "git", "init", "-q")
+    git_commit(root, "project")
+    sh(root, "dvc", "repro")
+    git_commit(root, "results")
+    sh(root, "dvc", "exp", "run", "-n", "leaves15", "-S", "churn.num_leaves=15")
+    return root
+
+
+def dvc_json(root: Path, *args: str):
+    """The JSON a dvc command prints, after checking it loaded every revision's files."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["dvc", *args, "--json"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "failed to load" not in done.stderr.lower(), done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_metrics_and_plot_data_are_committed_and_nothing_else(experiment):
+    tracked = set(sh(experiment, "git", "ls-files", "data", "artifacts", "reports").split())
+    plot_files = {
+        p.replace("${paths.plots}", PARAMS["paths"]["plots"])
+        for spec in PLOTS.values()
+        for p in spec["y"]
+    }
+    raw = {p for p in tracked if p.startswith("data/raw/")}
+    assert tracked - raw == set(METRICS) | plot_files
+    assert len(METRICS) == 6
+    assert sum((experiment / p).stat().st_size for p in plot_files) < 100_000
+
+
+def test_exp_show_has_numbers_for_the_baseline_and_the_experiment(experiment):
+    rows = dvc_json(experiment, "exp", "show")
+    baseline = next(r for r in rows if r["rev"] != "workspace")
+    leaves15 = next(e["revs"][0] for e in baseline["experiments"] if e["name"] == "leaves15")
+    for row in (baseline, leaves15):
+        metrics = row["data"]["metrics"]
+        assert sorted(metrics) == METRICS, row["name"]
+        assert not [m for m, v in metrics.items() if "error" in v], metrics
+        auc = metrics["reports/evaluation.json"]["data"]["churn"]["churn_model"]["roc_auc"]
+        assert 0.5 < auc < 1.0
+    params = leaves15["data"]["params"]["params.yaml"]["data"]
+    assert params["churn"]["num_leaves"] == 15
+
+
+# the scoring booster's validation ROC-AUC: num_leaves changes it (on the sample's calibration
+# cutoff the history is too short to judge the booster, so the evaluation keeps the stack)
+VALIDATION_AUC = "scoring.validation.calibrated.roc_auc"
+
+
+def test_metrics_diff_shows_what_the_experiment_changed(experiment):
+    diff = dvc_json(experiment, "metrics", "diff")  # HEAD against the experiment's workspace
+    auc = diff["artifacts/churn/train_report.json"][VALIDATION_AUC]
+    assert auc["old"] != auc["new"] and auc["diff"]
+    assert "data/interim/ingest_report.json" not in diff  # upstream of the churn model
+
+
+def test_exp_diff_compares_the_experiment_with_its_baseline(experiment):
+    diff = dvc_json(experiment, "exp", "diff", "HEAD", "leaves15")
+    leaves = diff["params"]["params.yaml"]["churn.num_leaves"]
+    assert (leaves["old"], leaves["new"]) == (PARAMS["churn"]["num_leaves"], 15)
+    auc = diff["metrics"]["artifacts/churn/train_report.json"][VALIDATION_AUC]
+    assert auc["old"] != auc["new"]
+
+
+def test_plots_diff_draws_each_plot_once_and_a_line_per_score(experiment):
+    rendered = dvc_json(experiment, "plots", "diff", "HEAD")["data"]
+    assert sorted(rendered) == sorted(PLOTS), "a plot missing, or drawn twice"
+    for name, renders in rendered.items():
+        assert len(renders) == 1, name
+        content = renders[0]["content"]
+        assert content["title"]["text"] == PLOTS[name]["title"]
+        assert sorted(renders[0]["revisions"]) == ["HEAD", "workspace"], name
+        # DVC tells the lines of a revision apart by dash: the file, or the column of one file
+        dash = content["encoding"]["strokeDash"]["field"]
+        lines = {(p["rev"], p[dash]) for p in content["data"]["values"]}
+        if name in SCORES:
+            assert dash == "filename", name
+            assert len(lines) == 2 * SCORES[name], (name, lines)
+        else:
+            assert (dash, len(lines)) == ("field", 4), name  # actual and predicted
