@@ -34,7 +34,20 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
     as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
     with tracker.run("report", {"as_of": as_of}):
         tracking.log_file(catalog.report)
+    tracking.finish_pipeline(tracker, headline(catalog))
     return catalog.report
+
+
+def headline(catalog: Catalog) -> dict[str, float]:
+    """The figures two pipeline executions are compared by, for the execution's MLflow run."""
+    evaluation = io.read_json(catalog.evaluation)
+    churn = evaluation["churn"]["churn_model"]
+    figures = {f"churn_{k}": churn[k] for k in ("roc_auc", "pr_auc", "brier", "ece")}
+    for part, values in evaluation["clv"].items():
+        if values:  # no spend figures for a purchase-only log
+            figures |= {f"clv_{part}_{k}": values[k] for k in ("mae", "normalised_gini")}
+    summary = io.read_json(catalog.score_summary)
+    return figures | {"customers": summary["customers"], "total_clv": summary["total_clv"]}
 
 
 def _warnings(fit_report: dict) -> list[str]:

@@ -40,6 +40,7 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     exp = client.get_experiment_by_name("cvm")
     runs = {r.data.tags["cvm.stage"]: r for r in client.search_runs([exp.experiment_id])}
     assert set(runs) == {
+        "pipeline",
         "ingest",
         "features",
         "fit_clv",
@@ -55,6 +56,25 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     assert "ingest_report.json" in artifacts
     assert runs["features"].data.metrics["calibration_rows"] == 2357
     assert runs["features"].data.params["features.time_unit"] == "weeks"
+
+
+def test_one_run_per_execution_holds_the_config_and_the_headline_figures(sample_run):
+    client = mlflow.MlflowClient(f"sqlite:///{sample_run}/mlflow.db")
+    exp = client.get_experiment_by_name("cvm")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`cvm.stage` = 'pipeline'")
+    stages = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(stages) == 7
+    assert parent.info.status == "FINISHED"
+    # the whole composed config, flattened, once
+    assert parent.data.params["data.mapping.amount"] == "dollar_value"
+    assert parent.data.params["churn.num_leaves"] == "7"
+    assert len(parent.data.params) > 100
+    evaluation = json.loads((sample_run / "reports/evaluation.json").read_text())
+    assert parent.data.metrics["churn_roc_auc"] == evaluation["churn"]["churn_model"]["roc_auc"]
+    assert parent.data.metrics["customers"] == 2357
+    assert parent.data.tags["mlflow.source.git.commit"]
 
 
 def test_the_scored_table_covers_every_customer(sample_run):
