@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from functools import partial
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from models.btyd.predict import PredictionSettings
 from models.segments import (
+    RFM_COLUMNS,
     LifecycleRules,
     TierSettings,
     assign_tiers,
@@ -51,6 +52,41 @@ class ScoringSettings:
     lifecycle: LifecycleRules
     value_per_purchase: float | None = None
 
+    def to_dict(self) -> dict:
+        """Plain JSON-able values (:meth:`from_dict` rebuilds the settings)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ScoringSettings:
+        tiers = values["tiers"]
+        return cls(
+            prediction=PredictionSettings(**values["prediction"]),
+            max_draws=values["max_draws"],
+            churn_horizon=float(values["churn_horizon"]),
+            tiers=TierSettings(
+                method=tiers["method"],
+                names=tuple(tiers["names"]),
+                bounds=tuple(float(b) for b in tiers["bounds"]),
+            ),
+            lifecycle=LifecycleRules(**values["lifecycle"]),
+            value_per_purchase=values.get("value_per_purchase"),
+        )
+
+
+REFERENCE_COLUMNS = ("tier_value", *RFM_COLUMNS)
+
+
+def population(table: pd.DataFrame, value_per_purchase: float | None = None) -> pd.DataFrame:
+    """What tiers and RFM scores rank a customer against, from a scored table: the value the
+    tiers rank (CLV, or ``value_per_purchase`` x expected purchases without spend) and the RFM
+    columns. Scoring with it as ``reference`` labels a batch of any size as in that table."""
+    if table["clv"].notna().any():
+        value = table["clv"]
+    else:
+        value = table["expected_purchases"] * (value_per_purchase or 1.0)
+    out = table[list(RFM_COLUMNS)].astype(float).assign(tier_value=value.astype(float))
+    return out[list(REFERENCE_COLUMNS)].reset_index(drop=True)
+
 
 def score_rows(features: pd.DataFrame, clv, churn, settings: ScoringSettings) -> pd.DataFrame:
     """Row for row: ``customer_id``, every CLV prediction with its interval and
@@ -79,12 +115,14 @@ def score_customers(
     provenance: dict[str, str],
     as_of: date,
     execute: Callable[[RowScorer, pd.DataFrame], pd.DataFrame] | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The scored customer table of ``features`` (one row per customer).
 
     ``execute(score, features)`` runs the row scorer over the table (default: in this process;
     the score stage passes one that runs it in Spark's executors); tiers, lifecycle stages and
-    RFM scores rank customers against each other, so they are assigned to the gathered scores.
+    RFM scores rank customers against each other, so they are assigned to the gathered scores,
+    or against ``reference`` (:func:`population`) when given.
     """
     score = partial(score_rows, clv=clv.thinned(settings.max_draws), churn=churn, settings=settings)
     scores = score(features) if execute is None else execute(score, features)
@@ -97,6 +135,7 @@ def score_customers(
         provenance,
         as_of,
         settings.value_per_purchase,
+        reference,
     )
 
 
@@ -109,6 +148,7 @@ def scored_table(
     provenance: dict[str, str],
     as_of: date,
     value_per_purchase: float | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM.
 
@@ -117,6 +157,7 @@ def scored_table(
     (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
     Predictions without spend (a purchase-only model) leave the spend and CLV columns null,
     and the tiers rank ``value_per_purchase`` (default 1) times the expected purchases.
+    Tiers and RFM scores rank the customers among themselves, or among ``reference``.
     """
     table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
     preds = predictions.reset_index(drop=True).reindex(columns=list(PREDICTION_COLUMNS))
@@ -127,9 +168,10 @@ def scored_table(
     else:
         order = "expected_purchases"
         value = table[order] * (value_per_purchase or 1.0)
-    table["value_tier"] = assign_tiers(value, tiers)
+    ranks = None if reference is None else reference["tier_value"].to_numpy(dtype=float)
+    table["value_tier"] = assign_tiers(value, tiers, ranks)
     table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)
-    table = pd.concat([table, rfm_scores(table)], axis=1)
+    table = pd.concat([table, rfm_scores(table, reference)], axis=1)
     for key, label in provenance.items():
         table[key] = label
     table["as_of_date"] = pd.Timestamp(as_of).normalize()

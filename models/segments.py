@@ -38,10 +38,20 @@ class TierSettings:
             raise ValueError("tiers.bounds must lie strictly between 0 and 1 for quantile tiers")
 
 
-def assign_tiers(clv: pd.Series, settings: TierSettings) -> pd.Series:
-    """An ordered categorical tier per customer; equal CLVs always share a tier."""
+def assign_tiers(
+    clv: pd.Series, settings: TierSettings, reference: np.ndarray | None = None
+) -> pd.Series:
+    """An ordered categorical tier per customer; equal CLVs always share a tier.
+
+    Quantile tiers rank ``clv`` among its own values, or, given ``reference`` (the values of a
+    population), among those: a customer of that population gets the tier it has there.
+    """
     values = clv.to_numpy(dtype=float)
-    if settings.method == "quantile":
+    if settings.method == "quantile" and reference is not None:
+        ref, n = _sorted_finite(reference)
+        lower = np.searchsorted(ref, values, side="left").astype(float)
+        level = np.where(np.isnan(values), np.nan, (lower + 1) / n - 1 / n)
+    elif settings.method == "quantile":
         # share of customers with a strictly lower CLV: ties stay together
         level = pd.Series(values).rank(method="min", pct=True).to_numpy() - 1 / len(values)
     else:
@@ -103,23 +113,55 @@ RFM_SEGMENTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
 )
 
 
-def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
-    """Scores 1..5 by quintile of rank; ties share a score."""
-    pct = values.rank(method="average", pct=True, ascending=higher_is_better)
+def _sorted_finite(values: np.ndarray) -> tuple[np.ndarray, int]:
+    ref = np.sort(np.asarray(values, dtype=float))
+    ref = ref[~np.isnan(ref)]
+    return ref, len(ref)
+
+
+def quintile_score(
+    values: pd.Series, higher_is_better: bool = True, reference: np.ndarray | None = None
+) -> pd.Series:
+    """Scores 1..5 by quintile of rank; ties share a score. Given ``reference`` (the values of
+    a population), ranks among those instead: a member of it gets the score it has there."""
+    if reference is None:
+        pct = values.rank(method="average", pct=True, ascending=higher_is_better)
+    else:  # the average rank of the value's ties, as pandas computes it
+        ref, n = _sorted_finite(reference)
+        x = values.to_numpy(dtype=float)
+        below = np.searchsorted(ref, x, side="left")
+        above = n - np.searchsorted(ref, x, side="right")
+        ties = n - below - above
+        ahead = below if higher_is_better else above
+        avg = ahead + (ties + 1) / 2
+        pct = pd.Series(np.where(np.isnan(x), np.nan, avg / n), index=values.index)
     return np.ceil(pct * 5).clip(1, 5).astype("int8")
 
 
-def rfm_scores(customers: pd.DataFrame) -> pd.DataFrame:
+RFM_COLUMNS = ("recency_days", "purchase_days", "total_spend")
+
+
+def rfm_scores(customers: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """RFM quintile scores (1..5), ``rfm_score`` (e.g. 543) and the named ``rfm_segment``.
 
     Recency is ``recency_days`` (fewer is better), frequency ``purchase_days`` and monetary
-    ``total_spend``.
+    ``total_spend``; each is scored among ``customers``, or among ``reference`` (a population
+    with these columns) when given.
     """
-    r = quintile_score(customers["recency_days"], higher_is_better=False)
-    f = quintile_score(customers["purchase_days"])
+
+    def ref(name: str) -> np.ndarray | None:
+        return None if reference is None else reference[name].to_numpy(dtype=float)
+
+    r = quintile_score(customers["recency_days"], False, ref("recency_days"))
+    f = quintile_score(customers["purchase_days"], True, ref("purchase_days"))
     spend = customers["total_spend"]
     # a log without amounts has no monetary score: 0
-    m = quintile_score(spend) if spend.notna().any() else pd.Series(0, spend.index, dtype="int8")
+    has_spend = spend.notna().any() if reference is None else reference.total_spend.notna().any()
+    m = (
+        quintile_score(spend, True, ref("total_spend"))
+        if has_spend
+        else pd.Series(0, spend.index, dtype="int8")
+    )
     segment = pd.Series("other", index=customers.index, dtype="str")
     for name, r_scores, f_scores in RFM_SEGMENTS:
         segment[r.isin(r_scores) & f.isin(f_scores)] = name
