@@ -20,6 +20,7 @@ from models.segments import (
     lifecycle_stage,
     rfm_scores,
 )
+from models.value_views import ValueViewSettings, tier_value, value_columns
 
 SUMMARY_COLUMNS = (
     "customer_id",
@@ -42,8 +43,9 @@ PREDICTION_COLUMNS = tuple(
 @dataclass(frozen=True)
 class ScoringSettings:
     """How customers are scored: CLV predictions (from at most ``max_draws`` posterior draws),
-    the churn horizon in model time units, and the tier and lifecycle rules. Without a spend
-    model, tiers rank ``value_per_purchase`` (default 1) times the expected purchases."""
+    the churn horizon in model time units, the tier and lifecycle rules, and the value matrix
+    and action table of the value views. Without a spend model, tiers rank
+    ``value_per_purchase`` (default 1) times the expected purchases."""
 
     prediction: PredictionSettings
     max_draws: int | None
@@ -51,6 +53,7 @@ class ScoringSettings:
     tiers: TierSettings
     lifecycle: LifecycleRules
     value_per_purchase: float | None = None
+    views: ValueViewSettings = ValueViewSettings()
 
     def to_dict(self) -> dict:
         """Plain JSON-able values (:meth:`from_dict` rebuilds the settings)."""
@@ -67,24 +70,35 @@ class ScoringSettings:
                 method=tiers["method"],
                 names=tuple(tiers["names"]),
                 bounds=tuple(float(b) for b in tiers["bounds"]),
+                by=tiers.get("by", "clv"),
             ),
             lifecycle=LifecycleRules(**values["lifecycle"]),
             value_per_purchase=values.get("value_per_purchase"),
+            views=ValueViewSettings.from_dict(values["views"])
+            if "views" in values
+            else ValueViewSettings(),
         )
 
 
-REFERENCE_COLUMNS = ("tier_value", *RFM_COLUMNS)
+REFERENCE_COLUMNS = ("tier_value", *RFM_COLUMNS, "historical_value", "clv")
 
 
-def population(table: pd.DataFrame, value_per_purchase: float | None = None) -> pd.DataFrame:
-    """What tiers and RFM scores rank a customer against, from a scored table: the value the
-    tiers rank (CLV, or ``value_per_purchase`` x expected purchases without spend) and the RFM
-    columns. Scoring with it as ``reference`` labels a batch of any size as in that table."""
-    if table["clv"].notna().any():
+def population(
+    table: pd.DataFrame, value_per_purchase: float | None = None, by: str = "clv"
+) -> pd.DataFrame:
+    """What tiers, RFM scores and the value matrix rank a customer against, from a scored table:
+    the value the tiers rank (``by``: CLV, or ``value_per_purchase`` x expected purchases
+    without spend; value to date with ``historical_value``), the RFM columns, and the two axes
+    of the value matrix. Scoring with it as ``reference`` labels a batch of any size as in that
+    table. (``margin_clv`` ranks as CLV: the features carry no margin to date.)"""
+    if by == "historical_value" and table["historical_value"].notna().any():
+        value = table["historical_value"]
+    elif table["clv"].notna().any():
         value = table["clv"]
     else:
         value = table["expected_purchases"] * (value_per_purchase or 1.0)
-    out = table[list(RFM_COLUMNS)].astype(float).assign(tier_value=value.astype(float))
+    columns = [*RFM_COLUMNS, "historical_value", "clv"]
+    out = table[columns].astype(float).assign(tier_value=value.astype(float))
     return out[list(REFERENCE_COLUMNS)].reset_index(drop=True)
 
 
@@ -136,6 +150,8 @@ def score_customers(
         as_of,
         settings.value_per_purchase,
         reference,
+        views=settings.views,
+        margin=settings.prediction.margin,
     )
 
 
@@ -149,29 +165,32 @@ def scored_table(
     as_of: date,
     value_per_purchase: float | None = None,
     reference: pd.DataFrame | None = None,
+    views: ValueViewSettings | None = None,
+    margin: float = 1.0,
 ) -> pd.DataFrame:
-    """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM.
+    """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM
+    and the value views (:func:`models.value_views.value_columns`, with ``views``).
 
     ``predictions`` is aligned with ``features`` (as returned by
     :func:`models.btyd.predict.predict_customers`); ``provenance`` names the models
     (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
     Predictions without spend (a purchase-only model) leave the spend and CLV columns null,
     and the tiers rank ``value_per_purchase`` (default 1) times the expected purchases.
+    ``margin`` is the flat margin the CLV applies (``clv.prediction.margin``; for ``margin_clv``).
     Tiers and RFM scores rank the customers among themselves, or among ``reference``.
     """
     table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
     preds = predictions.reset_index(drop=True).reindex(columns=list(PREDICTION_COLUMNS))
     table = pd.concat([table, preds], axis=1)
     table["churn_probability"] = np.asarray(churn_probability, dtype=float)
-    if "clv" in predictions.columns:
-        order, value = "clv", table["clv"]
-    else:
-        order = "expected_purchases"
-        value = table[order] * (value_per_purchase or 1.0)
+    order = "clv" if "clv" in predictions.columns else "expected_purchases"
+    value = tier_value(table, features, tiers.by, margin, value_per_purchase)
     ranks = None if reference is None else reference["tier_value"].to_numpy(dtype=float)
     table["value_tier"] = assign_tiers(value, tiers, ranks)
     table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)
     table = pd.concat([table, rfm_scores(table, reference)], axis=1)
+    views = views or ValueViewSettings()
+    table = pd.concat([table, value_columns(table, features, views, reference)], axis=1)
     for key, label in provenance.items():
         table[key] = label
     table["as_of_date"] = pd.Timestamp(as_of).normalize()
@@ -216,14 +235,24 @@ COLUMN_DOCS: dict[str, str] = {
     "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean; null for a "
     "log without amounts.",
     "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days.",
-    "value_tier": "Value tier from CLV (tiers config), best first; without spend, from "
-    "clv.prediction.value_per_purchase (default 1) x expected_purchases.",
+    "value_tier": "Value tier from what tiers.by names (default CLV; tiers config), best first; "
+    "without spend, from clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
     "rfm_recency": "Recency quintile score, 5 = most recent.",
     "rfm_frequency": "Frequency quintile score (purchase days), 5 = most frequent.",
     "rfm_monetary": "Monetary quintile score (total spend), 5 = highest.",
     "rfm_score": "The three RFM scores as one number, e.g. 543.",
     "rfm_segment": "Named RFM segment from the recency and frequency scores.",
+    "historical_value": "Value to date: net spend to date (margin to date where the features "
+    "carry it); null for a log without amounts.",
+    "value_at_risk": "clv x churn_probability: the value expected to leave if the customer "
+    "churns; null for a log without amounts.",
+    "retention_priority": "Rank by value_at_risk, 1 = highest, no gaps, ties by customer_id; "
+    "without amounts, by expected_purchases x churn_probability.",
+    "value_segment": "Cell of the value matrix of historical_value x clv quantiles "
+    "(tiers.value_matrix); null for a log without amounts.",
+    "recommended_action": "Action for the value tier x lifecycle stage (tiers.actions), else "
+    "tiers.actions.default.",
     "clv_model": "Identifier of the CLV model (registry version, or content hash).",
     "churn_model": "Identifier of the churn model (registry version, or content hash).",
     "as_of_date": "The scoring date: features and predictions use data up to this day.",

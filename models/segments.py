@@ -12,24 +12,29 @@ import pandas as pd
 
 TIER_METHODS = ("quantile", "threshold")
 LIFECYCLE_STAGES = ("new", "active", "loyal", "at_risk", "lost")
+TIER_BASES = ("clv", "margin_clv", "historical_value")
 
 
 @dataclass(frozen=True)
 class TierSettings:
-    """Value tiers from CLV, best first.
+    """Value tiers, best first, from what ``by`` names (:data:`TIER_BASES`; see
+    :func:`models.value_views.tier_value`): CLV by default.
 
-    ``quantile``: ``bounds`` are CLV quantiles that open each tier but the last (e.g. 0.95, 0.80,
-    0.50: the top 5 % are the first tier, the next 15 % the second, ...). ``threshold``: ``bounds``
-    are absolute CLV lower bounds, descending.
+    ``quantile``: ``bounds`` are quantiles of that value that open each tier but the last (e.g.
+    0.95, 0.80, 0.50: the top 5 % are the first tier, the next 15 % the second, ...).
+    ``threshold``: ``bounds`` are absolute lower bounds of it, descending.
     """
 
     method: str = "quantile"
     names: tuple[str, ...] = ("platinum", "gold", "silver", "bronze")
     bounds: tuple[float, ...] = (0.95, 0.80, 0.50)
+    by: str = "clv"
 
     def __post_init__(self) -> None:
         if self.method not in TIER_METHODS:
             raise ValueError(f"tiers.method is {self.method!r}; expected one of {TIER_METHODS}")
+        if self.by not in TIER_BASES:
+            raise ValueError(f"tiers.by is {self.by!r}; expected one of {TIER_BASES}")
         if len(self.names) != len(self.bounds) + 1:
             raise ValueError("tiers.names must have one more entry than tiers.bounds")
         if list(self.bounds) != sorted(self.bounds, reverse=True):

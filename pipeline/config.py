@@ -179,9 +179,23 @@ def tier_settings(cfg: DictConfig):
 
     tiers = dict(get(cfg, "tiers"))
     lifecycle = tiers.pop("lifecycle")
+    for key in ("value_matrix", "actions"):  # the value views: see view_settings
+        tiers.pop(key, None)
     tiers = {k: tuple(v) if isinstance(v, list) else v for k, v in tiers.items()}
     return _build(TierSettings, tiers, "tiers"), _build(
         LifecycleRules, lifecycle, "tiers.lifecycle"
+    )
+
+
+def view_settings(cfg: DictConfig):
+    """``tiers.value_matrix`` and ``tiers.actions`` → :class:`ValueViewSettings`."""
+    from models.value_views import ActionTable, ValueMatrix, ValueViewSettings
+
+    matrix = dict(get(cfg, "tiers.value_matrix"))
+    matrix = {k: tuple(v) if isinstance(v, list) else v for k, v in matrix.items()}
+    return ValueViewSettings(
+        matrix=_build(ValueMatrix, matrix, "tiers.value_matrix"),
+        actions=_build(ActionTable, get(cfg, "tiers.actions"), "tiers.actions"),
     )
 
 
@@ -259,6 +273,7 @@ class Settings:
             tiers=tiers,
             lifecycle=lifecycle,
             value_per_purchase=get(self._cfg, "clv.prediction.value_per_purchase"),
+            views=view_settings(self._cfg),
         )
 
     @cached_property

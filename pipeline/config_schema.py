@@ -202,6 +202,29 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """Labels on a grid: a non-empty mapping of row names to non-empty mappings of column names
+    to non-empty text (which rows and columns exist is for a rule between keys to check)."""
+
+    what: str
+    null: bool = False
+
+    def accepts(self, v: Any) -> bool:
+        if not isinstance(v, Mapping) or not v:
+            return False
+        return all(
+            isinstance(row, str)
+            and isinstance(cells, Mapping)
+            and cells
+            and all(isinstance(k, str) and isinstance(x, str) and x for k, x in cells.items())
+            for row, cells in v.items()
+        )
+
+    def expected(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True)
 class MapOf:
     """A mapping of names the user chooses to sections (a dict of keys) of one shape."""
 
@@ -336,6 +359,7 @@ CHURN = {
 
 TIERS = {
     "method": Enum(("quantile", "threshold")),
+    "by": Enum(("clv", "margin_clv", "historical_value")),  # historical_value needs amounts
     "names": List(Str(), min_len=2, unique=True),
     "bounds": List(Float(), min_len=1),  # see RULES: descending, in (0, 1) for quantile
     "lifecycle": {
@@ -345,6 +369,15 @@ TIERS = {
         "risk_p_alive": PROBABILITY,
         "risk_churn": PROBABILITY,
         "loyal_repeats": Int(ge=0),
+    },
+    "value_matrix": {  # see RULES: one level more than cuts, every cell named once
+        "cuts": List(Float(gt=0, lt=1), min_len=1, increasing=True),
+        "levels": List(Str(), min_len=2, unique=True),
+        "names": Grid("a mapping of historical levels to {CLV level: cell name}"),
+    },
+    "actions": {  # see RULES: tiers of tiers.names, lifecycle stages
+        "default": Str(),
+        "table": Grid("a mapping of value tiers to {lifecycle stage: action}"),
     },
 }
 
@@ -550,6 +583,66 @@ def _tiers(cfg: dict) -> list[str]:
     return problems
 
 
+def _value_matrix(cfg: dict) -> list[str]:
+    """Both axes are cut into ``levels`` and every (historical, CLV) cell has its own name."""
+    matrix = cfg["tiers"]["value_matrix"]
+    cuts, levels, names = matrix["cuts"], matrix["levels"], matrix["names"]
+    if len(levels) != len(cuts) + 1:
+        return [
+            f"tiers.value_matrix.levels is {levels!r}; expected one level more than "
+            f"tiers.value_matrix.cuts {cuts!r} (the cuts separate the levels)"
+        ]
+    problems = [
+        f"tiers.value_matrix.names.{row} is not a level; expected one of {', '.join(levels)}"
+        for row in names
+        if row not in levels
+    ]
+    for row in levels:
+        cells = names.get(row, {})
+        unknown = [c for c in cells if c not in levels]
+        missing = [c for c in levels if c not in cells]
+        if unknown or missing:
+            problems.append(
+                f"tiers.value_matrix.names.{row} is {cells!r}; expected a name for each CLV "
+                f"level {', '.join(levels)} (every cell of the matrix named)"
+            )
+    given = [x for row in names.values() for x in row.values()]
+    if not problems and len(set(given)) != len(given):
+        problems.append(
+            f"tiers.value_matrix.names is {names!r}; expected a different name for each cell"
+        )
+    return problems
+
+
+def _actions(cfg: dict) -> list[str]:
+    """The action table names tiers of ``tiers.names`` and the lifecycle stages only."""
+    from models.segments import LIFECYCLE_STAGES
+
+    tiers, table = cfg["tiers"]["names"], cfg["tiers"]["actions"]["table"]
+    problems = [
+        f"tiers.actions.table.{tier} is not a value tier; expected one of {', '.join(tiers)}"
+        for tier in table
+        if tier not in tiers
+    ]
+    for tier, row in table.items():
+        problems += [
+            f"tiers.actions.table.{tier}.{stage} is not a lifecycle stage; expected one of "
+            f"{', '.join(LIFECYCLE_STAGES)}"
+            for stage in row
+            if stage not in LIFECYCLE_STAGES
+        ]
+    return problems
+
+
+def _tier_basis(cfg: dict) -> list[str]:
+    if cfg["tiers"]["by"] != "historical_value" or cfg["data"]["mapping"]["amount"] is not None:
+        return []
+    return [
+        "tiers.by is 'historical_value'; expected clv or margin_clv with data.mapping.amount "
+        "null (a log without amounts has no value to date)"
+    ]
+
+
 def _lifecycle(cfg: dict) -> list[str]:
     """``lost`` is tested before ``at_risk``: its limits must be the stricter ones."""
     rules = cfg["tiers"]["lifecycle"]
@@ -614,6 +707,9 @@ RULES: tuple[tuple[tuple[str, ...], Callable[[dict], list[str]]], ...] = (
     (("data.format", "data.header", "data.names", "data.mapping"), _column_names),
     (("tiers.method", "tiers.names", "tiers.bounds"), _tiers),
     (("tiers.lifecycle",), _lifecycle),
+    (("tiers.value_matrix",), _value_matrix),
+    (("tiers.names", "tiers.actions"), _actions),
+    (("tiers.by", "data.mapping.amount"), _tier_basis),
     (
         ("churn.validation_cutoffs", "features.train_cutoffs", "features.selection_cutoffs"),
         _validation_cutoffs,

@@ -1,0 +1,281 @@
+"""Value-management views of scored customers: value to date and to come, the value at risk,
+the retention priority, the value matrix and the recommended action the teams act on.
+
+Every rule is a plain function of the scored table (and, for value to date, of the feature
+table), so a label can always be explained from the columns beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.segments import LIFECYCLE_STAGES, TIER_BASES
+
+VIEW_COLUMNS = (
+    "historical_value",
+    "value_at_risk",
+    "retention_priority",
+    "value_segment",
+    "recommended_action",
+)
+# a feature column of margin to date, used where the features carry one (none do yet)
+MARGIN_FEATURE = "total_margin"
+
+
+def _quadrant_names() -> dict[str, dict[str, str]]:
+    return {
+        "high": {"high": "champions", "low": "fading"},
+        "low": {"high": "rising", "low": "low_value"},
+    }
+
+
+@dataclass(frozen=True)
+class ValueMatrix:
+    """Historical value x predicted CLV, each cut at the same quantiles ``cuts`` into
+    ``levels`` (lowest first, one more than the cuts); ``names[hist_level][clv_level]`` names
+    each cell (every cell once)."""
+
+    cuts: tuple[float, ...] = (0.5,)
+    levels: tuple[str, ...] = ("low", "high")
+    names: dict[str, dict[str, str]] = field(default_factory=_quadrant_names)
+
+    def __post_init__(self) -> None:
+        if len(self.levels) != len(self.cuts) + 1:
+            raise ValueError("tiers.value_matrix.levels must have one more entry than the cuts")
+        if list(self.cuts) != sorted(set(self.cuts)) or not all(0 < c < 1 for c in self.cuts):
+            raise ValueError("tiers.value_matrix.cuts must be increasing quantiles in (0, 1)")
+        cells = [(h, c) for h in self.levels for c in self.levels]
+        missing = [f"{h}/{c}" for h, c in cells if c not in self.names.get(h, {})]
+        if missing:
+            raise ValueError(f"tiers.value_matrix.names lacks the cells {', '.join(missing)}")
+        names = [self.names[h][c] for h, c in cells]
+        if len(set(names)) != len(names):
+            raise ValueError("tiers.value_matrix.names must name each cell differently")
+
+    def cell_names(self) -> list[str]:
+        """The cell names, best first: high historical value, then high CLV."""
+        return [self.names[h][c] for h in reversed(self.levels) for c in reversed(self.levels)]
+
+    def cell_of(self, name: str) -> tuple[str, str]:
+        """(historical level, CLV level) of a cell name."""
+        return next((h, c) for h, row in self.names.items() for c, n in row.items() if n == name)
+
+
+def _default_actions() -> dict[str, dict[str, str]]:
+    return {
+        "platinum": {
+            "new": "onboard: personal welcome",
+            "active": "develop: premium offers",
+            "loyal": "keep: VIP service",
+            "at_risk": "retain: personal outreach",
+            "lost": "win back: personal call",
+        },
+        "gold": {
+            "new": "onboard: welcome series",
+            "active": "develop: cross-sell",
+            "loyal": "keep: loyalty rewards",
+            "at_risk": "retain: targeted offer",
+            "lost": "win back: incentive offer",
+        },
+        "silver": {
+            "at_risk": "retain: automated reminder",
+            "lost": "win back: automated campaign",
+        },
+        "bronze": {"lost": "let go: no paid contact"},
+    }
+
+
+@dataclass(frozen=True)
+class ActionTable:
+    """``table[tier][lifecycle stage]`` is the action for that pair; ``default`` for the rest."""
+
+    table: dict[str, dict[str, str]] = field(default_factory=_default_actions)
+    default: str = "serve: standard low-cost contact"
+
+    def __post_init__(self) -> None:
+        stages = {s for row in self.table.values() for s in row}
+        unknown = sorted(stages - set(LIFECYCLE_STAGES))
+        if unknown:
+            raise ValueError(
+                f"tiers.actions.table names unknown lifecycle stages {unknown}; expected "
+                f"{', '.join(LIFECYCLE_STAGES)}"
+            )
+
+
+@dataclass(frozen=True)
+class ValueViewSettings:
+    """The value matrix and the action table (``tiers.value_matrix``, ``tiers.actions``)."""
+
+    matrix: ValueMatrix = field(default_factory=ValueMatrix)
+    actions: ActionTable = field(default_factory=ActionTable)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ValueViewSettings:
+        """Rebuilt from :func:`dataclasses.asdict` of one (JSON: tuples came back as lists)."""
+        matrix = values["matrix"]
+        return cls(
+            matrix=ValueMatrix(
+                cuts=tuple(float(c) for c in matrix["cuts"]),
+                levels=tuple(matrix["levels"]),
+                names={h: dict(row) for h, row in matrix["names"].items()},
+            ),
+            actions=ActionTable(
+                table={t: dict(row) for t, row in values["actions"]["table"].items()},
+                default=values["actions"]["default"],
+            ),
+        )
+
+
+def historical_value(features: pd.DataFrame) -> pd.Series:
+    """Value to date: margin to date where the features carry it (``total_margin``), else the
+    net spend to date (``total_spend``); null for a log without amounts."""
+    spend = features["total_spend"].astype(float)
+    if MARGIN_FEATURE in features.columns and features[MARGIN_FEATURE].notna().any():
+        spend = features[MARGIN_FEATURE].astype(float)
+    return pd.Series(spend.to_numpy(), name="historical_value")
+
+
+def margin_clv(clv: pd.Series, features: pd.DataFrame, margin: float) -> pd.Series:
+    """CLV at each customer's own margin share of spend (margin to date / spend to date) where
+    the features carry margin, in place of the flat ``clv.prediction.margin`` the CLV already
+    applies; the CLV itself otherwise (and for a customer without spend to date)."""
+    values = clv.to_numpy(dtype=float)
+    if MARGIN_FEATURE not in features.columns or not features[MARGIN_FEATURE].notna().any():
+        return pd.Series(values, name="margin_clv")
+    spend = features["total_spend"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = features[MARGIN_FEATURE].to_numpy(dtype=float) / spend
+    own = values / margin * share
+    return pd.Series(np.where(np.isfinite(own), own, values), name="margin_clv")
+
+
+def tier_value(
+    table: pd.DataFrame,
+    features: pd.DataFrame,
+    by: str = "clv",
+    margin: float = 1.0,
+    value_per_purchase: float | None = None,
+) -> pd.Series:
+    """What the value tiers rank (``tiers.by``): ``clv``, ``margin_clv`` or
+    ``historical_value``. Without spend, ``clv`` and ``margin_clv`` rank ``value_per_purchase``
+    (default 1) x expected purchases; ``historical_value`` needs spend (a ``ValueError``)."""
+    if by not in TIER_BASES:
+        raise ValueError(f"tiers.by is {by!r}; expected one of {', '.join(TIER_BASES)}")
+    features = features.reset_index(drop=True)
+    if not table["clv"].notna().any():
+        if by == "historical_value":
+            raise ValueError("tiers.by historical_value needs a log with amounts")
+        return table["expected_purchases"] * (value_per_purchase or 1.0)
+    if by == "historical_value":
+        return historical_value(features)
+    if by == "margin_clv":
+        return margin_clv(table["clv"], features, margin)
+    return table["clv"]
+
+
+def value_at_risk(clv: pd.Series, churn_probability: pd.Series) -> pd.Series:
+    """CLV x churn probability: the value expected to leave with the customers who churn."""
+    return pd.Series(
+        clv.to_numpy(dtype=float) * churn_probability.to_numpy(dtype=float), name="value_at_risk"
+    )
+
+
+def retention_priority(
+    at_risk: pd.Series, customer_id: pd.Series, fallback: pd.Series | None = None
+) -> pd.Series:
+    """1 for the highest value at risk, then 2, 3, ... with no gaps and no ties: equal values
+    are ordered by customer id. Where no customer has a value at risk (a log without amounts),
+    ranks ``fallback`` instead (expected purchases x churn probability)."""
+    key = at_risk if at_risk.notna().any() or fallback is None else fallback
+    order = pd.DataFrame(
+        {"value": -key.to_numpy(dtype=float), "customer_id": customer_id.astype(str).to_numpy()}
+    ).sort_values(["value", "customer_id"], kind="stable", na_position="last")
+    rank = np.empty(len(order), dtype="int64")
+    rank[order.index.to_numpy()] = np.arange(1, len(order) + 1)
+    return pd.Series(rank, name="retention_priority")
+
+
+def quantile_level(
+    values: pd.Series, cuts: tuple[float, ...], reference: np.ndarray | None = None
+) -> np.ndarray:
+    """0 .. len(cuts) per value: how many cuts the share of values strictly below it reaches
+    (equal values share a level, as in the quantile tiers); -1 for a missing value. The share
+    is among ``values``, or among ``reference`` (a population's values) when given."""
+    x = values.to_numpy(dtype=float)
+    known = ~np.isnan(x)
+    pool = x[known] if reference is None else np.asarray(reference, dtype=float)
+    pool = np.sort(pool[~np.isnan(pool)])
+    level = np.full(len(x), -1, dtype=int)
+    if len(pool) == 0:
+        return level
+    below = np.searchsorted(pool, x[known], side="left") / len(pool)
+    level[known] = np.searchsorted(np.asarray(cuts, dtype=float), below, side="right")
+    return level
+
+
+def value_segment(
+    history: pd.Series,
+    clv: pd.Series,
+    matrix: ValueMatrix,
+    reference: pd.DataFrame | None = None,
+) -> pd.Series:
+    """The value-matrix cell of each customer: historical value level x CLV level, both cut at
+    ``matrix.cuts`` quantiles; null where either value is missing (a log without amounts).
+    The quantiles are those of the customers given, or of ``reference`` (a population with
+    ``historical_value`` and ``clv`` columns) when it has the column."""
+
+    def pool(name: str) -> np.ndarray | None:
+        has = reference is not None and name in reference.columns
+        return reference[name].to_numpy(dtype=float) if has else None
+
+    h = quantile_level(history, matrix.cuts, pool("historical_value"))
+    c = quantile_level(clv, matrix.cuts, pool("clv"))
+    dtype = pd.CategoricalDtype(matrix.cell_names(), ordered=False)
+    names = [
+        matrix.names[matrix.levels[i]][matrix.levels[j]] if i >= 0 and j >= 0 else None
+        for i, j in zip(h, c, strict=True)
+    ]
+    return pd.Series(pd.Categorical(names, dtype=dtype), name="value_segment")
+
+
+def recommended_action(tier: pd.Series, stage: pd.Series, actions: ActionTable) -> pd.Series:
+    """``actions.table[tier][stage]``, or ``actions.default`` for a pair it does not list."""
+    lookup = actions.table
+    out = [
+        lookup.get(str(t), {}).get(str(s), actions.default)
+        for t, s in zip(tier.astype(object), stage.astype(object), strict=True)
+    ]
+    return pd.Series(out, index=tier.index, dtype="str", name="recommended_action")
+
+
+def value_columns(
+    table: pd.DataFrame,
+    features: pd.DataFrame,
+    settings: ValueViewSettings,
+    reference: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The view columns (:data:`VIEW_COLUMNS`) of a scored table that has its predictions,
+    churn probability, value tier and lifecycle stage; ``features`` is aligned with it. The
+    value matrix cuts at the quantiles of ``reference`` when given (see :func:`value_segment`);
+    the retention priority ranks the customers of ``table``."""
+    features = features.reset_index(drop=True)
+    history = historical_value(features)
+    at_risk = value_at_risk(table["clv"], table["churn_probability"])
+    fallback = table["expected_purchases"] * table["churn_probability"]
+    out = pd.DataFrame(
+        {
+            "historical_value": history.to_numpy(),
+            "value_at_risk": at_risk.to_numpy(),
+            "retention_priority": retention_priority(
+                at_risk, table["customer_id"], fallback
+            ).to_numpy(),
+            "value_segment": value_segment(history, table["clv"], settings.matrix, reference).array,
+            "recommended_action": recommended_action(
+                table["value_tier"], table["lifecycle_stage"], settings.actions
+            ).to_numpy(),
+        }
+    )
+    return out.set_axis(table.index)

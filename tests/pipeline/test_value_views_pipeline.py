@@ -1,0 +1,101 @@
+"""The value views in the config."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from pipeline import config, config_schema
+from tests.conftest import REPO
+
+COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def problems(**tiers) -> list[str]:
+    """The problems of the committed params with some ``tiers`` keys replaced."""
+    cfg = copy.deepcopy(COMMITTED)
+    cfg["tiers"] |= tiers
+    return config_schema.problems(cfg)
+
+
+TERCILES = {
+    "cuts": [0.333, 0.667],
+    "levels": ["low", "mid", "high"],
+    "names": {h: {c: f"{h}_{c}" for c in ("low", "mid", "high")} for h in ("low", "mid", "high")},
+}
+
+
+def test_the_committed_views_are_valid_and_terciles_too():
+    assert problems() == []
+    assert problems(value_matrix=TERCILES) == []
+    views = config.view_settings(config.OmegaConf.create({"tiers": COMMITTED["tiers"]}))
+    assert views.matrix.cell_names() == ["champions", "fading", "rising", "low_value"]
+    assert views.actions.table["platinum"]["at_risk"] == "retain: personal outreach"
+
+
+@pytest.mark.parametrize(
+    ("tiers", "expected"),
+    [
+        ({"by": "spend"}, "tiers.by is 'spend'; expected one of clv, margin_clv, historical_value"),
+        (
+            {"value_matrix": TERCILES | {"levels": ["low", "high"]}},
+            "tiers.value_matrix.levels is ['low', 'high']; expected one level more than",
+        ),
+        (
+            {"value_matrix": TERCILES | {"cuts": [0.667, 0.333]}},
+            "tiers.value_matrix.cuts is [0.667, 0.333]; expected a non-empty list, strictly "
+            "increasing",
+        ),
+        (
+            {"value_matrix": TERCILES | {"names": {"low": {"low": "x"}}}},
+            "tiers.value_matrix.names.low is {'low': 'x'}; expected a name for each CLV level",
+        ),
+        (
+            {"value_matrix": TERCILES | {"names": TERCILES["names"] | {"top": {"low": "x"}}}},
+            "tiers.value_matrix.names.top is not a level",
+        ),
+        (
+            {
+                "value_matrix": TERCILES
+                | {"names": TERCILES["names"] | {"mid": {"low": "a", "mid": "a", "high": "b"}}}
+            },
+            "expected a different name for each cell",
+        ),
+        (
+            {"actions": {"default": "mail", "table": {"diamond": {"lost": "call"}}}},
+            "tiers.actions.table.diamond is not a value tier; expected one of platinum, gold",
+        ),
+        (
+            {"actions": {"default": "mail", "table": {"gold": {"sleeping": "call"}}}},
+            "tiers.actions.table.gold.sleeping is not a lifecycle stage",
+        ),
+        (
+            {"actions": {"default": "", "table": {"gold": {"lost": "call"}}}},
+            "tiers.actions.default is ''; expected a non-empty text",
+        ),
+    ],
+)
+def test_a_bad_view_setting_is_named(tiers, expected):
+    found = problems(**tiers)
+    assert found and expected in found[0], found
+
+
+def test_value_to_date_cannot_rank_a_log_without_amounts():
+    cfg = copy.deepcopy(COMMITTED)
+    cfg["tiers"]["by"] = "historical_value"
+    assert config_schema.problems(cfg) == []
+    cfg["data"]["mapping"]["amount"] = None
+    (problem,) = config_schema.problems(cfg)
+    assert problem.startswith("tiers.by is 'historical_value'; expected clv or margin_clv")
+
+
+def test_the_settings_carry_tiers_by_and_the_views():
+    cfg = copy.deepcopy(COMMITTED)
+    cfg["tiers"]["by"] = "margin_clv"
+    cfg["tiers"]["value_matrix"] = TERCILES
+    settings = config.Settings(config.OmegaConf.create(cfg)).scoring
+    assert settings.tiers.by == "margin_clv"
+    assert settings.views.matrix.levels == ("low", "mid", "high")
+    assert settings.views.actions.default == COMMITTED["tiers"]["actions"]["default"]
