@@ -2,116 +2,249 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 
+from pipeline import serving
+from pipeline.serving import ChurnPyfunc, ClvModel, ScorerPyfunc
+
+# versions registered before the pyfuncs moved to pipeline.serving unpickle these names from here
+__all__ = ["ChurnPyfunc", "ClvModel", "ScorerPyfunc"]
+
 # no progress bars in the logs of scheduled runs (model downloads, artifact copies)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 CLV_MODEL_NAME = "cvm-clv"
 CHURN_MODEL_NAME = "cvm-churn"
+SCORER_MODEL_NAME = "cvm-scorer"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# what the registered models import when they load and predict (their code travels with them)
+REQUIREMENTS = (
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scipy",
+    "pyarrow",
+    "xarray",
+    "netcdf4",
+    "arviz",
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "numba",
+    "lightgbm",
+    "scikit-learn",
+)
 
 
-class ClvModel(mlflow.pyfunc.PythonModel):
-    """A fitted CLV pair as an MLflow model: predicts every customer's CLV from its summary.
+def _code(directory: Path) -> list[str]:
+    """The code logged with each model, staged in ``directory``: the ``models`` package and a
+    ``pipeline`` package holding :mod:`pipeline.serving` only."""
+    import models
+    from pipeline import serving
 
-    ``predict`` takes a frame with ``frequency``, ``recency``, ``T``, ``monetary_value`` (model
-    time units) and optional ``params`` overriding :class:`models.btyd.predict.PredictionSettings`,
-    plus ``max_draws`` (use at most that many posterior draws, evenly thinned; 0 = all).
-    ``fitted`` is the :class:`models.btyd.clv.FittedClv` behind it.
-    """
+    package = directory / "pipeline"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""cvm: the pyfuncs of its registered models."""\n')
+    shutil.copy2(serving.__file__, package / "serving.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(Path(models.__file__).parent, directory / "models", ignore=ignore)
+    return [str(directory / "models"), str(package)]
 
-    def load_context(self, context) -> None:
-        from pipeline import clv_store
 
-        self.fitted = clv_store.load(Path(context.artifacts["model"]))
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        from models.btyd.predict import PredictionSettings
+    pins = []
+    for name in REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
 
-        params = dict(params or {})
-        max_draws = int(params.pop("max_draws", 0) or 0) or None
-        return self.fitted.predict(model_input, PredictionSettings(**params), max_draws)
+
+def signature(example: pd.DataFrame, output, params: dict | None = None, optional=()):
+    """The signature inferred from ``example`` and its ``output``, every numeric input column
+    typed ``Any`` (integers and floats both pass MLflow's checks; the pyfunc casts them to the
+    dtypes of ``example``); ``optional`` names optional datetime columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+
+    inferred = mlflow.models.infer_signature(example, output, params=params)
+    columns = [
+        ColSpec(AnyType(), spec.name) if example[spec.name].dtype.kind in "iuf" else spec
+        for spec in inferred.inputs.inputs
+    ]
+    columns += [ColSpec(DataType.datetime, name, required=False) for name in optional]
+    return ModelSignature(Schema(columns), inferred.outputs, inferred.params)
+
+
+def numeric_dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in frame.dtypes.items() if dtype.kind in "iuf"}
+
+
+def _log(name: str, python_model, artifacts: dict[str, str], signature, registered: str):
+    """Log a pyfunc with its code and register it; returns its version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=python_model,
+            artifacts=artifacts,
+            code_paths=_code(Path(tmp) / "code"),
+            registered_model_name=registered,
+            signature=signature,
+            pip_requirements=_requirements(),
+        )
+    return str(info.registered_model_version)
 
 
 def register_clv(
-    model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any], tags: dict | None = None
+    model_dir: Path,
+    example: pd.DataFrame,
+    tracking: dict[str, Any],
+    tags: dict | None = None,
+    prediction=None,
+    max_draws: int | None = None,
 ) -> str | None:
-    """Log the CLV model saved in ``model_dir`` as an MLflow model and register it with
-    ``tags``; returns its version. ``example`` holds a few customer summaries that document the
-    model's input and output schema (and its prediction parameters)."""
-    from dataclasses import asdict
-
+    """Log the CLV model saved in ``model_dir`` as an MLflow model predicting with
+    ``prediction`` (:class:`models.btyd.predict.PredictionSettings`, the pipeline's) from at
+    most ``max_draws`` draws, register it with ``tags`` (and ``cvm.model_id``, the content id of
+    its files); returns its version. ``example`` holds a few customer summaries that document
+    the model's input and output schema."""
     from models.btyd.predict import PredictionSettings
-    from pipeline import clv_store
+    from pipeline import io
 
     if not tracking.get("enabled", True):
         return None
+    prediction = prediction or PredictionSettings()
     example = example[["frequency", "recency", "T", "monetary_value"]]
-    output = clv_store.load(model_dir).predict(example, PredictionSettings())
-    params = asdict(PredictionSettings()) | {"max_draws": 0}
-    signature = mlflow.models.infer_signature(example, output, params=params)
-    info = mlflow.pyfunc.log_model(
-        name="clv_model",
-        python_model=ClvModel(),
-        artifacts={"model": str(model_dir)},
-        registered_model_name=tracking.get("clv_model_name", CLV_MODEL_NAME),
-        signature=signature,
-        pip_requirements=["cvm"],
-    )
-    version = str(info.registered_model_version)
-    if tags:
-        client = mlflow.MlflowClient()
-        tag_version(client, tracking.get("clv_model_name", CLV_MODEL_NAME), version, tags)
+    output = serving.load_clv(model_dir).predict(example, prediction, max_draws)
+    params = asdict(prediction) | {"max_draws": max_draws or 0}
+    name = model_names(tracking)["clv"]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Path(tmp) / "prediction.json"
+        settings.write_text(json.dumps({"prediction": asdict(prediction), "max_draws": max_draws}))
+        version = _log(
+            "clv_model",
+            ClvModel(),
+            {"model": str(model_dir), "settings": str(settings)},
+            signature(example, output, params),
+            name,
+        )
+    tag_version(mlflow.MlflowClient(), name, version, {"cvm.model_id": io.content_id(model_dir)})
+    tag_version(mlflow.MlflowClient(), name, version, tags or {})
     return version
 
 
-class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """The calibrated churn classifier as an MLflow model: churn probability per customer row.
-    ``model`` is the :class:`models.churn.classifier.ChurnModel` behind it."""
-
-    def load_context(self, context) -> None:
-        from pipeline import churn_store
-
-        self.model = churn_store.load(Path(context.artifacts["model"]))
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        return pd.Series(self.model.predict(model_input), name="churn_probability")
-
-
-def register_churn(model_dir: Path, tracking: dict[str, Any]) -> str | None:
-    """Log the churn model in ``model_dir`` as an MLflow model, register it; returns its version."""
+def register_churn(model_dir: Path, example: pd.DataFrame, tracking: dict[str, Any]) -> str | None:
+    """Log the churn model in ``model_dir`` as an MLflow model, its signature from ``example``
+    (rows of its features, the CLV-derived ones included); register it, return its version."""
     if not tracking.get("enabled", True):
         return None
-    info = mlflow.pyfunc.log_model(
-        name="churn_model",
-        python_model=ChurnPyfunc(),
-        artifacts={"model": str(model_dir)},
-        registered_model_name=tracking.get("churn_model_name", CHURN_MODEL_NAME),
-        pip_requirements=["cvm"],
+    model = serving.load_churn(model_dir)
+    example = example[list(model.features)].head(10)
+    output = pd.Series(model.predict(example), name="churn_probability")
+    return _log(
+        "churn_model",
+        ChurnPyfunc(),
+        {"model": str(model_dir)},
+        signature(example, output),
+        model_names(tracking)["churn"],
     )
-    return str(info.registered_model_version)
+
+
+def register_scorer(
+    clv_dir: Path,
+    churn_dir: Path,
+    features: pd.DataFrame,
+    scoring,
+    as_of: date,
+    provenance: dict[str, str],
+    tracking: dict[str, Any],
+) -> str | None:
+    """Log the scorer (:class:`pipeline.serving.ScorerPyfunc`) of the CLV model in ``clv_dir``
+    and the churn model in ``churn_dir`` with ``scoring`` (the pipeline's
+    :class:`models.scoring.ScoringSettings`), the as-of date ``as_of`` and the model labels
+    ``provenance``; register it and return its version. ``features`` is the scoring feature
+    table: its customers are the population tiers and RFM scores rank against, its first rows
+    document the signature."""
+    from models.scoring import SUMMARY_COLUMNS, population, score_customers
+
+    if not tracking.get("enabled", True):
+        return None
+    clv, churn = serving.load_clv(clv_dir), serving.load_churn(churn_dir)
+    table = score_customers(features, clv, churn, scoring, provenance, as_of)
+    reference = population(table, scoring.value_per_purchase)
+    inputs = [c for c in features.columns if c in SUMMARY_COLUMNS or c in churn.features]
+    example = features[inputs].head(10)
+    output = score_customers(example, clv, churn, scoring, provenance, as_of, reference=reference)
+    spec = {
+        "settings": scoring.to_dict(),
+        "as_of": as_of.isoformat(),
+        "provenance": provenance,
+        "dtypes": numeric_dtypes(features[inputs]),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = {
+            "scorer": Path(tmp) / "scorer.json",
+            "population": Path(tmp) / "population.parquet",
+        }
+        saved["scorer"].write_text(json.dumps(spec, indent=2))
+        reference.to_parquet(saved["population"], index=False)
+        artifacts = {"clv": clv_dir, "churn": churn_dir, **saved}
+        return _log(
+            "scorer_model",
+            ScorerPyfunc(),
+            {key: str(path) for key, path in artifacts.items()},
+            signature(example, output, {"as_of_date": as_of.isoformat()}, ["as_of_date"]),
+            model_names(tracking)["scorer"],
+        )
+
+
+def latest_version(client: mlflow.MlflowClient, name: str, tags: dict[str, str]) -> str | None:
+    """The newest version of model ``name`` carrying ``tags``; ``None`` when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    found = [int(v.version) for v in versions if tags.items() <= dict(v.tags).items()]
+    return str(max(found)) if found else None
 
 
 # --------------------------------------------------------------------------------------------
 # Champion and challenger: registry aliases
 # --------------------------------------------------------------------------------------------
 
-KINDS = ("clv", "churn")
+KINDS = ("clv", "churn")  # the pair that scores: promoted together
+SCORER = "scorer"  # fit from the pair, registered with it; its aliases move with the pair's
 
 
 def model_names(tracking: dict[str, Any]) -> dict[str, str]:
-    """The registered model name of each kind: ``{"clv": "cvm-clv", "churn": "cvm-churn"}``."""
+    """The registered model name of each kind:
+    ``{"clv": "cvm-clv", "churn": "cvm-churn", "scorer": "cvm-scorer"}``."""
     return {
         "clv": tracking.get("clv_model_name", CLV_MODEL_NAME),
         "churn": tracking.get("churn_model_name", CHURN_MODEL_NAME),
+        SCORER: tracking.get("scorer_model_name", SCORER_MODEL_NAME),
     }
+
+
+def scorer_pair(names: dict[str, str], versions: dict[str, str | None]) -> str:
+    """The ``cvm.paired_with`` tag of a scorer fit from these versions of the pair."""
+    return ",".join(f"{names[kind]}/{versions[kind]}" for kind in KINDS)
 
 
 def connect(tracking: dict[str, Any]) -> mlflow.MlflowClient:
@@ -161,6 +294,8 @@ def check_champion_pair(
     against); a :class:`CvmError` saying how to repair it otherwise."""
     from pipeline.errors import CvmError
 
+    scorer = versions.get(SCORER)
+    versions = {kind: versions.get(kind) for kind in KINDS}
     if not all(versions.values()):
         raise CvmError(
             f"only some models have a '{CHAMPION}' alias ({versions}); the CLV and churn models "
@@ -183,7 +318,22 @@ def check_champion_pair(
             f"{tags['clv'].get('cvm.paired_with')}, but the churn champion is {expected}; point "
             f"both '{CHAMPION}' aliases at versions of one retraining run"
         )
+    if scorer is not None:  # a pair promoted before the scorer existed has none
+        _check_scorer(client, names, versions, scorer)
     return tags
+
+
+def _check_scorer(client, names: dict[str, str], versions: dict, scorer: str) -> None:
+    from pipeline.errors import CvmError
+
+    paired = version_tags(client, names[SCORER], scorer).get("cvm.paired_with")
+    expected = scorer_pair(names, versions)
+    if paired is not None and paired != expected:
+        raise CvmError(
+            f"split champion pair: {names[SCORER]}/{scorer} (alias '{CHAMPION}') was fit from "
+            f"{paired}, but the champions are {expected}; point the three '{CHAMPION}' aliases "
+            "at versions of one retraining run"
+        )
 
 
 def version_tags(client: mlflow.MlflowClient, name: str, version: str) -> dict[str, str]:

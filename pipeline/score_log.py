@@ -23,18 +23,19 @@ log = logging.getLogger(__name__)
 
 
 def champion_versions(client, names: dict[str, str]) -> dict[str, str]:
-    """The versions under the alias ``champion``; a :class:`CvmError` when there are none."""
+    """The versions of the pair under the alias ``champion`` (checked against the scorer's,
+    when it has one); a :class:`CvmError` when there are none."""
     found = {
         kind: registry.aliases(client, name).get(registry.CHAMPION) for kind, name in names.items()
     }
-    missing = [names[kind] for kind, version in found.items() if version is None]
+    missing = [names[kind] for kind in registry.KINDS if found[kind] is None]
     if missing:
         raise CvmError(
             f"no version of {', '.join(missing)} has the alias '{registry.CHAMPION}' in the "
             "registry; `cvm retrain` promotes the first champions"
         )
     registry.check_champion_pair(client, names, found, need_release=False)
-    return found  # type: ignore[return-value]
+    return {kind: found[kind] for kind in registry.KINDS}  # type: ignore[misc]
 
 
 def score_features(

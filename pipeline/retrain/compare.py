@@ -30,9 +30,10 @@ def find_champion(run: RetrainRun, as_of: date) -> dict | None:
         kind: registry.aliases(run.client, name).get(registry.CHAMPION)
         for kind, name in run.names.items()
     }
-    run.summary["champion_before"] = versions if any(versions.values()) else None
-    if not any(versions.values()):
+    if not any(versions[kind] for kind in registry.KINDS):
+        run.summary["champion_before"] = None
         return None
+    run.summary["champion_before"] = versions
     tags = registry.check_champion_pair(run.client, run.names, versions)
     champion_as_of = date.fromisoformat(tags["clv"]["cvm.as_of"])
     if as_of < champion_as_of:

@@ -56,21 +56,22 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
 
 
 def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
-    """Replace the scored table, then move the aliases, behind a journal: a run that stops
-    anywhere in between (even killed) is completed or rolled back by :func:`recover`, so the
-    champions and the table always move together."""
+    """Replace the scored table, then move the aliases (the pair's and the scorer's), behind a
+    journal: a run that stops anywhere in between (even killed) is completed or rolled back by
+    :func:`recover`, so the champions and the table always move together."""
     from pipeline.score_log import publish_table
 
     run.begin("publish")
     state = run.settings.catalog.state
-    before = {kind: registry.aliases(run.client, name) for kind, name in run.names.items()}
+    kinds = list(run.challenger)  # the pair and its scorer: their aliases move together
+    before = {kind: registry.aliases(run.client, run.names[kind]) for kind in kinds}
     aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
-    winners = run.challenger if promoted else {k: before[k][registry.CHAMPION] for k in before}
+    winners = run.challenger if promoted else {k: before[k].get(registry.CHAMPION) for k in before}
     plan = {
         "scored": str(run.retrain.scored.with_suffix(".parquet")),
-        "labels": {f"{k}_model": f"{run.names[k]}/{v}" for k, v in winners.items()},
-        "after": [[run.names[k], a, run.challenger[k]] for a in aliases for k in run.names],
-        "before": [[run.names[k], a, before[k].get(a)] for a in aliases for k in run.names],
+        "labels": {f"{k}_model": f"{run.names[k]}/{winners[k]}" for k in registry.KINDS},
+        "after": [[run.names[k], a, run.challenger[k]] for a in aliases for k in kinds],
+        "before": [[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
     }
     io.write_json(plan, state / JOURNAL)
     faults.checkpoint("publish:journal")

@@ -71,7 +71,14 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         version = None
         if tracker.register:
             example = tables["scoring"].head(5)
-            version = registry.register_clv(scoring_dir, example, settings.tracking, tags)
+            version = registry.register_clv(
+                scoring_dir,
+                example,
+                settings.tracking,
+                tags,
+                settings.prediction,
+                settings.max_draws,
+            )
         tracking.log_dict(report, "fit_report.json")
         # fit times and the registry version go to MLflow only: the file depends on the inputs
         for name in FITS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
+from pathlib import Path
 
 from pipeline import churn_store, config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
@@ -20,7 +22,8 @@ def run(cfg) -> dict:
 
 def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Train on the stacked cutoffs before each anchor; write both models and the report
-    together, register the scoring model. Returns the report."""
+    together; with ``tracker.register``, register the scoring model and the scorer. Returns the
+    report."""
     from models.churn.classifier import feature_importance, json_metrics
 
     models, btyd_points = {}, {}
@@ -56,13 +59,12 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
                 if value is not None
             }
         )
-        version = None
-        if tracker.register:
-            version = registry.register_churn(scoring_dir, settings.tracking)
+        versions = _register(settings, catalog, scoring_dir) if tracker.register else {}
         tracking.set_tags({f"cvm.churn.{n}.choice": report[n]["choice"] for n in FITS})
         tracking.log_dict(report, "churn_report.json")
         io.write_json(report, report_tmp, atomic=False)  # the registry version is MLflow's
-        report["scoring"]["registry_version"] = version
+        report["scoring"]["registry_version"] = versions.get("churn")
+        report["scoring"]["scorer_version"] = versions.get("scorer")
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))
     return report
 
@@ -92,3 +94,39 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     # the customers it will score, at its own cutoff: their features only, no outcome
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
     return shifted_to(model, with_btyd(target)[0]), points
+
+
+def _register(settings: config.Settings, catalog: Catalog, churn_dir: Path) -> dict[str, str]:
+    """Register the scoring churn model, then the scorer of it and the scoring CLV model, tagged
+    ``cvm.paired_with`` both versions (the CLV version registered from the same files, found by
+    their content id); returns their versions."""
+    import mlflow
+
+    from pipeline import clv_store
+
+    features = io.read_parquet(catalog.features_scoring)
+    clv = clv_store.load(catalog.clv_scoring)
+    example = clv.churn_features(features.head(10), settings.churn_horizon)
+    churn = registry.register_churn(churn_dir, example, settings.tracking)
+    if churn is None:
+        return {}
+    names, client = registry.model_names(settings.tracking), mlflow.MlflowClient()
+    clv_id = io.read_json(catalog.fit_report)["scoring"]["model_id"]
+    clv_version = registry.latest_version(client, names["clv"], {"cvm.model_id": clv_id})
+    provenance = {
+        "clv_model": f"{names['clv']}/{clv_version}" if clv_version else f"{names['clv']}@{clv_id}",
+        "churn_model": f"{names['churn']}/{churn}",
+    }
+    as_of = date.fromisoformat(io.read_json(catalog.features_report)["dates"]["scoring_date"])
+    scorer = registry.register_scorer(
+        catalog.clv_scoring,
+        churn_dir,
+        features,
+        settings.scoring,
+        as_of,
+        provenance,
+        settings.tracking,
+    )
+    pair = ",".join(provenance.values())
+    registry.tag_version(client, names["scorer"], scorer, {"cvm.paired_with": pair})
+    return {"churn": churn, "scorer": scorer}

@@ -1,13 +1,13 @@
 """fit_clv on the full CDNOW log: NUTS converges near the MAP; posteriors saved and registered."""
 
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
 import pytest
 
-from models.btyd.predict import PredictionSettings
-from pipeline import clv_store, io
+from pipeline import clv_store, config, io
 from pipeline.cli import main
 from tests.conftest import CDNOW_MASTER
 
@@ -16,7 +16,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from pipeline import config
     from tests.conftest import REPO
 
     tmp = tmp_path_factory.mktemp("fit")
@@ -67,7 +66,10 @@ def test_the_scoring_pair_is_registered_and_predicts(fitted):
     settings = {"horizon": 52.0, "chunk_size": 7}
     via_registry = loaded.predict(customers, params=settings)
     model = clv_store.load(fitted / "artifacts/clv/scoring")
-    direct = model.predict(customers, PredictionSettings(**settings))
+    # the other settings are the pipeline's, registered with the model
+    pipeline = config.Settings(config.load_params(fitted / "params.yaml"))
+    prediction = replace(pipeline.prediction, **settings)
+    direct = model.predict(customers, prediction, pipeline.max_draws)
     np.testing.assert_allclose(via_registry.to_numpy(), direct.to_numpy())
     assert (direct.clv_lower <= direct.clv).all() and (direct.clv <= direct.clv_upper).all()
 

@@ -36,7 +36,7 @@ FIRST_AS_OF = START + timedelta(days=630)  # 2024-09-23, a Monday: one as-of dat
 BASE = {"r": 0.6, "alpha": 3.0, "a": 0.7, "b": 4.0}
 SHIFTED = {"r": 0.6, "alpha": 0.6, "a": 0.7, "b": 4.0}  # five times the purchase rate
 CHEAP_SPEND = (("p", 6.25), ("q", 3.74), ("gamma", 30.0))  # half the spend per purchase
-NAMES = ("cvm-clv", "cvm-churn")
+NAMES = ("cvm-clv", "cvm-churn", "cvm-scorer")  # the scorer's aliases move with the pair's
 
 FAST = (
     "data=simulated",
@@ -223,7 +223,7 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     s = record(0, "good", 0)
     assert s["decision"]["reason"].startswith("no champion yet")
     assert s["drift"]["status"] == "skipped"
-    assert champions(project) == {"cvm-clv": "1", "cvm-churn": "1"}
+    assert champions(project) == {"cvm-clv": "1", "cvm-churn": "1", "cvm-scorer": "1"}
     assert_table_matches_champions(project, log0, as_of(0))
     # the score stage, on the files those registered models were saved from, scores alike
     settings = config.Settings(cfg)
@@ -237,6 +237,11 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     stage_table = pd.read_parquet(project / "stage/customers.parquet")
     pd.testing.assert_frame_equal(published.drop(columns=labels), stage_table.drop(columns=labels))
     assert stage_table.clv_model.str.startswith("cvm-clv@").all()
+    # and the scorer registered with the champions, on the same features, gives the same rows
+    mlflow.set_registry_uri(f"sqlite:///{project}/mlflow.db")
+    scorer = mlflow.pyfunc.load_model("models:/cvm-scorer@champion")
+    rows = scorer.predict(pd.read_parquet(staged.features_scoring))
+    pd.testing.assert_frame_equal(rows, published, check_dtype=False)
 
     # week 1: a broken feed, three ways; each fails before touching anything
     good1 = until(base, as_of(1))
@@ -298,7 +303,7 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     s = record(1, "good", 0)
     assert_rule_followed(s)
     assert s["decision"]["promoted"] and s["drift"]["status"] == "ok"
-    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3"}
+    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3", "cvm-scorer": "3"}
     assert_table_matches_champions(project, log1, as_of(1))
 
     # the same week again: nothing to do, nothing touched
@@ -317,9 +322,9 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     s = record(2, "bad config", 4)
     assert_rule_followed(s)
     assert not s["decision"]["promoted"] and "churn_roc_auc" in s["decision"]["worse"]
-    assert s["challenger"] == {"clv": "4", "churn": "4"}
-    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3"}
-    assert champions(project, "challenger") == {"cvm-clv": "4", "cvm-churn": "4"}
+    assert s["challenger"] == {"clv": "4", "churn": "4", "scorer": "4"}
+    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3", "cvm-scorer": "3"}
+    assert champions(project, "challenger") == {"cvm-clv": "4", "cvm-churn": "4", "cvm-scorer": "4"}
     assert_table_matches_champions(project, log2, as_of(2))
 
     # week 3: shifted behaviour. With drift.action=fail the run stops before fitting anything
@@ -341,7 +346,7 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     assert_rule_followed(s)
     assert s["decision"].get("blocked_by_drift") and s["drift"]["status"] == "breach"
     assert s["drift"]["features"]["tenure_days"]["psi"] > 0.25
-    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3"}
+    assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3", "cvm-scorer": "3"}
     assert_table_matches_champions(project, log3, as_of(3))
 
     # every decision is in MLflow: one retrain run per attempt, the stage runs its children
@@ -372,6 +377,16 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
         err = capsys.readouterr().err
         assert "split champion pair" in err and "cvm-clv/3" in err and "cvm-churn/3" in err
     registry.set_registered_model_alias("cvm-churn", "champion", "3")
+    # the scorer's champion fit from another pair: refused too
+    registry.set_registered_model_alias("cvm-scorer", "champion", "4")
+    capsys.readouterr()
+    assert main(["score", "--log", str(log3), "--as-of", str(as_of(3))]) == 2
+    err = capsys.readouterr().err
+    assert "split champion pair" in err and "cvm-scorer/4" in err and "cvm-churn/4" in err
+    registry.set_registered_model_alias("cvm-scorer", "champion", "3")
+    assert registry.get_model_version("cvm-scorer", "3").tags["cvm.paired_with"] == (
+        "cvm-clv/3,cvm-churn/3"
+    )
 
     frame = pd.DataFrame(table)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
