@@ -1,0 +1,148 @@
+"""Publishing tables to the SQL database downstream teams read (``export.database``).
+
+Each table is first written under a temporary name; then, in one transaction, every previous
+version is dropped and the new tables take their names. Readers see the previous set of tables
+or the new one, never a half-written table or a mixture. A publication that stops before that
+transaction leaves the previous tables as they were; the next one drops its temporary tables.
+
+URLs: ``duckdb:///path/to/file.duckdb`` (relative to the project, the default;
+``duckdb:////absolute/path``) and ``postgresql://user@host:port/dbname`` (``?host=/socket/dir``
+for a Unix socket; the password from ``PGPASSWORD`` or ``~/.pgpass`` rather than the config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import faults
+from pipeline.errors import CvmError
+
+NEW = "__cvm_new"  # suffix of a table being written
+SCHEMES = ("duckdb", "postgresql")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """``export.database``: where the scored table and the segment summary are published."""
+
+    url: str | None
+    schema: str
+    tables: dict[str, str]  # what is published ("customers", "segments") → table name
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> DatabaseSettings:
+        return cls(section["url"], section["schema"], dict(section["tables"]))
+
+    @property
+    def where(self) -> str:
+        """The database without its credentials, for messages and summaries."""
+        return self.url.split("://", 1)[0] + "://" + self.url.rsplit("@", 1)[-1].split("://")[-1]
+
+
+def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict[str, int]:
+    """Replace the tables of ``settings`` with ``frames`` (keyed like ``settings.tables``), all
+    together; returns the rows of each table."""
+    scheme = settings.url.split("://", 1)[0] if settings.url else None
+    if scheme not in SCHEMES:
+        raise CvmError(
+            f"export.database.url is {settings.url!r}; expected a URL starting with "
+            f"{' or '.join(s + '://' for s in SCHEMES)}"
+        )
+    tables = {key: settings.tables[key] for key in frames}
+    try:
+        with _connect(scheme, settings.url) as (con, load, catalog):
+            schema = catalog + _quote(settings.schema)
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for key, frame in frames.items():
+                con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(tables[key] + NEW)}")
+                load(con, frame, f"{schema}.{_quote(tables[key] + NEW)}")
+            _commit(con)
+            faults.checkpoint("database:written")
+            for table in tables.values():
+                con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(table)}")
+                new = f"{schema}.{_quote(table + NEW)}"
+                con.execute(f"ALTER TABLE {new} RENAME TO {_quote(table)}")
+            _commit(con)
+    except CvmError:
+        raise
+    except Exception as err:  # the driver's errors: a server down, a permission, a bad name
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CvmError(f"{settings.where}: cannot publish the tables ({first})") from None
+    return {key: len(frame) for key, frame in frames.items()}
+
+
+def read(settings: DatabaseSettings, key: str) -> pd.DataFrame:
+    """A published table, as a downstream reader sees it."""
+    scheme = settings.url.split("://", 1)[0]
+    with _connect(scheme, settings.url) as (con, _, catalog):
+        table = f"{catalog}{_quote(settings.schema)}.{_quote(settings.tables[key])}"
+        cur = con.execute(f"SELECT * FROM {table}")
+        columns = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+@contextmanager
+def _connect(scheme: str, url: str) -> Iterator[tuple[Any, Any]]:
+    """A connection in a transaction, the function that loads a frame into a new table, and
+    the prefix naming the database (DuckDB names it after its file, like a schema may be)."""
+    if scheme == "duckdb":
+        import duckdb
+
+        path = Path(url.removeprefix("duckdb:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            (catalog,) = con.execute("SELECT current_database()").fetchone()
+            yield con, _load_duckdb, _quote(catalog) + "."
+        finally:
+            con.close()  # uncommitted work is rolled back
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as con:
+            yield con, _load_postgres, ""
+
+
+def _commit(con) -> None:
+    if type(con).__module__.startswith("duckdb"):
+        con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION")
+    else:
+        con.commit()
+
+
+def _load_duckdb(con, frame: pd.DataFrame, table: str) -> None:
+    con.register("cvm_frame", frame)
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM cvm_frame")
+    con.unregister("cvm_frame")
+
+
+_PG_TYPES = {"i": "BIGINT", "u": "BIGINT", "f": "DOUBLE PRECISION", "b": "BOOLEAN"}
+
+
+def _load_postgres(con, frame: pd.DataFrame, table: str) -> None:
+    columns = ", ".join(f"{_quote(c)} {_pg_type(frame[c])}" for c in frame.columns)
+    con.execute(f"CREATE TABLE {table} ({columns})")
+    values = frame.astype(object).where(frame.notna(), None)
+    with con.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        for row in values.itertuples(index=False, name=None):
+            copy.write_row(row)
+
+
+def _pg_type(column: pd.Series) -> str:
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return "TIMESTAMPTZ"
+    if column.dtype.kind == "M":
+        return "TIMESTAMP"
+    return _PG_TYPES.get(column.dtype.kind, "TEXT")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -1,0 +1,107 @@
+"""Publishing to the database downstream teams read: a real PostgreSQL server that the suite
+starts itself (``pgserver``, listening on a Unix socket only) and the DuckDB file of the default.
+A publication killed half-way leaves the previous tables readable and whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pipeline import faults
+from pipeline.database import DatabaseSettings, publish, read
+from pipeline.errors import CvmError
+from tests.conftest import REPO
+
+TABLES = {"customers": "customers", "segments": "customer_segments"}
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def database(request, tmp_path, monkeypatch) -> DatabaseSettings:
+    monkeypatch.chdir(tmp_path)
+    if request.param == "duckdb":
+        return DatabaseSettings("duckdb:///published/cvm.duckdb", "cvm", TABLES)
+    # one schema per test: the server is shared by the module
+    return DatabaseSettings(request.getfixturevalue("postgres"), tmp_path.name[-40:], TABLES)
+
+
+def scored(clv: float, rows: int = 3) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(rows)],
+            "clv": [clv] * (rows - 1) + [None],
+            "frequency": list(range(rows)),
+            "value_tier": pd.Categorical(["gold"] * rows),
+            "as_of_date": pd.to_datetime(["2024-06-30"] * rows),
+            "clv_model": ["cvm-clv/3"] * rows,
+        }
+    )
+
+
+def test_a_publication_replaces_both_tables(database):
+    assert publish({"customers": scored(1.0), "segments": scored(1.0, 2)}, database) == {
+        "customers": 3,
+        "segments": 2,
+    }
+    publish({"customers": scored(2.5, 4), "segments": scored(2.5, 1)}, database)
+    customers = read(database, "customers").sort_values("customer_id", ignore_index=True)
+    assert customers.customer_id.tolist() == ["c0", "c1", "c2", "c3"]
+    assert customers.clv.tolist()[:3] == [2.5, 2.5, 2.5] and pd.isna(customers.clv.iloc[3])
+    assert customers.frequency.tolist() == [0, 1, 2, 3]
+    assert (customers.value_tier == "gold").all() and (customers.clv_model == "cvm-clv/3").all()
+    assert pd.Timestamp(customers.as_of_date.iloc[0]) == pd.Timestamp("2024-06-30")
+    assert len(read(database, "segments")) == 1
+
+
+def test_a_publication_killed_before_the_swap_leaves_the_previous_tables(database):
+    publish({"customers": scored(1.0), "segments": scored(1.0, 2)}, database)
+    script = (
+        "import sys, pandas as pd\n"
+        "from pipeline.database import DatabaseSettings, publish\n"
+        "from tests.pipeline.test_database import TABLES, scored\n"
+        f"settings = DatabaseSettings({database.url!r}, {database.schema!r}, TABLES)\n"
+        "publish({'customers': scored(9.0, 5), 'segments': scored(9.0, 5)}, settings)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), faults.VARIABLE: "database:written"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    # what a reader sees: the previous tables, whole
+    assert read(database, "customers").clv.max() == 1.0
+    assert len(read(database, "segments")) == 2
+    # the next publication drops the killed one's temporary tables and swaps in its own
+    publish({"customers": scored(3.0), "segments": scored(3.0)}, database)
+    assert read(database, "customers").clv.max() == 3.0
+    assert tables(database) == {"customers", "customer_segments"}
+
+
+def tables(database: DatabaseSettings) -> set[str]:
+    """The tables of the publication's schema, from the database's own catalog."""
+    query = "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+    if database.url.startswith("duckdb"):
+        import duckdb
+
+        with duckdb.connect(database.url.removeprefix("duckdb:///")) as con:
+            return {r[0] for r in con.execute(query + "?", [database.schema]).fetchall()}
+    import psycopg
+
+    with psycopg.connect(database.url) as con:
+        return {r[0] for r in con.execute(query + "%s", [database.schema]).fetchall()}
+
+
+def test_a_bad_url_is_named():
+    settings = DatabaseSettings("mysql://db/cvm", "cvm", TABLES)
+    with pytest.raises(CvmError, match="export.database.url is 'mysql://db/cvm'; expected"):
+        publish({"customers": scored(1.0)}, settings)
