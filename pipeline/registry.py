@@ -185,7 +185,7 @@ def register_scorer(
         return None
     clv, churn = serving.load_clv(clv_dir), serving.load_churn(churn_dir)
     table = score_customers(features, clv, churn, scoring, provenance, as_of)
-    reference = population(table, scoring.value_per_purchase)
+    reference = population(table, scoring.value_per_purchase, scoring.tiers.by)
     inputs = [c for c in features.columns if c in SUMMARY_COLUMNS or c in churn.features]
     example = features[inputs].head(10)
     output = score_customers(example, clv, churn, scoring, provenance, as_of, reference=reference)

@@ -82,12 +82,17 @@ def as_floats(frame: pd.DataFrame) -> pd.DataFrame:
 
 def assert_rows_match(got: pd.DataFrame, table: pd.DataFrame) -> None:
     """``got`` holds the scored table's rows of its customers, every column, the same values
-    (floats within 1e-9); the model labels name registry versions."""
+    (floats within 1e-9); the model labels name registry versions. The retention priority ranks
+    the customers scored together (1, 2, … without gaps), in the table's order."""
     assert list(got.columns) == list(table.columns)
     assert (got.clv_model == "cvm-clv/1").all() and (got.churn_model == "cvm-churn/1").all()
     got = got.set_index("customer_id")
     expected = table.set_index("customer_id").loc[got.index]
-    for name in expected.columns.drop(LABELS):
+    ranked = [c for c in ("retention_priority",) if c in expected.columns]
+    for name in ranked:
+        assert sorted(got[name].astype(int)) == list(range(1, len(got) + 1)), name
+        assert got[name].astype(int).tolist() == expected[name].rank().astype(int).tolist(), name
+    for name in expected.columns.drop(LABELS + ranked):
         want, have = expected[name], got[name]
         if want.dtype.kind == "f":
             np.testing.assert_allclose(have.astype(float), want, rtol=0, atol=1e-9, err_msg=name)
