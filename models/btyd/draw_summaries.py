@@ -60,9 +60,29 @@ def _summarise(row: np.ndarray, q_lo: float, q_hi: float) -> tuple[float, float,
     return mean, lo, hi
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def summarise_rows(values, q_lo, q_hi):
+def summarise_rows(values: np.ndarray, q_lo: float, q_hi: float):
     """Mean, ``q_lo`` and ``q_hi`` quantiles of every row of ``values`` (rows x draws)."""
+    if values.shape[1] == 1:  # a point (the MAP): the value itself, with no kernel to load
+        point = np.ascontiguousarray(values[:, 0], dtype=float)
+        return point, point.copy(), point.copy()
+    return _summarise_rows(values, q_lo, q_hi)
+
+
+def summarise_linear(intercept, slope, group, m, scale, scale_row, q_lo, q_hi):
+    """Summaries of ``(intercept[g] + slope[g] m_i) * scale[scale_row_i]`` for every row ``i``.
+
+    ``g = group[i]``; ``intercept``, ``slope`` and ``scale`` have one column per draw. This is
+    the Gamma-Gamma expected spend (linear in the mean spend ``m``) times a per-summary factor
+    (1 for the spend itself, margin x P(alive) x discounted purchases for the CLV).
+    """
+    if intercept.shape[1] == 1:
+        point = (intercept[group, 0] + slope[group, 0] * m) * scale[scale_row, 0]
+        return point, point.copy(), point.copy()
+    return _summarise_linear(intercept, slope, group, m, scale, scale_row, q_lo, q_hi)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _summarise_rows(values, q_lo, q_hi):
     n, d = values.shape
     mean, lo, hi = np.empty(n), np.empty(n), np.empty(n)
     for block in prange((n + _BLOCK - 1) // _BLOCK):
@@ -74,13 +94,7 @@ def summarise_rows(values, q_lo, q_hi):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def summarise_linear(intercept, slope, group, m, scale, scale_row, q_lo, q_hi):
-    """Summaries of ``(intercept[g] + slope[g] m_i) * scale[scale_row_i]`` for every row ``i``.
-
-    ``g = group[i]``; ``intercept``, ``slope`` and ``scale`` have one column per draw. This is
-    the Gamma-Gamma expected spend (linear in the mean spend ``m``) times a per-summary factor
-    (1 for the spend itself, margin x P(alive) x discounted purchases for the CLV).
-    """
+def _summarise_linear(intercept, slope, group, m, scale, scale_row, q_lo, q_hi):
     n, d = m.shape[0], intercept.shape[1]
     mean, lo, hi = np.empty(n), np.empty(n), np.empty(n)
     for block in prange((n + _BLOCK - 1) // _BLOCK):
