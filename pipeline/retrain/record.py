@@ -96,12 +96,9 @@ class RetrainRun:
         io.write_json(summary, self.retrain.summary)
         self.append_history()
         try:
-            for kind in registry.KINDS:
+            for kind, version in self.challenger.items():  # the pair and its scorer
                 registry.tag_version(
-                    self.client,
-                    self.names[kind],
-                    self.challenger[kind],
-                    {"cvm.decision": summary["status"]},
+                    self.client, self.names[kind], version, {"cvm.decision": summary["status"]}
                 )
             self.close_run("FINISHED", summary["status"], code)
         except Exception:  # the outputs are published and the summary written: keep the result
@@ -164,8 +161,8 @@ class RetrainRun:
             "config_sha256": s.get("config_sha256"),
         }
         for key in ("champion_before", "challenger", "champion_after"):
-            for kind in registry.KINDS:
-                if version := (s.get(key) or {}).get(kind):
+            for kind, version in (s.get(key) or {}).items():  # the pair and its scorer
+                if version:
                     params[f"{key}.{kind}"] = version
         values = {
             "customers": s.get("customers"),
