@@ -1,5 +1,6 @@
 """Value-management views of scored customers: value to date and to come, the value at risk,
-the retention priority, the value matrix and the recommended action the teams act on.
+the retention priority, the value matrix and the recommended action, and the segment summary
+the teams act on.
 
 Every rule is a plain function of the scored table (and, for value to date, of the feature
 table), so a label can always be explained from the columns beside it.
@@ -279,3 +280,62 @@ def value_columns(
         }
     )
     return out.set_axis(table.index)
+
+
+SUMMARY_VIEWS = ("tier_lifecycle", "value_matrix")
+# the scored table's columns a summary reads
+SUMMARY_READS = (
+    "customer_id",
+    "clv",
+    "churn_probability",
+    "expected_purchases",
+    "value_tier",
+    "lifecycle_stage",
+    "value_segment",
+    "value_at_risk",
+)
+SUMMARY_COLUMNS = (
+    "view",
+    "value_tier",
+    "lifecycle_stage",
+    "value_segment",
+    "customers",
+    "total_clv",
+    "mean_clv",
+    "total_value_at_risk",
+    "mean_churn_probability",
+    "expected_purchases",
+)
+
+
+def segment_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per value tier x lifecycle stage (``view`` ``tier_lifecycle``) and per
+    value-matrix cell (``value_matrix``; not for a log without amounts), every pair listed,
+    empty ones too: customers, total and mean CLV, total value at risk, mean churn probability
+    and the expected purchases summed. Within a view the customers add up to the table's."""
+    parts = [_summarise(table, ["value_tier", "lifecycle_stage"], "tier_lifecycle")]
+    if table["value_segment"].notna().any():
+        parts.append(_summarise(table, ["value_segment"], "value_matrix"))
+    out = pd.concat(parts, ignore_index=True)
+    for name in ("value_tier", "lifecycle_stage", "value_segment"):
+        labels = out[name].astype(object)
+        out[name] = labels.where(labels.notna(), None)
+    return out[list(SUMMARY_COLUMNS)]
+
+
+def _summarise(table: pd.DataFrame, keys: list[str], view: str) -> pd.DataFrame:
+    has_clv = table["clv"].notna().any()
+    groups = table.groupby(keys, observed=False, sort=True)
+    out = groups.agg(
+        customers=("customer_id", "size"),
+        total_clv=("clv", "sum"),
+        mean_clv=("clv", "mean"),
+        total_value_at_risk=("value_at_risk", "sum"),
+        mean_churn_probability=("churn_probability", "mean"),
+        expected_purchases=("expected_purchases", "sum"),
+    ).reset_index()
+    out["customers"] = out["customers"].astype("int64")
+    if not has_clv:  # a log without amounts: no money to add up
+        out[["total_clv", "total_value_at_risk"]] = np.nan
+    out.insert(0, "view", view)
+    return out.reindex(columns=list(SUMMARY_COLUMNS))

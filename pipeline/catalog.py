@@ -20,7 +20,8 @@ from pipeline.errors import CvmError
 class Catalog:
     """Every artifact's path. The ``clv_*`` and ``churn_*`` models are directories (see
     :mod:`pipeline.clv_store`, :mod:`pipeline.churn_store`); ``scored`` is the base path of the
-    scored table (``.parquet``, ``.csv`` and ``.schema.json`` beside each other)."""
+    scored table (``.parquet``, ``.csv`` and ``.schema.json`` beside each other), ``segments``
+    that of its segment summary (``.parquet`` and ``.csv``)."""
 
     clean: Path
     quarantine: Path
@@ -40,6 +41,7 @@ class Catalog:
     evaluation: Path
     plots: Path
     scored: Path
+    segments: Path
     score_summary: Path
     report: Path
     state: Path  # bookkeeping of the writes in progress (see pipeline.io.atomic_outputs)
@@ -88,6 +90,21 @@ class Catalog:
     def scored_files(self) -> dict[str, Path]:
         """The scored table's three files by suffix."""
         return {s: self.scored.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")}
+
+    def segment_files(self) -> dict[str, Path]:
+        """The segment summary's two files by suffix."""
+        return segment_files(self.segments)
+
+
+def segments_beside(scored: Path) -> Path:
+    """The base path of the segment summary written beside the scored table at ``scored``
+    (``<base>_segments``): where ``cvm score`` and ``cvm retrain`` put it, and the default of
+    ``paths.segments``."""
+    return scored.with_name(f"{scored.name}_segments")
+
+
+def segment_files(base: Path) -> dict[str, Path]:
+    return {s: base.with_suffix(s) for s in (".parquet", ".csv")}
 
 
 def _inside(root: Path, path: Path) -> Path:

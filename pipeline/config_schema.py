@@ -471,6 +471,7 @@ PATHS = {
     "score_summary": Path(),
     "report": Path(),
     "scored": Path(),
+    "segments": Path(),
     "state": Path(),
 }
 

@@ -384,13 +384,20 @@ def write_table_files(
     csv: Path,
     schema_path: Path,
     guard_formulas: bool = True,
+    segments: pd.DataFrame | None = None,
+    segment_paths: tuple[Path, Path] | None = None,
 ) -> None:
-    """The scored table as Parquet, CSV and its JSON schema, each to the path given. With
-    ``guard_formulas`` the CSV's text cells that a spreadsheet would run as a formula are
-    written as text (:func:`models.scoring.spreadsheet_safe`); the Parquet file keeps the
+    """The scored table as Parquet, CSV and its JSON schema, each to the path given, and its
+    ``segments`` summary as Parquet and CSV to ``segment_paths`` when given. With
+    ``guard_formulas`` the CSVs' text cells that a spreadsheet would run as a formula are
+    written as text (:func:`models.scoring.spreadsheet_safe`); the Parquet files keep the
     values as they are."""
     from models.scoring import spreadsheet_safe
 
-    table.to_parquet(parquet, index=False)
-    (spreadsheet_safe(table) if guard_formulas else table).to_csv(csv, index=False)
+    frames = [(table, parquet, csv)]
+    if segments is not None and segment_paths is not None:
+        frames.append((segments, *segment_paths))
+    for frame, parquet_path, csv_path in frames:
+        frame.to_parquet(parquet_path, index=False)
+        (spreadsheet_safe(frame) if guard_formulas else frame).to_csv(csv_path, index=False)
     schema_path.write_text(json.dumps(schema, indent=2) + "\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import config, io, lock, outputs, registry, staging, tracking
+from pipeline.catalog import segment_files, segments_beside
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
@@ -58,12 +59,25 @@ def score_features(
 def publish_table(
     table: pd.DataFrame, base: Path, state: Path, guard_formulas: bool = True
 ) -> None:
-    """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), all at once."""
+    """The scored table's three files at ``base`` (.parquet, .csv, .schema.json) and its segment
+    summary's two beside it (``<base>_segments``.parquet, .csv), all at once. A table without
+    the value views (not from :func:`models.scoring.score_customers`) has no summary."""
     from models.scoring import table_schema
+    from models.value_views import SUMMARY_READS, segment_summary
 
     files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
+    summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
+    if summary is not None:
+        files += segment_files(segments_beside(base)).values()
     with outputs.atomic_outputs(*files, state=state) as temps:
-        io.write_table_files(table, table_schema(table), *temps, guard_formulas)
+        io.write_table_files(
+            table,
+            table_schema(table),
+            *temps[:3],
+            guard_formulas,
+            segments=summary,
+            segment_paths=tuple(temps[3:]) if summary is not None else None,
+        )
 
 
 def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""score: the scored customer table at the scoring date (Parquet, CSV and a JSON schema).
+"""score: the scored customer table at the scoring date (Parquet, CSV and a JSON schema) and its
+segment summary (Parquet and CSV).
 
 The scorer is :func:`models.scoring.score_customers`; on Spark its row scorer runs in the
 executors over partitions of the feature table (:func:`pipeline.engine.map_on_spark`).
@@ -25,8 +26,10 @@ def model_label(report: dict, name: str) -> str:
 
 def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Score every customer known at the scoring date with the scoring models in ``catalog``;
-    writes the table's three files and the summary together and returns the summary."""
+    writes the table's three files, its segment summary's two and the summary together and
+    returns the summary."""
     from models.scoring import score_customers, table_schema
+    from models.value_views import segment_summary
 
     dates = io.read_json(catalog.features_report)["dates"]
     features = io.read_parquet(catalog.features_scoring)
@@ -57,11 +60,17 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()
         },
     }
-    files = catalog.scored_files()
-    targets = (*files.values(), catalog.score_summary)
-    with outputs.atomic_outputs(*targets, state=catalog.state) as temps:
-        io.write_table_files(table, table_schema(table), *temps[:3], settings.guard_formulas)
-        io.write_json(summary, temps[3], atomic=False)
+    files = (*catalog.scored_files().values(), *catalog.segment_files().values())
+    with outputs.atomic_outputs(*files, catalog.score_summary, state=catalog.state) as temps:
+        io.write_table_files(
+            table,
+            table_schema(table),
+            *temps[:3],
+            settings.guard_formulas,
+            segments=segment_summary(table),
+            segment_paths=(temps[3], temps[4]),
+        )
+        io.write_json(summary, temps[5], atomic=False)
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
         tracking.log_dict(summary, "score_summary.json")

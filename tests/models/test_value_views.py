@@ -16,6 +16,7 @@ from models.value_views import (
     quantile_level,
     recommended_action,
     retention_priority,
+    segment_summary,
     tier_value,
     value_at_risk,
     value_columns,
@@ -189,6 +190,31 @@ def test_without_amounts_the_views_have_no_money_but_a_priority_and_an_action():
     )
     with pytest.raises(ValueError, match="amounts"):
         tier_value(table, features, "historical_value")
+    summary = segment_summary(pd.concat([table, views], axis=1))
+    assert set(summary["view"]) == {"tier_lifecycle"}
+    assert summary["total_clv"].isna().all() and summary["customers"].sum() == len(table)
+
+
+def test_the_segment_summary_adds_up_to_the_table_in_each_view():
+    table, features = scored(40)
+    full = pd.concat([table, value_columns(table, features, ValueViewSettings())], axis=1)
+    summary = segment_summary(full)
+    assert set(summary["view"]) == {"tier_lifecycle", "value_matrix"}
+    for _, rows in summary.groupby("view"):
+        assert rows["customers"].sum() == len(full)
+        assert rows["total_clv"].sum() == pytest.approx(full["clv"].sum())
+        assert rows["total_value_at_risk"].sum() == pytest.approx(full["value_at_risk"].sum())
+        assert rows["expected_purchases"].sum() == pytest.approx(full["expected_purchases"].sum())
+    # every tier x stage pair is listed, empty ones too; every matrix cell once
+    pairs = summary[summary["view"] == "tier_lifecycle"]
+    assert len(pairs) == 4 * 5
+    cells = summary[summary["view"] == "value_matrix"]
+    assert cells["value_segment"].tolist() == ValueMatrix().cell_names()
+    champions = full[full["value_segment"] == "champions"]
+    row = cells[cells["value_segment"] == "champions"].iloc[0]
+    assert row["customers"] == len(champions)
+    assert row["mean_clv"] == pytest.approx(champions["clv"].mean())
+    assert row["mean_churn_probability"] == pytest.approx(champions["churn_probability"].mean())
 
 
 def test_the_settings_survive_a_json_round_trip():

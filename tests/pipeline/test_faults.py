@@ -45,7 +45,14 @@ STAGE_OUTPUTS = {
     "fit_clv": ("clv_calibration", "clv_scoring", "fit_report"),
     "train_churn": ("churn_calibration", "churn_scoring", "train_report"),
     "evaluate": ("evaluation", "plots"),
-    "score": ("scored.parquet", "scored.csv", "scored.schema.json", "score_summary"),
+    "score": (
+        "scored.parquet",
+        "scored.csv",
+        "scored.schema.json",
+        "segments.parquet",
+        "segments.csv",
+        "score_summary",
+    ),
     "report": ("report",),
 }
 STAGES = tuple(STAGE_OUTPUTS)

@@ -37,6 +37,13 @@ def test_a_log_without_amounts_runs_purchase_only(make_params, tmp_path):
     best = table[table.value_tier == "platinum"].expected_purchases.min()
     assert best >= table[table.value_tier == "bronze"].expected_purchases.max()
     assert (table.rfm_monetary == 0).all()
+    # the value views: no money, but a priority, an action and the tier x stage summary
+    assert table.historical_value.isna().all() and table.value_at_risk.isna().all()
+    assert table.value_segment.isna().all() and table.recommended_action.notna().all()
+    assert sorted(table.retention_priority) == list(range(1, len(table) + 1))
+    segments = pd.read_parquet(tmp_path / "data/scored/customers_segments.parquet")
+    assert set(segments.view) == {"tier_lifecycle"} and segments.customers.sum() == len(table)
+    assert segments.total_clv.isna().all()
     report = json.loads((tmp_path / "artifacts/clv/fit_report.json").read_text())
     assert set(report["scoring"]["map"]) == {"purchase"}
     evaluation = json.loads((tmp_path / "reports/evaluation.json").read_text())

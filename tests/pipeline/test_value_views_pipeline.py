@@ -1,9 +1,11 @@
-"""The value views in the config."""
+"""The value views in the config, the score stage's files and the published table."""
 
 from __future__ import annotations
 
 import copy
+import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -99,3 +101,52 @@ def test_the_settings_carry_tiers_by_and_the_views():
     assert settings.tiers.by == "margin_clv"
     assert settings.views.matrix.levels == ("low", "mid", "high")
     assert settings.views.actions.default == COMMITTED["tiers"]["actions"]["default"]
+
+
+def test_the_score_stage_writes_the_segment_summary_with_the_table(pipeline_outputs):
+    from models.scoring import COLUMN_DOCS
+
+    scored = pipeline_outputs / "data/scored"
+    table = pd.read_parquet(scored / "customers.parquet")
+    summary = pd.read_parquet(scored / "customers_segments.parquet")
+    csv = pd.read_csv(scored / "customers_segments.csv")
+    assert len(csv) == len(summary) == 4 * 5 + 4
+    for view, rows in summary.groupby("view"):
+        assert rows.customers.sum() == len(table) == 2357, view
+        assert rows.total_clv.sum() == pytest.approx(table.clv.sum(), rel=1e-9)
+        assert rows.total_value_at_risk.sum() == pytest.approx(table.value_at_risk.sum(), rel=1e-9)
+    # the views in the table, documented
+    schema = json.loads((scored / "customers.schema.json").read_text())
+    described = {c["name"]: c["description"] for c in schema["columns"]}
+    for name in ("historical_value", "value_at_risk", "retention_priority", "value_segment"):
+        assert described[name] == COLUMN_DOCS[name] != ""
+    assert table.value_at_risk.to_numpy() == pytest.approx(
+        (table.clv * table.churn_probability).to_numpy()
+    )
+    assert (table.historical_value == table.total_spend).all()
+    assert sorted(table.retention_priority) == list(range(1, len(table) + 1))
+    first = table.loc[table.retention_priority.idxmin()]
+    assert first.value_at_risk == table.value_at_risk.max()
+    assert set(table.value_segment) == {"champions", "rising", "fading", "low_value"}
+    cell = summary[(summary.view == "value_matrix") & (summary.value_segment == "champions")]
+    assert cell.customers.item() == (table.value_segment == "champions").sum()
+    at_risk = table[(table.value_tier == "platinum") & (table.lifecycle_stage == "at_risk")]
+    assert (at_risk.recommended_action == "retain: personal outreach").all()
+
+
+def test_publishing_a_table_writes_its_summary_beside_it(pipeline_outputs, tmp_path):
+    from pipeline.score_log import publish_table
+
+    table = pd.read_parquet(pipeline_outputs / "data/scored/customers.parquet")
+    base = tmp_path / "out" / "customers"
+    publish_table(table, base, tmp_path / "state")
+    written = pd.read_parquet(tmp_path / "out/customers_segments.parquet")
+    expected = pd.read_parquet(pipeline_outputs / "data/scored/customers_segments.parquet")
+    pd.testing.assert_frame_equal(written, expected)
+    assert sorted(p.name for p in base.parent.iterdir()) == [
+        "customers.csv",
+        "customers.parquet",
+        "customers.schema.json",
+        "customers_segments.csv",
+        "customers_segments.parquet",
+    ]
