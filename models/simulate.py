@@ -27,8 +27,11 @@ def _purchases(
 
     BG/NBD: rate ~ Gamma(r, alpha); after each repeat purchase the customer drops out with
     probability p ~ Beta(a, b). Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta).
-    ``rate_shift`` multiplies the rate by ``exp(shift)``; ``drop_shift`` adds to the log-odds of
-    p (BG/NBD) or to log mu (Pareto/NBD). ``aging`` adds a second way to leave whose hazard
+    ``rate_shift`` multiplies the rate by ``exp(shift)`` (``alpha_i = alpha exp(-shift)``);
+    ``drop_shift`` scales b by ``exp(-shift)`` (BG/NBD: p ~ Beta(a, b exp(-shift)), a higher
+    mean dropout probability for a positive shift) or multiplies mu by ``exp(shift)``
+    (Pareto/NBD: ``beta_i = beta exp(-shift)``): the covariate models' form
+    (:mod:`models.btyd.covariates`). ``aging`` adds a second way to leave whose hazard
     grows with age (a Rayleigh lifetime: hazard ``aging**2 * age``), so churn rises with age.
     ``season`` = (first purchase time of each customer, amplitude, period) modulates the rate
     by ``1 + amplitude * sin(2 pi (first + age) / period)`` (events thinned from the peak rate).
@@ -37,8 +40,7 @@ def _purchases(
     rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
     amplitude = season[1] if season is not None else 0.0
     if model == "bgnbd":
-        p = rng.beta(params["a"], params["b"], n)
-        dropout = 1.0 / (1.0 + (1.0 - p) / p * np.exp(-drop_shift))
+        dropout = rng.beta(params["a"], params["b"] * np.exp(-drop_shift), n)
         death = np.full(n, np.inf)
     elif model == "pareto_nbd":
         dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
@@ -116,11 +118,13 @@ class SimulationSettings:
     Rates are per ``time_unit_days`` (weeks by default, like the CDNOW estimates). Customers make
     their first purchase uniformly over the first ``cohort_days`` days and are observed until
     ``horizon_days`` after ``start``. ``covariate_effects`` maps a covariate name to
-    ``(effect on log purchase rate, effect on log-odds of dropout / log dropout rate)``; each
-    covariate is standard normal. Departures from the models, to make logs hard: ``aging`` (per
-    time unit) adds a lifetime whose hazard rises with age, ``seasonality`` modulates the
-    purchase rate over the calendar year (amplitude in [0, 1)), ``spend_sigma`` multiplies each
-    amount by a log-normal factor of that scale (heavy tails).
+    ``(purchase coefficient, dropout coefficient)`` in the covariate models' form
+    (:mod:`models.btyd.covariates`: positive raises the purchase rate, the dropout rate or the
+    mean dropout probability); each covariate is standard normal, or 0/1 with probability
+    ``covariate_share`` of 1 when ``binary_covariates``. Departures from the models, to make logs
+    hard: ``aging`` (per time unit) adds a lifetime whose hazard rises with age, ``seasonality``
+    modulates the purchase rate over the calendar year (amplitude in [0, 1)), ``spend_sigma``
+    multiplies each amount by a log-normal factor of that scale (heavy tails).
     """
 
     customers: int = 10_000
@@ -134,6 +138,8 @@ class SimulationSettings:
     horizon_days: int = 546
     time_unit_days: int = 7
     covariate_effects: tuple[tuple[str, float, float], ...] = ()
+    binary_covariates: bool = False
+    covariate_share: float = 0.5
     aging: float = 0.0
     seasonality: float = 0.0
     spend_sigma: float = 0.0
@@ -157,6 +163,12 @@ def _tail(rng: np.random.Generator, owner: np.ndarray, settings: SimulationSetti
     return np.exp(rng.normal(-(sigma**2) / 2, sigma, len(owner)))
 
 
+def _covariate(rng: np.random.Generator, n: int, settings: SimulationSettings) -> np.ndarray:
+    if settings.binary_covariates:
+        return (rng.random(n) < settings.covariate_share).astype(float)
+    return rng.standard_normal(n)
+
+
 def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A transaction log and the truth about each customer.
 
@@ -171,7 +183,7 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
     unit = settings.time_unit_days
     first_day = rng.integers(0, settings.cohort_days, n)
     T = (settings.horizon_days - first_day) / unit
-    covariates = {name: rng.standard_normal(n) for name, _, _ in settings.covariate_effects}
+    covariates = {name: _covariate(rng, n, settings) for name, _, _ in settings.covariate_effects}
     rate_shift = sum((b * covariates[c] for c, b, _ in settings.covariate_effects), np.zeros(n))
     drop_shift = sum((g * covariates[c] for c, _, g in settings.covariate_effects), np.zeros(n))
     season = (

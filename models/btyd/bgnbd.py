@@ -149,6 +149,25 @@ def loglik_numpy(
     return const + np.where(x > 0, np.logaddexp(log_t1, log_t2), log_t1)
 
 
+def loglik_rows_pytensor(
+    r: pt.TensorLike,
+    alpha: pt.TensorLike,
+    a: pt.TensorLike,
+    b: pt.TensorLike,
+    x: pt.TensorLike,
+    t_x: pt.TensorLike,
+    T: pt.TensorLike,
+) -> pt.TensorVariable:
+    """Per-row log-likelihood as a pytensor expression (:func:`loglik_numpy`'s formula); the
+    parameters may be per-row vectors (covariates, :mod:`models.btyd.covariates`)."""
+    gl = pt.gammaln
+    const = gl(r + x) - gl(r) + r * pt.log(alpha) + gl(b + x) + gl(a + b) - gl(b) - gl(a + b + x)
+    log_t1 = -(r + x) * pt.log(alpha + T)
+    x_safe = pt.maximum(x, 1.0)
+    log_t2 = pt.log(a) - pt.log(b + x_safe - 1.0) - (r + x) * pt.log(alpha + t_x)
+    return const + pt.switch(pt.gt(x, 0), pt.logaddexp(log_t1, log_t2), log_t1)
+
+
 def build_model(
     data: pd.DataFrame,
     priors: Priors | None = None,

@@ -7,9 +7,12 @@ point of the matching CLV fit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from models.btyd.common import PurchaseModel
+from models.btyd.covariates import build_purchase, covariate_columns, individual_params
 from models.btyd.inference import fit_map
 from models.btyd.priors import Priors
 
@@ -17,12 +20,20 @@ BTYD_FEATURES = ("btyd_p_no_purchase", "btyd_expected_purchases", "btyd_p_alive"
 
 
 def add_btyd_features(
-    table: pd.DataFrame, params: dict[str, float], model: PurchaseModel, horizon: float
+    table: pd.DataFrame,
+    params: dict[str, float],
+    model: PurchaseModel,
+    horizon: float,
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """``table`` plus P(no purchase), expected purchases (over ``horizon``) and P(alive).
 
-    ``horizon`` is in the summary's time unit; ``params`` are the purchase model's parameters.
+    ``horizon`` is in the summary's time unit; ``params`` are the purchase model's parameters
+    (and the coefficients of ``covariates``, columns of ``table``: then each customer's own).
     """
+    if covariates:
+        X = table[list(covariates)].to_numpy(dtype=float)
+        params = individual_params(model.name, params, X, covariates)
     x = table["frequency"].to_numpy(dtype=float)
     t_x = table["recency"].to_numpy(dtype=float)
     T = table["T"].to_numpy(dtype=float)
@@ -40,11 +51,14 @@ def add_btyd_features_by_cutoff(
     """Fit the purchase model at each cutoff of a stacked table and add its features.
 
     Returns the new table (row order kept) and the MAP point per cutoff (ISO date → params).
+    The table's covariate columns (``cov_*``), if any, enter the purchase model.
     """
+    covariates = covariate_columns(train)
     parts, points = [], {}
     for cutoff, rows in train.groupby("cutoff", sort=True):
-        point = fit_map(model.build(rows, priors), seed=seed)
-        params = {k: point[k] for k in model.param_names}
+        built = build_purchase(model, rows, priors, covariates)
+        point = fit_map(built, seed=seed)
+        params = {k: point[k] for k in built.names}
         points[pd.Timestamp(cutoff).date().isoformat()] = params
-        parts.append(add_btyd_features(rows, params, model, horizon))
+        parts.append(add_btyd_features(rows, params, model, horizon, covariates))
     return pd.concat(parts).loc[train.index], points

@@ -20,9 +20,10 @@ import xarray as xr
 from models.btyd import gamma_gamma
 from models.btyd.bgnbd import BGNBD
 from models.btyd.common import BuiltModel, PurchaseModel
+from models.btyd.covariates import build_purchase, coefficient_names
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
 from models.btyd.pareto_nbd import PARETO_NBD
-from models.btyd.predict import PredictionSettings, predict_customers
+from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
 
 PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
@@ -83,7 +84,8 @@ class ConvergenceSettings:
 @dataclass(frozen=True)
 class ClvSettings:
     """Which models, how to fit them, with which priors; ``spend=False`` fits the purchase model
-    alone (a log without amounts)."""
+    alone (a log without amounts); ``covariates`` are the summary's columns that shift the
+    purchase and dropout rates (:mod:`models.btyd.covariates`), none by default."""
 
     model: str = "bgnbd"
     method: str = "nuts"
@@ -92,14 +94,21 @@ class ClvSettings:
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
     seed: int = 0
     spend: bool = True
+    covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         purchase_model(self.model)
         if self.method not in METHODS:
             raise ValueError(f"clv.method is {self.method!r}; expected one of {', '.join(METHODS)}")
+        object.__setattr__(self, "covariates", tuple(self.covariates))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as plain data; ``covariates`` only when there are some, so a model
+        without them is stored as before."""
+        values = asdict(self)
+        if not self.covariates:
+            del values["covariates"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> ClvSettings:
@@ -113,6 +122,7 @@ class ClvSettings:
             convergence=ConvergenceSettings(**values["convergence"]),
             seed=values["seed"],
             spend=values.get("spend", True),
+            covariates=tuple(values.get("covariates", ())),
         )
 
 
@@ -135,13 +145,18 @@ class FittedClv:
     fit_info: dict = field(default_factory=dict)
 
     @property
+    def purchase_names(self) -> tuple[str, ...]:
+        """The purchase model's parameters, then its covariate coefficients (if any)."""
+        return (*self.purchase.param_names, *coefficient_names(self.settings.covariates))
+
+    @property
     def point(self) -> dict[str, float]:
         """The purchase model's parameters at the MAP (the churn features are computed there)."""
-        return {k: float(self.map_point["purchase"][k]) for k in self.purchase.param_names}
+        return {k: float(self.map_point["purchase"][k]) for k in self.purchase_names}
 
     def purchase_draws(self, max_draws: int | None = None) -> dict[str, np.ndarray]:
         """Purchase-model draws, evenly thinned to at most ``max_draws``."""
-        return posterior_draws(self.purchase_posterior, self.purchase.param_names, max_draws)
+        return posterior_draws(self.purchase_posterior, self.purchase_names, max_draws)
 
     def spend_draws(self, max_draws: int | None = None) -> dict[str, np.ndarray] | None:
         """Gamma-Gamma draws (paired draw by draw with the purchase draws), or ``None``."""
@@ -171,21 +186,25 @@ class FittedClv:
     ) -> pd.DataFrame:
         """Every customer's predictions with credible intervals
         (:func:`models.btyd.predict.predict_customers`) from at most ``max_draws`` draws;
-        ``with_spend=False`` leaves out spend and CLV."""
-        return predict_customers(
+        ``with_spend=False`` leaves out spend and CLV. With covariates, every customer's
+        predictions come from their own parameters (``customers`` carries the covariates)."""
+        args = (
             self.purchase_draws(max_draws),
             self.spend_draws(max_draws) if with_spend else None,
             customers,
             self.purchase,
-            settings,
-            progress,
         )
+        if self.settings.covariates:
+            return predict_with_covariates(*args, self.settings.covariates, settings, progress)
+        return predict_customers(*args, settings, progress)
 
     def churn_features(self, table: pd.DataFrame, horizon: float) -> pd.DataFrame:
         """``table`` plus what the purchase model expects over ``horizon`` at its MAP point."""
         from models.btyd.churn_features import add_btyd_features
 
-        return add_btyd_features(table, self.point, self.purchase, horizon)
+        return add_btyd_features(
+            table, self.point, self.purchase, horizon, self.settings.covariates
+        )
 
     def to_trees(self) -> dict[str, xr.DataTree]:
         """The posteriors, each carrying the model kind, the settings and the MAP point."""
@@ -299,6 +318,14 @@ def check_data(summary: pd.DataFrame, settings: ClvSettings) -> pd.DataFrame:
             "needs several customers, some of whom bought more than once. Move the cutoff later "
             "or use a longer log"
         )
+    missing = [c for c in settings.covariates if c not in summary.columns]
+    if missing:
+        raise DegenerateData(f"the summary has no covariate columns {missing}")
+    if (
+        settings.covariates
+        and not np.isfinite(summary[list(settings.covariates)].to_numpy(float)).all()
+    ):
+        raise DegenerateData(f"covariates {list(settings.covariates)} have missing values")
     if not settings.spend:
         return summary.iloc[:0]
     buyers = gamma_gamma.repeaters(summary)
@@ -327,9 +354,10 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
     """
     purchase = purchase_model(settings.model)
     buyers = check_data(summary, settings)
-    tx = _fit_part("transactions", purchase.build(summary, settings.priors), settings)
+    built = build_purchase(purchase, summary, settings.priors, settings.covariates)
+    tx = _fit_part("transactions", built, settings)
     parts = [tx]
-    map_point = {"purchase": {k: tx["point"][k] for k in (*purchase.param_names, "loglik")}}
+    map_point = {"purchase": {k: tx["point"][k] for k in (*built.names, "loglik")}}
     if settings.spend:
         sp = _fit_part("spend", gamma_gamma.build_model(buyers, settings.priors), settings)
         parts.append(sp)
@@ -340,6 +368,9 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
         "repeat_buyers": int((summary["frequency"] > 0).sum()),
         "spend_buyers": len(buyers),
     }
+    if settings.covariates:
+        columns = ["frequency", "recency", "T", *settings.covariates]
+        counts["distinct_rows"] = len(summary[columns].drop_duplicates())
     return FittedClv(
         purchase=purchase,
         purchase_posterior=tx["tree"],

@@ -8,7 +8,7 @@ discounted increments period by period instead of materialising a horizon axis.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,6 +238,50 @@ def predict_customers(
     names = QUANTITIES if gg is not None else QUANTITIES[:3]
     columns = [f"{n}{suffix}" for n in names for suffix in ("", "_lower", "_upper")]
     return pd.DataFrame(frame, index=customers.index)[columns]
+
+
+def predict_with_covariates(
+    transaction_draws: Mapping[str, ArrayLike],
+    spend_draws: Mapping[str, ArrayLike] | None,
+    customers: pd.DataFrame,
+    model: PurchaseModel,
+    covariates: Sequence[str],
+    settings: PredictionSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """:func:`predict_customers` for a model with covariates: each customer's predictions from
+    their own parameters.
+
+    Customers are grouped by their covariate values; each group is scored with its parameter
+    draws (``alpha_i``, ``b_i`` / ``beta_i`` of every draw), so the collapsing by summary still
+    works within a group. With a few binary or categorical covariates there are a handful of
+    groups; a continuous covariate makes every customer a group of one (slow at scale).
+    """
+    from models.btyd.covariates import individual_params
+
+    if len(customers) == 0:
+        draws = individual_params(
+            model.name, transaction_draws, np.zeros(len(covariates)), covariates
+        )
+        return predict_customers(draws, spend_draws, customers, model, settings, progress)
+    groups = collapse(customers, list(covariates))
+    order = np.argsort(groups.inverse, kind="stable")
+    bounds = np.cumsum(groups.weights)[:-1]
+    parts, done = [], 0
+    for values, rows in zip(
+        groups.unique.to_numpy(dtype=float), np.split(order, bounds), strict=True
+    ):
+        draws = individual_params(model.name, transaction_draws, values, covariates)
+
+        def step(n: int, _total: int, before: int = done) -> None:
+            if progress is not None:
+                progress(before + n, len(customers))
+
+        part = predict_customers(draws, spend_draws, customers.iloc[rows], model, settings, step)
+        parts.append(part.reset_index(drop=True))
+        done += len(rows)
+    frame = pd.concat(parts, ignore_index=True).iloc[np.argsort(order, kind="stable")]
+    return frame.set_index(customers.index)
 
 
 def _chunks(n: int, size: int) -> list[slice]:

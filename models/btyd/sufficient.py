@@ -85,9 +85,11 @@ def collapse(frame: pd.DataFrame, columns: Sequence[str]) -> Collapsed:
     return Collapsed(unique=unique, weights=weights, inverse=inverse)
 
 
-def collapse_transactions(frame: pd.DataFrame) -> Collapsed:
-    """Collapse on ``(frequency, recency, T)``, the BG/NBD and Pareto/NBD sufficient statistics."""
-    return collapse(frame, TRANSACTION_COLUMNS)
+def collapse_transactions(frame: pd.DataFrame, covariates: Sequence[str] = ()) -> Collapsed:
+    """Collapse on ``(frequency, recency, T)``, the BG/NBD and Pareto/NBD sufficient statistics,
+    and the ``covariates`` columns when the models take covariates (customers with the same
+    summary but different covariates have different likelihood terms)."""
+    return collapse(frame, [*TRANSACTION_COLUMNS, *covariates])
 
 
 def collapse_spend(frame: pd.DataFrame) -> Collapsed:

@@ -1,0 +1,143 @@
+"""Time-invariant customer covariates in BG/NBD and Pareto/NBD.
+
+Covariates scale the population parameters customer by customer, in CLVTools' form. With
+``x_i`` a customer's covariate vector:
+
+- purchases (both models): ``alpha_i = alpha exp(-gamma_trans' x_i)``; the purchase rate is
+  ``Gamma(r, alpha_i)``, so a positive coefficient raises it by ``exp(gamma)``;
+- dropout, Pareto/NBD: ``beta_i = beta exp(-gamma_life' x_i)``; the dropout rate is
+  ``Gamma(s, beta_i)``, so a positive coefficient raises it by ``exp(gamma)``;
+- dropout, BG/NBD: ``b_i = b exp(-gamma_life' x_i)``, ``a`` shared; the dropout probability is
+  ``Beta(a, b_i)``, so a positive coefficient raises its mean ``a / (a + b_i)``. CLVTools
+  scales ``a`` and ``b`` by the same ``exp(gamma_life' x_i)``, which leaves that mean unchanged
+  and moves only the spread of ``p`` (docs/models.md says why cvm does not).
+
+The coefficients are scalar parameters named ``trans_<covariate>`` and ``life_<covariate>`` (a
+feature table's ``cov_`` prefix left out) with ``Normal(0, COEFFICIENT_SIGMA)`` priors (flat with
+``Priors(kind="flat")``). Customers are collapsed on ``(x, t_x, T, covariates)``: with a few
+binary covariates that multiplies the distinct rows by at most the number of covariate
+combinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from numpy.typing import ArrayLike
+
+from models.btyd import bgnbd, pareto_nbd
+from models.btyd.common import BuiltModel, PurchaseModel, model_data, weighted_rows
+from models.btyd.priors import Priors
+from models.btyd.sufficient import TRANSACTION_COLUMNS
+
+PREFIX = "cov_"  # feature-table columns holding covariates
+COEFFICIENT_SIGMA = 1.0  # a unit change of a covariate scaling a rate by e (2.7x) is 1 sigma
+# per model: the parameter the purchase coefficients scale, the one the dropout ones scale
+SCALED = {"bgnbd": ("alpha", "b"), "pareto_nbd": ("alpha", "beta")}
+PARAM_NAMES = {"bgnbd": bgnbd.PARAM_NAMES, "pareto_nbd": pareto_nbd.PARAM_NAMES}
+ROW_LOGLIK = {"bgnbd": bgnbd.loglik_rows_pytensor, "pareto_nbd": pareto_nbd.loglik_pytensor}
+
+
+def covariate_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The covariate columns of a feature table (``cov_*``), in table order."""
+    return tuple(c for c in frame.columns if str(c).startswith(PREFIX))
+
+
+def coefficient_names(covariates: Sequence[str]) -> tuple[str, ...]:
+    """``trans_<name>`` for every covariate, then ``life_<name>``."""
+    short = [c.removeprefix(PREFIX) for c in covariates]
+    return (*(f"trans_{c}" for c in short), *(f"life_{c}" for c in short))
+
+
+def _shifts(params: Mapping, X, covariates: Sequence[str], dot) -> tuple:
+    names = coefficient_names(covariates)
+    k = len(covariates)
+    return dot(X, names[:k]), dot(X, names[k:])
+
+
+def individual_params(
+    model: str, params: Mapping[str, ArrayLike], X: ArrayLike, covariates: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Each customer's own model parameters (the closed forms take them as they are).
+
+    ``X`` is ``(n, k)`` (parameters scalars: one set per customer) or ``(k,)`` (one customer;
+    parameters may be arrays of draws).
+    """
+    X = np.asarray(X, dtype=float)
+
+    def dot(X, names):
+        return sum((np.asarray(params[n], float) * X[..., j] for j, n in enumerate(names)), 0.0)
+
+    out = {n: np.asarray(params[n], dtype=float) for n in PARAM_NAMES[model]}
+    trans, life = _shifts(params, X, covariates, dot)
+    rate, drop = SCALED[model]
+    out[rate] = out[rate] * np.exp(-trans)
+    out[drop] = out[drop] * np.exp(-life)
+    return out
+
+
+def _coefficient(priors: Priors, name: str) -> pt.TensorVariable:
+    if priors.kind == "flat":
+        return pm.Flat(name)
+    return pm.Normal(name, mu=0.0, sigma=COEFFICIENT_SIGMA)
+
+
+def build_model(
+    model: str,
+    data: pd.DataFrame,
+    covariates: Sequence[str],
+    priors: Priors | None = None,
+    *,
+    weights: ArrayLike | None = None,
+    collapse: bool = True,
+) -> BuiltModel:
+    """PyMC model of ``model`` (``bgnbd`` or ``pareto_nbd``) with covariates.
+
+    ``data`` has ``frequency``, ``recency``, ``T`` and the ``covariates`` columns (numeric);
+    rows identical in all of them are collapsed unless ``weights`` are given. Free variables:
+    ``log_<name>`` of the positive parameters and the coefficients
+    (:func:`coefficient_names`); no numpy density, so MAP and NUTS run on the compiled model.
+    """
+    priors = priors or Priors()
+    covariates = list(covariates)
+    rows, w = weighted_rows(data, [*TRANSACTION_COLUMNS, *covariates], weights, collapse)
+    values = rows[covariates].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"covariates {covariates} have missing or infinite values")
+    base = PARAM_NAMES[model]
+    coefs = coefficient_names(covariates)
+    with pm.Model() as pymc_model:
+        params = {n: priors.positive(n) for n in base}
+        params |= {n: _coefficient(priors, n) for n in coefs}
+        x, t_x, T, weight, X = model_data(
+            x=rows["frequency"].to_numpy(dtype=float),
+            t_x=rows["recency"].to_numpy(dtype=float),
+            T=rows["T"].to_numpy(dtype=float),
+            w=w,
+            X=values,
+        )
+
+        def dot(X, names):
+            return pt.dot(X, pt.stack([params[n] for n in names]))
+
+        trans, life = _shifts(params, X, covariates, dot)
+        per_row = dict(params)
+        rate, drop = SCALED[model]
+        per_row[rate] = params[rate] * pt.exp(-trans)
+        per_row[drop] = params[drop] * pt.exp(-life)
+        loglik = ROW_LOGLIK[model](*(per_row[n] for n in base), x, t_x, T)
+        pm.Potential("loglik", pt.dot(weight, loglik))
+    return BuiltModel(pymc_model, (*base, *coefs))
+
+
+def build_purchase(
+    model: PurchaseModel, data: pd.DataFrame, priors: Priors, covariates: Sequence[str] = ()
+) -> BuiltModel:
+    """The purchase model's PyMC model: the plain one without covariates."""
+    if not covariates:
+        return model.build(data, priors)
+    return build_model(model.name, data, covariates, priors)
