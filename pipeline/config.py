@@ -285,6 +285,13 @@ class Settings:
         return value
 
     @cached_property
+    def database(self):
+        """``export.database``: where ``cvm score`` and ``cvm retrain`` publish the tables."""
+        from pipeline.database import DatabaseSettings
+
+        return DatabaseSettings.from_config(get(self._cfg, "export.database"))
+
+    @cached_property
     def engine(self) -> dict[str, Any]:
         return get(self._cfg, "engine")
 

@@ -494,7 +494,19 @@ SCHEMA: dict[str, Any] = {
     "engine": ENGINE,
     "retrain": RETRAIN,
     "seed": SEED,
-    "export": {"csv_guard_formulas": Bool()},
+    "export": {
+        "csv_guard_formulas": Bool(),
+        "database": {
+            "url": Str(
+                null=True,
+                pattern=r"(duckdb|postgresql)://.+",
+                what="a database URL: duckdb:///path/file.duckdb or postgresql://user@host/db",
+            ),
+            "schema": Str(),
+            "tables": {"customers": Str(), "segments": Str()},
+            "from_pipeline": Bool(),
+        },
+    },
     "paths": PATHS,
     "features": FEATURES,
 }

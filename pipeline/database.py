@@ -34,10 +34,13 @@ class DatabaseSettings:
     url: str | None
     schema: str
     tables: dict[str, str]  # what is published ("customers", "segments") → table name
+    from_pipeline: bool = False  # the score stage publishes too, not only cvm score / retrain
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> DatabaseSettings:
-        return cls(section["url"], section["schema"], dict(section["tables"]))
+        return cls(
+            section["url"], section["schema"], dict(section["tables"]), section["from_pipeline"]
+        )
 
     @property
     def where(self) -> str:
@@ -75,6 +78,20 @@ def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CvmError(f"{settings.where}: cannot publish the tables ({first})") from None
     return {key: len(frame) for key, frame in frames.items()}
+
+
+def publish_scored(table: pd.DataFrame, settings: DatabaseSettings) -> dict[str, Any] | None:
+    """The scored table and its segment summary, published together (nothing without a URL);
+    every table carries the as-of date and the models that scored. Returns what was written."""
+    from models.value_views import segment_summary
+
+    if settings.url is None:
+        return None
+    stamp = ["as_of_date", "clv_model", "churn_model"]
+    segments = segment_summary(table).assign(**{c: table[c].iloc[0] for c in stamp})
+    rows = publish({"customers": table, "segments": segments}, settings)
+    tables = {key: f"{settings.schema}.{settings.tables[key]}" for key in rows}
+    return {"url": settings.where, "tables": tables, "rows": rows}
 
 
 def read(settings: DatabaseSettings, key: str) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config, io, lock, outputs, registry, staging, tracking
+from pipeline import config, database, io, lock, outputs, registry, staging, tracking
 from pipeline.catalog import segment_files, segments_beside
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -137,6 +137,7 @@ def run(
         table = score_features(features, models, settings, day)
         check_table(table, len(features), models.labels())
         publish_table(table, base, settings.catalog.state, settings.guard_formulas)
+        published = database.publish_scored(table, settings.database)
         summary = {
             "log": str(source),
             "log_sha256": sha256,
@@ -148,6 +149,7 @@ def run(
             "total_clv": float(table.clv.sum()),
             "models": models.labels(),
             "scored": str(base.with_suffix(".parquet")),
+            "database": published,
         }
         params = {"as_of": summary["as_of"], "log": summary["log"], **models.labels()}
         with Tracker(settings.tracking).run("score_registry", params):

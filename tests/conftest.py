@@ -116,3 +116,14 @@ def cdnow_sample_clean():
     raw = read_raw(CDNOW_SAMPLE, "whitespace", mapping.source_columns(), header=False, names=names)
     rules = IngestRules(duplicates="keep")
     return clean_rows(classify(ibis.memtable(raw), mapping, rules)).execute()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> str:
+    """A real PostgreSQL server for the session, from the ``pgserver`` package: it listens on a
+    Unix socket in a temporary folder (no TCP port) and stops at the end. Yields its URL."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()

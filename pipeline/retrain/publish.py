@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import faults, io, registry
+from pipeline import database, faults, io, registry
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
@@ -81,6 +81,9 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
     finally:
         recover(state, run.client)
     run.published = True
+    # the database's copy follows the files (a failure here leaves the files published, and
+    # the next run, finding no record of this one, publishes again)
+    run.summary["database"] = database.publish_scored(table, run.settings.database)
 
 
 def recover(state: Path, client) -> str | None:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipeline import churn_store, clv_store, config, engine, io, outputs, stages, tracking
+from pipeline import (
+    churn_store,
+    clv_store,
+    config,
+    database,
+    engine,
+    io,
+    outputs,
+    stages,
+    tracking,
+)
 from pipeline.catalog import Catalog
 from pipeline.tracking import Tracker
 
@@ -71,6 +81,8 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             segment_paths=(temps[3], temps[4]),
         )
         io.write_json(summary, temps[5], atomic=False)
+    if settings.database.from_pipeline:
+        summary["database"] = database.publish_scored(table, settings.database)
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
         tracking.log_dict(summary, "score_summary.json")

@@ -20,21 +20,12 @@ from tests.conftest import REPO
 TABLES = {"customers": "customers", "segments": "customer_segments"}
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    import pgserver
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
 @pytest.fixture(params=["duckdb", "postgresql"])
 def database(request, tmp_path, monkeypatch) -> DatabaseSettings:
     monkeypatch.chdir(tmp_path)
     if request.param == "duckdb":
         return DatabaseSettings("duckdb:///published/cvm.duckdb", "cvm", TABLES)
-    # one schema per test: the server is shared by the module
+    # one schema per test: the server is shared by the session
     return DatabaseSettings(request.getfixturevalue("postgres"), tmp_path.name[-40:], TABLES)
 
 

@@ -22,8 +22,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from models.simulate import SimulationSettings, simulate_log
-from pipeline import config
+from pipeline import config, database
 from pipeline.cli import main
+from pipeline.database import DatabaseSettings
 from pipeline.retrain import run as retrain_run
 from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
@@ -155,9 +156,28 @@ def assert_table_matches_champions(project: Path, log: Path, day: date) -> None:
     assert (table.clv_model == f"cvm-clv/{versions['cvm-clv']}").all()
     assert (table.churn_model == f"cvm-churn/{versions['cvm-churn']}").all()
     assert (table.as_of_date == pd.Timestamp(day)).all()
+    assert_database_holds(DEFAULT_DATABASE, table)  # published there too
     out = project / "check" / "customers"
     assert main(["score", "--log", str(log), "--as-of", str(day), "--out", str(out)]) == 0
     pd.testing.assert_frame_equal(table, pd.read_parquet(out.with_suffix(".parquet")))
+
+
+DEFAULT_DATABASE = "duckdb:///data/published/cvm.duckdb"  # export.database.url, in the project
+
+
+def assert_database_holds(url: str, table: pd.DataFrame) -> None:
+    """The database at ``url`` holds ``table`` and its segment summary, as readers see them."""
+    tables = {"customers": "customers", "segments": "customer_segments"}
+    settings = DatabaseSettings(url, "cvm", tables)
+    found = database.read(settings, "customers").sort_values("customer_id", ignore_index=True)
+    expected = table.sort_values("customer_id", ignore_index=True)
+    assert found.customer_id.tolist() == expected.customer_id.tolist()
+    for column in ("clv", "churn_probability", "p_alive"):
+        np.testing.assert_allclose(found[column].to_numpy(float), expected[column].to_numpy(float))
+    assert (found.clv_model == expected.clv_model.iloc[0]).all()
+    segments = database.read(settings, "segments")
+    assert (segments.as_of_date == expected.as_of_date.iloc[0]).all()
+    assert segments.groupby("view").customers.sum().eq(len(table)).all()
 
 
 def retrain(log: Path, day: date, params: str = "params.yaml") -> int:
@@ -172,7 +192,9 @@ def compose(project: Path, name: str, *overrides: str) -> str:
     return name
 
 
-def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_path, capsys):
+def test_weekly_retraining_promotes_only_better_challengers(
+    make_params, tmp_path, capsys, postgres
+):
     project = tmp_path
     make_params(*FAST, f"data.path={project}/log.csv")
     # this process ran something in another tracking store before (a notebook, another job)
@@ -225,6 +247,10 @@ def test_weekly_retraining_promotes_only_better_challengers(make_params, tmp_pat
     assert s["drift"]["status"] == "skipped"
     assert champions(project) == {"cvm-clv": "1", "cvm-churn": "1", "cvm-scorer": "1"}
     assert_table_matches_champions(project, log0, as_of(0))
+    # cvm score publishes to the PostgreSQL server the downstream teams read, when configured
+    pg = compose(project, "pg.yaml", f"export.database.url='{postgres}'")
+    assert main(["score", "--log", str(log0), "--as-of", str(as_of(0)), "--params", pg]) == 0
+    assert_database_holds(postgres, pd.read_parquet(project / "data/scored/customers.parquet"))
     # the score stage, on the files those registered models were saved from, scores alike
     settings = config.Settings(cfg)
     staged = settings.catalog.under(project / "artifacts/retrain/staging/project")
