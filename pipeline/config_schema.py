@@ -234,6 +234,31 @@ class MapOf:
 
 
 @dataclass(frozen=True)
+class Level:
+    """A categorical column and its base level: ``{column: <name>, base: <level>}``."""
+
+    null: bool = False
+
+    def accepts(self, v: Any) -> bool:
+        return (
+            isinstance(v, Mapping)
+            and set(v) == {"column", "base"}
+            and COLUMN.accepts(v["column"])
+            and (_is_int(v["base"]) or (isinstance(v["base"], str) and v["base"] != ""))
+        )
+
+    def expected(self) -> str:
+        return "{column: <column name>, base: <its base level>}"
+
+
+@dataclass(frozen=True)
+class OrNull:
+    """A section (a dict of keys), or ``null`` for none."""
+
+    section: dict
+
+
+@dataclass(frozen=True)
 class Variant:
     """A section whose other keys depend on the choice in its key ``by``: ``options`` holds the
     keys of each choice."""
@@ -298,6 +323,15 @@ DATA = {
     "calibration_end": Date(),
     "holdout_end": Date(null=True),  # null: the last transaction
     "scoring_date": Date(null=True),  # null: the last transaction
+    # a table of customer attributes (covariates of the CLV and churn models); null: none
+    "customers": OrNull(
+        {
+            "path": Path(),
+            "id": COLUMN,
+            "covariates": List(COLUMN, unique=True),  # numeric columns
+            "categorical": List(Level()),  # one-hot encoded, the base level left out
+        }
+    ),
 }
 
 CLV = {
@@ -765,7 +799,10 @@ def _related(a: str, b: str) -> bool:
 
 
 def _check(spec: Any, value: Any, key: str, found: list[tuple[str, str]]) -> None:
-    if isinstance(spec, dict):
+    if isinstance(spec, OrNull):
+        if value is not None:
+            _check_section(spec.section, value, key, found)
+    elif isinstance(spec, dict):
         _check_section(spec, value, key, found)
     elif isinstance(spec, Variant):
         choice = value.get(spec.by) if isinstance(value, Mapping) else None
@@ -807,6 +844,8 @@ def _check_section(section: dict, value: Any, key: str, found: list[tuple[str, s
 
 
 def _expected(spec: Any) -> str:
+    if isinstance(spec, OrNull):
+        return "a section or null"
     if isinstance(spec, dict | Variant):
         return "a section"
     if isinstance(spec, MapOf):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.attributes import AttributesError, AttributeSpec, encode, match
 from features.summary import purchase_days
 from features.tables import customers_dropped_by_netting, stage_tables, training_cutoffs
 from pipeline import config, engine, io, outputs, stages, tracking
@@ -40,7 +41,9 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
                 purchase_days(engine.read_parquet(con, catalog.clean)),
                 staging / "days.parquet",
             )
-        report = _write_tables(settings, con, days, dict(zip(TABLES, temps, strict=False)), staging)
+        attributes = _attributes(settings, con, days, staging)
+        out = dict(zip(TABLES, temps, strict=False))
+        report = _write_tables(settings, con, days, out, staging, attributes)
         io.write_json(report, temps[-1], atomic=False)
     params = {"features": settings.section("features"), "dates": report["dates"]}
     with tracker.run("features", params):
@@ -71,10 +74,56 @@ def resolve_dates(settings: config.Settings, first_day: date, last_day: date) ->
     return {"calibration_end": cal, "holdout_end": holdout, "scoring_date": scoring}
 
 
-def _write_tables(settings, con, days, out: dict[str, Path], staging: Path) -> dict:
+def attribute_spec(settings: config.Settings) -> AttributeSpec | None:
+    """``data.customers`` as an :class:`AttributeSpec`, ``None`` when it is null."""
+    section = settings.section("data").get("customers")
+    if section is None:
+        return None
+    return AttributeSpec(
+        path=section["path"],
+        id=section["id"],
+        covariates=tuple(section["covariates"]),
+        categorical=tuple((c["column"], str(c["base"])) for c in section["categorical"]),
+    )
+
+
+def _attributes(settings, con, days, staging: Path) -> tuple[object, dict] | None:
+    """The encoded customer attributes as an engine table and the report of how they matched
+    the log; ``None`` without ``data.customers``. Problems are a :class:`CvmError` naming the
+    file, line and column."""
+    spec = attribute_spec(settings)
+    if spec is None:
+        return None
+    path = Path(spec.path)
+    if not path.is_file():
+        raise CvmError(f"data.customers.path is {spec.path!r}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        encoded = encode(raw, spec)
+        customers = days.select("customer_id").distinct().execute()["customer_id"]
+        counts = match(customers, encoded, spec.path)
+    except (AttributesError, pd.errors.ParserError) as err:
+        raise CvmError(f"features: customer attributes: {err}") from None
+    io.write_parquet(encoded, staging / "attributes.parquet")
+    table = engine.read_parquet(con, staging / "attributes.parquet")
+    covariates = [c for c in encoded.columns if c != "customer_id"]
+    return table, counts | {"covariates": covariates}
+
+
+def _with_attributes(part, attributes):
+    """``part`` with the covariate columns of its customers, in its own row order."""
+    table = attributes.rename(attribute_id="customer_id")
+    joined = part.left_join(table, part.customer_id == table.attribute_id)
+    return joined.drop("attribute_id").order_by(["cutoff", "customer_id"])
+
+
+def _write_tables(
+    settings, con, days, out: dict[str, Path], staging: Path, attributes=None
+) -> dict:
     """The tables, written by the engine into ``out``; the report of their dates and sizes.
 
-    A table's progress counts the purchase days once per part: each reads them all.
+    A table's progress counts the purchase days once per part: each reads them all. With
+    ``attributes`` (:func:`_attributes`) every customer table gains the covariate columns.
     """
     spec = settings.features
     span = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
@@ -87,6 +136,12 @@ def _write_tables(settings, con, days, out: dict[str, Path], staging: Path) -> d
             f"between the first transaction ({first_day}) and data.calibration_end"
         )
     report: dict = {"dates": {k: v.isoformat() for k, v in dates.items()}}
+    if attributes is not None:
+        table, report["customer_attributes"] = attributes
+        tables = {
+            name: parts if name == "repeats" else [_with_attributes(p, table) for p in parts]
+            for name, parts in tables.items()
+        }
     report["first_day"] = first_day.isoformat()
     report["train_cutoffs"] = {
         fit: [c.isoformat() for c in training_cutoffs(dates[anchor], first_day, spec)]

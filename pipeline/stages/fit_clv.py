@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from pipeline import clv_store, config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
@@ -20,26 +21,10 @@ def run(cfg) -> dict:
 def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict:
     """Fit both model pairs; write both and the fit report together, register the scoring
     pair. Returns the fit report."""
-    from models.btyd.clv import ConvergenceError, DegenerateData
-    from models.btyd.clv import fit_clv as fit_pair
-
     clv = settings.clv
     _check_amounts(clv.spend, catalog)
     tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
-    fits = {}
-    for name, table in tables.items():
-        log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
-        try:
-            fits[name] = fit_pair(table, clv)
-        except DegenerateData as err:
-            raise CvmError(f"fit_clv ({name} fit, {len(table):,} customers): {err}") from None
-        except ConvergenceError as err:
-            raise CvmError(
-                f"fit_clv ({name} fit): {err}. Sample longer (clv.sampler.draws/tune) or set "
-                "clv.convergence.on_failure=warn"
-            ) from None
-        for problem in fits[name].fit_info["convergence_problems"]:
-            log.warning("fit_clv (%s): %s", name, problem)
+    fits = {name: _fit_pair(name, table, clv) for name, table in tables.items()}
     report: dict = {"model": clv.model, "method": clv.method}
     report |= {name: {"map": fit.map_point, **fit.fit_info} for name, fit in fits.items()}
     targets = (catalog.clv_calibration, catalog.clv_scoring, catalog.fit_report)
@@ -86,6 +71,27 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         io.write_json(report, report_tmp, atomic=False)
         report["scoring"]["registry_version"] = version
     return report
+
+
+def _fit_pair(name: str, table, clv):
+    """One pair, on the table's covariates (``cov_*`` columns, from ``data.customers``) if any."""
+    from models.btyd.clv import ConvergenceError, DegenerateData
+    from models.btyd.clv import fit_clv as fit_pair
+    from models.btyd.covariates import covariate_columns
+
+    log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
+    try:
+        fit = fit_pair(table, replace(clv, covariates=covariate_columns(table)))
+    except DegenerateData as err:
+        raise CvmError(f"fit_clv ({name} fit, {len(table):,} customers): {err}") from None
+    except ConvergenceError as err:
+        raise CvmError(
+            f"fit_clv ({name} fit): {err}. Sample longer (clv.sampler.draws/tune) or set "
+            "clv.convergence.on_failure=warn"
+        ) from None
+    for problem in fit.fit_info["convergence_problems"]:
+        log.warning("fit_clv (%s): %s", name, problem)
+    return fit
 
 
 def _check_amounts(spend: bool, catalog: Catalog) -> None:
