@@ -230,7 +230,7 @@ def registry_state(project: Path) -> dict:
 def table_labels(project: Path) -> tuple[str, str]:
     import pandas as pd
 
-    table = pd.read_parquet(project / "data/scored/customers.parquet")
+    table = pd.read_parquet(project / "data/published/customers.parquet")
     return table.clv_model.iloc[0], table.churn_model.iloc[0]
 
 

@@ -114,7 +114,7 @@ def state(project: Path) -> dict:
     return {
         "scored": {
             p.name: p.read_bytes()
-            for p in sorted((project / "data/scored").glob("customers.*"))
+            for p in sorted((project / "data/published").glob("customers.*"))
             if p.is_file()
         },
         "aliases": {n: dict(client.get_registered_model(n).aliases) for n in NAMES},
@@ -151,7 +151,7 @@ def assert_rule_followed(s: dict) -> None:
 
 def assert_table_matches_champions(project: Path, log: Path, day: date) -> None:
     """The scored table is what `cvm score` makes of the same log with the current champions."""
-    table = pd.read_parquet(project / "data/scored/customers.parquet")
+    table = pd.read_parquet(project / "data/published/customers.parquet")
     versions = champions(project)
     assert (table.clv_model == f"cvm-clv/{versions['cvm-clv']}").all()
     assert (table.churn_model == f"cvm-churn/{versions['cvm-churn']}").all()
@@ -250,7 +250,7 @@ def test_weekly_retraining_promotes_only_better_challengers(
     # cvm score publishes to the PostgreSQL server the downstream teams read, when configured
     pg = compose(project, "pg.yaml", f"export.database.url='{postgres}'")
     assert main(["score", "--log", str(log0), "--as-of", str(as_of(0)), "--params", pg]) == 0
-    assert_database_holds(postgres, pd.read_parquet(project / "data/scored/customers.parquet"))
+    assert_database_holds(postgres, pd.read_parquet(project / "data/published/customers.parquet"))
     # the score stage, on the files those registered models were saved from, scores alike
     settings = config.Settings(cfg)
     staged = settings.catalog.under(project / "artifacts/retrain/staging/project")
@@ -259,7 +259,7 @@ def test_weekly_retraining_promotes_only_better_challengers(
     )
     score_stage(settings, staged, Tracker({"enabled": False}))
     labels = ["clv_model", "churn_model"]  # registry versions here, content hashes there
-    published = pd.read_parquet(project / "data/scored/customers.parquet")
+    published = pd.read_parquet(project / "data/published/customers.parquet")
     stage_table = pd.read_parquet(project / "stage/customers.parquet")
     pd.testing.assert_frame_equal(published.drop(columns=labels), stage_table.drop(columns=labels))
     assert stage_table.clv_model.str.startswith("cvm-clv@").all()
@@ -306,7 +306,7 @@ def test_weekly_retraining_promotes_only_better_challengers(
     # the good delivery, but the scored table cannot be replaced (a directory took the CSV's
     # name): the run fails at its very last step; the aliases go back, the old table stays
     log1 = write(good1, project / "log1.csv")
-    csv = project / "data/scored/customers.csv"
+    csv = project / "data/published/customers.csv"
     saved = csv.read_bytes()
     csv.unlink()
     (csv / "taken").mkdir(parents=True)
@@ -461,7 +461,7 @@ def test_score_needs_registered_champions(make_params, tmp_path, capsys):
     assert main(["score", "--params", str(params)]) == 2
     err = capsys.readouterr().err
     assert "no version of cvm-clv, cvm-churn has the alias 'champion'" in err
-    assert not (tmp_path / "data/scored").exists()
+    assert not (tmp_path / "data/published").exists()
 
 
 def test_a_bad_drift_action_is_named(make_params, tmp_path, capsys):
