@@ -199,8 +199,8 @@ LENIENT = tuple(
 )
 PUBLISH_POINTS = (
     "publish:journal",
-    "outputs:before_commit:scored/customers.parquet",
-    "outputs:renamed:2:scored/customers.csv",
+    "outputs:before_commit:published/customers.parquet",
+    "outputs:renamed:2:published/customers.csv",
     "publish:table",
     "publish:alias:1",
     "publish:alias:3",
@@ -255,7 +255,7 @@ def test_retrain_killed_while_publishing_moves_champions_with_the_table(
     champions = {n: after[n]["champion"] for n in after}
     assert table_labels(project) == tuple(f"{n}/{v}" for n, v in champions.items())
     assert len(set(champions.values())) == 1  # both from one retraining run
-    moved = where not in ("publish:journal", "outputs:before_commit:scored/customers.parquet")
+    moved = where not in ("publish:journal", "outputs:before_commit:published/customers.parquet")
     assert (after != before) == moved
     assert not (project / ".cvm" / JOURNAL).exists()
     assert lock.read_text() == ""
