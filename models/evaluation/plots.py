@@ -65,6 +65,39 @@ def p_alive_matrix(scored: pd.DataFrame, max_frequency: int = 20) -> Figure:
     return fig
 
 
+def value_matrix(cells: pd.DataFrame, levels: list[str]) -> Figure:
+    """The value matrix as a heat map: customers per cell of historical value (rows) x CLV
+    (columns), each cell named with its customers and share of the total CLV. ``cells`` has
+    ``historical_level``, ``clv_level``, ``value_segment``, ``customers`` and ``total_clv``;
+    ``levels`` are the levels of both axes, lowest first."""
+    at = {name: i for i, name in enumerate(levels)}
+    rows = [at[h] for h in cells.historical_level]
+    columns = [at[c] for c in cells.clv_level]
+    counts = np.zeros((len(levels), len(levels)))
+    counts[rows, columns] = cells.customers.to_numpy()
+    total = cells.total_clv.sum()
+    fig, ax = _figure(6.4, 4.4)
+    image = ax.imshow(counts, origin="lower", cmap="Blues", vmin=0)
+    for i, j, cell in zip(rows, columns, cells.itertuples(), strict=True):
+        share = cell.total_clv / total if total else float("nan")
+        ax.text(
+            j,
+            i,
+            f"{cell.value_segment}\n{cell.customers:,} customers\n{share:.0%} of CLV",
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if counts[i, j] > counts.max() / 2 else "black",
+        )
+    ax.set_xticks(range(len(levels)), levels)
+    ax.set_yticks(range(len(levels)), levels)
+    ax.set_xlabel("predicted CLV")
+    ax.set_ylabel("historical value")
+    ax.set_title("Value matrix: customers and share of CLV")
+    fig.colorbar(image, ax=ax, label="customers")
+    return fig
+
+
 def tracking(curve: pd.DataFrame, cutoff_period: float | None = None) -> Figure:
     """Actual vs expected cumulative repeat purchases per period."""
     fig, ax = _figure()

@@ -29,6 +29,48 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(float_format=lambda v: f"{v:,.4f}", na_rep="–", border=0)
 
 
+def _segment_tables(segments: pd.DataFrame, cells: pd.DataFrame, levels: list[str]) -> str:
+    """The value matrix (a grid of customers and CLV per cell, high values first) and the
+    segment summary by value tier x lifecycle stage; nothing without a summary."""
+    if segments.empty:
+        return ""
+    parts = []
+    if len(cells):
+        label = cells.value_segment + ": " + cells.customers.map("{:,}".format) + " customers"
+        label += cells.total_clv.map(", CLV {:,.0f}".format)
+        best_first = list(reversed(levels))
+        grid = (
+            cells.assign(label=label)
+            .pivot(index="historical_level", columns="clv_level", values="label")
+            .reindex(index=best_first, columns=best_first)
+            .rename_axis(index="historical value", columns="predicted CLV")
+        )
+        parts.append(f"<h2>Value matrix</h2>{grid.to_html(border=0)}")
+        parts.append(_table(_summary_columns(cells).set_index("value_segment")))
+    pairs = segments[(segments.view == "tier_lifecycle") & (segments.customers > 0)]
+    parts.append(
+        "<h2>Segments: value tier x lifecycle stage</h2>"
+        + _table(_summary_columns(pairs).set_index(["value_tier", "lifecycle_stage"]))
+    )
+    return "".join(parts)
+
+
+def _summary_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary columns worth showing: those holding a value (no money without amounts)."""
+    keep = [
+        "value_segment",
+        "value_tier",
+        "lifecycle_stage",
+        "customers",
+        "total_clv",
+        "mean_clv",
+        "total_value_at_risk",
+        "mean_churn_probability",
+        "expected_purchases",
+    ]
+    return rows[[c for c in keep if c in rows.columns and rows[c].notna().any()]]
+
+
 def report_page(
     scored: pd.DataFrame,
     evaluation: dict,
@@ -36,11 +78,15 @@ def report_page(
     curves: dict[str, pd.DataFrame],
     warnings: list[str] = (),
     selection: dict | None = None,
+    segments: pd.DataFrame | None = None,
+    levels: list[str] = (),
 ) -> str:
     """The page for a scored table, its evaluation results, the churn model's feature
     importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
     ``churn_roc``, ``churn_calibration``); ``warnings`` are shown at the top (e.g. a model kept
-    although its posterior did not converge)."""
+    although its posterior did not converge). ``segments`` is the segment summary, its value
+    matrix rows with their ``historical_level`` and ``clv_level`` (of ``levels``, lowest
+    first)."""
     churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
     clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
     tiers = scored.groupby("value_tier", observed=False).agg(
@@ -53,8 +99,13 @@ def report_page(
     aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
     holdout = evaluation["holdout_length"]
     has_spend = bool(scored.clv.notna().any())  # a log without amounts predicts no spend
+    segments = pd.DataFrame(columns=["view"]) if segments is None else segments
+    placed = segments.view == "value_matrix"
+    placed &= segments["historical_level"].notna() if "historical_level" in segments else False
+    cells = segments[placed]
     figures = [
         plots.tier_shares(scored),
+        *([plots.value_matrix(cells, list(levels))] if len(cells) else []),
         *([plots.clv_distribution(scored)] if has_spend else []),
         plots.p_alive_matrix(scored),
         plots.tracking(curves["tracking"], curves["tracking"].period.max() - holdout),
@@ -85,6 +136,7 @@ def report_page(
 {html.escape(scored.clv_model.iloc[0])} and {html.escape(scored.churn_model.iloc[0])}.</p>
 <h2>Value tiers</h2>{_table(tiers)}
 <h2>Lifecycle stages</h2>{_table(stages)}
+{_segment_tables(segments, cells, list(levels))}
 <h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
 <h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
 <h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>

@@ -21,6 +21,7 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
     from models.evaluation.report import report_page
 
     scored = io.read_parquet(catalog.scored_files()[".parquet"])
+    matrix = settings.scoring.views.matrix
     page = report_page(
         scored,
         io.read_json(catalog.evaluation),
@@ -28,6 +29,8 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
         read_plots(catalog.plots),
         _warnings(io.read_json(catalog.fit_report)),
         io.read_json(catalog.train_report)["scoring"].get("selection", {}),
+        with_levels(io.read_parquet(catalog.segment_files()[".parquet"]), matrix),
+        list(matrix.levels),
     )
     with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
         tmp.write_text(page)
@@ -36,6 +39,17 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
         tracking.log_file(catalog.report)
     tracking.finish_pipeline(tracker, headline(catalog))
     return catalog.report
+
+
+def with_levels(segments: pd.DataFrame, matrix) -> pd.DataFrame:
+    """The segment summary with the ``historical_level`` and ``clv_level`` of each value-matrix
+    cell (from ``tiers.value_matrix``; null for a name the matrix does not hold)."""
+    cells = {matrix.names[h][c]: (h, c) for h in matrix.levels for c in matrix.levels}
+    where = segments.value_segment.map(cells)
+    return segments.assign(
+        historical_level=where.map(lambda x: x[0] if isinstance(x, tuple) else None),
+        clv_level=where.map(lambda x: x[1] if isinstance(x, tuple) else None),
+    )
 
 
 def headline(catalog: Catalog) -> dict[str, float]:
