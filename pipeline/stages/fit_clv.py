@@ -35,35 +35,9 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
             clv_store.save(fits[name], directory)
             report[name]["model_id"] = io.content_id(directory)
-        tracking.log_metrics(
-            {
-                f"{name}.{group}.{key}": value
-                for name in FITS
-                for group in ("seconds", "diagnostics")
-                for key, value in report[name][group].items()
-            }
-            | {
-                f"{name}.map.{part}.{key}": value
-                for name in FITS
-                for part, point in report[name]["map"].items()
-                for key, value in point.items()
-            }
-        )
-        for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
             tracking.log_artifacts(directory, f"clv/{name}")
-        problems = report["scoring"]["convergence_problems"]  # kept: on_failure is warn
-        tags = {"cvm.unconverged": "; ".join(problems)[:5000]} if problems else {}
-        version = None
-        if tracker.register:
-            example = tables["scoring"].head(5)
-            version = registry.register_clv(
-                scoring_dir,
-                example,
-                settings.tracking,
-                tags,
-                settings.prediction,
-                settings.max_draws,
-            )
+        _log_figures(report)
+        version = _register(settings, tracker, scoring_dir, tables["scoring"], report)
         tracking.log_dict(report, "fit_report.json")
         # fit times and the registry version go to MLflow only: the file depends on the inputs
         for name in FITS:
@@ -71,6 +45,35 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         io.write_json(report, report_tmp, atomic=False)
         report["scoring"]["registry_version"] = version
     return report
+
+
+def _log_figures(report: dict) -> None:
+    """Fit times, diagnostics and MAP points of both pairs as MLflow metrics."""
+    tracking.log_metrics(
+        {
+            f"{name}.{group}.{key}": value
+            for name in FITS
+            for group in ("seconds", "diagnostics")
+            for key, value in report[name][group].items()
+        }
+        | {
+            f"{name}.map.{part}.{key}": value
+            for name in FITS
+            for part, point in report[name]["map"].items()
+            for key, value in point.items()
+        }
+    )
+
+
+def _register(settings, tracker: Tracker, directory, table, report: dict) -> str | None:
+    """Register the scoring pair when the tracker registers (an unconverged one is tagged)."""
+    if not tracker.register:
+        return None
+    problems = report["scoring"]["convergence_problems"]  # kept: on_failure is warn
+    tags = {"cvm.unconverged": "; ".join(problems)[:5000]} if problems else {}
+    return registry.register_clv(
+        directory, table.head(5), settings.tracking, tags, settings.prediction, settings.max_draws
+    )
 
 
 def _fit_pair(name: str, table, clv):
