@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from models.btyd.covariates import PREFIX
+from features.columns import COVARIATE_PREFIX as PREFIX
 
 
 class AttributesError(ValueError):

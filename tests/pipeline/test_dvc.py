@@ -33,10 +33,8 @@ def sh(cwd: Path, *cmd: str) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A git repository holding the project's pipeline files."""
-    root = tmp_path_factory.mktemp("project")
+def copy_project(root: Path) -> None:
+    """The project's pipeline files (``PROJECT_FILES``) copied into ``root``."""
     for name in PROJECT_FILES:
         src, dst = REPO / name, root / name
         if src.is_dir():
@@ -44,6 +42,13 @@ def project(tmp_path_factory) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git repository holding the project's pipeline files."""
+    root = tmp_path_factory.mktemp("project")
+    copy_project(root)
     # MAP keeps this orchestration test quick; the MLflow store is relative, so it lands here
     clv = root / "conf/clv/bgnbd.yaml"
     clv.write_text(clv.read_text().replace("method: nuts", "method: map"))

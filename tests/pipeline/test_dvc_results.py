@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.pipeline.test_dvc import PROJECT_FILES, sh
+from tests.pipeline.test_dvc import copy_project, sh
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -39,13 +38,7 @@ def experiment(tmp_path_factory) -> Path:
     """The project on the CDNOW sample (MAP fits, no MLflow): `dvc repro` committed, then
     `dvc exp run -S churn.num_leaves=15` (named ``leaves15``) left in the workspace."""
     root = tmp_path_factory.mktemp("results")
-    for name in PROJECT_FILES:
-        src, dst = REPO / name, root / name
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+    copy_project(root)
     # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
     for path, old, new in (
         ("conf/config.yaml", "- data: cdnow\n", "- data: cdnow_sample\n"),

@@ -123,9 +123,12 @@ def point(stage: str, kind: str) -> str:
 
 
 def runs_with_status(project: Path, status: str = "RUNNING") -> list:
+    """The runs of a process (a stage, a retrain) with ``status``; a pipeline execution's own
+    run stays open across its stages' processes until the report stage closes it."""
     client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
     ids = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(ids, f"attributes.status = '{status}'")
+    found = client.search_runs(ids, f"attributes.status = '{status}'")
+    return [run for run in found if "cvm.pid" in run.data.tags]
 
 
 @pytest.fixture(scope="module")
