@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -86,6 +87,22 @@ def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
     assert params["churn"]["num_leaves"] == 15
     scored = project / "data/scored/customers.parquet"
     assert scored.is_file()
+    # the experiment's MLflow runs: one execution run naming the experiment and the revision,
+    # the four stage runs its children; no model registered, no published table touched
+    names = sh(project, "dvc", "exp", "list", "--name-only").split()
+    head = sh(project, "git", "rev-parse", "HEAD").strip()
+    client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("cvm").experiment_id
+    (parent,) = client.search_runs(
+        [experiment], f"tags.`cvm.stage` = 'pipeline' and tags.`cvm.dvc_experiment` = '{names[-1]}'"
+    )
+    assert parent.data.tags["mlflow.source.git.commit"] == head
+    assert parent.data.params["churn.num_leaves"] == "15"
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {c.data.tags["cvm.stage"] for c in children} == ran(out)
+    assert all(c.data.tags["cvm.dvc_experiment"] == names[-1] for c in children)
+    assert client.search_registered_models() == []
+    assert not (project / "data/published").exists()
 
 
 def test_a_features_knob_reruns_features_and_what_follows(project):
