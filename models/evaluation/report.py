@@ -57,17 +57,9 @@ def _segment_tables(segments: pd.DataFrame, cells: pd.DataFrame, levels: list[st
 
 def _summary_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """The summary columns worth showing: those holding a value (no money without amounts)."""
-    keep = [
-        "value_segment",
-        "value_tier",
-        "lifecycle_stage",
-        "customers",
-        "total_clv",
-        "mean_clv",
-        "total_value_at_risk",
-        "mean_churn_probability",
-        "expected_purchases",
-    ]
+    from models.value_views import SUMMARY_COLUMNS
+
+    keep = [c for c in SUMMARY_COLUMNS if c != "view"]
     return rows[[c for c in keep if c in rows.columns and rows[c].notna().any()]]
 
 
