@@ -96,3 +96,29 @@ def test_a_bad_url_is_named():
     settings = DatabaseSettings("mysql://db/cvm", "cvm", TABLES)
     with pytest.raises(CvmError, match="export.database.url is 'mysql://db/cvm'; expected"):
         publish({"customers": scored(1.0)}, settings)
+
+
+def test_the_score_stage_publishes_only_when_asked(pipeline_outputs, tmp_path, monkeypatch):
+    """`dvc repro` leaves the database alone unless export.database.from_pipeline is set."""
+    import shutil
+
+    import yaml
+
+    from pipeline.cli import main
+
+    project = tmp_path / "copy"
+    shutil.copytree(pipeline_outputs, project, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    monkeypatch.chdir(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    for from_pipeline in (False, True):
+        params["export"]["database"]["from_pipeline"] = from_pipeline
+        (project / "local.yaml").write_text(yaml.safe_dump(params))
+        assert main(["stage", "score", "--params", "local.yaml"]) == 0
+        assert (project / "data/published/cvm.duckdb").exists() == from_pipeline
+    database = DatabaseSettings.from_config(params["export"]["database"])
+    published = read(database, "customers").sort_values("customer_id", ignore_index=True)
+    scored = pd.read_parquet(project / "data/scored/customers.parquet")
+    assert published.customer_id.tolist() == sorted(scored.customer_id)
+    assert published.clv.sum() == pytest.approx(scored.clv.sum())
+    assert len(read(database, "segments")) > 0
