@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.columns import COVARIATE_PREFIX as PREFIX
+from models.columns import COVARIATE_PREFIX as PREFIX
 
 
 class AttributesError(ValueError):

@@ -29,11 +29,11 @@ import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
-from features.columns import COVARIATE_PREFIX as PREFIX
 from models.btyd import bgnbd, pareto_nbd
 from models.btyd.common import BuiltModel, PurchaseModel, model_data, weighted_rows
 from models.btyd.priors import Priors
 from models.btyd.sufficient import TRANSACTION_COLUMNS
+from models.columns import COVARIATE_PREFIX as PREFIX
 
 COEFFICIENT_SIGMA = 1.0  # a unit change of a covariate scaling a rate by e (2.7x) is 1 sigma
 # per model: the parameter the purchase coefficients scale, the one the dropout ones scale

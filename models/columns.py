@@ -1,0 +1,4 @@
+"""Names of feature-table columns that the models rely on and the features stage writes: a
+module with no imports, so that both (and a registered model shipping ``models``) can use it."""
+
+COVARIATE_PREFIX = "cov_"  # a customer covariate: cov_<column> or cov_<column>_<level>
