@@ -60,10 +60,6 @@ class ValueMatrix:
         """The cell names, best first: high historical value, then high CLV."""
         return [self.names[h][c] for h in reversed(self.levels) for c in reversed(self.levels)]
 
-    def cell_of(self, name: str) -> tuple[str, str]:
-        """(historical level, CLV level) of a cell name."""
-        return next((h, c) for h, row in self.names.items() for c, n in row.items() if n == name)
-
 
 def _default_actions() -> dict[str, dict[str, str]]:
     return {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +36,30 @@ CSV_MAPPING = (
     "data.rules.duplicates=quarantine",
     "tracking.enabled=false",
 )
+
+
+def write_params(project: Path, *overrides: str) -> dict:
+    """``conf/`` composed with ``overrides`` into ``project/params.yaml``; returns the config."""
+    from pipeline import config
+
+    project.mkdir(parents=True, exist_ok=True)
+    cfg = config.compose(list(overrides), REPO / "conf")
+    config.write_params(cfg, project / "params.yaml")
+    return cfg
+
+
+def run_cvm(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGS`` as a process of its own in ``project``, with ``env`` added
+    to the environment (and no fault point inherited)."""
+    environ = {k: v for k, v in os.environ.items() if k != "CVM_KILL_AT"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=project,
+        env=environ | {"PYTHONPATH": str(REPO)} | env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def read_raw(path: Path, fmt: str, columns: list[str], **options):
@@ -77,19 +103,11 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 @pytest.fixture(scope="session")
 def pipeline_outputs(tmp_path_factory) -> Path:
     """`cvm run` on the CDNOW sample in a temp project directory (MLflow store inside it)."""
-    from pipeline import config
     from pipeline.cli import main
 
     tmp = tmp_path_factory.mktemp("sample_run")
-    cfg = config.compose(
-        [
-            "data=cdnow_sample",
-            f"data.path={CDNOW_SAMPLE}",
-            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        ],
-        REPO / "conf",
-    )
-    config.write_params(cfg, tmp / "params.yaml")
+    sample = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}")
+    write_params(tmp, *sample, f"tracking.uri=sqlite:///{tmp}/mlflow.db")
     mp = pytest.MonkeyPatch()
     mp.chdir(tmp)
     assert main(["run"]) == 0

@@ -81,9 +81,10 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             segment_paths=(temps[3], temps[4]),
         )
         io.write_json(summary, temps[5], atomic=False)
+    published = None  # cvm score and cvm retrain publish; the pipeline only when asked
     if settings.database.from_pipeline:
-        summary["database"] = database.publish_scored(table, settings.database)
+        published = database.publish_scored(table, settings.database)
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
-        tracking.log_dict(summary, "score_summary.json")
+        tracking.log_dict(summary | {"database": published}, "score_summary.json")
     return summary

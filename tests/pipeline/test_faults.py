@@ -14,11 +14,8 @@ champion pair and the scored table moved together.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -27,7 +24,7 @@ import pytest
 from pipeline import config, faults, outputs
 from pipeline.catalog import Catalog
 from pipeline.retrain.publish import JOURNAL
-from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm, write_params
 from tests.pipeline.test_retrain import FAST, as_of, simulated_history, until, write
 
 pytestmark = pytest.mark.slow
@@ -61,26 +58,12 @@ SAMPLE = ("data=cdnow_sample", "clv.method=map", "tracking.uri=sqlite:///mlflow.
 
 def cvm(project: Path, *args: str, kill_at: str | None = None, trace: Path | None = None):
     """``python -m pipeline ARGS`` in ``project``, killed at ``kill_at``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop(faults.VARIABLE, None)
-    if kill_at:
-        env[faults.VARIABLE] = kill_at
-    if trace:
-        env[faults.TRACE] = str(trace)
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    env = {faults.VARIABLE: kill_at} if kill_at else {}
+    return run_cvm(project, *args, **env, **({faults.TRACE: str(trace)} if trace else {}))
 
 
 def use_log(project: Path, log: Path, *overrides: str) -> None:
-    project.mkdir(parents=True, exist_ok=True)
-    cfg = config.compose([*overrides, f"data.path={log}"], REPO / "conf")
-    config.write_params(cfg, project / "params.yaml")
+    write_params(project, *overrides, f"data.path={log}")
 
 
 def catalog(project: Path) -> Catalog:

@@ -1,37 +1,29 @@
 """A project moved to another folder finds its runs and registered models, and writes new runs
 into its own ``mlruns/``, not the old place."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
 import pytest
 
-from pipeline import config
 from pipeline.relocate import relocate
-from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_SAMPLE, run_cvm, write_params
 
 pytestmark = pytest.mark.slow
 
 
 def cvm(project, *args):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=project, env=env, capture_output=True
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    done = run_cvm(project, *args)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_moved_project_reads_its_models_and_writes_runs_in_place(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     overrides = ["data=cdnow_sample", "clv.method=map", "tracking.register=true"]
-    cfg = config.compose([*overrides, f"data.path={CDNOW_SAMPLE}"], REPO / "conf")
+    cfg = write_params(old, *overrides, f"data.path={CDNOW_SAMPLE}")
     assert cfg["tracking"]["uri"] == "sqlite:///mlflow.db"  # the project's own store
-    config.write_params(cfg, old / "params.yaml")
     cvm(old, "run")
     shutil.move(old, new)
 

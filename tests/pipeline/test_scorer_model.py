@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from pipeline import config, serving
-from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_SAMPLE, run_cvm, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -37,24 +37,15 @@ NO_GAPS = {"gap_max": None, "gap_mean": None, "gap_std": None, "overdue_ratio": 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("scorer_project")
-    cfg = config.compose(
-        [
-            "data=cdnow_sample",
-            f"data.path={CDNOW_SAMPLE}",
-            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-            "clv.method=map",
-            "tracking.register=true",
-        ],
-        REPO / "conf",
+    write_params(
+        tmp,
+        "data=cdnow_sample",
+        f"data.path={CDNOW_SAMPLE}",
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        "clv.method=map",
+        "tracking.register=true",
     )
-    config.write_params(cfg, tmp / "params.yaml")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run"],
-        cwd=tmp,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-    )
+    result = run_cvm(tmp, "run")
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp
 
