@@ -39,6 +39,7 @@ class Context:
     work: Path
     meta: dict
     step: str
+    inputs: Path | None = None  # where ``input`` reads (default: ``work``)
 
     @property
     def log(self) -> Path:
@@ -66,8 +67,9 @@ class Context:
         return out / name
 
     def input(self, name: str, producer: str) -> Path:
-        """An input written by the ``producer`` step of the same tool and size."""
-        path = self.work / producer / name
+        """An input written by the ``producer`` step of the same tool (and size, unless the
+        orchestrator points ``inputs`` at the work directory of another size)."""
+        path = (self.inputs or self.work) / producer / name
         if not path.is_file():
             raise FileNotFoundError(f"{name} not found: run the {producer} step first")
         return path
@@ -119,12 +121,14 @@ def main(steps: dict[str, dict[str, Callable[[Context], dict]]]) -> int:
     parser.add_argument("--tool", default=next(iter(steps)))
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--inputs", type=Path, help="read inputs here (default: --work)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     meta_file = args.log_dir / "log.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    ctx = Context(args.log_dir, args.work, meta, args.step, args.inputs)
     try:
-        result = steps[args.tool][args.step](Context(args.log_dir, args.work, meta, args.step))
+        result = steps[args.tool][args.step](ctx)
     except Exception as err:  # the orchestrator records the failure
         traceback.print_exc()
         result = {"error": f"{type(err).__name__}: {err}"}

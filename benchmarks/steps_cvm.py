@@ -1,8 +1,10 @@
 """cvm's benchmark steps, run by ``benchmarks/scale.py`` in the project environment.
 
 Each step calls the package the way the pipeline does: the features through ``features/`` on a
-DuckDB connection, the fits through ``models.clv.fit_clv``, the CLV through
-``models.clv_predict.predict_customers``. ``generate`` writes a simulated log (not timed).
+DuckDB connection, the fits through ``models.btyd.clv.fit_clv``, the CLV through
+``models.btyd.predict.predict_customers`` (``predict_with_covariates`` on a log with covariates,
+whose reference summary carries them as ``cov_*`` columns). ``generate`` writes a simulated log
+(not timed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from models.btyd.clv import (
     fit_clv,
     purchase_model,
 )
-from models.btyd.predict import PredictionSettings, predict_customers
+from models.btyd.covariates import covariate_columns
+from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
+from models.columns import COVARIATE_PREFIX
 from models.simulate import SimulationSettings, simulate_log
 from pipeline import config
 from pipeline.engine import connect
@@ -36,7 +40,6 @@ from pipeline.stages import features as features_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bgnbd"
-TX_NAMES = purchase_model(MODEL).param_names
 SPEND_NAMES = gamma_gamma.PARAM_NAMES
 
 
@@ -79,25 +82,38 @@ _CLEAN_EXTRA = {
 }
 
 
-def _write_chunks(spec: dict, path: Path) -> int:
-    """Simulate ``spec``'s customers chunk by chunk into one Parquet file; returns its rows."""
+def _write_chunks(spec: dict, path: Path, customers_path: Path) -> int:
+    """Simulate ``spec``'s customers chunk by chunk into one Parquet file; returns its rows.
+
+    With ``covariates`` (name, purchase coefficient, dropout coefficient), each customer gets
+    those 0/1 covariates (half of the customers have each), written to ``customers_path`` as
+    ``cov_<name>`` columns beside ``customer_id``."""
     settings = {k: spec[k] for k in ("horizon_days", "cohort_days")}
     if spec.get("params"):
         settings["params"] = tuple(spec["params"].items())
+    effects = tuple(tuple(c) for c in spec.get("covariates", ()))
+    if effects:
+        settings |= {"covariate_effects": effects, "binary_covariates": True}
+    names = [name for name, _, _ in effects]
     total, chunk = spec["customers"], spec["chunk"]
-    rows, writer = 0, None
+    rows, writer, attributes = 0, None, []
     for k, first in enumerate(range(0, total, chunk)):
         n = min(chunk, total - first)
-        transactions, _ = simulate_log(
+        transactions, customers = simulate_log(
             SimulationSettings(customers=n, seed=spec["seed"] + k, **settings)
         )
         if total > chunk:  # ids restart in every chunk: prefix the chunk number
             transactions["customer_id"] = f"{k:03d}" + transactions["customer_id"]
+            customers["customer_id"] = f"{k:03d}" + customers["customer_id"]
+        columns = {name: f"{COVARIATE_PREFIX}{name}" for name in names}
+        attributes.append(customers[["customer_id", *names]].rename(columns=columns))
         table = pa.Table.from_pandas(transactions, preserve_index=False)
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
         rows += table.num_rows
     writer.close()
+    if effects:
+        pd.concat(attributes, ignore_index=True).to_parquet(customers_path, index=False)
     return rows
 
 
@@ -105,9 +121,10 @@ def generate(ctx: Context) -> dict:
     """Write ``transactions.parquet``, the reference ``summary.parquet`` and ``log.json``."""
     spec = json.loads((ctx.log_dir / "spec.json").read_text())
     start = SimulationSettings().start
+    customers = ctx.log_dir / "customers.parquet"
     meta = {
         "spec": spec,
-        "transactions": _write_chunks(spec, ctx.log),
+        "transactions": _write_chunks(spec, ctx.log, customers),
         "start": start.isoformat(),
         "cutoff": (start + timedelta(days=spec["horizon_days"])).isoformat(),
         "calibration_end": (start + timedelta(days=spec["horizon_days"] // 2)).isoformat(),
@@ -119,7 +136,12 @@ def generate(ctx: Context) -> dict:
     if spec["summary"]:
         days = purchase_days(con.read_parquet(str(ctx.clean_log)))
         expr = btyd_summary(days, ctx.cutoff, UNIT_DAYS).order_by("customer_id")
-        pq.write_table(con.to_pyarrow(expr), ctx.reference_summary)
+        table = con.to_pyarrow(expr)
+        if spec.get("covariates"):  # every fit and CLV step reads the covariates from here
+            attributes = pd.read_parquet(customers)
+            merged = table.to_pandas().merge(attributes, on="customer_id", how="left")
+            table = pa.Table.from_pandas(merged, preserve_index=False)
+        pq.write_table(table, ctx.reference_summary)
     (ctx.log_dir / "log.json").write_text(json.dumps(meta, indent=2) + "\n")
     return {"transactions": meta["transactions"]}
 
@@ -155,8 +177,9 @@ def _save_draws(path: Path, tx: dict, spend: dict) -> None:
 
 
 def _load_draws(path: Path) -> tuple[dict, dict]:
+    """The purchase draws (covariate coefficients included) and the spend draws."""
     with np.load(path) as data:
-        tx = {k: data[f"tx_{k}"] for k in TX_NAMES}
+        tx = {k.removeprefix("tx_"): data[k] for k in data.files if k.startswith("tx_")}
         spend = {k: data[f"spend_{k}"] for k in SPEND_NAMES}
     return tx, spend
 
@@ -166,10 +189,11 @@ def _means(tx: dict, spend: dict) -> dict:
 
 
 def fit_map(ctx: Context) -> dict:
-    """MAP fit of BG/NBD and Gamma-Gamma."""
+    """MAP fit of BG/NBD (with the summary's covariates, if any) and Gamma-Gamma."""
     data = _read_summary(ctx)
+    settings = ClvSettings(model=MODEL, method="map", covariates=covariate_columns(data))
     with Timer() as timer:
-        fit = fit_clv(data, ClvSettings(model=MODEL, method="map"))
+        fit = fit_clv(data, settings)
     tx, spend = fit.purchase_draws(), fit.spend_draws()
     _save_draws(ctx.output("map_draws.npz"), tx, spend)
     info = fit.fit_info
@@ -185,6 +209,7 @@ def fit_nuts(ctx: Context) -> dict:
         # cvm's own tuning defaults (500 steps, target acceptance 0.8); the peers keep theirs
         sampler=SamplerSettings(draws=NUTS["draws"], chains=NUTS["chains"]),
         convergence=ConvergenceSettings(on_failure="warn"),
+        covariates=covariate_columns(data),
     )
     with Timer() as timer:
         fit = fit_clv(data, settings)
@@ -195,6 +220,7 @@ def fit_nuts(ctx: Context) -> dict:
         "problems": info["convergence_problems"],
         "diagnostics": info["diagnostics"],
         "parts": info["seconds"],
+        "counts": info["counts"],
     }
     return timer.record() | _means(tx, spend) | fit_info
 
@@ -202,8 +228,13 @@ def fit_nuts(ctx: Context) -> dict:
 def _clv(ctx: Context, draws_file: str, producer: str) -> dict:
     tx, spend = _load_draws(ctx.input(draws_file, producer))
     data = _read_summary(ctx)
+    covariates = covariate_columns(data)
+    args = (tx, spend, data, purchase_model(MODEL))
     with Timer() as timer:
-        scored = predict_customers(tx, spend, data, purchase_model(MODEL), PredictionSettings())
+        if covariates:  # every customer's CLV from their own parameters
+            scored = predict_with_covariates(*args, covariates, PredictionSettings())
+        else:
+            scored = predict_customers(*args, PredictionSettings())
     stats = clv_stats(scored["clv"], scored["clv_lower"], scored["clv_upper"])
     return timer.record() | stats | {"draws": len(tx["r"])}
 
