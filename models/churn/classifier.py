@@ -464,15 +464,15 @@ class ChurnModel:
         Isotonic: ``x``/``y`` thresholds (linear interpolation, clipped); Platt: ``a``, ``b``
         with ``p = expit(a * logit(raw) + b)``.
     best_iteration : int
-        Boosting rounds kept (from early stopping).
+        Boosting rounds kept (from early stopping; ``selection["early_stopping"]`` says how).
     train_cutoffs, validation_cutoffs : tuple of str
         ISO dates of the cutoffs whose rows trained the booster / validated it.
     n_train, n_validation : int
         Row counts of the two sets.
     validation_metrics : dict
         ``{"raw": {...}, "calibrated": {...}}`` with ``roc_auc``, ``brier``, ``log_loss``,
-        ``ece`` and ``base_rate`` on the validation rows (the calibrated figures are in-sample
-        for the calibrator).
+        ``ece`` and ``base_rate`` on the validation rows (``raw``: the judging booster's scores
+        when there is one; the calibrated figures are in-sample for the calibrator).
     settings : ChurnSettings
     selection : dict
         The candidate published (``choice``: ``clv``, ``booster`` or ``stack``), the rule, the
@@ -585,41 +585,69 @@ def _at_most(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 JUDGE_MIN_SHARE = 0.25  # of the booster's training rows, for the booster that judges it
+EARLY_STOPPING = {
+    "judge": "on the validation cutoff, by a booster trained on the cutoffs whose churn windows "
+    "end by it; the published booster, trained on every training cutoff, keeps its rounds, and "
+    "its calibrator is fit on the judge's validation scores",
+    "overlapping": "on the validation cutoff, by the booster itself (no training cutoff's churn "
+    "window ends by it: features.selection_cutoffs, a longer history)",
+}
 
 
-def _judged_raw(
-    fit_rows: pd.DataFrame,
-    valid_rows: pd.DataFrame,
-    features: list[str],
-    categories: dict,
-    settings: ChurnSettings,
-    rounds: int,
-    horizon_days: int | None,
-) -> np.ndarray | None:
-    """The validation rows' raw scores by a booster trained only on the cutoffs whose churn
-    windows end by the validation cutoff (``None`` when they hold fewer than
-    :data:`JUDGE_MIN_SHARE` of the training rows, or a single class).
+def _judge_rows(
+    fit_rows: pd.DataFrame, valid_rows: pd.DataFrame, horizon_days: int | None
+) -> pd.DataFrame | None:
+    """The training rows at the cutoffs whose churn windows end by the validation cutoff, or
+    ``None`` when they hold fewer than :data:`JUDGE_MIN_SHARE` of the training rows (a few
+    days' cohort at the log's start is no stand-in for the booster) or a single class.
 
     The churn windows of the other training cutoffs overlap the validation cutoff's in calendar
-    time, which flatters the booster on the validation rows; this one is judged there as the
-    published model is judged after the cutoff it scores.
+    time: a booster trained on them and stopped on the validation rows keeps improving there
+    (it boosted to the round cap on every backtest log) and flatters itself. One trained on
+    these rows alone meets the validation rows as the published model meets the customers it
+    scores: on a window it has not seen.
     """
     if horizon_days is None:
         return None
     latest = _cutoff_keys(valid_rows).min() - pd.Timedelta(days=horizon_days)
     rows = fit_rows.loc[(_cutoff_keys(fit_rows) <= latest).to_numpy()]
-    if len(rows) < JUDGE_MIN_SHARE * len(fit_rows):
-        return None  # a few days' cohort at the log's start is no stand-in for the booster
-    y = _labels(rows)
-    if y.min() == y.max():
+    if len(rows) < JUDGE_MIN_SHARE * len(fit_rows) or _labels(rows).min() == _labels(rows).max():
         return None
+    return rows
+
+
+def _boost(
+    rows: pd.DataFrame,
+    features: list[str],
+    categories: dict,
+    settings: ChurnSettings,
+    valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+    rounds: int | None = None,
+) -> tuple[lgb.Booster, int]:
+    """A booster on ``rows``: early-stopped on ``valid`` (design, labels), or ``rounds``
+    rounds; returns it with the rounds kept (and only those trees)."""
     params = settings.lightgbm_params()
     cats = [c for c in features if c in categories] or "auto"
     data = lgb.Dataset(
-        _design(rows, features, categories), y, categorical_feature=cats, params=params
+        _design(rows, features, categories), _labels(rows), categorical_feature=cats, params=params
     )
-    booster = lgb.train(params, data, num_boost_round=rounds)
-    return np.asarray(booster.predict(_design(valid_rows, features, categories)), dtype=float)
+    if valid is None:
+        booster = lgb.train(params, data, num_boost_round=rounds or settings.n_estimators)
+        return booster, booster.current_iteration()
+    stop = lgb.early_stopping(
+        settings.early_stopping_rounds, verbose=False, min_delta=settings.early_stopping_min_delta
+    )
+    booster = lgb.train(
+        params,
+        data,
+        num_boost_round=settings.n_estimators,
+        valid_sets=[lgb.Dataset(*valid, reference=data)],
+        valid_names=["validation"],
+        callbacks=[stop],
+    )
+    best = int(booster.best_iteration) or booster.current_iteration()
+    # keep only the selected trees; reloading makes in-memory and persisted models identical
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
 
 
 def train_churn(
@@ -635,7 +663,8 @@ def train_churn(
     settings : ChurnSettings, optional
     horizon_days : int, optional
         The churn horizon: training cutoffs at least this long before the validation cutoff
-        train the booster the candidates are judged with (see :func:`_judged_raw`).
+        train the booster that sets the rounds and that the candidates are judged and
+        calibrated with (see :func:`_judge_rows`).
 
     Returns
     -------
@@ -662,51 +691,37 @@ def train_churn(
         if y.min() == y.max():
             raise ValueError(f"churn {name} rows have a single class ({TARGET}={bool(y[0])})")
     categories = _categories(fit_rows, features)
-    x_fit = _design(fit_rows, features, categories)
-    x_valid = _design(valid_rows, features, categories)
-    cat_features = [c for c in features if c in categories]
-    params = settings.lightgbm_params()
-    d_fit = lgb.Dataset(x_fit, y_fit, categorical_feature=cat_features or "auto", params=params)
-    d_valid = lgb.Dataset(x_valid, y_valid, reference=d_fit)
-    booster = lgb.train(
-        params,
-        d_fit,
-        num_boost_round=settings.n_estimators,
-        valid_sets=[d_valid],
-        valid_names=["validation"],
-        callbacks=[
-            lgb.early_stopping(
-                settings.early_stopping_rounds,
-                verbose=False,
-                min_delta=settings.early_stopping_min_delta,
-            )
-        ],
-    )
-    best = int(booster.best_iteration) or booster.current_iteration()
-    # keep only the selected trees; reloading makes in-memory and persisted models identical
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    raw_valid = np.asarray(booster.predict(x_valid), dtype=float)
+    valid = (_design(valid_rows, features, categories), y_valid)
+    judge_rows = _judge_rows(fit_rows, valid_rows, horizon_days)
     prior_valid = _prior(valid_rows, settings)
+    if judge_rows is not None:
+        # the judge: early-stopped, calibrated and chosen on a window it has not seen; the
+        # published booster, on every training cutoff, keeps its number of rounds
+        judge, best = _boost(judge_rows, features, categories, settings, valid)
+        booster, _ = _boost(fit_rows, features, categories, settings, rounds=best)
+        raw_valid = np.asarray(judge.predict(valid[0]), dtype=float)
+        stopping = "judge"
+    else:
+        booster, best = _boost(fit_rows, features, categories, settings, valid)
+        raw_valid = np.asarray(booster.predict(valid[0]), dtype=float)
+        stopping = "overlapping"
     selection = {"choice": "booster", "rule": "no calibration prior: the booster"}
-    if prior_valid is not None:
-        judged = _judged_raw(
-            fit_rows, valid_rows, features, categories, settings, best, horizon_days
+    if prior_valid is not None and judge_rows is None:
+        selection = {
+            "choice": "stack",
+            "rule": "the stack when no training cutoff's churn window ends by the "
+            "validation cutoff (features.selection_cutoffs, a longer history)",
+            "reason": "stack: no candidate could be judged on a window it had not seen",
+        }
+    elif prior_valid is not None:
+        selection = select_candidate(
+            raw_valid, prior_valid, y_valid, settings.selection_margin, settings.seed
         )
-        if judged is None:
-            selection = {
-                "choice": "stack",
-                "rule": "the stack when no training cutoff's churn window ends by the "
-                "validation cutoff (features.selection_cutoffs, a longer history)",
-                "reason": "stack: no candidate could be judged on a window it had not seen",
-            }
-        else:
-            selection = select_candidate(
-                judged, prior_valid, y_valid, settings.selection_margin, settings.seed
-            )
-            selection["rule"] += (
-                "; the booster judged is trained on the cutoffs whose churn windows end by the "
-                "validation cutoff"
-            )
+        selection["rule"] += (
+            "; the booster judged is trained on the cutoffs whose churn windows end by the "
+            "validation cutoff"
+        )
+    selection["early_stopping"] = EARLY_STOPPING[stopping]
     calibrator = _fit_calibrator(
         settings.calibration, raw_valid, y_valid, prior_valid, selection["choice"]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -322,3 +323,42 @@ def test_the_published_candidate_follows_the_validation_evidence():
     assert chosen["scores"]["booster"] < chosen["scores"]["clv"] - 0.1
     strict = select_candidate(truth, noise, y, 0.0, seed=1)
     assert strict["choice"] == min(strict["scores"], key=strict["scores"].get)
+
+
+def test_early_stopping_is_judged_on_a_window_the_booster_has_not_seen():
+    """The same customers at cutoffs whose churn windows overlap share their outcome there: a
+    booster that memorises customers (``memo``, one value per customer) keeps improving on the
+    validation cutoff when trained on the overlapping cutoffs, and only the judge, trained on
+    cutoffs whose windows end by the validation cutoff, tells that it learns nothing new."""
+    rng = np.random.default_rng(11)
+    n, cutoffs = 1500, range(8)
+    memo, recency = rng.random(n), rng.integers(0, 200, n)
+    shared = rng.normal(0.0, 2.0, n)  # the outcome in the window cutoffs 5, 6, 7 share
+    parts = []
+    for k in cutoffs:
+        own = shared if k >= 5 else rng.normal(0.0, 2.0, n)
+        churned = rng.random(n) < expit(-1.0 + 0.01 * recency + own)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": pd.array([f"c{i:05d}" for i in range(n)], dtype="str"),
+                    "cutoff": [cutoff_date(k)] * n,
+                    "recency_days": recency,
+                    "memo": memo,
+                    "churned": churned,
+                }
+            )
+        )
+    table = pd.concat(parts, ignore_index=True)
+    settings = replace(FAST, n_estimators=300, calibration="platt")
+    judged = churn.train_churn(table, settings, horizon_days=90)  # cutoffs 0-4 judge
+    overlapping = churn.train_churn(table, settings)  # no horizon: no judge
+    assert judged.selection["early_stopping"] == churn.EARLY_STOPPING["judge"]
+    assert overlapping.selection["early_stopping"] == churn.EARLY_STOPPING["overlapping"]
+    assert judged.booster.current_iteration() == judged.best_iteration
+    assert judged.best_iteration < overlapping.best_iteration / 3
+    # the judge's validation scores are honest: memorised outcomes do not flatter them
+    assert (
+        judged.validation_metrics["raw"]["roc_auc"]
+        < overlapping.validation_metrics["raw"]["roc_auc"] - 0.02
+    )
