@@ -92,8 +92,8 @@ class LogSpec:
     # models/btyd/covariates.py; cvm's fits and CLV then use them
     covariates: tuple[tuple[str, float, float], ...] = ()
     tools: tuple[str, ...] = TOOLS  # the tools that run on the log
-    # where a peer's clv reads its posterior when the posterior of this size could not be made
-    # (its nuts step over a limit): the work directory of that (smaller) size
+    # where a clv reads its posterior when the nuts step of this size broke a limit: the work
+    # directory of that (smaller) size, whose draws serve as well (the cost is in the customers)
     inputs_fallback: str | None = None
 
     def generation(self) -> dict:
@@ -110,7 +110,7 @@ LOGS = {
     for spec in (
         LogSpec("10k", 10_000, seed=10_000, steps=FIT_STEPS),
         LogSpec("100k", 100_000, seed=100_000, steps=FIT_STEPS),
-        LogSpec("1M", 1_000_000, seed=1_000_000, steps=STEPS, inputs_fallback="100k"),
+        LogSpec("1M", 1_000_000, seed=1_000_000, steps=STEPS, inputs_fallback="10k"),
         # the same size with three 0/1 covariates on the purchase rate and on dropout: cvm only
         LogSpec(
             "1M-cov",
@@ -556,6 +556,8 @@ def _status(record: dict) -> str:
         return f"timeout > {record['timeout_seconds']:,.0f} s"
     if status.startswith("over memory limit"):
         return f"out of memory > {record['memory_limit_mb'] / 1024:,.3g} GB"
+    if status.startswith("failed: MemoryError"):  # an allocation larger than the machine
+        return "out of memory (MemoryError)"
     return status
 
 
@@ -672,7 +674,9 @@ def covariate_cost(get: Get, size: str = "1M-cov", plain: str = "1M") -> list[st
     lines = []
     for step in LOGS[size].allowed if size in LOGS else ():
         mine, base = get("cvm", size, step), get("cvm", plain, step)
-        if _ok(mine) and _ok(base):
+        if mine is not None and not _ok(mine) and _ok(base):
+            lines.append(f"  {step:<10} {_status(mine)} against {base['seconds']:,.2f} s")
+        elif _ok(mine) and _ok(base):
             lines.append(
                 f"  {step:<10} {mine['seconds']:,.2f} s, {mine['peak_mb']:,.0f} MB against "
                 f"{base['seconds']:,.2f} s, {base['peak_mb']:,.0f} MB "
@@ -719,21 +723,42 @@ def warm_up(tools: set[str], data: Path, limits: Limits, sizes: set[str] = froze
             measure(cmd, ROOT, child_env(tool, data), work / "map", limits)
 
 
+def blocked_by(tool: str, size: str, step: str, get: Get) -> str | None:
+    """Why a step cannot run: its producer step broke a limit and no other size's output
+    stands in (:func:`borrowed_inputs`); ``None`` if it can run."""
+    producer = PRODUCER.get(step)
+    own = get(tool, size, producer) if producer else None
+    if own is None or not own["status"].startswith("over "):
+        return None
+    if borrowed_inputs(tool, size, step, get):
+        return None
+    return f"not run: {producer} {_status(own)}"
+
+
+def _unmeasured(tool: str, size: str, step: str, status: str, reason: str) -> dict:
+    return {
+        "tool": tool,
+        "size": size,
+        "step": step,
+        "status": status,
+        "seconds": None,
+        "peak_mb": None,
+        "detail": {"reason": reason},
+    }
+
+
 def measure_or_skip(
-    tool: str, size: str, step: str, data: Path, limits: Limits, borrow: str | None = None
+    tool: str, size: str, step: str, data: Path, limits: Limits, get: Get | None = None
 ) -> dict:
-    """The step's record: measured, or "not supported" by the tool."""
+    """The step's record: measured, "not supported" by the tool, or "not run" when the step
+    whose output it reads broke a limit."""
     if step in NOT_SUPPORTED.get(tool, {}):
-        reason = NOT_SUPPORTED[tool][step]
-        return {
-            "tool": tool,
-            "size": size,
-            "step": step,
-            "status": "not supported",
-            "seconds": None,
-            "peak_mb": None,
-            "detail": {"reason": reason},
-        }
+        return _unmeasured(tool, size, step, "not supported", NOT_SUPPORTED[tool][step])
+    get = get or (lambda *_: None)
+    if blocked := blocked_by(tool, size, step, get):
+        reason = f"the {PRODUCER[step]} step of this log broke a limit: no input to read"
+        return _unmeasured(tool, size, step, blocked, reason)
+    borrow = borrowed_inputs(tool, size, step, get)
     print(f"{size:>7} {step:<10} {tool:<21}", end=" ", flush=True)
     record = run_step(tool, size, step, data, limits, borrow)
     print(_progress(record), flush=True)
@@ -791,8 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up(compiling & set(COMPILED), data, limits, {size for size, _, _ in todo})
     for size, step, tool in todo:
         ensure_log(LOGS[size], data)
-        borrow = borrowed_inputs(tool, size, step, _lookup(doc["results"]))
-        record = measure_or_skip(tool, size, step, data, limits, borrow)
+        record = measure_or_skip(tool, size, step, data, limits, _lookup(doc["results"]))
         record["version"] = tool_version(doc["versions"], tool)
         record["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         save_record(args.out, doc, record)
