@@ -732,7 +732,7 @@ def blocked_by(tool: str, size: str, step: str, get: Get) -> str | None:
         return None
     if borrowed_inputs(tool, size, step, get):
         return None
-    return f"not run: {producer} {_status(own)}"
+    return f"not run: {producer} stopped"
 
 
 def _unmeasured(tool: str, size: str, step: str, status: str, reason: str) -> dict:
@@ -756,7 +756,8 @@ def measure_or_skip(
         return _unmeasured(tool, size, step, "not supported", NOT_SUPPORTED[tool][step])
     get = get or (lambda *_: None)
     if blocked := blocked_by(tool, size, step, get):
-        reason = f"the {PRODUCER[step]} step of this log broke a limit: no input to read"
+        own = get(tool, size, PRODUCER[step])
+        reason = f"its {PRODUCER[step]} step: {_status(own)}, so no input to read"
         return _unmeasured(tool, size, step, blocked, reason)
     borrow = borrowed_inputs(tool, size, step, get)
     print(f"{size:>7} {step:<10} {tool:<21}", end=" ", flush=True)
