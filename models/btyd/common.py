@@ -75,7 +75,8 @@ LoglikGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 @dataclass(frozen=True)
 class LogDensity:
-    """A model's log posterior in numpy, on ``u = log(theta)`` in the order of ``names``.
+    """A model's log posterior in numpy, on ``u = log(theta)`` in the order of ``names`` (``u =
+    theta`` for the ``unconstrained`` ones).
 
     ``evaluate(u)`` returns the log posterior (the PyMC model's ``logp(jacobian=False)``), its
     gradient and the log-likelihood; ``start`` is the model's initial point. MAP fits optimise it
@@ -86,6 +87,18 @@ class LogDensity:
     names: tuple[str, ...]
     start: np.ndarray
     evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, float]]
+    unconstrained: tuple[str, ...] = ()  # names sampled as they are, not as log(theta)
+
+    def values(self, u: np.ndarray) -> dict[str, float]:
+        """``log_<name>`` and ``<name>`` of each positive parameter, ``<name>`` of each
+        unconstrained one, at ``u``."""
+        pairs = list(zip(self.names, u, strict=True))
+        positive = [(n, v) for n, v in pairs if n not in self.unconstrained]
+        return (
+            {f"log_{n}": v for n, v in positive}
+            | {n: np.exp(v) for n, v in positive}
+            | {n: v for n, v in pairs if n in self.unconstrained}
+        )
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,19 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
 from models.btyd import bgnbd, pareto_nbd
-from models.btyd.common import BuiltModel, PurchaseModel, model_data, weighted_rows
+from models.btyd.common import (
+    BuiltModel,
+    LogDensity,
+    PurchaseModel,
+    model_data,
+    weighted_rows,
+)
 from models.btyd.priors import Priors
 from models.btyd.sufficient import TRANSACTION_COLUMNS
 from models.columns import COVARIATE_PREFIX as PREFIX
 
 COEFFICIENT_SIGMA = 1.0  # a unit change of a covariate scaling a rate by e (2.7x) is 1 sigma
+MAX_GROUPS = 256  # distinct covariate vectors up to which BG/NBD gets its numpy density
 # per model: the parameter the purchase coefficients scale, the one the dropout ones scale
 SCALED = {"bgnbd": ("alpha", "b"), "pareto_nbd": ("alpha", "beta")}
 PARAM_NAMES = {"bgnbd": bgnbd.PARAM_NAMES, "pareto_nbd": pareto_nbd.PARAM_NAMES}
@@ -100,7 +107,8 @@ def build_model(
     ``data`` has ``frequency``, ``recency``, ``T`` and the ``covariates`` columns (numeric);
     rows identical in all of them are collapsed unless ``weights`` are given. Free variables:
     ``log_<name>`` of the positive parameters and the coefficients
-    (:func:`coefficient_names`); no numpy density, so MAP and NUTS run on the compiled model.
+    (:func:`coefficient_names`). BG/NBD also gets its numpy density per covariate group
+    (:func:`grouped_density`), which MAP and NUTS use; Pareto/NBD runs on the compiled model.
     """
     priors = priors or Priors()
     covariates = list(covariates)
@@ -131,7 +139,65 @@ def build_model(
         per_row[drop] = params[drop] * pt.exp(-life)
         loglik = ROW_LOGLIK[model](*(per_row[n] for n in base), x, t_x, T)
         pm.Potential("loglik", pt.dot(weight, loglik))
-    return BuiltModel(pymc_model, (*base, *coefs))
+    density = None
+    if model == "bgnbd":
+        density = grouped_density(rows, w, values, coefs, priors)
+    return BuiltModel(pymc_model, (*base, *coefs), density)
+
+
+def grouped_density(
+    rows: pd.DataFrame, w: np.ndarray, X: np.ndarray, coefs: Sequence[str], priors: Priors
+) -> LogDensity | None:
+    """BG/NBD's log posterior with covariates in numpy, or ``None`` past :data:`MAX_GROUPS`
+    distinct covariate vectors.
+
+    Customers with the same covariates share ``alpha_i`` and ``b_i``: the plain model's
+    factored likelihood (:func:`models.btyd.bgnbd.loglik_and_grad`) is evaluated once per
+    group and summed, and the coefficients' gradients follow by the chain rule. Compiling the
+    per-row graph instead costs a gradient proportional to the rows (80 ms at a million
+    customers); this one costs what the plain model's does per group.
+    """
+    groups, index = levels_of_rows(X)
+    if len(groups) > MAX_GROUPS:
+        return None
+    x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
+    factors = [
+        bgnbd.factor(x[index == g], t_x[index == g], T[index == g], w[index == g])
+        for g in range(len(groups))
+    ]
+    base, k = PARAM_NAMES["bgnbd"], X.shape[1]
+    flat = priors.kind == "flat"
+    mu, sigma = (np.array(v, dtype=float) for v in zip(*map(priors.normal, base), strict=True))
+    log_norm = -np.log(sigma) - 0.5 * np.log(2.0 * np.pi)
+    coef_norm = -np.log(COEFFICIENT_SIGMA) - 0.5 * np.log(2.0 * np.pi)
+
+    def evaluate(v: np.ndarray) -> tuple[float, np.ndarray, float]:
+        u, trans, life = v[:4], v[4 : 4 + k], v[4 + k :]
+        loglik, grad = 0.0, np.zeros(len(v))
+        for g, f in zip(groups, factors, strict=True):
+            theta = np.exp(u - np.array([0.0, g @ trans, 0.0, g @ life]))
+            value, d_theta = bgnbd.loglik_and_grad(theta, f)
+            d_u = d_theta * theta  # in log(theta_g)
+            loglik += value
+            grad[:4] += d_u
+            grad[4 : 4 + k] -= d_u[1] * g
+            grad[4 + k :] -= d_u[3] * g
+        if flat:
+            return loglik, grad, loglik
+        z, c = (u - mu) / sigma, v[4:] / COEFFICIENT_SIGMA
+        prior = float(np.sum(log_norm - 0.5 * z**2) + np.sum(coef_norm - 0.5 * c**2))
+        grad[:4] -= z / sigma
+        grad[4:] -= c / COEFFICIENT_SIGMA
+        return loglik + prior, grad, loglik
+
+    start = np.concatenate([np.zeros(4) if flat else mu, np.zeros(len(coefs))])
+    return LogDensity((*base, *coefs), start, evaluate, unconstrained=tuple(coefs))
+
+
+def levels_of_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``X`` and each row's index among them."""
+    groups, index = np.unique(X, axis=0, return_inverse=True)
+    return groups, index.reshape(-1)
 
 
 def build_purchase(

@@ -119,7 +119,8 @@ def _maximise(neg, x0: np.ndarray, maxiter: int) -> optimize.OptimizeResult:
 
 
 def _fit_map_direct(density: LogDensity, seed: int | None, jitter: float, maxiter: int):
-    """:func:`fit_map` on a numpy log density: reports ``log_<name>`` and ``<name>``."""
+    """:func:`fit_map` on a numpy log density: reports ``log_<name>`` and ``<name>``
+    (``<name>`` alone for the unconstrained)."""
     x0 = np.array(density.start, dtype=float)
     if jitter > 0:
         x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
@@ -130,8 +131,7 @@ def _fit_map_direct(density: LogDensity, seed: int | None, jitter: float, maxite
 
     res = _maximise(neg, x0, maxiter)
     logp, _, loglik = density.evaluate(res.x)
-    result = {f"log_{n}": float(u) for n, u in zip(density.names, res.x, strict=True)}
-    result |= {n: float(np.exp(u)) for n, u in zip(density.names, res.x, strict=True)}
+    result = {n: float(v) for n, v in density.values(res.x).items()}
     result |= {"loglik": float(loglik), "logp": float(logp), "n_iter": float(res.nit)}
     result["converged"] = float(bool(res.success))
     return result
@@ -216,7 +216,7 @@ def _sample_direct(
     the compiled model; chains start at the model's initial point jittered by U(-1, 1), as
     PyMC's nutpie path does.
     """
-    names = [*(f"log_{n}" for n in density.names), *density.names]
+    names = list(density.values(np.zeros(len(density.names))))
     start = np.asarray(density.start, dtype=float)
 
     def make_logp():
@@ -228,7 +228,7 @@ def _sample_direct(
 
     def make_expand(*_seeds):
         def expand(u: np.ndarray) -> dict[str, np.ndarray]:
-            return dict(zip(names, map(np.array, [*u, *np.exp(u)]), strict=True))
+            return {n: np.array(v) for n, v in density.values(u).items()}
 
         return expand
 

@@ -144,3 +144,26 @@ def test_nuts_90_percent_intervals_cover_the_truth() -> None:
     for name, value in truth("bgnbd").items():
         low, high = np.quantile(draws[name], [0.05, 0.95])
         assert low <= value <= high, f"{name}: {value} outside [{low:.4f}, {high:.4f}]"
+
+
+@pytest.mark.parametrize("kind", ["weakly_informative", "flat"])
+def test_bgnbd_numpy_density_is_the_models(kind: str) -> None:
+    # the grouped numpy density MAP and NUTS use must be the compiled model's, value and gradient
+    built = build_model("bgnbd", cohort("bgnbd", 3_000, seed=2), COVARIATES, Priors(kind))
+    density = built.density
+    assert density is not None and density.unconstrained == coefficient_names(COVARIATES)
+    model = built.pymc
+    logp = model.compile_logp(jacobian=False)
+    dlogp = model.compile_dlogp(jacobian=False)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        v = density.start + rng.normal(0.0, 0.5, len(density.start))
+        point = {
+            (f"log_{n}" if n not in density.unconstrained else n): value
+            for n, value in zip(density.names, v, strict=True)
+        }
+        value, grad, _ = density.evaluate(v)
+        assert value == pytest.approx(float(logp(point)), rel=1e-9)
+        order = [var.name for var in model.value_vars]
+        expected = dict(zip(order, dlogp(point), strict=True))
+        assert grad == pytest.approx([expected[k] for k in point], rel=1e-7, abs=1e-7)
