@@ -48,7 +48,6 @@ PEERS = TOOLS[1:]
 COMPILED = ("cvm", "pymc_marketing")  # tools whose models PyTensor compiles
 SHORT = {"lifetimes": "lt", "pymc_marketing": "pm", "pymc_marketing_nutpie": "pmn"}
 LABEL = {"pymc_marketing_nutpie": "pm+nutpie"}  # column headers (default: the tool's name)
-CACHE = {"pymc_marketing_nutpie": "pymc_marketing"}  # the same PyTensor compile cache
 STEPS = ("summary", "features", "map", "nuts", "clv", "clv_point", "pipeline")
 FIT_STEPS = ("summary", "features", "map", "nuts", "clv", "clv_point")
 SUPPORTED = {
@@ -67,7 +66,8 @@ NOT_SUPPORTED = {
     "pymc_marketing": {"pipeline": NO_PIPELINE},
     "pymc_marketing_nutpie": {"pipeline": NO_PIPELINE},
 }
-# the sampler changes only the posterior: pymc-marketing's other steps are the same code
+# the sampler changes only the posterior: pymc-marketing's other steps are the same code, and
+# its models the same PyTensor compile cache
 SAME_AS = {"pymc_marketing_nutpie": "pymc_marketing"}
 # the step whose output a step reads
 PRODUCER = {"clv": "nuts", "clv_point": "map"}
@@ -362,7 +362,7 @@ def child_env(tool: str, data: Path) -> dict:
     """The environment of a step: a PyTensor cache of the tool's own, no telemetry."""
     env = dict(os.environ)
     flags = env.get("PYTENSOR_FLAGS", "blas__ldflags=")
-    cache = data / "pytensor" / CACHE.get(tool, tool)
+    cache = data / "pytensor" / SAME_AS.get(tool, tool)
     env["PYTENSOR_FLAGS"] = f"{flags},base_compiledir={cache}"
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DVC_NO_ANALYTICS", "1")
@@ -400,13 +400,19 @@ def pipeline_command(log_dir: Path, work: Path, env: dict) -> tuple[list[str], P
     return [*cvm, "run", "--params", "params.yaml"], run_dir
 
 
+def _producer_broke_limit(tool: str, size: str, step: str, get: Get) -> str | None:
+    """The step whose output ``step`` reads, when that step broke a limit at this size."""
+    producer = PRODUCER.get(step)
+    own = get(tool, size, producer) if producer else None
+    return producer if own is not None and own["status"].startswith("over ") else None
+
+
 def borrowed_inputs(tool: str, size: str, step: str, get: Get) -> str | None:
     """The size whose output a step reads when its own size's producer step broke a limit (a
     CLV can be timed on another size's posterior: its cost is in the customers, not the draws'
     values), or ``None``: the step reads its own size's."""
-    producer, fallback = PRODUCER.get(step), LOGS[size].inputs_fallback
-    own = get(tool, size, producer) if producer and fallback else None
-    if own is None or not own["status"].startswith("over "):
+    producer, fallback = _producer_broke_limit(tool, size, step, get), LOGS[size].inputs_fallback
+    if producer is None or fallback is None:
         return None
     return fallback if _ok(get(tool, fallback, producer)) else None
 
@@ -726,11 +732,8 @@ def warm_up(tools: set[str], data: Path, limits: Limits, sizes: set[str] = froze
 def blocked_by(tool: str, size: str, step: str, get: Get) -> str | None:
     """Why a step cannot run: its producer step broke a limit and no other size's output
     stands in (:func:`borrowed_inputs`); ``None`` if it can run."""
-    producer = PRODUCER.get(step)
-    own = get(tool, size, producer) if producer else None
-    if own is None or not own["status"].startswith("over "):
-        return None
-    if borrowed_inputs(tool, size, step, get):
+    producer = _producer_broke_limit(tool, size, step, get)
+    if producer is None or borrowed_inputs(tool, size, step, get):
         return None
     return f"not run: {producer} stopped"
 
@@ -812,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     if peers:
         doc["versions"]["peers"] = peer_versions()
     todo = plan(args)
-    compiling = {CACHE.get(t, t) for _, step, t in todo if step in ("map", "nuts", "pipeline")}
+    compiling = {SAME_AS.get(t, t) for _, step, t in todo if step in ("map", "nuts", "pipeline")}
     if compiling and not args.no_warm_up:
         warm_up(compiling & set(COMPILED), data, limits, {size for size, _, _ in todo})
     for size, step, tool in todo:

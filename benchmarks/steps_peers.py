@@ -160,16 +160,18 @@ def pymc_map(ctx: Context) -> dict:
 
 def pymc_nuts(ctx: Context) -> dict:
     """MCMC with pymc-marketing's default sampler (PyMC's NUTS), 2 chains on 2 cores."""
-    timing, bg, gg = _pymc_fit(ctx, "mcmc", **NUTS)
-    bg.save(str(ctx.output("bg_nuts.nc")))
-    gg.save(str(ctx.output("gg_nuts.nc")))
-    return timing | _pymc_params(bg, gg) | {"divergences": _pymc_divergences(bg, gg)}
+    return _pymc_mcmc(ctx, NUTS)
 
 
 def pymc_nutpie_nuts(ctx: Context) -> dict:
     """MCMC with ``nuts_sampler="nutpie"`` (PyMC hands the model to nutpie, compiled with numba),
     2 chains × 1,000 draws after 500 tuning steps: the tuning of cvm's own nutpie sampling."""
-    timing, bg, gg = _pymc_fit(ctx, "mcmc", **NUTPIE)
+    return _pymc_mcmc(ctx, NUTPIE)
+
+
+def _pymc_mcmc(ctx: Context, sampling: dict) -> dict:
+    """Both models by MCMC with ``sampling``; their posteriors saved for the ``clv`` step."""
+    timing, bg, gg = _pymc_fit(ctx, "mcmc", **sampling)
     bg.save(str(ctx.output("bg_nuts.nc")))
     gg.save(str(ctx.output("gg_nuts.nc")))
     return timing | _pymc_params(bg, gg) | {"divergences": _pymc_divergences(bg, gg)}

@@ -49,14 +49,15 @@ def weighted_rows(
     return data[list(columns)].reset_index(drop=True), np.ones(len(data))
 
 
-def levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct ``values`` (sorted) and, for every element, the position of its value among them.
+def levels(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``values`` (sorted; rows with ``axis=0``) and, for every element (row), the
+    position of its value among them.
 
     Likelihood terms that depend on one summary column only are computed once per distinct
     value and gathered back, so costly functions (logs, log-gammas) run on a few hundred values
     instead of one per row.
     """
-    distinct, position = np.unique(values, return_inverse=True)
+    distinct, position = np.unique(values, return_inverse=True, axis=axis)
     return distinct, position.reshape(-1).astype(np.int64)
 
 
@@ -156,17 +157,38 @@ def weighted_model(
 def log_density(names: Sequence[str], priors: Priors, loglik_grad: LoglikGrad) -> LogDensity:
     """The log posterior at ``u = log(theta)``: the log-likelihood plus the normal
     log-densities of ``log(theta)`` (nothing for flat priors)."""
-    flat = priors.kind == "flat"
-    mu, sigma = (np.array(v, dtype=float) for v in zip(*map(priors.normal, names), strict=True))
-    log_norm = -np.log(sigma) - 0.5 * np.log(2.0 * np.pi)
+    start, prior = log_prior(names, priors)
 
     def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, float]:
         theta = np.exp(u)
         loglik, grad = loglik_grad(theta)
         grad = grad * theta
-        if flat:
+        if prior is None:
             return loglik, grad, loglik
-        z = (u - mu) / sigma
-        return loglik + float(np.sum(log_norm - 0.5 * z**2)), grad - z / sigma, loglik
+        value, d_u = prior(u)
+        return loglik + value, grad + d_u, loglik
 
-    return LogDensity(tuple(names), np.zeros(len(mu)) if flat else mu, evaluate)
+    return LogDensity(tuple(names), start, evaluate)
+
+
+NormalLogPdf = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+def log_prior(names: Sequence[str], priors: Priors) -> tuple[np.ndarray, NormalLogPdf | None]:
+    """The model's initial point in ``u = log(theta)`` and the summed normal log-density of
+    ``u`` with its gradient (``None`` for flat priors, whose initial point is 0)."""
+    mu, sigma = (np.array(v, dtype=float) for v in zip(*map(priors.normal, names), strict=True))
+    if priors.kind == "flat":
+        return np.zeros(len(mu)), None
+    return mu, normal_logpdf(mu, sigma)
+
+
+def normal_logpdf(mu: np.ndarray, sigma: np.ndarray) -> NormalLogPdf:
+    """``u -> (sum of the Normal(mu, sigma) log-densities at u, their gradient)``."""
+    log_norm = -np.log(sigma) - 0.5 * np.log(2.0 * np.pi)
+
+    def logpdf(u: np.ndarray) -> tuple[float, np.ndarray]:
+        z = (u - mu) / sigma
+        return float(np.sum(log_norm - 0.5 * z**2)), -z / sigma
+
+    return logpdf

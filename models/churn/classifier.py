@@ -611,7 +611,7 @@ def _judge_rows(
         return None
     latest = _cutoff_keys(valid_rows).min() - pd.Timedelta(days=horizon_days)
     rows = fit_rows.loc[(_cutoff_keys(fit_rows) <= latest).to_numpy()]
-    if len(rows) < JUDGE_MIN_SHARE * len(fit_rows) or _labels(rows).min() == _labels(rows).max():
+    if len(rows) < JUDGE_MIN_SHARE * len(fit_rows) or len(np.unique(_labels(rows))) < 2:
         return None
     return rows
 
@@ -622,9 +622,9 @@ def _boost(
     categories: dict,
     settings: ChurnSettings,
     valid: tuple[pd.DataFrame, np.ndarray] | None = None,
-    rounds: int | None = None,
+    rounds: int = 0,
 ) -> tuple[lgb.Booster, int]:
-    """A booster on ``rows``: early-stopped on ``valid`` (design, labels), or ``rounds``
+    """A booster on ``rows``: early-stopped on ``valid`` (design, labels), or else ``rounds``
     rounds; returns it with the rounds kept (and only those trees)."""
     params = settings.lightgbm_params()
     cats = [c for c in features if c in categories] or "auto"
@@ -632,7 +632,7 @@ def _boost(
         _design(rows, features, categories), _labels(rows), categorical_feature=cats, params=params
     )
     if valid is None:
-        booster = lgb.train(params, data, num_boost_round=rounds or settings.n_estimators)
+        booster = lgb.train(params, data, num_boost_round=rounds)
         return booster, booster.current_iteration()
     stop = lgb.early_stopping(
         settings.early_stopping_rounds, verbose=False, min_delta=settings.early_stopping_min_delta
@@ -694,26 +694,25 @@ def train_churn(
     valid = (_design(valid_rows, features, categories), y_valid)
     judge_rows = _judge_rows(fit_rows, valid_rows, horizon_days)
     prior_valid = _prior(valid_rows, settings)
-    if judge_rows is not None:
+    if judge_rows is None:
+        booster, best = _boost(fit_rows, features, categories, settings, valid)
+        judge = booster
+    else:
         # the judge: early-stopped, calibrated and chosen on a window it has not seen; the
         # published booster, on every training cutoff, keeps its number of rounds
         judge, best = _boost(judge_rows, features, categories, settings, valid)
         booster, _ = _boost(fit_rows, features, categories, settings, rounds=best)
-        raw_valid = np.asarray(judge.predict(valid[0]), dtype=float)
-        stopping = "judge"
-    else:
-        booster, best = _boost(fit_rows, features, categories, settings, valid)
-        raw_valid = np.asarray(booster.predict(valid[0]), dtype=float)
-        stopping = "overlapping"
-    selection = {"choice": "booster", "rule": "no calibration prior: the booster"}
-    if prior_valid is not None and judge_rows is None:
+    raw_valid = np.asarray(judge.predict(valid[0]), dtype=float)
+    if prior_valid is None:
+        selection = {"choice": "booster", "rule": "no calibration prior: the booster"}
+    elif judge_rows is None:
         selection = {
             "choice": "stack",
             "rule": "the stack when no training cutoff's churn window ends by the "
             "validation cutoff (features.selection_cutoffs, a longer history)",
             "reason": "stack: no candidate could be judged on a window it had not seen",
         }
-    elif prior_valid is not None:
+    else:
         selection = select_candidate(
             raw_valid, prior_valid, y_valid, settings.selection_margin, settings.seed
         )
@@ -721,7 +720,7 @@ def train_churn(
             "; the booster judged is trained on the cutoffs whose churn windows end by the "
             "validation cutoff"
         )
-    selection["early_stopping"] = EARLY_STOPPING[stopping]
+    selection["early_stopping"] = EARLY_STOPPING["overlapping" if judge_rows is None else "judge"]
     calibrator = _fit_calibrator(
         settings.calibration, raw_valid, y_valid, prior_valid, selection["choice"]
     )
