@@ -54,17 +54,23 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
-    from models.evaluation.backtest import table
+    from models.evaluation.backtest import NOISE_LEGEND, table
     from pipeline import backtest
 
     results = backtest.run(args.suite, args.log or None)
     print(table(results["cases"]))
+    print(NOISE_LEGEND)
     s = results["summary"]
     margin = s["mean_roc_auc_margin_not_from_baseline_model"]
     print(
-        f"{s['all_targets_met']} of {s['cases']} cases meet every target; mean ROC-AUC margin "
+        f"{s['all_targets_met']} of {s['cases']} cases meet every target "
+        f"({s['all_targets_met_or_within_noise']} within sampling noise); mean ROC-AUC margin "
         f"over the strongest baseline (logs not simulated from its model): "
-        + ("no such log" if margin is None else f"{margin:+.4f}")
+        + (
+            "no such log"
+            if margin is None
+            else f"{margin['mean']:+.4f} ± {margin['half_width']:.4f}"
+        )
     )
 
 

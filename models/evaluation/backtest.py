@@ -29,9 +29,12 @@ def _best(churn: dict, names: tuple[str, ...], metric: str, higher: bool) -> tup
 def case_verdict(evaluation: dict, targets: Targets = Targets()) -> dict:
     """The churn model against the strongest baseline on ROC-AUC, Brier and ECE, its
     calibration in the large, and which targets it meets (``evaluation`` as the evaluate
-    stage writes it)."""
+    stage writes it). A missed target is ``within_noise`` when the bootstrap interval of the
+    measure (:mod:`models.evaluation.uncertainty`) reaches it: on that many customers, a score
+    that meets it could have measured as this one did."""
     churn = evaluation["churn"]
     model = churn["churn_model"]
+    intervals = evaluation["churn_intervals"]
     probabilities = tuple(b.name for b in BASELINES if b.rival and b.probability)
     out: dict = {}
     for metric, higher, names, tolerance in (
@@ -41,17 +44,30 @@ def case_verdict(evaluation: dict, targets: Targets = Targets()) -> dict:
     ):
         name, value = _best(churn, names, metric, higher)
         margin = model[metric] - value if higher else value - model[metric]  # > 0: model ahead
+        interval = intervals["margins"][metric][name]
         out[metric] = {
             "model": model[metric],
             "baseline": name,
             "baseline_value": value,
             "margin": margin,
+            "interval": interval,
             "met": margin >= -tolerance,
+            "within_noise": margin < -tolerance <= interval["high"],
         }
     citl = model["calibration_in_the_large"]
-    out["calibration_in_the_large"] = {"model": citl, "met": abs(citl) <= targets.citl}
+    interval = intervals["calibration_in_the_large"]
+    out["calibration_in_the_large"] = {
+        "model": citl,
+        "interval": interval,
+        "met": abs(citl) <= targets.citl,
+        "within_noise": abs(citl) > targets.citl
+        and interval["low"] <= targets.citl
+        and interval["high"] >= -targets.citl,
+    }
     out["pr_auc"] = {"model": model["pr_auc"], "baseline": _best(churn, rivals(), "pr_auc", True)}
-    out["all_met"] = all(v["met"] for v in out.values() if isinstance(v, dict) and "met" in v)
+    verdicts = [v for v in out.values() if isinstance(v, dict) and "met" in v]
+    out["all_met"] = all(v["met"] for v in verdicts)
+    out["all_met_or_within_noise"] = all(v["met"] or v["within_noise"] for v in verdicts)
     return out
 
 
@@ -66,19 +82,33 @@ def table(cases: list[dict]) -> str:
     """One line per case: the model against the strongest baseline, the margins and targets."""
     header = (
         f"{'log':<20} {'cutoff':<10} {'ROC-AUC':>7} {'best baseline':<24} {'margin':>7} "
-        f"{'Brier':>7} {'margin':>7} {'ECE':>6} {'CITL':>7} {'MAE':>6} targets"
+        f"{'±':>6} {'Brier':>7} {'margin':>7} {'ECE':>6} {'CITL':>7} {'±':>6} {'MAE':>6} targets"
     )
     lines = [header, "-" * len(header)]
     for case in cases:
         v, clv = case["churn"], case["clv"]["purchases"]
         missed = [
-            m for m in ("roc_auc", "brier", "ece", "calibration_in_the_large") if not v[m]["met"]
+            m + ("~" if v[m]["within_noise"] else "")
+            for m in ("roc_auc", "brier", "ece", "calibration_in_the_large")
+            if not v[m]["met"]
         ]
         lines.append(
             f"{case['log']:<20} {case['cutoff']:<10} {v['roc_auc']['model']:>7.4f} "
             f"{v['roc_auc']['baseline']:<24} {v['roc_auc']['margin']:>+7.4f} "
+            f"{_half_width(v['roc_auc']):>6.4f} "
             f"{v['brier']['model']:>7.4f} {v['brier']['margin']:>+7.4f} "
             f"{v['ece']['model']:>6.4f} {v['calibration_in_the_large']['model']:>+7.4f} "
+            f"{_half_width(v['calibration_in_the_large']):>6.4f} "
             f"{clv['mae']:>6.3f} {'met' if not missed else 'MISSED ' + ','.join(missed)}"
         )
     return "\n".join(lines)
+
+
+NOISE_LEGEND = (
+    "±: half the 95% bootstrap interval (customers resampled) of the ROC-AUC margin and of CITL; "
+    "~: missed, but within that interval"
+)
+
+
+def _half_width(verdict: dict) -> float:
+    return (verdict["interval"]["high"] - verdict["interval"]["low"]) / 2

@@ -18,6 +18,7 @@ from models.evaluation.metrics import (
     roc_curve_points,
     value_metrics,
 )
+from models.evaluation.uncertainty import churn_intervals
 
 
 def expected_cumulative_repeats(
@@ -145,6 +146,12 @@ def evaluate_holdout(
     scores |= baseline_scores(table, in_horizon, base_rate)
     results["churn"] = churn_table(y, scores)
     results["churn_model_beats"] = beats_strongest_baseline(results["churn"])
+    results["churn_intervals"] = churn_intervals(
+        y,
+        {name: np.clip(p, 0.0, 1.0) for name, p in scores.items()},
+        rivals(),
+        [name for name in rivals() if is_probability(name)],
+    )
 
     periods = np.arange(int(repeats_by_period.period.max()) + 1)
     actual = repeats_by_period.set_index("period").repeats.reindex(periods, fill_value=0)

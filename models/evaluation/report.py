@@ -108,9 +108,12 @@ def report_page(
     ]
     images = "".join(f'<img src="data:image/png;base64,{_png(f)}">' for f in figures)
     beats = evaluation["churn_model_beats"]
+    margins = evaluation["churn_intervals"]["margins"]
     verdict = "; ".join(
         f"{m}: {v['model']:.4f} vs {v['strongest_baseline']} {v['baseline']:.4f}"
-        f" ({'better' if v['beats'] else 'not better'})"
+        f" ({'better' if v['beats'] else 'not better'}; the margin's 95% bootstrap interval "
+        f"{margins[m][v['strongest_baseline']]['low']:+.4f} to "
+        f"{margins[m][v['strongest_baseline']]['high']:+.4f})"
         for m, v in beats.items()
     )
     as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
