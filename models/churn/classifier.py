@@ -79,10 +79,10 @@ class ChurnSettings:
         beside the booster's. Trees cannot extrapolate to customers older than any training
         cutoff; the parametric model does, and the calibrator learns how much to trust each.
     selection_margin : float
-        With a calibration prior, three candidates are scored on the validation cutoff (see
-        :func:`select_candidate`): the CLV model's P(no purchase) recalibrated, their stack and
-        the booster. A later candidate must beat an earlier one by this much cross-fitted log
-        loss (nats) to be chosen.
+        With a calibration prior, four candidates are scored on the validation cutoff (see
+        :func:`select_candidate`): the CLV model's P(no purchase) as it is, the same
+        recalibrated, its stack with the booster, and the booster. A later candidate must beat
+        an earlier one by this much cross-fitted log loss (nats) to be chosen.
     shift_to_target : bool
         Shift the calibrated logit so that the mean prediction over the customers scored equals
         the purchase model's mean P(no purchase) there (:func:`shifted_to`).
@@ -332,8 +332,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 # ties are broken in this order: the candidates with the purchase model's probability first,
-# since it extrapolates with age where trees cannot, and the validation customers are younger
-CANDIDATES = ("clv", "stack", "booster")
+# since it extrapolates with age where trees cannot, and the validation customers are younger;
+# the purchase model's probability as it is before any recalibration of it
+CANDIDATES = ("clv_as_is", "clv", "stack", "booster")
 FOLDS = 5
 
 
@@ -346,13 +347,15 @@ def _fit_calibrator(
 ) -> dict[str, Any]:
     """Isotonic regression on the raw score, or Platt scaling: a logistic regression of ``y``
     on the logits of the candidate's inputs (``booster``: the raw score; ``clv``: the prior;
-    ``stack``: both) with an intercept."""
+    ``stack``: both) with an intercept. ``clv_as_is`` fits nothing: the prior itself."""
     if kind == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(raw, y)
         return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
     if prior is None:
         candidate = "booster"
+    if candidate == "clv_as_is":
+        return {"a": 0.0, "c": 1.0, "b": 0.0, "candidate": candidate}
     columns = {"booster": [_logit(raw)], "clv": [_logit(prior)] if prior is not None else []}
     columns["stack"] = columns["booster"] + columns["clv"]
     z = np.column_stack(columns[candidate])
@@ -374,15 +377,25 @@ def _fit_calibrator(
 
 
 def select_candidate(
-    raw: np.ndarray, prior: np.ndarray, y: np.ndarray, margin: float, seed: int
+    raw: np.ndarray,
+    prior: np.ndarray,
+    y: np.ndarray,
+    margin: float,
+    seed: int,
+    shifted: bool = False,
 ) -> dict[str, Any]:
     """Which calibrated score to publish, chosen on the validation rows alone.
 
     Each candidate's calibrator is fit on four fifths of the validation rows and scored (log
     loss) on the fifth left out, five times over; the rule: the lowest cross-fitted log loss,
     except that a candidate earlier in :data:`CANDIDATES` within ``margin`` of the best is
-    preferred (``clv``, then ``stack``: the validation customers are younger than those
-    scored, and only the purchase model extrapolates with age).
+    preferred (``clv_as_is``, ``clv``, then ``stack``: the validation customers are younger
+    than those scored, and only the purchase model extrapolates with age).
+
+    ``shifted``: each candidate is judged as it will be published, its level set by
+    :func:`shifted_to`: the held-out predictions are shifted to the mean of the prior over
+    them. Only their shape is then compared; the level a calibrator learns on the validation
+    window (another season, younger customers) counts for nothing it will not be used for.
     """
     folds = np.random.default_rng(seed).permutation(len(y)) % FOLDS
     scores = {}
@@ -392,6 +405,9 @@ def select_candidate(
             fit, out = folds != k, folds == k
             params = _fit_calibrator("platt", raw[fit], y[fit], prior[fit], candidate)
             held_out[out] = _apply_calibrator("platt", params, raw[out], prior[out])
+            if shifted:
+                logit = _logit(held_out[out])
+                held_out[out] = special.expit(logit + _shift_to_mean(logit, prior[out]))
         clipped = np.clip(held_out, 1e-15, 1 - 1e-15)
         scores[candidate] = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
     best = min(scores.values())
@@ -401,9 +417,11 @@ def select_candidate(
         if scores[choice] == best
         else f"within {margin} of the lowest ({best:.5f}) and ahead in the preference order"
     )
+    judged = "each candidate shifted to the purchase model's mean, as published" if shifted else ""
     rule = (
-        f"lowest {FOLDS}-fold cross-fitted log loss on the validation cutoff; within "
-        f"churn.selection_margin={margin} of the best, clv is preferred, then stack, then booster"
+        f"lowest {FOLDS}-fold cross-fitted log loss on the validation cutoff"
+        f"{', ' + judged if judged else ''}; within churn.selection_margin={margin} of the best, "
+        "clv_as_is is preferred, then clv, then stack, then booster"
     )
     return {"choice": choice, "scores": scores, "rule": rule, "reason": reason}
 
@@ -434,12 +452,18 @@ def shifted_to(model: ChurnModel, target: pd.DataFrame) -> ChurnModel:
     prior = _prior(target, model.settings)
     if model.calibration != "platt" or prior is None or not model.settings.shift_to_target:
         return model
-    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
     logit = special.logit(_apply_calibrator("platt", params, model.predict_raw(target), prior))
-    shift = optimize.brentq(lambda d: special.expit(logit + d).mean() - goal, -20.0, 20.0)
-    selection = model.selection | {"shift": float(shift), "target_mean": goal}
-    return replace(model, calibrator=params | {"shift": float(shift)}, selection=selection)
+    shift = _shift_to_mean(logit, prior)
+    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
+    selection = model.selection | {"shift": shift, "target_mean": goal}
+    return replace(model, calibrator=params | {"shift": shift}, selection=selection)
+
+
+def _shift_to_mean(logit: np.ndarray, prior: np.ndarray) -> float:
+    """The constant that, added to ``logit``, makes the mean probability the mean of ``prior``."""
+    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
+    return float(optimize.brentq(lambda d: special.expit(logit + d).mean() - goal, -20.0, 20.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,8 +499,9 @@ class ChurnModel:
         when there is one; the calibrated figures are in-sample for the calibrator).
     settings : ChurnSettings
     selection : dict
-        The candidate published (``choice``: ``clv``, ``booster`` or ``stack``), the rule, the
-        candidates' cross-fitted validation scores and the reason (see :func:`select_candidate`).
+        The candidate published (``choice``: ``clv_as_is``, ``clv``, ``stack`` or
+        ``booster``), the rule, the candidates' cross-fitted validation scores and the reason
+        (see :func:`select_candidate`).
     """
 
     booster: lgb.Booster
@@ -714,7 +739,12 @@ def train_churn(
         }
     else:
         selection = select_candidate(
-            raw_valid, prior_valid, y_valid, settings.selection_margin, settings.seed
+            raw_valid,
+            prior_valid,
+            y_valid,
+            settings.selection_margin,
+            settings.seed,
+            shifted=settings.shift_to_target and settings.calibration == "platt",
         )
         selection["rule"] += (
             "; the booster judged is trained on the cutoffs whose churn windows end by the "

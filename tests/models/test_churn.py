@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from models.churn import classifier as churn
 from models.evaluation import metrics
@@ -314,8 +314,11 @@ def test_the_published_candidate_follows_the_validation_evidence():
     truth = rng.uniform(0.05, 0.95, 4000)
     y = (rng.random(4000) < truth).astype(float)
     noise = rng.uniform(0.05, 0.95, 4000)
-    # the prior knows the truth, the booster nothing: the recalibrated prior is published
-    assert select_candidate(noise, truth, y, 0.001, seed=1)["choice"] == "clv"
+    # the prior knows the truth, the booster nothing: the prior is published as it is
+    assert select_candidate(noise, truth, y, 0.001, seed=1)["choice"] == "clv_as_is"
+    # a prior that ranks right but is too sure of itself (twice the logit): recalibrated
+    too_sure = expit(2 * logit(truth))
+    assert select_candidate(noise, too_sure, y, 0.001, seed=1)["choice"] == "clv"
     # the other way round: the booster's score is needed; the stack, which holds it, is within
     # the margin of the booster alone and is preferred; with no margin the lowest score wins
     chosen = select_candidate(truth, noise, y, 0.001, seed=1)
@@ -323,6 +326,23 @@ def test_the_published_candidate_follows_the_validation_evidence():
     assert chosen["scores"]["booster"] < chosen["scores"]["clv"] - 0.1
     strict = select_candidate(truth, noise, y, 0.0, seed=1)
     assert strict["choice"] == min(strict["scores"], key=strict["scores"].get)
+
+
+def test_candidates_are_judged_at_the_level_they_are_published_with():
+    """The validation window churns more than the scored one will (another season): a
+    recalibration learns that level, which the shift to the purchase model's mean then
+    discards. Judged as published, shifted, the prior as it is ranks and spreads as well."""
+    from models.churn.classifier import select_candidate
+
+    rng = np.random.default_rng(6)
+    truth = rng.uniform(0.05, 0.95, 4000)
+    y = (rng.random(4000) < expit(logit(truth) + 0.8)).astype(float)
+    noise = rng.uniform(0.05, 0.95, 4000)
+    unshifted = select_candidate(noise, truth, y, 0.001, seed=1)
+    assert unshifted["choice"] == "clv"
+    assert unshifted["scores"]["clv_as_is"] > unshifted["scores"]["clv"] + 0.01
+    shifted = select_candidate(noise, truth, y, 0.001, seed=1, shifted=True)
+    assert shifted["choice"] == "clv_as_is" and "shifted" in shifted["rule"]
 
 
 def test_early_stopping_is_judged_on_a_window_the_booster_has_not_seen():
