@@ -407,7 +407,7 @@ def select_candidate(
             held_out[out] = _apply_calibrator("platt", params, raw[out], prior[out])
             if shifted:
                 logit = _logit(held_out[out])
-                held_out[out] = special.expit(logit + _shift_to_mean(logit, prior[out]))
+                held_out[out] = special.expit(logit + _shift_to_mean(logit, prior[out].mean()))
         clipped = np.clip(held_out, 1e-15, 1 - 1e-15)
         scores[candidate] = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
     best = min(scores.values())
@@ -440,29 +440,35 @@ def _apply_calibrator(
     return special.expit(eta)
 
 
-def shifted_to(model: ChurnModel, target: pd.DataFrame) -> ChurnModel:
+def shifted_to(
+    model: ChurnModel, target: pd.DataFrame, level: Mapping[str, Any] | None = None
+) -> ChurnModel:
     """``model`` with its calibrated logit shifted for the customers it will score.
 
     The calibrator is fit on the validation cutoff, whose customers are younger than those at
     the cutoff the model scores, and churn rises with age. The purchase model extrapolates
     with age where trees cannot: the shift makes the mean predicted churn of ``target`` (the
     features at the scoring cutoff, no outcome) equal the purchase model's mean P(no purchase)
-    there. Platt calibration with a prior only; otherwise ``model`` is returned unchanged.
+    there, or ``level["mean"]`` when given (:func:`models.churn.level.churn_level`, recorded in
+    ``selection["level"]``). Platt calibration with a prior only; otherwise ``model`` is
+    returned unchanged.
     """
     prior = _prior(target, model.settings)
     if model.calibration != "platt" or prior is None or not model.settings.shift_to_target:
         return model
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
     logit = special.logit(_apply_calibrator("platt", params, model.predict_raw(target), prior))
-    shift = _shift_to_mean(logit, prior)
-    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
+    goal = float(prior.mean() if level is None else level["mean"])
+    shift = _shift_to_mean(logit, goal)
     selection = model.selection | {"shift": shift, "target_mean": goal}
+    if level is not None:
+        selection["level"] = dict(level)
     return replace(model, calibrator=params | {"shift": shift}, selection=selection)
 
 
-def _shift_to_mean(logit: np.ndarray, prior: np.ndarray) -> float:
-    """The constant that, added to ``logit``, makes the mean probability the mean of ``prior``."""
-    goal = float(np.clip(prior.mean(), _PROB_EPS, 1 - _PROB_EPS))
+def _shift_to_mean(logit: np.ndarray, goal: float) -> float:
+    """The constant that, added to ``logit``, makes the mean probability ``goal``."""
+    goal = float(np.clip(goal, _PROB_EPS, 1 - _PROB_EPS))
     return float(optimize.brentq(lambda d: special.expit(logit + d).mean() - goal, -20.0, 20.0))
 
 

@@ -1,0 +1,247 @@
+"""The churn level: how many of the customers scored will not buy in the churn horizon.
+
+The churn model's shape comes from its validation cutoff; its level is set afterwards to a
+purchase model's mean P(no purchase) over the customers scored (``classifier.shifted_to``).
+The CLV model is stationary: on a log with a season, or whose customers leave faster as they
+age, its mean is off by several points. So the level comes from whichever of these models
+erred least on the validation cutoff, out of time (each fit on the data up to that cutoff and
+measured on the churn window after it):
+
+- ``clv``: the CLV model's own P(no purchase), as before;
+- ``bgnbd_season``: BG/NBD with a yearly season;
+- ``weibull``: Pareto/NBD whose lifetimes are Weibull (``k > 1``: dropout rises with age);
+- ``weibull_season``: both.
+
+A season is a change of clock: time runs at the purchase intensity ``s(t) = 1 + A sin(wt) +
+B cos(wt)`` (``w = 2 pi / 365.25 days``, calendar days), so a model holds in the seasonal
+time ``tau(t)``, and the likelihood gains ``sum log s(t)`` over the repeat purchases. The
+Weibull lifetimes are gamma-mixed: ``S(t) = (beta / (beta + t**k)) ** s``; ``k = 1`` is
+Pareto/NBD. Maximum likelihood, on at most :data:`MAX_CUSTOMERS` customers drawn at random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+from models.btyd.bgnbd import BGNBD, loglik_numpy
+
+YEAR = 365.25
+OMEGA = 2 * np.pi / YEAR
+WEEK = 7.0  # the fits' time unit, in days
+MAX_CUSTOMERS = 10_000
+MIN_SEASON_DAYS = 365  # of history before a season is fit
+NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
+LEVELS = ("clv", "bgnbd_season", "weibull", "weibull_season")
+
+
+@dataclass(frozen=True)
+class Customers:
+    """Customers at a cutoff: repeat purchases ``x``, first and last purchase day and the
+    cutoff, as day numbers (days since 1970-01-01)."""
+
+    x: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    cutoff: float
+
+    @classmethod
+    def from_table(cls, table, cutoff_day: float) -> Customers:
+        """From a feature table (``frequency``, ``tenure_days``, ``recency_days``)."""
+        return cls(
+            x=table["frequency"].to_numpy(dtype=float),
+            first=cutoff_day - table["tenure_days"].to_numpy(dtype=float),
+            last=cutoff_day - table["recency_days"].to_numpy(dtype=float),
+            cutoff=float(cutoff_day),
+        )
+
+    def sample(self, n: int, seed: int) -> Customers:
+        if len(self.x) <= n:
+            return self
+        keep = np.random.default_rng(seed).choice(len(self.x), size=n, replace=False)
+        return Customers(self.x[keep], self.first[keep], self.last[keep], self.cutoff)
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """The log's repeat purchases per period: periods of ``length`` days from day number
+    ``start``, ``counts`` in each."""
+
+    start: float
+    length: float
+    counts: np.ndarray
+
+    def upto(self, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+        """The middle day and the count of each period that ends by ``cutoff``."""
+        begins = self.start + self.length * np.arange(len(self.counts))
+        whole = begins + self.length <= cutoff + 1
+        return begins[whole] + self.length / 2, self.counts[whole]
+
+
+def seasonal_time(day: np.ndarray | float, a: float, b: float) -> np.ndarray:
+    """``tau``: the integral of ``s`` from day 0, in weeks."""
+    day = np.asarray(day, dtype=float)
+    return (day + a / OMEGA * (1 - np.cos(OMEGA * day)) + b / OMEGA * np.sin(OMEGA * day)) / WEEK
+
+
+def _summaries(c: Customers, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """Recency and age in seasonal weeks."""
+    start = seasonal_time(c.first, a, b)
+    age = np.maximum(seasonal_time(c.cutoff, a, b) - start, 1e-9)
+    return np.minimum(seasonal_time(c.last, a, b) - start, age), age
+
+
+def _weibull_terms(log_params: np.ndarray, x, t_x, age):
+    """log P(alive at ``age``, purchases) and log P(died in (t_x, age], purchases), without
+    the factor common to both."""
+    r, alpha, s, beta, k = np.exp(log_params)
+    lo, hi = t_x[:, None], age[:, None]
+    u = np.maximum((hi - lo) / 2 * NODES + (hi + lo) / 2, 1e-9)
+    log_f = np.log(s * k) + (k - 1) * np.log(u) + s * np.log(beta) - (s + 1) * np.log(beta + u**k)
+    terms = -(r + x[:, None]) * np.log(alpha + u) + log_f + np.log(WEIGHTS)
+    log_died = special.logsumexp(terms, axis=1) + np.log(np.maximum(age - t_x, 1e-12) / 2)
+    log_alive = -(r + x) * np.log(alpha + age) + s * (np.log(beta) - np.log(beta + age**k))
+    return log_alive, log_died
+
+
+def _weibull_loglik(log_params, x, t_x, age) -> float:
+    r, alpha = np.exp(log_params[:2])
+    log_alive, log_died = _weibull_terms(log_params, x, t_x, age)
+    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    return float(np.sum(common + np.logaddexp(log_alive, log_died)))
+
+
+def _weibull_p_no_purchase(log_params, x, t_x, age, horizon) -> np.ndarray:
+    r, alpha, s, beta, k = np.exp(log_params)
+    log_alive, log_died = _weibull_terms(log_params, x, t_x, age)
+    p_alive = np.exp(log_alive - np.logaddexp(log_alive, log_died))
+    t, h = age[:, None], horizon[:, None]
+    u = h / 2 * (NODES + 1)  # time after the cutoff
+    # given alive at the cutoff: the rate ~ Gamma(r + x, alpha + age), the hazard scale
+    # ~ Gamma(s, beta + age**k); no purchase until death within h, or in all of h
+    density = s * k * (t + u) ** (k - 1) * (beta + t**k) ** s / (beta + (t + u) ** k) ** (s + 1)
+    quiet = ((alpha + t) / (alpha + t + u)) ** (r + x[:, None])
+    died = (density * quiet * WEIGHTS).sum(axis=1) * horizon / 2
+    survived = ((beta + age**k) / (beta + (age + horizon) ** k)) ** s
+    lived = survived * ((alpha + age) / (alpha + age + horizon)) ** (r + x)
+    return 1 - p_alive + p_alive * (died + lived)
+
+
+def _bgnbd_params(log_params) -> dict[str, float]:
+    return dict(zip(("r", "alpha", "a", "b"), map(float, np.exp(log_params)), strict=True))
+
+
+MODELS = {  # name: (starting log-parameters, log-likelihood, P(no purchase))
+    "bgnbd": (
+        np.log([0.25, 4.0, 0.8, 2.5]),
+        lambda p, x, t_x, age: float(np.sum(loglik_numpy(_bgnbd_params(p), x, t_x, age))),
+        lambda p, x, t_x, age, h: BGNBD.p_no_purchase(_bgnbd_params(p), h, x, t_x, age),
+    ),
+    "weibull": (np.log([0.25, 4.0, 0.6, 10.0, 1.0]), _weibull_loglik, _weibull_p_no_purchase),
+}
+
+
+@dataclass(frozen=True)
+class LevelFit:
+    model: str
+    log_params: np.ndarray
+    season: tuple[float, float]  # (A, B); (0, 0) without a season
+
+    def mean_p_no_purchase(self, c: Customers, horizon_days: float) -> float:
+        a, b = self.season
+        t_x, age = _summaries(c, a, b)
+        horizon = seasonal_time(c.cutoff + horizon_days, a, b) - seasonal_time(c.cutoff, a, b)
+        with np.errstate(all="ignore"):
+            p = MODELS[self.model][2](self.log_params, c.x, t_x, age, np.full(len(c.x), horizon))
+        return float(np.mean(p))
+
+
+def fit_level(
+    model: str, seasonal: bool, c: Customers, repeat_days: np.ndarray, repeat_counts: np.ndarray
+) -> LevelFit:
+    """Maximum likelihood of ``model`` (``bgnbd`` or ``weibull``), with a season or not, on the
+    customers ``c``; ``repeat_days``/``repeat_counts``: the repeat purchases of the whole log up
+    to the cutoff (day numbers and counts), for the season's ``sum log s`` weighted to ``c``'s
+    share of the repeat purchases."""
+    start, loglik, _ = MODELS[model]
+    n = len(start)
+    share = c.x.sum() / max(float(repeat_counts.sum()), 1.0)
+
+    def loss(theta: np.ndarray) -> float:
+        a, b = theta[n:] if seasonal else (0.0, 0.0)
+        t_x, age = _summaries(c, a, b)
+        value = loglik(theta[:n], c.x, t_x, age)
+        if seasonal:
+            value += share * float(np.sum(repeat_counts * np.log(_intensity(repeat_days, a, b))))
+        return -value if np.isfinite(value) else 1e12  # finite: the line search must compare
+
+    # |A|, |B| <= 0.63 keeps the amplitude below 0.9, so s stays positive
+    bounds = [(-7.0, 7.0)] * n + [(-0.63, 0.63)] * (2 if seasonal else 0)
+    if model == "weibull":
+        bounds[4] = (np.log(0.3), np.log(5.0))
+    theta0 = np.concatenate([start, np.zeros(2 if seasonal else 0)])
+    with np.errstate(all="ignore"):  # the search passes through overflowing corners
+        res = optimize.minimize(loss, theta0, method="L-BFGS-B", bounds=bounds)
+    season = (float(res.x[n]), float(res.x[n + 1])) if seasonal else (0.0, 0.0)
+    return LevelFit(model, res.x[:n], season)
+
+
+def _intensity(day: np.ndarray, a: float, b: float) -> np.ndarray:
+    return 1 + a * np.sin(OMEGA * day) + b * np.cos(OMEGA * day)
+
+
+SPECS = {
+    "bgnbd_season": ("bgnbd", True),
+    "weibull": ("weibull", False),
+    "weibull_season": ("weibull", True),
+}  # name: (model, seasonal)
+
+
+def _fit(name: str, c: Customers, repeats: Repeats) -> LevelFit:
+    return fit_level(*SPECS[name], c, *repeats.upto(c.cutoff))
+
+
+def churn_level(
+    validation: Customers,
+    validation_churned: np.ndarray,
+    validation_clv_mean: float,
+    target: Customers,
+    target_clv_mean: float,
+    repeats: Repeats,
+    horizon_days: float,
+    seed: int = 0,
+) -> dict:
+    """The mean P(no purchase) over ``target`` of the level model that erred least at the
+    validation cutoff, with every model's error there. The CLV model's own is kept unless
+    another erred less by more than twice the sampling error of the observed rate: a choice
+    among models by a difference the customers at hand cannot tell is noise.
+
+    ``validation_clv_mean``/``target_clv_mean``: the CLV model's mean P(no purchase) at each
+    cutoff; ``repeats``: the log's repeat purchases, from its first day (whence the history a
+    season needs).
+    """
+    observed = float(np.mean(validation_churned))
+    v = validation.sample(MAX_CUSTOMERS, seed)
+    errors = {"clv": validation_clv_mean - observed}
+    for name, (_, seasonal) in SPECS.items():
+        if not seasonal or validation.cutoff - repeats.start >= MIN_SEASON_DAYS:
+            fit = _fit(name, v, repeats)
+            errors[name] = fit.mean_p_no_purchase(v, horizon_days) - observed
+    noise = 2 * np.sqrt(observed * (1 - observed) / len(validation_churned))
+    best = min(errors, key=lambda name: (abs(errors[name]), LEVELS.index(name)))
+    choice = best if abs(errors[best]) < abs(errors["clv"]) - noise else "clv"
+    mean = target_clv_mean
+    if choice != "clv":
+        t = target.sample(MAX_CUSTOMERS, seed)
+        mean = _fit(choice, t, repeats).mean_p_no_purchase(t, horizon_days)
+    return {
+        "choice": choice,
+        "mean": float(mean),
+        "validation_errors": {k: float(e) for k, e in errors.items()},
+        "noise": float(noise),
+        "rule": "the level model with the smallest |mean P(no purchase) - observed churn| at "
+        "the validation cutoff, each fit on the data up to it; the CLV model's own unless "
+        "another is closer by more than the noise (twice the observed rate's standard error)",
+    }

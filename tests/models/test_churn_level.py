@@ -1,0 +1,100 @@
+"""The churn level models: a season and dropout that rises with age, found in simulated logs,
+and the level chosen out of time."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.churn.level import Customers, Repeats, churn_level, fit_level
+from models.simulate import SimulationSettings, simulate_log
+
+HORIZON = 180
+
+
+def _log(seed: int, seasonality: float, aging: float) -> pd.DataFrame:
+    settings = SimulationSettings(
+        customers=6000,
+        cohort_days=365,
+        horizon_days=1000,
+        aging=aging,
+        seasonality=seasonality,
+        seed=seed,
+    )
+    transactions, _ = simulate_log(settings)
+    days = transactions.timestamp.dt.normalize()
+    day = (days - pd.Timestamp("1970-01-01")).dt.days.astype(float)
+    return pd.DataFrame({"customer_id": transactions.customer_id, "day": day}).drop_duplicates()
+
+
+def _at(log: pd.DataFrame, cutoff: float) -> tuple[Customers, np.ndarray]:
+    """The customers with a purchase by ``cutoff`` and whether each churned in the horizon."""
+    seen = log[log.day <= cutoff].groupby("customer_id").day.agg(["min", "max", "size"])
+    after = log[(log.day > cutoff) & (log.day <= cutoff + HORIZON)].customer_id.unique()
+    customers = Customers(
+        x=seen["size"].to_numpy(float) - 1,
+        first=seen["min"].to_numpy(float),
+        last=seen["max"].to_numpy(float),
+        cutoff=cutoff,
+    )
+    return customers, (~seen.index.isin(after)).astype(float)
+
+
+def _repeats(log: pd.DataFrame) -> Repeats:
+    first = log.day.min()
+    repeat = log[log.duplicated("customer_id")]
+    counts = np.bincount(((repeat.day - first) // 7).astype(int)).astype(float)
+    return Repeats(first, 7.0, counts)
+
+
+def _day(iso: str) -> float:
+    return float((date.fromisoformat(iso) - date(1970, 1, 1)).days)
+
+
+def test_a_season_and_ageing_are_found_where_the_log_has_them():
+    log = _log(seed=3, seasonality=0.4, aging=0.01)
+    customers, _ = _at(log, _day("2025-03-31"))
+    repeats = _repeats(log)
+    fit = fit_level("weibull", True, customers, *repeats.upto(customers.cutoff))
+    a, b = fit.season  # the simulation: 1 + 0.4 sin(2 pi t / year), t from 2024-01-01
+    phase = (date(2024, 1, 1) - date(1970, 1, 1)).days * 2 * np.pi / 365.25
+    truth = (0.4 * np.cos(phase), -0.4 * np.sin(phase))
+    assert np.hypot(a, b) == pytest.approx(0.4, abs=0.06)
+    assert np.hypot(a - truth[0], b - truth[1]) < 0.08
+    assert np.exp(fit.log_params[4]) > 1.1  # Weibull k: dropout rises with age
+    plain = fit_level("bgnbd", True, *_plain_log())
+    assert np.hypot(*plain.season) < 0.06  # no season where there is none
+
+
+def _plain_log():
+    log = _log(seed=4, seasonality=0.0, aging=0.0)
+    customers, _ = _at(log, _day("2025-03-31"))
+    return (customers, *_repeats(log).upto(customers.cutoff))
+
+
+def test_the_level_is_chosen_at_the_validation_cutoff_and_holds_after_the_target_one():
+    log = _log(seed=5, seasonality=0.4, aging=0.01)
+    repeats = _repeats(log)
+    validation, churned = _at(log, _day("2024-12-31"))
+    target, target_churned = _at(log, _day("2025-06-30"))
+    # a CLV model as off as the stationary one is on such a log, at both cutoffs
+    off = 0.06
+    level = churn_level(
+        validation,
+        churned,
+        churned.mean() - off,
+        target,
+        target_churned.mean() - off,
+        repeats,
+        HORIZON,
+        seed=0,
+    )
+    assert level["validation_errors"]["clv"] == pytest.approx(-off)
+    assert level["choice"] == "weibull_season"
+    assert abs(level["mean"] - target_churned.mean()) < 0.015
+    # a CLV model right at the validation cutoff is kept, its own mean at the target used
+    right = churn_level(validation, churned, churned.mean(), target, 0.5, repeats, HORIZON, seed=0)
+    assert right["choice"] == "clv" and right["mean"] == 0.5
