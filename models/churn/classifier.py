@@ -85,7 +85,8 @@ class ChurnSettings:
         an earlier one by this much cross-fitted log loss (nats) to be chosen.
     shift_to_target : bool
         Shift the calibrated logit so that the mean prediction over the customers scored equals
-        the purchase model's mean P(no purchase) there (:func:`shifted_to`).
+        the purchase model's mean P(no purchase) there, or the level of the level model that
+        erred least at the validation cutoff (:func:`shifted_to`, :mod:`models.churn.level`).
     validation_cutoffs : int
         How many of the most recent cutoffs form the validation set.
     exclude : tuple of str
