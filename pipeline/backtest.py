@@ -11,7 +11,6 @@ CLV model's holdout accuracy. Nothing is tracked or registered.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ def load_suite(name: str) -> tuple[dict, list[LogSpec]]:
 def run(suite_name: str, only: list[str] | None = None) -> dict:
     """Run every case of the suite (or of the logs named in ``only``); write and return the
     results."""
-    from models.evaluation.backtest import table
+    from models.evaluation.backtest import summary, table
 
     suite, logs = load_suite(suite_name)
     work = Path(suite["work_dir"])
@@ -153,27 +152,4 @@ def run_case(spec: LogSpec, cutoff: date, settings: config.Settings, directory: 
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},
         "seconds": seconds,
-    }
-
-
-def summary(cases: list[dict]) -> dict:
-    """Targets met per case (and met or missed within sampling noise), and the mean ROC-AUC
-    margin over the cases not simulated from the baseline's own model (where matching the
-    baseline is the target), with half its 95% interval: the cases' intervals combined as
-    independent normal errors."""
-    real = [c["churn"]["roc_auc"] for c in cases if not c["simulated_from_baseline_model"]]
-    mean = None
-    if real:
-        halves = [(v["interval"]["high"] - v["interval"]["low"]) / 2 for v in real]
-        mean = {
-            "mean": sum(v["margin"] for v in real) / len(real),
-            "half_width": math.sqrt(sum(h * h for h in halves)) / len(real),
-        }
-    return {
-        "cases": len(cases),
-        "all_targets_met": sum(c["churn"]["all_met"] for c in cases),
-        "all_targets_met_or_within_noise": sum(
-            c["churn"]["all_met_or_within_noise"] for c in cases
-        ),
-        "mean_roc_auc_margin_not_from_baseline_model": mean,
     }

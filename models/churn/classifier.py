@@ -168,6 +168,12 @@ class ChurnSettings:
         if self.calibration_prior is not None and self.calibration != "platt":
             _bad("calibration_prior", self.calibration_prior, "needs churn.calibration=platt")
 
+    @property
+    def shifts(self) -> bool:
+        """Whether a trained model is shifted to a churn level (:func:`shifted_to`): a
+        calibration prior (which needs Platt calibration) and ``shift_to_target``."""
+        return self.calibration_prior is not None and self.shift_to_target
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ChurnSettings:
         """Settings from a config mapping (e.g. ``params["churn"]``); unknown keys raise.
@@ -454,9 +460,9 @@ def shifted_to(
     ``selection["level"]``). Platt calibration with a prior only; otherwise ``model`` is
     returned unchanged.
     """
-    prior = _prior(target, model.settings)
-    if model.calibration != "platt" or prior is None or not model.settings.shift_to_target:
+    if not model.settings.shifts:
         return model
+    prior = _prior(target, model.settings)
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
     logit = special.logit(_apply_calibrator("platt", params, model.predict_raw(target), prior))
     goal = float(prior.mean() if level is None else level["mean"])
@@ -751,7 +757,7 @@ def train_churn(
             y_valid,
             settings.selection_margin,
             settings.seed,
-            shifted=settings.shift_to_target and settings.calibration == "platt",
+            shifted=settings.shifts,
         )
         selection["rule"] += (
             "; the booster judged is trained on the cutoffs whose churn windows end by the "

@@ -22,8 +22,10 @@ Pareto/NBD. Maximum likelihood, on at most :data:`MAX_CUSTOMERS` customers drawn
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, special
 
 from models.btyd.bgnbd import BGNBD, loglik_numpy
@@ -34,7 +36,6 @@ WEEK = 7.0  # the fits' time unit, in days
 MAX_CUSTOMERS = 10_000
 MIN_SEASON_DAYS = 365  # of history before a season is fit
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
-LEVELS = ("clv", "bgnbd_season", "weibull", "weibull_season")
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,14 @@ class Customers:
     cutoff: float
 
     @classmethod
-    def from_table(cls, table, cutoff_day: float) -> Customers:
+    def from_table(cls, table: pd.DataFrame, cutoff: date) -> Customers:
         """From a feature table (``frequency``, ``tenure_days``, ``recency_days``)."""
+        day = day_number(cutoff)
         return cls(
             x=table["frequency"].to_numpy(dtype=float),
-            first=cutoff_day - table["tenure_days"].to_numpy(dtype=float),
-            last=cutoff_day - table["recency_days"].to_numpy(dtype=float),
-            cutoff=float(cutoff_day),
+            first=day - table["tenure_days"].to_numpy(dtype=float),
+            last=day - table["recency_days"].to_numpy(dtype=float),
+            cutoff=day,
         )
 
     def sample(self, n: int, seed: int) -> Customers:
@@ -73,11 +75,24 @@ class Repeats:
     length: float
     counts: np.ndarray
 
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, first_day: date, length_days: float) -> Repeats:
+        """From the features stage's ``repeats`` (``period``, ``repeats``; absent periods had
+        none), periods of ``length_days`` from the log's ``first_day``."""
+        counts = np.zeros(int(table.period.max()) + 1 if len(table) else 0)
+        counts[table.period.to_numpy()] = table.repeats.to_numpy(dtype=float)
+        return cls(day_number(first_day), float(length_days), counts)
+
     def upto(self, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
         """The middle day and the count of each period that ends by ``cutoff``."""
         begins = self.start + self.length * np.arange(len(self.counts))
         whole = begins + self.length <= cutoff + 1
         return begins[whole] + self.length / 2, self.counts[whole]
+
+
+def day_number(day: date) -> float:
+    """Days since 1970-01-01: the calendar position the season is a function of."""
+    return float((day - date(1970, 1, 1)).days)
 
 
 def seasonal_time(day: np.ndarray | float, a: float, b: float) -> np.ndarray:
@@ -197,6 +212,7 @@ SPECS = {
     "weibull": ("weibull", False),
     "weibull_season": ("weibull", True),
 }  # name: (model, seasonal)
+LEVELS = ("clv", *SPECS)  # ties go to the earlier
 
 
 def _fit(name: str, c: Customers, repeats: Repeats) -> LevelFit:
@@ -245,3 +261,28 @@ def churn_level(
         "the validation cutoff, each fit on the data up to it; the CLV model's own unless "
         "another is closer by more than the noise (twice the observed rate's standard error)",
     }
+
+
+def churn_level_at(
+    train: pd.DataFrame,
+    target: pd.DataFrame,
+    prior: str,
+    repeats: Repeats,
+    horizon_days: float,
+    seed: int = 0,
+) -> dict:
+    """:func:`churn_level` from the frames a churn model is trained and shifted with: the
+    stacked training table (its latest cutoff validates) and the target's features, each with
+    the CLV model's P(no purchase) in column ``prior`` and a ``cutoff``."""
+    cutoffs = pd.to_datetime(train["cutoff"])
+    validation = train[(cutoffs == cutoffs.max()).to_numpy()]
+    return churn_level(
+        Customers.from_table(validation, cutoffs.max().date()),
+        validation["churned"].to_numpy(dtype=float),
+        float(validation[prior].mean()),
+        Customers.from_table(target, pd.Timestamp(target["cutoff"].iloc[0]).date()),
+        float(target[prior].mean()),
+        repeats,
+        horizon_days,
+        seed,
+    )

@@ -7,9 +7,6 @@ import logging
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from pipeline import churn_store, config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
@@ -103,34 +100,22 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
 def _level(model, table, target, settings: config.Settings, catalog: Catalog) -> dict | None:
     """The churn level for the shift (:mod:`models.churn.level`): chosen at the model's
     validation cutoff, computed at the target's; ``None`` when nothing is shifted."""
-    from models.churn.classifier import CUTOFF, TARGET
-    from models.churn.level import Customers, Repeats, churn_level
+    from models.churn.level import Repeats, churn_level_at
 
-    prior = settings.churn.calibration_prior
-    if model.calibration != "platt" or prior is None or not settings.churn.shift_to_target:
+    if not model.settings.shifts:
         return None
-    spec = settings.features
-    report = io.read_json(catalog.features_report)
-    counts = io.read_parquet(catalog.features_repeats)
-    per_period = np.zeros(int(counts.period.max()) + 1 if len(counts) else 0)
-    per_period[counts.period.to_numpy()] = counts.repeats.to_numpy(dtype=float)
-    validation_cutoff = date.fromisoformat(model.validation_cutoffs[-1])
-    validation = table[pd.to_datetime(table[CUTOFF]).dt.date == validation_cutoff]
-    target_cutoff = pd.Timestamp(target[CUTOFF].iloc[0]).date()
-    return churn_level(
-        Customers.from_table(validation, _day_number(validation_cutoff)),
-        validation[TARGET].to_numpy(dtype=float),
-        float(validation[prior].mean()),
-        Customers.from_table(target, _day_number(target_cutoff)),
-        float(target[prior].mean()),
-        Repeats(_day_number(date.fromisoformat(report["first_day"])), spec.unit_days, per_period),
-        spec.churn_horizon_days,
+    first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
+    repeats = Repeats.from_table(
+        io.read_parquet(catalog.features_repeats), first_day, settings.features.unit_days
+    )
+    return churn_level_at(
+        table,
+        target,
+        settings.churn.calibration_prior,
+        repeats,
+        settings.features.churn_horizon_days,
         settings.churn.seed,
     )
-
-
-def _day_number(day: date) -> float:
-    return float((day - date(1970, 1, 1)).days)
 
 
 def _register(settings: config.Settings, catalog: Catalog, churn_dir: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn.level import Customers, Repeats, churn_level, fit_level
+from models.churn.level import Customers, Repeats, churn_level, day_number, fit_level
 from models.simulate import SimulationSettings, simulate_log
 
 HORIZON = 180
@@ -51,7 +51,7 @@ def _repeats(log: pd.DataFrame) -> Repeats:
 
 
 def _day(iso: str) -> float:
-    return float((date.fromisoformat(iso) - date(1970, 1, 1)).days)
+    return day_number(date.fromisoformat(iso))
 
 
 def test_a_season_and_ageing_are_found_where_the_log_has_them():
