@@ -81,7 +81,9 @@ def run(suite_name: str, only: list[str] | None = None) -> dict:
     ]
     cases = []
     for spec, cutoff, settings in plan:
-        cases.append(run_case(spec, cutoff, settings, work / spec.name / str(cutoff)))
+        source = sources[spec.name]
+        simulated = source.parent if source is not None else None
+        cases.append(run_case(spec, cutoff, settings, work / spec.name / str(cutoff), simulated))
         print(table(cases[-1:]).splitlines()[-1], flush=True)
     results = {"suite": suite_name, "cases": cases, "summary": summary(cases)}
     io.write_json(results, Path(suite["out"]))
@@ -123,8 +125,15 @@ def _compose(overrides: list[str]):
     return cfg
 
 
-def run_case(spec: LogSpec, cutoff: date, settings: config.Settings, directory: Path) -> dict:
-    """One (log, cutoff): the stages in a scratch catalog; its verdict and timings."""
+def run_case(
+    spec: LogSpec,
+    cutoff: date,
+    settings: config.Settings,
+    directory: Path,
+    simulated: Path | None = None,
+) -> dict:
+    """One (log, cutoff): the stages in a scratch catalog; its verdict and timings, and on a
+    log simulated into ``simulated`` the churn ceiling."""
     from models.evaluation.backtest import case_verdict, clv_accuracy
     from pipeline.stages.evaluate import evaluate
     from pipeline.stages.features import build_features
@@ -141,15 +150,30 @@ def run_case(spec: LogSpec, cutoff: date, settings: config.Settings, directory: 
         result = stage(settings, catalog, tracker)
         seconds[stage.__name__] = round(time.perf_counter() - started, 2)
     churn_report = io.read_json(catalog.train_report)["calibration"]
+    verdict = case_verdict(result)
+    ceiling = _ceiling(catalog, verdict, settings, cutoff, simulated) if simulated else None
     return {
         "log": spec.name,
         "cutoff": cutoff.isoformat(),
         "simulated_from_baseline_model": spec.from_baseline_model,
         "customers": int(result["churn"]["churn_model"]["n"]),
         "churn_rate": result["churn"]["churn_model"]["base_rate"],
-        "churn": case_verdict(result),
+        "churn": verdict,
+        **({"ceiling": ceiling} if ceiling else {}),
         "clv": clv_accuracy(result),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},
         "seconds": seconds,
     }
+
+
+def _ceiling(catalog, verdict: dict, settings: config.Settings, cutoff: date, log: Path):
+    """The churn ceiling of a case whose log was simulated into ``log`` with its truth."""
+    from models.evaluation.backtest import ceiling_verdict
+    from models.evaluation.ceiling import churn_ceiling
+
+    table = io.read_parquet(catalog.features_calibration)
+    truth, customers = io.read_json(log / "truth.json"), io.read_parquet(log / "customers.parquet")
+    horizon = settings.features.churn_horizon_days
+    ceiling = churn_ceiling(truth, table, cutoff, horizon, customers)
+    return ceiling_verdict(table["churned"].to_numpy(dtype=int), ceiling, verdict)

@@ -72,6 +72,12 @@ def _backtest(args: argparse.Namespace) -> None:
             else f"{margin['mean']:+.4f} ± {margin['half_width']:.4f}"
         )
     )
+    simulated = (margin or {}).get("simulated")
+    if simulated:
+        print(
+            f"on the {simulated['cases']} of those simulated: {simulated['model']:+.4f}, where "
+            f"the true model's own churn probability is ahead by {simulated['ceiling']:+.4f}"
+        )
 
 
 def _interrupt(signum, frame) -> None:

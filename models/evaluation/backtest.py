@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from models.churn.baselines import BASELINES, rivals
+from models.evaluation.metrics import churn_metrics
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,20 @@ def case_verdict(evaluation: dict, targets: Targets = Targets()) -> dict:
     return out
 
 
+def ceiling_verdict(churned, ceiling, verdict: dict) -> dict:
+    """The churn ceiling of a simulated log (:mod:`models.evaluation.ceiling`) on the case's
+    customers: its ROC-AUC and Brier, and its margins over the strongest baselines of the
+    churn model's ``verdict`` (the margins there are to take)."""
+    m = churn_metrics(churned, ceiling)
+    return {
+        "roc_auc": m["roc_auc"],
+        "brier": m["brier"],
+        "calibration_in_the_large": m["calibration_in_the_large"],
+        "roc_auc_margin": m["roc_auc"] - verdict["roc_auc"]["baseline_value"],
+        "brier_margin": verdict["brier"]["baseline_value"] - m["brier"],
+    }
+
+
 def clv_accuracy(evaluation: dict) -> dict:
     """Holdout purchase (and spend) accuracy of the CLV model: MAE, normalised Gini and the
     aggregate error in percent."""
@@ -83,7 +98,8 @@ def table(cases: list[dict]) -> str:
     """One line per case: the model against the strongest baseline, the margins and targets."""
     header = (
         f"{'log':<20} {'cutoff':<10} {'ROC-AUC':>7} {'best baseline':<24} {'margin':>7} "
-        f"{'±':>6} {'Brier':>7} {'margin':>7} {'ECE':>6} {'CITL':>7} {'±':>6} {'MAE':>6} targets"
+        f"{'±':>6} {'ceiling':>7} {'Brier':>7} {'margin':>7} {'ECE':>6} {'CITL':>7} {'±':>6} "
+        f"{'MAE':>6} targets"
     )
     lines = [header, "-" * len(header)]
     for case in cases:
@@ -96,7 +112,7 @@ def table(cases: list[dict]) -> str:
         lines.append(
             f"{case['log']:<20} {case['cutoff']:<10} {v['roc_auc']['model']:>7.4f} "
             f"{v['roc_auc']['baseline']:<24} {v['roc_auc']['margin']:>+7.4f} "
-            f"{half_width(v['roc_auc']):>6.4f} "
+            f"{half_width(v['roc_auc']):>6.4f} {_ceiling(case):>7} "
             f"{v['brier']['model']:>7.4f} {v['brier']['margin']:>+7.4f} "
             f"{v['ece']['model']:>6.4f} {v['calibration_in_the_large']['model']:>+7.4f} "
             f"{half_width(v['calibration_in_the_large']):>6.4f} "
@@ -105,9 +121,16 @@ def table(cases: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _ceiling(case: dict) -> str:
+    ceiling = case.get("ceiling")
+    return f"{ceiling['roc_auc_margin']:+.4f}" if ceiling else ""
+
+
 NOISE_LEGEND = (
     "±: half the 95% bootstrap interval (customers resampled) of the ROC-AUC margin and of CITL; "
-    "~: missed, but within that interval"
+    "~: missed, but within that interval; ceiling: on a simulated log, the ROC-AUC margin over "
+    "the same baseline of the true model's own churn probability, which no score of the same "
+    "history beats in expectation"
 )
 
 
@@ -121,7 +144,8 @@ def summary(cases: list[dict]) -> dict:
     margin over the cases not simulated from the baseline's own model (where matching the
     baseline is the target), with half its 95% interval: the cases' intervals combined as
     independent normal errors."""
-    real = [c["churn"]["roc_auc"] for c in cases if not c["simulated_from_baseline_model"]]
+    counted = [c for c in cases if not c["simulated_from_baseline_model"]]
+    real = [c["churn"]["roc_auc"] for c in counted]
     mean = None
     if real:
         halves = [half_width(v) for v in real]
@@ -129,6 +153,13 @@ def summary(cases: list[dict]) -> dict:
             "mean": sum(v["margin"] for v in real) / len(real),
             "half_width": math.sqrt(sum(h * h for h in halves)) / len(real),
         }
+        ceilings = [c for c in counted if c.get("ceiling")]
+        if ceilings:  # on the simulated logs, what there was to take
+            mean["simulated"] = {
+                "cases": len(ceilings),
+                "model": sum(c["churn"]["roc_auc"]["margin"] for c in ceilings) / len(ceilings),
+                "ceiling": sum(c["ceiling"]["roc_auc_margin"] for c in ceilings) / len(ceilings),
+            }
     return {
         "cases": len(cases),
         "all_targets_met": sum(c["churn"]["all_met"] for c in cases),

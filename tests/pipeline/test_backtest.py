@@ -54,6 +54,13 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
         assert churn["calibration_in_the_large"] == verdict["calibration_in_the_large"]["model"]
         assert set(case["clv"]) == {"purchases", "spend"}
         assert case["churn_model"]["choice"] in ("clv_as_is", "clv", "stack", "booster")
+        # simulated: the true model's own churn probability beside the baselines
+        ceiling = case["ceiling"]
+        assert ceiling["roc_auc_margin"] == pytest.approx(
+            ceiling["roc_auc"] - verdict["roc_auc"]["baseline_value"]
+        )
+        assert abs(ceiling["calibration_in_the_large"]) < 0.05
     assert results["summary"]["cases"] == 2
     out = capsys.readouterr().out
-    assert "best baseline" in out and "small" in out and "cases meet every target" in out
+    assert "best baseline" in out and "small" in out and "ceiling" in out
+    assert "cases meet every target" in out

@@ -1,0 +1,159 @@
+"""The churn ceiling of a simulated log: each customer's probability of churn given the history
+the models see, under the simulation's own process and population parameters
+(:mod:`models.simulate`).
+
+No score computed from that history ranks or calibrates better in expectation: it is the
+posterior probability under the truth. On a simulated log the backtest sets it beside the
+baselines, so a margin target can be judged against the margin there is to take.
+
+The history of a customer is what the feature table holds: ``x`` repeat purchases, the last
+at age ``t_x``, observed to age ``T`` (weeks since the first purchase, in the simulation's
+time unit), and the calendar day of the first purchase, which places the season. Given the
+lifetime ``D``, the purchases are Poisson with intensity ``lambda s(t)``; with
+``lambda ~ Gamma(r, alpha)`` integrated out, the history's likelihood is proportional to
+``(alpha + E(d))^-(r + x)``, ``E(d)`` the exposure ``int_0^d s``. What remains is a sum over how
+purchasing ended, each term a one-dimensional integral over ``D``:
+
+- BG/NBD: dropped right after the last purchase (weight ``E[p (1 - p)^(x-1)]``), or never
+  dropped (``E[(1 - p)^x]``) and purchasing ends at ``min(D, T)``; ``D`` is the ageing
+  lifetime (Rayleigh, hazard ``aging**2 * age``), or never without ageing.
+- Pareto/NBD: ``D`` is the earlier of the exponential lifetime, its rate ``mu ~ Gamma(s,
+  beta)`` integrated out (survival ``(beta / (beta + d))^s``), and the ageing lifetime.
+
+Churn (no purchase in ``(T, T + h]``) adds the paths where the customer dies in the window
+before buying, or survives it without buying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+NODES, WEIGHTS = np.polynomial.legendre.leggauss(64)
+
+
+def churn_ceiling(
+    truth: Mapping,
+    frame: pd.DataFrame,
+    cutoff: date,
+    horizon_days: float,
+    customers: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """P(no purchase in the ``horizon_days`` after ``cutoff``) of each row of ``frame``.
+
+    Parameters
+    ----------
+    truth : mapping
+        The simulation's settings as ``cvm simulate`` writes them (``truth.json``): ``model``,
+        ``params``, ``aging``, ``seasonality``, ``start``, ``time_unit_days`` and
+        ``covariate_effects``.
+    frame : pandas.DataFrame
+        Features at ``cutoff``: ``frequency``, ``tenure_days``, ``recency_days`` (and
+        ``customer_id`` with covariate effects).
+    customers : pandas.DataFrame, optional
+        The simulation's customers (``customer_id`` and one column per covariate); needed only
+        with covariate effects.
+
+    Raises
+    ------
+    ValueError
+        An unknown model, or covariate effects without ``customers``.
+    """
+    params, unit = truth["params"], float(truth["time_unit_days"])
+    if truth["model"] not in ("bgnbd", "pareto_nbd"):
+        raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
+    rate_shift, drop_shift = _shifts(truth, frame, customers)
+    tenure = frame["tenure_days"].to_numpy(dtype=float)
+    x = frame["frequency"].to_numpy(dtype=float)
+    T, t_x = tenure / unit, (tenure - frame["recency_days"].to_numpy(dtype=float)) / unit
+    first = ((cutoff - date.fromisoformat(str(truth["start"]))).days - tenure) / unit
+    alpha = params["alpha"] * np.exp(-rate_shift)
+    life = _Lifetime(truth, drop_shift)
+
+    def log_lambda(d: np.ndarray) -> np.ndarray:  # the Gamma integral over the rate, up to d
+        r = params["r"] + (x[:, None] if d.ndim == 2 else x)
+        a = alpha[:, None] if d.ndim == 2 else alpha
+        f = first[:, None] if d.ndim == 2 else first
+        return -r * np.log(a + _exposure(f, d, truth["seasonality"], 365.25 / unit))
+
+    def died(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # log int_lo^hi f_D(d) G(d) dd
+        d = (hi - lo)[:, None] / 2 * NODES + (hi + lo)[:, None] / 2
+        terms = life.log_density(d) + log_lambda(d) + np.log(WEIGHTS)
+        return special.logsumexp(terms, axis=1) + np.log(np.maximum(hi - lo, 1e-300) / 2)
+
+    h = horizon_days / unit
+    with np.errstate(divide="ignore"):  # log 0: a path that cannot happen
+        dropped, kept = life.branches(params, x)
+        dropped = dropped + life.log_survival(t_x) + log_lambda(t_x)
+        before, within = died(t_x, T), died(T, T + h)
+        quiet = life.log_survival(T + h) + log_lambda(T + h)
+        alive = life.log_survival(T) + log_lambda(T)
+        churned = np.logaddexp(dropped, kept + special.logsumexp([before, within, quiet], axis=0))
+        history = np.logaddexp(dropped, kept + np.logaddexp(before, alive))
+    return np.exp(churned - history)
+
+
+def _exposure(first: np.ndarray, age: np.ndarray, amplitude: float, period: float) -> np.ndarray:
+    """``int_0^age 1 + amplitude sin(2 pi (first + u) / period) du``."""
+    w = 2 * np.pi / period
+    return age + amplitude / w * (np.cos(w * first) - np.cos(w * (first + age)))
+
+
+class _Lifetime:
+    """The lifetime ``D`` that ends purchasing, besides BG/NBD's dropout after a purchase."""
+
+    def __init__(self, truth: Mapping, drop_shift: np.ndarray):
+        self.bgnbd = truth["model"] == "bgnbd"
+        self.scale = 1.0 / truth["aging"] if truth["aging"] else np.inf  # Rayleigh
+        self.drop_shift = drop_shift
+        if not self.bgnbd:
+            self.s = truth["params"]["s"]
+            self.beta = truth["params"]["beta"] * np.exp(-drop_shift)
+
+    def _beta(self, d: np.ndarray) -> np.ndarray:
+        return self.beta[:, None] if d.ndim == 2 else self.beta
+
+    def log_survival(self, d: np.ndarray) -> np.ndarray:
+        out = -(d**2) / (2 * self.scale**2)
+        if not self.bgnbd:
+            beta = self._beta(d)
+            out = out + self.s * (np.log(beta) - np.log(beta + d))
+        return out
+
+    def log_density(self, d: np.ndarray) -> np.ndarray:
+        hazard = d / self.scale**2
+        if not self.bgnbd:
+            hazard = hazard + self.s / (self._beta(d) + d)
+        with np.errstate(divide="ignore"):
+            return self.log_survival(d) + np.log(hazard)
+
+    def branches(self, params: Mapping, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log-weights of (dropped after the last purchase, not dropped): BG/NBD's
+        ``E[p (1 - p)^(x-1)]`` (none without a repeat purchase) and ``E[(1 - p)^x]``, with
+        ``p ~ Beta(a, b)``; Pareto/NBD has no such dropout."""
+        if not self.bgnbd:
+            return np.full(len(x), -np.inf), np.zeros(len(x))
+        a, b = params["a"], params["b"] * np.exp(-self.drop_shift)
+        dropped = special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
+        return np.where(x > 0, dropped, -np.inf), special.betaln(a, b + x) - special.betaln(a, b)
+
+
+def _shifts(
+    truth: Mapping, frame: pd.DataFrame, customers: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's covariate shifts of the purchase rate and of the dropout, as simulated."""
+    n = len(frame)
+    effects = truth.get("covariate_effects") or []
+    if not effects:
+        return np.zeros(n), np.zeros(n)
+    if customers is None:
+        raise ValueError("churn ceiling: covariate effects need the simulated customers")
+    names = [name for name, _, _ in effects]
+    values = frame[["customer_id"]].merge(customers[["customer_id", *names]], how="left")
+    rate = sum(b * values[c].to_numpy(dtype=float) for c, b, _ in effects)
+    drop = sum(g * values[c].to_numpy(dtype=float) for c, _, g in effects)
+    return np.asarray(rate, dtype=float), np.asarray(drop, dtype=float)
