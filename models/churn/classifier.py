@@ -414,7 +414,7 @@ def select_candidate(
             held_out[out] = _apply_calibrator("platt", params, raw[out], prior[out])
             if shifted:
                 logit = _logit(held_out[out])
-                held_out[out] = special.expit(logit + _shift_to_mean(logit, prior[out].mean()))
+                held_out[out] = special.expit(logit + shift_to_mean(logit, prior[out].mean()))
         clipped = np.clip(held_out, 1e-15, 1 - 1e-15)
         scores[candidate] = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
     best = min(scores.values())
@@ -457,23 +457,26 @@ def shifted_to(
     with age where trees cannot: the shift makes the mean predicted churn of ``target`` (the
     features at the scoring cutoff, no outcome) equal the purchase model's mean P(no purchase)
     there, or ``level["mean"]`` when given (:func:`models.churn.level.churn_level`, recorded in
-    ``selection["level"]``). Platt calibration with a prior only; otherwise ``model`` is
-    returned unchanged.
+    ``selection["level"]``; with a ``shape``, its fit at the target's cutoff becomes the
+    model's prior). Platt calibration with a prior only; otherwise ``model`` is returned
+    unchanged.
     """
     if not model.settings.shifts:
         return model
-    prior = _prior(target, model.settings)
+    if level is not None and level.get("shape"):  # its fit at the target's cutoff
+        model = replace(model, prior_shape=level["shape"]["target"])
+    prior = _prior(target, model.settings, model.prior_shape)
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
     logit = special.logit(_apply_calibrator("platt", params, model.predict_raw(target), prior))
     goal = float(prior.mean() if level is None else level["mean"])
-    shift = _shift_to_mean(logit, goal)
+    shift = shift_to_mean(logit, goal)
     selection = model.selection | {"shift": shift, "target_mean": goal}
     if level is not None:
         selection["level"] = dict(level)
     return replace(model, calibrator=params | {"shift": shift}, selection=selection)
 
 
-def _shift_to_mean(logit: np.ndarray, goal: float) -> float:
+def shift_to_mean(logit: np.ndarray, goal: float) -> float:
     """The constant that, added to ``logit``, makes the mean probability ``goal``."""
     goal = float(np.clip(goal, _PROB_EPS, 1 - _PROB_EPS))
     return float(optimize.brentq(lambda d: special.expit(logit + d).mean() - goal, -20.0, 20.0))
@@ -515,6 +518,9 @@ class ChurnModel:
         The candidate published (``choice``: ``clv_as_is``, ``clv``, ``stack`` or
         ``booster``), the rule, the candidates' cross-fitted validation scores and the reason
         (see :func:`select_candidate`).
+    prior_shape : dict or None
+        A level model whose P(no purchase) is the calibration prior in place of the
+        ``calibration_prior`` column (:func:`models.churn.level.shape_p_no_purchase`).
     """
 
     booster: lgb.Booster
@@ -530,6 +536,7 @@ class ChurnModel:
     validation_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: ChurnSettings = field(default_factory=ChurnSettings)
     selection: dict[str, Any] = field(default_factory=dict)
+    prior_shape: dict[str, Any] | None = None
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster probabilities of churn, one per row of ``frame``.
@@ -553,15 +560,25 @@ class ChurnModel:
             ``frame`` lacks feature columns (named in the message).
         """
         return _apply_calibrator(
-            self.calibration, self.calibrator, self.predict_raw(frame), _prior(frame, self.settings)
+            self.calibration,
+            self.calibrator,
+            self.predict_raw(frame),
+            _prior(frame, self.settings, self.prior_shape),
         )
 
 
-def _prior(frame: pd.DataFrame, settings: ChurnSettings) -> np.ndarray | None:
-    """The calibration prior column as probabilities, or ``None`` when not configured."""
+def _prior(
+    frame: pd.DataFrame, settings: ChurnSettings, shape: Mapping[str, Any] | None = None
+) -> np.ndarray | None:
+    """The calibration prior as probabilities: the ``shape`` model's, else the configured
+    column's; ``None`` when not configured."""
     name = settings.calibration_prior
     if name is None:
         return None
+    if shape is not None:
+        from models.churn.level import shape_p_no_purchase
+
+        return shape_p_no_purchase(shape, frame)
     if name not in frame.columns:
         raise ValueError(f"churn.calibration_prior column {name!r} is missing from the frame")
     return frame[name].to_numpy(dtype=float)
@@ -689,7 +706,10 @@ def _boost(
 
 
 def train_churn(
-    train: pd.DataFrame, settings: ChurnSettings | None = None, horizon_days: int | None = None
+    train: pd.DataFrame,
+    settings: ChurnSettings | None = None,
+    horizon_days: int | None = None,
+    prior_shape: Mapping[str, Any] | None = None,
 ) -> ChurnModel:
     """Train the calibrated churn classifier on stacked past cutoffs.
 
@@ -703,6 +723,9 @@ def train_churn(
         The churn horizon: training cutoffs at least this long before the validation cutoff
         train the booster that sets the rounds and that the candidates are judged and
         calibrated with (see :func:`_judge_rows`).
+    prior_shape : mapping, optional
+        A level model fit at the validation cutoff whose P(no purchase) is the calibration
+        prior (``churn_level(...)["shape"]["validation"]``); the model keeps it.
 
     Returns
     -------
@@ -731,7 +754,7 @@ def train_churn(
     categories = _categories(fit_rows, features)
     valid = (_design(valid_rows, features, categories), y_valid)
     judge_rows = _judge_rows(fit_rows, valid_rows, horizon_days)
-    prior_valid = _prior(valid_rows, settings)
+    prior_valid = _prior(valid_rows, settings, prior_shape)
     if judge_rows is None:
         booster, best = _boost(fit_rows, features, categories, settings, valid)
         judge = booster
@@ -785,6 +808,7 @@ def train_churn(
         },
         selection=selection,
         settings=settings,
+        prior_shape=dict(prior_shape) if prior_shape is not None else None,
     )
 
 
@@ -849,6 +873,7 @@ def to_artifacts(model: ChurnModel) -> tuple[str, dict[str, Any]]:
         "validation_metrics": json_metrics(model.validation_metrics),
         "settings": settings,
         "selection": model.selection,
+        "prior_shape": model.prior_shape,
     }
     return model.booster.model_to_string(), meta
 
@@ -903,4 +928,5 @@ def from_artifacts(text: str, meta: Mapping[str, Any]) -> ChurnModel:
         validation_metrics=metrics,
         settings=ChurnSettings.from_mapping(meta["settings"]),
         selection=dict(meta.get("selection", {})),
+        prior_shape=meta.get("prior_shape"),
     )

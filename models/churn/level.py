@@ -12,6 +12,11 @@ measured on the churn window after it):
 - ``weibull``: Pareto/NBD whose lifetimes are Weibull (``k > 1``: dropout rises with age);
 - ``weibull_season``: both.
 
+The same models compete for the score's shape: the churn candidates recalibrate the
+probability of whichever ranked the validation customers best (:func:`churn_level`'s
+``shape``, applied to any feature table by :func:`shape_p_no_purchase`), so that a season or
+an ageing the CLV model does not know orders the customers too.
+
 A season is a change of clock: time runs at the purchase intensity ``s(t) = 1 + A sin(wt) +
 B cos(wt)`` (``w = 2 pi / 365.25 days``, calendar days), so a model holds in the seasonal
 time ``tau(t)``, and the likelihood gains ``sum log s(t)`` over the repeat purchases. The
@@ -41,12 +46,12 @@ NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
 @dataclass(frozen=True)
 class Customers:
     """Customers at a cutoff: repeat purchases ``x``, first and last purchase day and the
-    cutoff, as day numbers (days since 1970-01-01)."""
+    cutoff (one for all, or each customer's own), as day numbers (days since 1970-01-01)."""
 
     x: np.ndarray
     first: np.ndarray
     last: np.ndarray
-    cutoff: float
+    cutoff: float | np.ndarray
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, cutoff: date) -> Customers:
@@ -164,13 +169,40 @@ class LevelFit:
     log_params: np.ndarray
     season: tuple[float, float]  # (A, B); (0, 0) without a season
 
-    def mean_p_no_purchase(self, c: Customers, horizon_days: float) -> float:
+    def p_no_purchase(self, c: Customers, horizon_days: float) -> np.ndarray:
+        """Each customer's P(no purchase in the ``horizon_days`` after the cutoff)."""
         a, b = self.season
         t_x, age = _summaries(c, a, b)
         horizon = seasonal_time(c.cutoff + horizon_days, a, b) - seasonal_time(c.cutoff, a, b)
+        horizon = np.broadcast_to(horizon, c.x.shape)
         with np.errstate(all="ignore"):
-            p = MODELS[self.model][2](self.log_params, c.x, t_x, age, np.full(len(c.x), horizon))
-        return float(np.mean(p))
+            return np.clip(MODELS[self.model][2](self.log_params, c.x, t_x, age, horizon), 0, 1)
+
+    def mean_p_no_purchase(self, c: Customers, horizon_days: float) -> float:
+        return float(np.mean(self.p_no_purchase(c, horizon_days)))
+
+    def to_dict(self) -> dict:
+        params = list(map(float, self.log_params))
+        return {"model": self.model, "log_params": params, "season": list(self.season)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LevelFit:
+        return cls(d["model"], np.asarray(d["log_params"], dtype=float), tuple(d["season"]))
+
+
+def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
+    """P(no purchase) of each row of a feature table (its own ``cutoff`` each) under a shape
+    model (a ``fit`` and its ``horizon_days``: :func:`churn_level`'s ``shape``, at the
+    validation or the target cutoff)."""
+    cutoffs = pd.to_datetime(frame["cutoff"]).dt.normalize()
+    days = (cutoffs - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=float)
+    customers = Customers(
+        x=frame["frequency"].to_numpy(dtype=float),
+        first=days - frame["tenure_days"].to_numpy(dtype=float),
+        last=days - frame["recency_days"].to_numpy(dtype=float),
+        cutoff=days,
+    )
+    return LevelFit.from_dict(shape["fit"]).p_no_purchase(customers, shape["horizon_days"])
 
 
 def fit_level(
@@ -222,36 +254,52 @@ def _fit(name: str, c: Customers, repeats: Repeats) -> LevelFit:
 def churn_level(
     validation: Customers,
     validation_churned: np.ndarray,
-    validation_clv_mean: float,
+    validation_clv: np.ndarray,
     target: Customers,
     target_clv_mean: float,
     repeats: Repeats,
     horizon_days: float,
     seed: int = 0,
 ) -> dict:
-    """The mean P(no purchase) over ``target`` of the level model that erred least at the
-    validation cutoff, with every model's error there. The CLV model's own is kept unless
-    another erred less by more than twice the sampling error of the observed rate: a choice
-    among models by a difference the customers at hand cannot tell is noise.
+    """The churn level and shape of the published score, both chosen at the validation cutoff
+    among the CLV model and the level models, each fit on the data up to it.
 
-    ``validation_clv_mean``/``target_clv_mean``: the CLV model's mean P(no purchase) at each
-    cutoff; ``repeats``: the log's repeat purchases, from its first day (whence the history a
-    season needs).
+    - ``mean``: the mean P(no purchase) over ``target`` of the model whose mean erred least.
+    - ``shape``: the model whose P(no purchase), shifted to the observed rate, had the lowest
+      log loss on the validation customers (its fit at each cutoff, or ``None`` for the CLV
+      model's own): the calibration prior of the churn candidates.
+
+    The CLV model is kept for either unless another is better by more than twice the sampling
+    error (of the observed rate, and of the paired per-customer log loss difference): a
+    choice among models by a difference the customers at hand cannot tell is noise.
+
+    ``validation_clv``: the CLV model's P(no purchase) of each validation customer;
+    ``target_clv_mean``: its mean at the target cutoff; ``repeats``: the log's repeat
+    purchases, from its first day (whence the history a season needs).
     """
     observed = float(np.mean(validation_churned))
     v = validation.sample(MAX_CUSTOMERS, seed)
-    errors = {"clv": validation_clv_mean - observed}
-    for name, (_, seasonal) in SPECS.items():
-        if not seasonal or validation.cutoff - repeats.start >= MIN_SEASON_DAYS:
-            fit = _fit(name, v, repeats)
-            errors[name] = fit.mean_p_no_purchase(v, horizon_days) - observed
+    fits = {
+        name: _fit(name, v, repeats)
+        for name, (_, seasonal) in SPECS.items()
+        if not seasonal or validation.cutoff - repeats.start >= MIN_SEASON_DAYS
+    }
+    errors = {"clv": float(np.mean(validation_clv)) - observed} | {
+        name: fit.mean_p_no_purchase(v, horizon_days) - observed for name, fit in fits.items()
+    }
     noise = 2 * np.sqrt(observed * (1 - observed) / len(validation_churned))
     best = min(errors, key=lambda name: (abs(errors[name]), LEVELS.index(name)))
     choice = best if abs(errors[best]) < abs(errors["clv"]) - noise else "clv"
+    losses = {"clv": _shifted_log_loss(validation_clv, validation_churned)} | {
+        name: _shifted_log_loss(fit.p_no_purchase(validation, horizon_days), validation_churned)
+        for name, fit in fits.items()
+    }
+    shape, shape_noise = _shape(losses)
+    t = target.sample(MAX_CUSTOMERS, seed)
+    at_target = {name: _fit(name, t, repeats) for name in {choice, shape} - {"clv"}}
     mean = target_clv_mean
     if choice != "clv":
-        t = target.sample(MAX_CUSTOMERS, seed)
-        mean = _fit(choice, t, repeats).mean_p_no_purchase(t, horizon_days)
+        mean = at_target[choice].mean_p_no_purchase(t, horizon_days)
     return {
         "choice": choice,
         "mean": float(mean),
@@ -260,7 +308,39 @@ def churn_level(
         "rule": "the level model with the smallest |mean P(no purchase) - observed churn| at "
         "the validation cutoff, each fit on the data up to it; the CLV model's own unless "
         "another is closer by more than the noise (twice the observed rate's standard error)",
+        "shape": None
+        if shape == "clv"
+        else {
+            "choice": shape,
+            "validation": {"fit": fits[shape].to_dict(), "horizon_days": float(horizon_days)},
+            "target": {"fit": at_target[shape].to_dict(), "horizon_days": float(horizon_days)},
+        },
+        "shape_choice": shape,
+        "shape_validation_log_loss": {k: float(v.mean()) for k, v in losses.items()},
+        "shape_noise": shape_noise,
+        "shape_rule": "the model whose P(no purchase), shifted to the observed churn rate, has "
+        "the lowest log loss on the validation customers; the CLV model's own unless another "
+        "is lower by more than twice the standard error of the paired difference",
     }
+
+
+def _shifted_log_loss(p: np.ndarray, churned: np.ndarray) -> np.ndarray:
+    """Each customer's log loss of ``p`` shifted on the logit scale to the observed rate: the
+    shape of a score, its level set aside (the level is chosen on its own)."""
+    from models.churn.classifier import shift_to_mean
+
+    logit = special.logit(np.clip(p, 1e-6, 1 - 1e-6))
+    q = np.clip(special.expit(logit + shift_to_mean(logit, np.mean(churned))), 1e-15, 1 - 1e-15)
+    return -(churned * np.log(q) + (1 - churned) * np.log1p(-q))
+
+
+def _shape(losses: dict[str, np.ndarray]) -> tuple[str, float]:
+    """The model of lowest mean log loss, unless the CLV model's is within twice the standard
+    error of the paired difference; and that noise."""
+    best = min(losses, key=lambda name: (losses[name].mean(), LEVELS.index(name)))
+    diff = losses["clv"] - losses[best]
+    noise = float(2 * diff.std() / np.sqrt(len(diff)))
+    return (best if diff.mean() > noise else "clv"), noise
 
 
 def churn_level_at(
@@ -279,7 +359,7 @@ def churn_level_at(
     return churn_level(
         Customers.from_table(validation, cutoffs.max().date()),
         validation["churned"].to_numpy(dtype=float),
-        float(validation[prior].mean()),
+        validation[prior].to_numpy(dtype=float),
         Customers.from_table(target, pd.Timestamp(target["cutoff"].iloc[0]).date()),
         float(target[prior].mean()),
         repeats,

@@ -63,6 +63,20 @@ def _summary_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[[c for c in keep if c in rows.columns and rows[c].notna().any()]]
 
 
+def _level_sentence(selection: dict | None) -> str:
+    """Which model's P(no purchase) the score recalibrates and whose level it is shifted to
+    (:mod:`models.churn.level`), when it is shifted."""
+    level = (selection or {}).get("level")
+    if not level:
+        return ""
+    return (
+        f" Its prior is the P(no purchase) of the {level['shape_choice']} model (the lowest "
+        f"validation log loss, its level set aside); its mean is set to {level['mean']:.3f}, "
+        f"the {level['choice']} model's (the smallest error of the churn level at the "
+        "validation cutoff)."
+    )
+
+
 def report_page(
     scored: pd.DataFrame,
     evaluation: dict,
@@ -136,7 +150,8 @@ def report_page(
 <h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
 <h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>
 <p>Published churn score: {html.escape((selection or {}).get("reason", "the booster"))}
-({html.escape((selection or {}).get("rule", ""))}).</p>{_table(churn)}
+({html.escape((selection or {}).get("rule", ""))}).{html.escape(_level_sentence(selection))}</p>
+{_table(churn)}
 <h2>Plots</h2><div class="grid">{images}</div>
 </body></html>
 """

@@ -87,22 +87,24 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
 
     table, points = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
     log.info("train_churn: %s model on %d rows", name, len(table))
-    try:
-        model = train(table, settings.churn, settings.features.churn_horizon_days)
-    except ValueError as err:
-        raise CvmError(f"train_churn ({name}): {err}") from None
     # the customers it will score, at its own cutoff: their features only, no outcome
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
     target = with_btyd(target)[0]
-    return shifted_to(model, target, _level(model, table, target, settings, catalog)), points
+    try:
+        level = _level(table, target, settings, catalog)
+        shape = level["shape"]["validation"] if level and level["shape"] else None
+        model = train(table, settings.churn, settings.features.churn_horizon_days, shape)
+    except ValueError as err:
+        raise CvmError(f"train_churn ({name}): {err}") from None
+    return shifted_to(model, target, level), points
 
 
-def _level(model, table, target, settings: config.Settings, catalog: Catalog) -> dict | None:
-    """The churn level for the shift (:mod:`models.churn.level`): chosen at the model's
-    validation cutoff, computed at the target's; ``None`` when nothing is shifted."""
+def _level(table, target, settings: config.Settings, catalog: Catalog) -> dict | None:
+    """The churn level for the shift and the shape of the prior (:mod:`models.churn.level`):
+    chosen at the validation cutoff, fit at the target's; ``None`` when nothing is shifted."""
     from models.churn.level import Repeats, churn_level_at
 
-    if not model.settings.shifts:
+    if not settings.churn.shifts:
         return None
     first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
     repeats = Repeats.from_table(

@@ -382,3 +382,41 @@ def test_early_stopping_is_judged_on_a_window_the_booster_has_not_seen():
         judged.validation_metrics["raw"]["roc_auc"]
         < overlapping.validation_metrics["raw"]["roc_auc"] - 0.02
     )
+
+
+def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdout):
+    """With a ``prior_shape`` the calibration prior is that level model's P(no purchase) of
+    each row, at training, after the shift and once persisted; the prior column is unused."""
+    from models.churn.classifier import shifted_to
+    from models.churn.level import LevelFit, shape_p_no_purchase
+
+    def with_history(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        tenure = frame.recency_days + rng.integers(0, 300, len(frame))
+        prior = expit(-1.0 + 0.02 * frame.recency_days - 0.5 * frame.frequency)
+        return frame.assign(tenure_days=tenure, prior=prior)
+
+    def shape(a: float) -> dict:
+        fit = LevelFit("bgnbd", np.log([0.25, 4.0, 0.8, 2.5]), (a, 0.0))
+        return {"fit": fit.to_dict(), "horizon_days": 90.0}
+
+    settings = churn.ChurnSettings(
+        **vars(FAST) | {"calibration": "platt", "calibration_prior": "prior", "exclude": ("prior",)}
+    )
+    rows, scored = with_history(train, 1), with_history(holdout, 2)
+    m = churn.train_churn(rows, settings, None, shape(0.0))
+    assert m.prior_shape == shape(0.0)
+    scrambled = scored.assign(prior=scored.prior.sample(frac=1, random_state=0).to_numpy())
+    np.testing.assert_array_equal(m.predict(scored), m.predict(scrambled))
+    plain = churn.train_churn(rows, settings)
+    assert not np.allclose(plain.predict(scored), plain.predict(scrambled))
+    # the shift puts the fit at the target's cutoff in place, and the level's mean on average
+    published = shifted_to(m, scored, {"mean": 0.4, "shape": {"target": shape(0.3)}})
+    assert published.prior_shape == shape(0.3)
+    assert published.predict(scored).mean() == pytest.approx(0.4, abs=1e-9)
+    expected = shape_p_no_purchase(shape(0.3), scored)
+    assert not np.allclose(expected, shape_p_no_purchase(shape(0.0), scored))
+    text, meta = churn.to_artifacts(published)
+    back = churn.from_artifacts(text, json.loads(json.dumps(meta, allow_nan=False)))
+    assert back.prior_shape == published.prior_shape
+    np.testing.assert_array_equal(back.predict(scored), published.predict(scored))

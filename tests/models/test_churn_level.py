@@ -9,17 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn.level import Customers, Repeats, churn_level, day_number, fit_level
+from models.churn.level import (
+    Customers,
+    LevelFit,
+    Repeats,
+    churn_level,
+    day_number,
+    fit_level,
+    shape_p_no_purchase,
+)
 from models.simulate import SimulationSettings, simulate_log
 
 HORIZON = 180
+SEASONAL = ("bgnbd_season", "weibull_season")
 
 
-def _log(seed: int, seasonality: float, aging: float) -> pd.DataFrame:
+def _log(seed: int, seasonality: float, aging: float, cohort_days: int = 365) -> pd.DataFrame:
     settings = SimulationSettings(
-        customers=6000,
-        cohort_days=365,
-        horizon_days=1000,
+        customers=6000 if cohort_days == 365 else 10_000,
+        cohort_days=cohort_days,
+        horizon_days=1000 if cohort_days == 365 else 1080,
         aging=aging,
         seasonality=seasonality,
         seed=seed,
@@ -85,7 +94,7 @@ def test_the_level_is_chosen_at_the_validation_cutoff_and_holds_after_the_target
     level = churn_level(
         validation,
         churned,
-        churned.mean() - off,
+        np.full(len(churned), churned.mean() - off),
         target,
         target_churned.mean() - off,
         repeats,
@@ -96,5 +105,43 @@ def test_the_level_is_chosen_at_the_validation_cutoff_and_holds_after_the_target
     assert level["choice"] == "weibull_season"
     assert abs(level["mean"] - target_churned.mean()) < 0.015
     # a CLV model right at the validation cutoff is kept, its own mean at the target used
-    right = churn_level(validation, churned, churned.mean(), target, 0.5, repeats, HORIZON, seed=0)
+    right = churn_level(
+        validation, churned, np.full(len(churned), churned.mean()), target, 0.5, repeats, HORIZON
+    )
     assert right["choice"] == "clv" and right["mean"] == 0.5
+
+
+@pytest.mark.parametrize(("seasonality", "shapes"), [(0.8, SEASONAL), (0.0, ())])
+def test_the_shape_is_a_level_models_only_where_it_ranks_better(seasonality, shapes):
+    """The CLV model's own P(no purchase) is a stationary BG/NBD's: on a log with a strong
+    season (cohorts joining over 18 months) a seasonal model orders the customers better at
+    the validation cutoff, and its fit at the target's cutoff is kept for the score; on a
+    plain log none is better by more than the noise."""
+    log = _log(seed=11, seasonality=seasonality, aging=0.0, cohort_days=540)
+    repeats = _repeats(log)
+    validation, churned = _at(log, _day("2025-03-31"))
+    target, _ = _at(log, _day("2025-09-30"))
+
+    def stationary(c: Customers) -> np.ndarray:
+        return fit_level("bgnbd", False, c, *repeats.upto(c.cutoff)).p_no_purchase(c, HORIZON)
+
+    level = churn_level(validation, churned, stationary(validation), target, 0.5, repeats, HORIZON)
+    losses = level["shape_validation_log_loss"]
+    if not shapes:
+        assert level["shape"] is None and level["shape_choice"] == "clv"
+        return
+    assert level["shape"]["choice"] in shapes
+    assert losses[level["shape"]["choice"]] < losses["clv"] - level["shape_noise"]
+    table = pd.DataFrame(
+        {
+            "frequency": target.x,
+            "tenure_days": target.cutoff - target.first,
+            "recency_days": target.cutoff - target.last,
+            "cutoff": pd.Timestamp("1970-01-01") + pd.Timedelta(days=target.cutoff),
+        }
+    )
+    at_target = LevelFit.from_dict(level["shape"]["target"]["fit"])
+    np.testing.assert_allclose(
+        shape_p_no_purchase(level["shape"]["target"], table),
+        at_target.p_no_purchase(target, HORIZON),
+    )

@@ -118,6 +118,7 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     assert tracking_curve.actual.is_monotonic_increasing
     html = (sample_run / "reports/report.html").read_text()
     assert html.count("data:image/png;base64,") == 9 and "Churn model and baselines" in html
+    assert "Its prior is the P(no purchase) of the" in html
 
 
 def test_the_holdout_never_reaches_the_churn_model(pipeline_outputs, tmp_path, monkeypatch):
