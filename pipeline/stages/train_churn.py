@@ -60,13 +60,21 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
             }
         )
         versions = _register(settings, catalog, scoring_dir) if tracker.register else {}
-        tracking.set_tags({f"cvm.churn.{n}.choice": report[n]["choice"] for n in FITS})
+        tracking.set_tags({f"cvm.churn.{n}.{k}": v for n in FITS for k, v in _tags(report[n])})
         tracking.log_dict(report, "churn_report.json")
         io.write_json(report, report_tmp, atomic=False)  # the registry version is MLflow's
         report["scoring"]["registry_version"] = versions.get("churn")
         report["scoring"]["scorer_version"] = versions.get("scorer")
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))
     return report
+
+
+def _tags(report: dict) -> list[tuple[str, str]]:
+    """The published candidate, and with a shift, whose probability it recalibrates and whose
+    churn level it is shifted to."""
+    level = report["selection"].get("level")
+    tags = [("choice", report["choice"])]
+    return tags + ([("prior", level["shape_choice"]), ("level", level["choice"])] if level else [])
 
 
 def _fit(name: str, settings: config.Settings, catalog: Catalog):

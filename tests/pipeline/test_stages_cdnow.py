@@ -6,6 +6,8 @@ import mlflow
 import pandas as pd
 import pytest
 
+from models.churn.level import SPECS
+
 
 @pytest.fixture
 def sample_run(pipeline_outputs):
@@ -56,6 +58,12 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     assert "ingest_report.json" in artifacts
     assert runs["features"].data.metrics["calibration_rows"] == 2357
     assert runs["features"].data.params["features.time_unit"] == "weeks"
+    # the published churn candidate, the model its prior comes from and its level's
+    report = json.loads((sample_run / "artifacts/churn/train_report.json").read_text())
+    tags, level = runs["train_churn"].data.tags, report["scoring"]["selection"]["level"]
+    assert tags["cvm.churn.scoring.choice"] == report["scoring"]["choice"]
+    assert tags["cvm.churn.scoring.prior"] == level["shape_choice"]
+    assert tags["cvm.churn.scoring.level"] == level["choice"] in ("clv", *SPECS)
 
 
 def test_one_run_per_execution_holds_the_config_and_the_headline_figures(sample_run):
