@@ -138,6 +138,8 @@ def score_customers(
     RFM scores rank customers against each other, so they are assigned to the gathered scores,
     or against ``reference`` (:func:`population`) when given.
     """
+    if "cutoff" not in features.columns:  # the features' date, for a churn prior that needs it
+        features = features.assign(cutoff=pd.Timestamp(as_of))
     score = partial(score_rows, clv=clv.thinned(settings.max_draws), churn=churn, settings=settings)
     scores = score(features) if execute is None else execute(score, features)
     return scored_table(

@@ -153,7 +153,7 @@ def register_churn(model_dir: Path, example: pd.DataFrame, tracking: dict[str, A
     if not tracking.get("enabled", True):
         return None
     model = serving.load_churn(model_dir)
-    example = example[list(model.features)].head(10)
+    example = example[list(model.inputs)].head(10)
     output = pd.Series(model.predict(example), name="churn_probability")
     return _log(
         "churn_model",

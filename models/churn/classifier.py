@@ -538,6 +538,16 @@ class ChurnModel:
     selection: dict[str, Any] = field(default_factory=dict)
     prior_shape: dict[str, Any] | None = None
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The columns :meth:`predict` reads: the features, and the prior's (the columns its
+        level model reads with a ``prior_shape``, else the ``calibration_prior`` column)."""
+        from models.churn.level import SHAPE_COLUMNS
+
+        prior = self.settings.calibration_prior
+        extra = SHAPE_COLUMNS if self.prior_shape else (prior,) if prior else ()
+        return self.features + tuple(c for c in extra if c not in self.features)
+
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster probabilities of churn, one per row of ``frame``.
 

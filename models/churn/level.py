@@ -190,6 +190,9 @@ class LevelFit:
         return cls(d["model"], np.asarray(d["log_params"], dtype=float), tuple(d["season"]))
 
 
+SHAPE_COLUMNS = ("cutoff", "frequency", "tenure_days", "recency_days")  # what a shape reads
+
+
 def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
     """P(no purchase) of each row of a feature table (its own ``cutoff`` each) under a shape
     model (a ``fit`` and its ``horizon_days``: :func:`churn_level`'s ``shape``, at the

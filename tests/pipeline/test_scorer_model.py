@@ -184,6 +184,44 @@ def test_the_churn_model_takes_one_time_buyers_and_has_a_signature(project, regi
     np.testing.assert_allclose(got.to_numpy(), want, rtol=0, atol=1e-9)
 
 
+def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(
+    project, registry, tmp_path
+):
+    """With a ``prior_shape`` the churn model reads the customer's dates besides its features:
+    its registered signature asks for them, and scoring fills the cutoff from the as-of date
+    when the caller's features have none."""
+    from dataclasses import replace
+
+    from models.churn.level import SHAPE_COLUMNS, LevelFit
+    from models.scoring import score_customers
+    from pipeline import churn_store, clv_store
+    from pipeline import registry as cvm_registry
+
+    settings = config.Settings(config.load_params(project / "params.yaml"))
+    fit = LevelFit("weibull", np.log([0.25, 4.0, 0.6, 10.0, 1.3]), (0.1, 0.05))
+    model = serving.load_churn(project / "artifacts/churn/scoring")
+    shaped = replace(model, prior_shape={"fit": fit.to_dict(), "horizon_days": 180.0})
+    assert set(SHAPE_COLUMNS) <= set(shaped.inputs)
+    churn_store.save(shaped, tmp_path / "churn")
+    clv = clv_store.load(project / "artifacts/clv/scoring")
+    table = features(project)
+    frame = clv.churn_features(table, settings.churn_horizon)
+    tracking = settings.tracking | {"churn_model_name": "cvm-churn-shaped"}
+    version = cvm_registry.register_churn(tmp_path / "churn", frame, tracking)
+    loaded = mlflow.pyfunc.load_model(f"models:/cvm-churn-shaped/{version}")
+    assert "cutoff" in loaded.metadata.signature.inputs.input_names()
+    rows = frame.head(50)
+    np.testing.assert_allclose(loaded.predict(rows).to_numpy(), shaped.predict(rows), atol=1e-12)
+    # the level model's prior moves the scores: it is used, not ignored
+    assert not np.allclose(shaped.predict(rows), model.predict(rows))
+    as_of = pd.Timestamp(table.cutoff.iloc[0]).date()
+    without = score_customers(
+        table.drop(columns="cutoff").head(50), clv, shaped, settings.scoring, {}, as_of
+    )
+    got = without.set_index("customer_id").loc[rows.customer_id, "churn_probability"]
+    np.testing.assert_allclose(got.to_numpy(), shaped.predict(rows), atol=1e-12)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
