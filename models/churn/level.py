@@ -39,6 +39,7 @@ YEAR = 365.25
 OMEGA = 2 * np.pi / YEAR
 WEEK = 7.0  # the fits' time unit, in days
 MAX_CUSTOMERS = 10_000
+CHUNK = 100_000  # customers per quadrature pass when predicting: 16 nodes each
 MIN_SEASON_DAYS = 365  # of history before a season is fit
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
 
@@ -175,8 +176,14 @@ class LevelFit:
         t_x, age = _summaries(c, a, b)
         horizon = seasonal_time(c.cutoff + horizon_days, a, b) - seasonal_time(c.cutoff, a, b)
         horizon = np.broadcast_to(horizon, c.x.shape)
-        with np.errstate(all="ignore"):
-            return np.clip(MODELS[self.model][2](self.log_params, c.x, t_x, age, horizon), 0, 1)
+        out = np.empty(len(c.x))
+        for part in (slice(i, i + CHUNK) for i in range(0, len(c.x), CHUNK)):  # bounded memory
+            with np.errstate(all="ignore"):
+                p = MODELS[self.model][2](
+                    self.log_params, *(v[part] for v in (c.x, t_x, age, horizon))
+                )
+            out[part] = np.clip(p, 0, 1)
+        return out
 
     def mean_p_no_purchase(self, c: Customers, horizon_days: float) -> float:
         return float(np.mean(self.p_no_purchase(c, horizon_days)))

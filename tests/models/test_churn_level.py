@@ -145,3 +145,15 @@ def test_the_shape_is_a_level_models_only_where_it_ranks_better(seasonality, sha
         shape_p_no_purchase(level["shape"]["target"], table),
         at_target.p_no_purchase(target, HORIZON),
     )
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "weibull"])
+def test_predicting_in_chunks_gives_the_same_probabilities(model, monkeypatch):
+    from models.churn import level
+
+    customers, _ = _at(_log(seed=4, seasonality=0.0, aging=0.0), _day("2025-03-31"))
+    fit = LevelFit(model, level.MODELS[model][0], (0.2, -0.1))
+    whole = fit.p_no_purchase(customers, HORIZON)
+    monkeypatch.setattr(level, "CHUNK", 7)
+    np.testing.assert_array_equal(fit.p_no_purchase(customers, HORIZON), whole)
+    assert ((whole > 0) & (whole < 1)).all()
