@@ -22,6 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline import config, io
+from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
@@ -167,7 +168,7 @@ def run_case(
     }
 
 
-def _ceiling(catalog, verdict: dict, settings: config.Settings, cutoff: date, log: Path):
+def _ceiling(catalog: Catalog, verdict: dict, settings: config.Settings, cutoff: date, log: Path):
     """The churn ceiling of a case whose log was simulated into ``log`` with its truth."""
     from models.evaluation.backtest import ceiling_verdict
     from models.evaluation.ceiling import churn_ceiling

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.isotonic import IsotonicRegression
 
-from models.evaluation.metrics import churn_metrics
+from models.evaluation.metrics import churn_metrics, log_losses
 
 TARGET = "churned"
 CUTOFF = "cutoff"
@@ -413,10 +413,8 @@ def select_candidate(
             params = _fit_calibrator("platt", raw[fit], y[fit], prior[fit], candidate)
             held_out[out] = _apply_calibrator("platt", params, raw[out], prior[out])
             if shifted:
-                logit = _logit(held_out[out])
-                held_out[out] = special.expit(logit + shift_to_mean(logit, prior[out].mean()))
-        clipped = np.clip(held_out, 1e-15, 1 - 1e-15)
-        scores[candidate] = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)))
+                held_out[out] = at_mean(held_out[out], prior[out].mean())
+        scores[candidate] = float(np.mean(log_losses(y, held_out)))
     best = min(scores.values())
     choice = next(c for c in CANDIDATES if scores[c] <= best + margin)
     reason = f"{choice}: cross-fitted validation log loss {scores[choice]:.5f}, " + (
@@ -424,10 +422,10 @@ def select_candidate(
         if scores[choice] == best
         else f"within {margin} of the lowest ({best:.5f}) and ahead in the preference order"
     )
-    judged = "each candidate shifted to the purchase model's mean, as published" if shifted else ""
+    judged = ", each candidate shifted to the purchase model's mean, as published"
     rule = (
         f"lowest {FOLDS}-fold cross-fitted log loss on the validation cutoff"
-        f"{', ' + judged if judged else ''}; within churn.selection_margin={margin} of the best, "
+        f"{judged if shifted else ''}; within churn.selection_margin={margin} of the best, "
         "clv_as_is is preferred, then clv, then stack, then booster"
     )
     return {"choice": choice, "scores": scores, "rule": rule, "reason": reason}
@@ -463,7 +461,7 @@ def shifted_to(
     """
     if not model.settings.shifts:
         return model
-    if level is not None and level.get("shape"):  # its fit at the target's cutoff
+    if level is not None:  # the shape's fit at the target's cutoff, if any
         model = replace(model, prior_shape=level["shape"]["target"])
     prior = _prior(target, model.settings, model.prior_shape)
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
@@ -474,6 +472,12 @@ def shifted_to(
     if level is not None:
         selection["level"] = dict(level)
     return replace(model, calibrator=params | {"shift": shift}, selection=selection)
+
+
+def at_mean(p: np.ndarray, goal: float) -> np.ndarray:
+    """``p`` shifted on the logit scale so that its mean is ``goal``."""
+    logit = _logit(p)
+    return special.expit(logit + shift_to_mean(logit, goal))
 
 
 def shift_to_mean(logit: np.ndarray, goal: float) -> float:

@@ -34,7 +34,10 @@ import pandas as pd
 from scipy import optimize, special
 
 from models.btyd.bgnbd import BGNBD, loglik_numpy
+from models.churn.classifier import at_mean
+from models.evaluation.metrics import log_losses
 
+EPOCH = date(1970, 1, 1)
 YEAR = 365.25
 OMEGA = 2 * np.pi / YEAR
 WEEK = 7.0  # the fits' time unit, in days
@@ -55,9 +58,14 @@ class Customers:
     cutoff: float | np.ndarray
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, cutoff: date) -> Customers:
-        """From a feature table (``frequency``, ``tenure_days``, ``recency_days``)."""
-        day = day_number(cutoff)
+    def from_table(cls, table: pd.DataFrame, cutoff: date | None = None) -> Customers:
+        """From a feature table (``frequency``, ``tenure_days``, ``recency_days``) at
+        ``cutoff``, or at each row's own ``cutoff``."""
+        if cutoff is None:
+            since = pd.to_datetime(table["cutoff"]).dt.normalize() - pd.Timestamp(EPOCH)
+            day = since.dt.days.to_numpy(dtype=float)
+        else:
+            day = day_number(cutoff)
         return cls(
             x=table["frequency"].to_numpy(dtype=float),
             first=day - table["tenure_days"].to_numpy(dtype=float),
@@ -98,7 +106,7 @@ class Repeats:
 
 def day_number(day: date) -> float:
     """Days since 1970-01-01: the calendar position the season is a function of."""
-    return float((day - date(1970, 1, 1)).days)
+    return float((day - EPOCH).days)
 
 
 def seasonal_time(day: np.ndarray | float, a: float, b: float) -> np.ndarray:
@@ -204,15 +212,8 @@ def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
     """P(no purchase) of each row of a feature table (its own ``cutoff`` each) under a shape
     model (a ``fit`` and its ``horizon_days``: :func:`churn_level`'s ``shape``, at the
     validation or the target cutoff)."""
-    cutoffs = pd.to_datetime(frame["cutoff"]).dt.normalize()
-    days = (cutoffs - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=float)
-    customers = Customers(
-        x=frame["frequency"].to_numpy(dtype=float),
-        first=days - frame["tenure_days"].to_numpy(dtype=float),
-        last=days - frame["recency_days"].to_numpy(dtype=float),
-        cutoff=days,
-    )
-    return LevelFit.from_dict(shape["fit"]).p_no_purchase(customers, shape["horizon_days"])
+    fit = LevelFit.from_dict(shape["fit"])
+    return fit.p_no_purchase(Customers.from_table(frame), shape["horizon_days"])
 
 
 def fit_level(
@@ -276,8 +277,8 @@ def churn_level(
 
     - ``mean``: the mean P(no purchase) over ``target`` of the model whose mean erred least.
     - ``shape``: the model whose P(no purchase), shifted to the observed rate, had the lowest
-      log loss on the validation customers (its fit at each cutoff, or ``None`` for the CLV
-      model's own): the calibration prior of the churn candidates.
+      log loss on the validation customers: the calibration prior of the churn candidates
+      (its ``choice``, and its fit at each cutoff, ``None`` for the CLV model's own).
 
     The CLV model is kept for either unless another is better by more than twice the sampling
     error (of the observed rate, and of the paired per-customer log loss difference): a
@@ -305,6 +306,7 @@ def churn_level(
         for name, fit in fits.items()
     }
     shape, shape_noise = _shape(losses)
+    fitted = shape != "clv"
     t = target.sample(MAX_CUSTOMERS, seed)
     at_target = {name: _fit(name, t, repeats) for name in {choice, shape} - {"clv"}}
     mean = target_clv_mean
@@ -318,30 +320,28 @@ def churn_level(
         "rule": "the level model with the smallest |mean P(no purchase) - observed churn| at "
         "the validation cutoff, each fit on the data up to it; the CLV model's own unless "
         "another is closer by more than the noise (twice the observed rate's standard error)",
-        "shape": None
-        if shape == "clv"
-        else {
+        "shape": {
             "choice": shape,
-            "validation": {"fit": fits[shape].to_dict(), "horizon_days": float(horizon_days)},
-            "target": {"fit": at_target[shape].to_dict(), "horizon_days": float(horizon_days)},
+            "validation_log_loss": {k: float(v.mean()) for k, v in losses.items()},
+            "noise": shape_noise,
+            "rule": "the model whose P(no purchase), shifted to the observed churn rate, has the "
+            "lowest log loss on the validation customers; the CLV model's own unless another "
+            "is lower by more than twice the standard error of the paired difference",
+            "validation": _shape_at(fits[shape], horizon_days) if fitted else None,
+            "target": _shape_at(at_target[shape], horizon_days) if fitted else None,
         },
-        "shape_choice": shape,
-        "shape_validation_log_loss": {k: float(v.mean()) for k, v in losses.items()},
-        "shape_noise": shape_noise,
-        "shape_rule": "the model whose P(no purchase), shifted to the observed churn rate, has "
-        "the lowest log loss on the validation customers; the CLV model's own unless another "
-        "is lower by more than twice the standard error of the paired difference",
     }
+
+
+def _shape_at(fit: LevelFit, horizon_days: float) -> dict:
+    """What :func:`shape_p_no_purchase` reads: the fit and the churn horizon."""
+    return {"fit": fit.to_dict(), "horizon_days": float(horizon_days)}
 
 
 def _shifted_log_loss(p: np.ndarray, churned: np.ndarray) -> np.ndarray:
     """Each customer's log loss of ``p`` shifted on the logit scale to the observed rate: the
     shape of a score, its level set aside (the level is chosen on its own)."""
-    from models.churn.classifier import shift_to_mean
-
-    logit = special.logit(np.clip(p, 1e-6, 1 - 1e-6))
-    q = np.clip(special.expit(logit + shift_to_mean(logit, np.mean(churned))), 1e-15, 1 - 1e-15)
-    return -(churned * np.log(q) + (1 - churned) * np.log1p(-q))
+    return log_losses(churned, at_mean(p, np.mean(churned)))
 
 
 def _shape(losses: dict[str, np.ndarray]) -> tuple[str, float]:

@@ -66,24 +66,25 @@ def churn_ceiling(
     params, unit = truth["params"], float(truth["time_unit_days"])
     if truth["model"] not in ("bgnbd", "pareto_nbd"):
         raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
-    rate_shift, drop_shift = _shifts(truth, frame, customers)
-    tenure = frame["tenure_days"].to_numpy(dtype=float)
-    x = frame["frequency"].to_numpy(dtype=float)
-    T, t_x = tenure / unit, (tenure - frame["recency_days"].to_numpy(dtype=float)) / unit
+    # every per-customer quantity a column, so that it broadcasts over quadrature nodes
+    rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
+    tenure = frame["tenure_days"].to_numpy(dtype=float)[:, None]
+    x = frame["frequency"].to_numpy(dtype=float)[:, None]
+    T, t_x = tenure / unit, (tenure - frame["recency_days"].to_numpy(dtype=float)[:, None]) / unit
     first = ((cutoff - date.fromisoformat(str(truth["start"]))).days - tenure) / unit
     alpha = params["alpha"] * np.exp(-rate_shift)
     life = _Lifetime(truth, drop_shift)
 
     def log_lambda(d: np.ndarray) -> np.ndarray:  # the Gamma integral over the rate, up to d
-        r = params["r"] + (x[:, None] if d.ndim == 2 else x)
-        a = alpha[:, None] if d.ndim == 2 else alpha
-        f = first[:, None] if d.ndim == 2 else first
-        return -r * np.log(a + _exposure(f, d, truth["seasonality"], 365.25 / unit))
+        return -(params["r"] + x) * np.log(
+            alpha + _exposure(first, d, truth["seasonality"], 365.25 / unit)
+        )
 
     def died(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # log int_lo^hi f_D(d) G(d) dd
-        d = (hi - lo)[:, None] / 2 * NODES + (hi + lo)[:, None] / 2
+        d = (hi - lo) / 2 * NODES + (hi + lo) / 2
         terms = life.log_density(d) + log_lambda(d) + np.log(WEIGHTS)
-        return special.logsumexp(terms, axis=1) + np.log(np.maximum(hi - lo, 1e-300) / 2)
+        log_sum = special.logsumexp(terms, axis=1, keepdims=True)
+        return log_sum + np.log(np.maximum(hi - lo, 1e-300) / 2)
 
     h = horizon_days / unit
     with np.errstate(divide="ignore"):  # log 0: a path that cannot happen
@@ -94,7 +95,7 @@ def churn_ceiling(
         alive = life.log_survival(T) + log_lambda(T)
         churned = np.logaddexp(dropped, kept + special.logsumexp([before, within, quiet], axis=0))
         history = np.logaddexp(dropped, kept + np.logaddexp(before, alive))
-    return np.exp(churned - history)
+    return np.exp(churned - history)[:, 0]
 
 
 def _exposure(first: np.ndarray, age: np.ndarray, amplitude: float, period: float) -> np.ndarray:
@@ -114,20 +115,16 @@ class _Lifetime:
             self.s = truth["params"]["s"]
             self.beta = truth["params"]["beta"] * np.exp(-drop_shift)
 
-    def _beta(self, d: np.ndarray) -> np.ndarray:
-        return self.beta[:, None] if d.ndim == 2 else self.beta
-
     def log_survival(self, d: np.ndarray) -> np.ndarray:
         out = -(d**2) / (2 * self.scale**2)
         if not self.bgnbd:
-            beta = self._beta(d)
-            out = out + self.s * (np.log(beta) - np.log(beta + d))
+            out = out + self.s * (np.log(self.beta) - np.log(self.beta + d))
         return out
 
     def log_density(self, d: np.ndarray) -> np.ndarray:
         hazard = d / self.scale**2
         if not self.bgnbd:
-            hazard = hazard + self.s / (self._beta(d) + d)
+            hazard = hazard + self.s / (self.beta + d)
         with np.errstate(divide="ignore"):
             return self.log_survival(d) + np.log(hazard)
 
@@ -136,7 +133,7 @@ class _Lifetime:
         ``E[p (1 - p)^(x-1)]`` (none without a repeat purchase) and ``E[(1 - p)^x]``, with
         ``p ~ Beta(a, b)``; Pareto/NBD has no such dropout."""
         if not self.bgnbd:
-            return np.full(len(x), -np.inf), np.zeros(len(x))
+            return np.full_like(x, -np.inf), np.zeros_like(x)
         a, b = params["a"], params["b"] * np.exp(-self.drop_shift)
         dropped = special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
         return np.where(x > 0, dropped, -np.inf), special.betaln(a, b + x) - special.betaln(a, b)

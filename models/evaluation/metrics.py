@@ -189,6 +189,12 @@ def top_fraction_lift(y: ArrayLike, p: ArrayLike, fraction: float = 0.1) -> floa
     return float(positives / k / base)
 
 
+def log_losses(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's log loss, probabilities clipped to ``[1e-15, 1 - 1e-15]``."""
+    clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    return -(y * np.log(clipped) + (1 - y) * np.log1p(-clipped))
+
+
 def churn_metrics(
     y: ArrayLike, p: ArrayLike, bins: int = 10, top_fraction: float = 0.1
 ) -> dict[str, float]:
@@ -223,8 +229,7 @@ def churn_metrics(
     _check_bins(bins)
     yy, pp = _binary(y, p)
     two_classes = 0 < yy.sum() < yy.size
-    clipped = np.clip(pp, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
-    log_loss = -np.mean(yy * np.log(clipped) + (1 - yy) * np.log1p(-clipped))
+    log_loss = np.mean(log_losses(yy, pp))
     return {
         "n": float(yy.size),
         "roc_auc": float(roc_auc_score(yy, pp)) if two_classes else math.nan,

@@ -70,7 +70,7 @@ def _level_sentence(selection: dict | None) -> str:
     if not level:
         return ""
     return (
-        f" Its prior is the P(no purchase) of the {level['shape_choice']} model (the lowest "
+        f" Its prior is the P(no purchase) of the {level['shape']['choice']} model (the lowest "
         f"validation log loss, its level set aside); its mean is set to {level['mean']:.3f}, "
         f"the {level['choice']} model's (the smallest error of the churn level at the "
         "validation cutoff)."

@@ -74,7 +74,9 @@ def _tags(report: dict) -> list[tuple[str, str]]:
     churn level it is shifted to."""
     level = report["selection"].get("level")
     tags = [("choice", report["choice"])]
-    return tags + ([("prior", level["shape_choice"]), ("level", level["choice"])] if level else [])
+    if level:
+        tags += [("prior", level["shape"]["choice"]), ("level", level["choice"])]
+    return tags
 
 
 def _fit(name: str, settings: config.Settings, catalog: Catalog):
@@ -100,7 +102,7 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     target = with_btyd(target)[0]
     try:
         level = _level(table, target, settings, catalog)
-        shape = level["shape"]["validation"] if level and level["shape"] else None
+        shape = level["shape"]["validation"] if level else None
         model = train(table, settings.churn, settings.features.churn_horizon_days, shape)
     except ValueError as err:
         raise CvmError(f"train_churn ({name}): {err}") from None

@@ -126,12 +126,13 @@ def test_the_shape_is_a_level_models_only_where_it_ranks_better(seasonality, sha
         return fit_level("bgnbd", False, c, *repeats.upto(c.cutoff)).p_no_purchase(c, HORIZON)
 
     level = churn_level(validation, churned, stationary(validation), target, 0.5, repeats, HORIZON)
-    losses = level["shape_validation_log_loss"]
+    shape = level["shape"]
+    losses = shape["validation_log_loss"]
     if not shapes:
-        assert level["shape"] is None and level["shape_choice"] == "clv"
+        assert shape["choice"] == "clv" and shape["validation"] is shape["target"] is None
         return
-    assert level["shape"]["choice"] in shapes
-    assert losses[level["shape"]["choice"]] < losses["clv"] - level["shape_noise"]
+    assert shape["choice"] in shapes
+    assert losses[shape["choice"]] < losses["clv"] - shape["noise"]
     table = pd.DataFrame(
         {
             "frequency": target.x,

@@ -62,7 +62,7 @@ def test_each_stage_is_recorded_in_mlflow(sample_run):
     report = json.loads((sample_run / "artifacts/churn/train_report.json").read_text())
     tags, level = runs["train_churn"].data.tags, report["scoring"]["selection"]["level"]
     assert tags["cvm.churn.scoring.choice"] == report["scoring"]["choice"]
-    assert tags["cvm.churn.scoring.prior"] == level["shape_choice"]
+    assert tags["cvm.churn.scoring.prior"] == level["shape"]["choice"]
     assert tags["cvm.churn.scoring.level"] == level["choice"] in ("clv", *SPECS)
 
 
