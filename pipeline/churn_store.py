@@ -1,46 +1,38 @@
-"""Fitted churn models on disk: one directory per model, its file names owned here.
-
-The directory holds the LightGBM text model, its metadata (calibrator, features, settings) and
-the feature importances.
-"""
+"""Churn models on disk for the pipeline: :meth:`models.churn.classifier.ChurnModel.save` and
+``load``, with a failure to load turned into a :class:`CvmError` that says what to re-run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import pandas as pd
+
+from pipeline import io
 from pipeline.errors import CvmError
 
-MODEL, META, IMPORTANCE = "model.txt", "meta.json", "importance.parquet"
+# models.churn loads LightGBM: imported where a model is read, not when the CLI starts
 
 
 def save(model, directory: Path, extra: dict | None = None) -> None:
-    """Write a :class:`models.churn.classifier.ChurnModel` into ``directory`` (created);
-    ``extra`` is added to its metadata."""
-    from models.churn.classifier import feature_importance, to_artifacts
-
-    directory.mkdir(parents=True, exist_ok=True)
-    text, meta = to_artifacts(model)
-    (directory / MODEL).write_text(text)
-    (directory / META).write_text(json.dumps(meta | (extra or {}), indent=2, sort_keys=True))
-    feature_importance(model).to_parquet(directory / IMPORTANCE, index=False)
+    """Write ``model`` into ``directory`` (created); ``extra`` is added to its metadata."""
+    model.save(directory, extra)
 
 
 def load(directory: Path):
-    """The churn model in ``directory``; a :class:`CvmError` when it is missing or unreadable."""
-    from models.churn.classifier import from_artifacts
+    """The :class:`models.churn.classifier.ChurnModel` in ``directory``; a :class:`CvmError`
+    when it is missing or unreadable."""
+    from models.churn.classifier import ChurnModel
 
     try:
-        meta = json.loads((directory / META).read_text())
-        return from_artifacts((directory / MODEL).read_text(), meta)
+        return ChurnModel.load(directory)
     except Exception as err:  # a missing, truncated or garbage model file
         raise CvmError(
             f"{directory}: not a readable churn model ({err}); run the train_churn stage again"
         ) from None
 
 
-def importance(directory: Path):
+def importance(directory: Path) -> pd.DataFrame:
     """The feature importances saved with a churn model."""
-    from pipeline import io
+    from models.churn.classifier import FILES
 
-    return io.read_parquet(directory / IMPORTANCE)
+    return io.read_parquet(directory / FILES["importance"])

@@ -165,7 +165,7 @@ def prediction_settings(cfg: DictConfig, **override: float):
 
 def churn_settings(cfg: DictConfig):
     """``churn`` section → :class:`models.churn.ChurnSettings`."""
-    from models.churn.classifier import ChurnSettings
+    from models.churn.settings import ChurnSettings
 
     try:
         return ChurnSettings.from_mapping(get(cfg, "churn"))

@@ -14,7 +14,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from pipeline import serving
+from pipeline import churn_store, clv_store, serving
 from pipeline.serving import ChurnPyfunc, ClvModel, ScorerPyfunc
 
 # versions registered before the pyfuncs moved to pipeline.serving unpickle these names from here
@@ -51,7 +51,6 @@ def _code(directory: Path) -> list[str]:
     """The code logged with each model, staged in ``directory``: the ``models`` package and a
     ``pipeline`` package holding :mod:`pipeline.serving` only."""
     import models
-    from pipeline import serving
 
     package = directory / "pipeline"
     package.mkdir(parents=True)
@@ -129,7 +128,7 @@ def register_clv(
         return None
     prediction = prediction or PredictionSettings()
     example = example[["frequency", "recency", "T", "monetary_value"]]
-    output = serving.load_clv(model_dir).predict(example, prediction, max_draws)
+    output = clv_store.load(model_dir).predict(example, prediction, max_draws)
     params = asdict(prediction) | {"max_draws": max_draws or 0}
     name = model_names(tracking)["clv"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,7 +151,7 @@ def register_churn(model_dir: Path, example: pd.DataFrame, tracking: dict[str, A
     (rows of its features, the CLV-derived ones included); register it, return its version."""
     if not tracking.get("enabled", True):
         return None
-    model = serving.load_churn(model_dir)
+    model = churn_store.load(model_dir)
     example = example[list(model.inputs)].head(10)
     output = pd.Series(model.predict(example), name="churn_probability")
     return _log(
@@ -183,7 +182,7 @@ def register_scorer(
 
     if not tracking.get("enabled", True):
         return None
-    clv, churn = serving.load_clv(clv_dir), serving.load_churn(churn_dir)
+    clv, churn = clv_store.load(clv_dir), churn_store.load(churn_dir)
     table = score_customers(features, clv, churn, scoring, provenance, as_of)
     reference = population(table, scoring.value_per_purchase, scoring.tiers.by)
     inputs = [c for c in features.columns if c in SUMMARY_COLUMNS or c in churn.features]

@@ -13,10 +13,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline import config, database, io, lock, outputs, registry, staging, tracking
-from pipeline.catalog import segment_files, segments_beside
+from pipeline import config, database, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
@@ -39,65 +36,6 @@ def champion_versions(client, names: dict[str, str]) -> dict[str, str]:
     return {kind: found[kind] for kind in registry.KINDS}  # type: ignore[misc]
 
 
-def score_features(
-    features: pd.DataFrame, models: registry.ScoringModels, settings: config.Settings, as_of: date
-) -> pd.DataFrame:
-    """The scored customer table of ``features`` (one row per customer) with ``models``."""
-    from models.scoring import score_customers
-
-    try:
-        return score_customers(
-            features, models.clv, models.churn, settings.scoring, models.labels(), as_of
-        )
-    except ValueError as err:
-        raise CvmError(
-            f"{models.labels()['churn_model']} cannot score these features ({err}); "
-            "the features config differs from the one it was trained with"
-        ) from None
-
-
-def publish_table(
-    table: pd.DataFrame, base: Path, state: Path, guard_formulas: bool = True
-) -> None:
-    """The scored table's three files at ``base`` (.parquet, .csv, .schema.json) and its segment
-    summary's two beside it (``<base>_segments``.parquet, .csv), all at once. A table without
-    the value views (not from :func:`models.scoring.score_customers`) has no summary."""
-    from models.scoring import table_schema
-    from models.value_views import SUMMARY_READS, segment_summary
-
-    files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
-    summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
-    if summary is not None:
-        files += segment_files(segments_beside(base)).values()
-    with outputs.atomic_outputs(*files, state=state) as temps:
-        io.write_table_files(
-            table,
-            table_schema(table),
-            *temps[:3],
-            guard_formulas,
-            segments=summary,
-            segment_paths=tuple(temps[3:]) if summary is not None else None,
-        )
-
-
-def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> None:
-    """A scored table fit to publish: every customer once, every score defined, the models named."""
-    problems = []
-    if len(table) != customers:
-        problems.append(f"{len(table)} rows for {customers} customers")
-    if not table.customer_id.is_unique:
-        problems.append("duplicate customer ids")
-    scores = ["clv", "p_alive", "expected_purchases", "churn_probability"]
-    undefined = {c: int(table[c].isna().sum()) for c in scores if table[c].isna().any()}
-    if undefined:
-        problems.append(f"undefined scores {undefined}")
-    for column, label in labels.items():
-        if not (table[column] == label).all():
-            problems.append(f"{column} is not {label} everywhere")
-    if problems:
-        raise CvmError(f"the scored table is not fit to publish: {'; '.join(problems)}")
-
-
 def run(
     cfg,
     log_path: Path | None = None,
@@ -115,11 +53,9 @@ def run(
     source = Path(log_path or settings.source)
     base = _base(out or retrain.scored)
     with lock.exclusive(retrain.lock_file, "cvm score", wait):
-        from pipeline.retrain import publish
-
         outputs.recover(settings.catalog.state, settings.catalog.directories() | {base.parent})
         client = registry.connect(settings.tracking)
-        publish.recover(settings.catalog.state, client)
+        publication.recover(settings.catalog.state, client)
         names = registry.model_names(settings.tracking)
         versions = champion_versions(client, names)
         root = retrain.work_dir / "score-staging"
@@ -134,9 +70,9 @@ def run(
         later = staging.cut_at(catalog.clean, day)
         features = staging.scoring_features(settings, catalog.clean, day)
         models = registry.ScoringModels(names, versions)
-        table = score_features(features, models, settings, day)
-        check_table(table, len(features), models.labels())
-        publish_table(table, base, settings.catalog.state, settings.guard_formulas)
+        table = publication.score_features(features, models, settings, day)
+        publication.check_table(table, len(features), models.labels())
+        publication.write_table(table, base, settings.catalog.state, settings.guard_formulas)
         published = database.publish_scored(table, settings.database)
         summary = {
             "log": str(source),

@@ -18,37 +18,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-# the files of a fitted CLV model and of a churn model, as pipeline.clv_store and
-# pipeline.churn_store write them
-CLV_FILES = {"purchase": "transactions.nc", "spend": "spend.nc"}
-CHURN_FILES = {"model": "model.txt", "meta": "meta.json"}
 CLV_INPUT = {
     "frequency": "int64",
     "recency": "float64",
     "T": "float64",
     "monetary_value": "float64",
 }
-
-
-def load_clv(directory: Path):
-    """The :class:`models.btyd.clv.FittedClv` saved in ``directory``."""
-    import xarray as xr
-
-    from models.btyd.clv import FittedClv
-
-    purchase, spend = (Path(directory) / CLV_FILES[part] for part in ("purchase", "spend"))
-    return FittedClv.from_trees(
-        xr.load_datatree(purchase), xr.load_datatree(spend) if spend.is_file() else None
-    )
-
-
-def load_churn(directory: Path):
-    """The :class:`models.churn.classifier.ChurnModel` saved in ``directory``."""
-    from models.churn.classifier import from_artifacts
-
-    directory = Path(directory)
-    meta = json.loads((directory / CHURN_FILES["meta"]).read_text())
-    return from_artifacts((directory / CHURN_FILES["model"]).read_text(), meta)
 
 
 def coerce(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
@@ -79,9 +54,10 @@ class ClvModel(mlflow.pyfunc.PythonModel):
     pipeline's ``clv.prediction``), ``max_draws`` the posterior draws used (0 = all)."""
 
     def load_context(self, context) -> None:
+        from models.btyd.clv import FittedClv
         from models.btyd.predict import PredictionSettings
 
-        self.fitted = load_clv(Path(context.artifacts["model"]))
+        self.fitted = FittedClv.load(Path(context.artifacts["model"]))
         self.prediction, self.max_draws = PredictionSettings(), None
         if "settings" in context.artifacts:  # registered before the settings were saved: none
             saved = json.loads(Path(context.artifacts["settings"]).read_text())
@@ -103,7 +79,9 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     :class:`models.churn.classifier.ChurnModel` behind it."""
 
     def load_context(self, context) -> None:
-        self.model = load_churn(Path(context.artifacts["model"]))
+        from models.churn.classifier import ChurnModel
+
+        self.model = ChurnModel.load(Path(context.artifacts["model"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         numeric = {c: "float64" for c in self.model.features if c not in self.model.categories}
@@ -123,6 +101,8 @@ class ScorerPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context) -> None:
+        from models.btyd.clv import FittedClv
+        from models.churn.classifier import ChurnModel
         from models.scoring import ScoringSettings
 
         spec = json.loads(Path(context.artifacts["scorer"]).read_text())
@@ -130,8 +110,8 @@ class ScorerPyfunc(mlflow.pyfunc.PythonModel):
         self.as_of = date.fromisoformat(spec["as_of"])
         self.provenance = dict(spec["provenance"])
         self.dtypes = dict(spec["dtypes"])
-        self.clv = load_clv(Path(context.artifacts["clv"])).thinned(self.settings.max_draws)
-        self.churn = load_churn(Path(context.artifacts["churn"]))
+        self.clv = FittedClv.load(Path(context.artifacts["clv"])).thinned(self.settings.max_draws)
+        self.churn = ChurnModel.load(Path(context.artifacts["churn"]))
         self.reference = pd.read_parquet(context.artifacts["population"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):

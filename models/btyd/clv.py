@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ from models.btyd.priors import Priors
 
 PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
 METHODS = ("map", "nuts")
+# a saved pair's files (:meth:`FittedClv.save`); a purchase-only pair has no spend posterior
+FILES = {"purchase": "transactions.nc", "spend": "spend.nc"}
 FORMAT = "cvm.clv/2"  # written into the posteriors' attributes, checked on load
 
 
@@ -236,6 +239,33 @@ class FittedClv:
             spend_posterior=spend,
             map_point=json.loads(attrs["cvm_map_point"]),
             settings=ClvSettings.from_dict(json.loads(attrs["cvm_clv_settings"])),
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write the pair into ``directory`` (created): each posterior as ArviZ netCDF
+        (:data:`FILES`), with no creation time, so the same fit gives the same bytes."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for part, tree in self.to_trees().items():
+            for node in tree.subtree:
+                node.attrs.pop("created_at", None)
+            tree.to_netcdf(directory / FILES[part])
+
+    @classmethod
+    def load(cls, directory: Path) -> FittedClv:
+        """The pair :meth:`save` wrote into ``directory`` (a purchase-only pair has no spend
+        file).
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            No purchase posterior, or files that are not a cvm CLV pair.
+        """
+        purchase, spend = (Path(directory) / FILES[part] for part in ("purchase", "spend"))
+        if not purchase.is_file():
+            raise FileNotFoundError(f"{purchase} not found")
+        return cls.from_trees(
+            xr.load_datatree(purchase), xr.load_datatree(spend) if spend.is_file() else None
         )
 
 

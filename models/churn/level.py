@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from models.btyd.bgnbd import BGNBD, loglik_numpy
-from models.churn.classifier import at_mean
+from models.churn.calibration import at_mean
 from models.evaluation.metrics import log_losses
 
 EPOCH = date(1970, 1, 1)

@@ -31,7 +31,7 @@ import traceback
 from datetime import date
 from pathlib import Path
 
-from pipeline import config, io, lock, outputs, registry, staging
+from pipeline import config, io, lock, outputs, publication, registry, staging
 from pipeline.errors import CvmError
 from pipeline.retrain import challenger, compare, feed, publish
 from pipeline.retrain.record import (
@@ -44,7 +44,6 @@ from pipeline.retrain.record import (
     RetrainRun,
     now,
 )
-from pipeline.score_log import check_table
 
 __all__ = ["EXIT_ERROR", "EXIT_LOCKED", "EXIT_NOTHING_TO_DO", "EXIT_REFUSED", "EXIT_SUCCESS", "run"]
 
@@ -63,7 +62,7 @@ def run(
     source = Path(log_path or settings.source)
     with lock.exclusive(retrain.lock_file, "cvm retrain", wait):
         outputs.recover(settings.catalog.state, settings.catalog.directories())
-        publish.recover(settings.catalog.state, registry.connect(settings.tracking))
+        publication.recover(settings.catalog.state, registry.connect(settings.tracking))
         state = RetrainRun(
             settings=settings,
             retrain=retrain,
@@ -119,7 +118,7 @@ def retrain(state: RetrainRun) -> int:
         publish.score_with(state, current, winners, checked.as_of) if promoted else champion_table
     )
     labels = {f"{k}_model": f"{state.names[k]}/{winners[k]}" for k in registry.KINDS}
-    check_table(table, len(current), labels)
+    publication.check_table(table, len(current), labels)
     publish.log_release(state, checked, current, table if promoted else None)
     publish.publish(state, table, promoted)
     scored = state.retrain.scored.with_suffix(".parquet")

@@ -5,24 +5,19 @@ the table together."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-from pipeline import database, faults, io, registry
+from pipeline import database, publication, registry
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
 
-JOURNAL = "publish.json"
-
 
 def score_with(run: RetrainRun, features: pd.DataFrame, versions: dict[str, str], as_of: date):
     """The scored table of ``features`` with the registered ``versions``."""
-    from pipeline.score_log import score_features
-
     models = registry.ScoringModels(run.names, versions)
-    return score_features(features, models, run.settings, as_of)
+    return publication.score_features(features, models, run.settings, as_of)
 
 
 def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> None:
@@ -56,57 +51,24 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
 
 
 def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
-    """Replace the scored table, then move the aliases (the pair's and the scorer's), behind a
-    journal: a run that stops anywhere in between (even killed) is completed or rolled back by
-    :func:`recover`, so the champions and the table always move together."""
-    from pipeline.score_log import publish_table
-
+    """Replace the scored table, then move the aliases (the pair's and the scorer's), together
+    (:func:`pipeline.publication.publish_with_aliases`)."""
     run.begin("publish")
-    state = run.settings.catalog.state
     kinds = list(run.challenger)  # the pair and its scorer: their aliases move together
     before = {kind: registry.aliases(run.client, run.names[kind]) for kind in kinds}
     aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
     winners = run.challenger if promoted else {k: before[k].get(registry.CHAMPION) for k in before}
-    plan = {
-        "scored": str(run.retrain.scored.with_suffix(".parquet")),
-        "labels": {f"{k}_model": f"{run.names[k]}/{winners[k]}" for k in registry.KINDS},
-        "after": [[run.names[k], a, run.challenger[k]] for a in aliases for k in kinds],
-        "before": [[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
-    }
-    io.write_json(plan, state / JOURNAL)
-    faults.checkpoint("publish:journal")
-    try:
-        publish_table(table, run.retrain.scored, state, run.settings.guard_formulas)
-        faults.checkpoint("publish:table")
-    finally:
-        recover(state, run.client)
+    publication.publish_with_aliases(
+        table,
+        run.retrain.scored,
+        run.settings.catalog.state,
+        run.settings.guard_formulas,
+        run.client,
+        labels={f"{k}_model": f"{run.names[k]}/{winners[k]}" for k in registry.KINDS},
+        after=[[run.names[k], a, run.challenger[k]] for a in aliases for k in kinds],
+        before=[[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
+    )
     run.published = True
     # the database's copy follows the files (a failure here leaves the files published, and
     # the next run, finding no record of this one, publishes again)
     run.summary["database"] = database.publish_scored(table, run.settings.database)
-
-
-def recover(state: Path, client) -> str | None:
-    """Finish a publication a stopped run left behind: the aliases follow the scored table in
-    place (moved forward when it is the new table, back otherwise); returns what was done."""
-    journal = state / JOURNAL
-    if not journal.is_file():
-        return None
-    plan = io.read_json(journal)
-    forward = _labels(Path(plan["scored"]), plan["labels"]) == plan["labels"]
-    for number, (name, alias, version) in enumerate(plan["after" if forward else "before"], 1):
-        registry.move_alias(client, name, alias, version)
-        faults.checkpoint(f"publish:alias:{number}")
-    journal.unlink()
-    return "completed" if forward else "rolled back"
-
-
-def _labels(scored: Path, columns: dict[str, str]) -> dict[str, str] | None:
-    """The model labels of the scored table at ``scored`` (its first row), if it has them."""
-    import pyarrow.parquet as pq
-
-    try:
-        first = pq.ParquetFile(scored).read_row_group(0, columns=list(columns)).slice(0, 1)
-        return {c: first.column(c)[0].as_py() for c in columns}
-    except Exception:  # missing, unreadable or another table: not the new one
-        return None

@@ -16,7 +16,7 @@ from pipeline import (
     database,
     engine,
     io,
-    outputs,
+    publication,
     stages,
     tracking,
 )
@@ -38,8 +38,7 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     """Score every customer known at the scoring date with the scoring models in ``catalog``;
     writes the table's three files, its segment summary's two and the summary together and
     returns the summary."""
-    from models.scoring import score_customers, table_schema
-    from models.value_views import segment_summary
+    from models.scoring import score_customers
 
     dates = io.read_json(catalog.features_report)["dates"]
     features = io.read_parquet(catalog.features_scoring)
@@ -70,17 +69,14 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()
         },
     }
-    files = (*catalog.scored_files().values(), *catalog.segment_files().values())
-    with outputs.atomic_outputs(*files, catalog.score_summary, state=catalog.state) as temps:
-        io.write_table_files(
-            table,
-            table_schema(table),
-            *temps[:3],
-            settings.guard_formulas,
-            segments=segment_summary(table),
-            segment_paths=(temps[3], temps[4]),
-        )
-        io.write_json(summary, temps[5], atomic=False)
+    publication.write_table(
+        table,
+        catalog.scored,
+        catalog.state,
+        settings.guard_formulas,
+        segments=catalog.segments,
+        extra={catalog.score_summary: summary},
+    )
     published = None  # cvm score and cvm retrain publish; the pipeline only when asked
     if settings.database.from_pipeline:
         published = database.publish_scored(table, settings.database)

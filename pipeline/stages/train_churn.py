@@ -84,8 +84,9 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     model's MAP point at each of its training cutoffs."""
     from models.btyd.churn_features import add_btyd_features_by_cutoff
     from models.btyd.clv import purchase_model
-    from models.churn.classifier import LABEL_COLUMNS, shifted_to
-    from models.churn.classifier import train_churn as train
+    from models.churn.classifier import shifted_to
+    from models.churn.settings import LABEL_COLUMNS
+    from models.churn.training import train_churn as train
 
     clv = settings.clv
 

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from scipy.special import expit, logit
 
-from models.churn import classifier as churn
+from models.churn import classifier, design, training
+from models.churn import settings as churn_settings
 from models.evaluation import metrics
 
-FAST = churn.ChurnSettings(
+FAST = churn_settings.ChurnSettings(
     n_estimators=200,
     learning_rate=0.1,
     num_leaves=7,
@@ -85,8 +86,8 @@ def holdout() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def model(train: pd.DataFrame) -> churn.ChurnModel:
-    return churn.train_churn(train, FAST)
+def model(train: pd.DataFrame) -> classifier.ChurnModel:
+    return training.train_churn(train, FAST)
 
 
 def auc(frame: pd.DataFrame, p: np.ndarray) -> float:
@@ -94,10 +95,10 @@ def auc(frame: pd.DataFrame, p: np.ndarray) -> float:
 
 
 def test_signal_beats_noise_on_a_later_cutoff(
-    model: churn.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
+    model: classifier.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
     signal_auc = auc(holdout, model.predict(holdout))
-    noise_only = churn.train_churn(train[["cutoff", "churned", "noise"]], FAST)
+    noise_only = training.train_churn(train[["cutoff", "churned", "noise"]], FAST)
     noise_auc = auc(holdout, noise_only.predict(holdout))
     assert signal_auc > 0.75
     assert signal_auc > noise_auc + 0.15
@@ -106,13 +107,15 @@ def test_signal_beats_noise_on_a_later_cutoff(
 
 def test_time_split_validates_on_latest_cutoff(train: pd.DataFrame) -> None:
     shuffled = train.sample(frac=1.0, random_state=3)
-    m = churn.train_churn(shuffled, FAST)
+    m = training.train_churn(shuffled, FAST)
     assert m.validation_cutoffs == (cutoff_date(3).isoformat(),)
     assert m.train_cutoffs == tuple(cutoff_date(k).isoformat() for k in range(3))
     assert m.n_validation == int((train["cutoff"] == cutoff_date(3)).sum())
     assert m.n_train + m.n_validation == len(train)
 
-    m2 = churn.train_churn(shuffled, churn.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 2}))
+    m2 = training.train_churn(
+        shuffled, churn_settings.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 2})
+    )
     assert m2.validation_cutoffs == (cutoff_date(2).isoformat(), cutoff_date(3).isoformat())
     assert m2.train_cutoffs == (cutoff_date(0).isoformat(), cutoff_date(1).isoformat())
 
@@ -121,16 +124,20 @@ def test_max_rows_samples_fit_and_validation_rows(
     train: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
     n_valid = int((train["cutoff"] == cutoff_date(3)).sum())
-    capped = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "max_rows": 1500}))
+    capped = training.train_churn(
+        train, churn_settings.ChurnSettings(**{**vars(FAST), "max_rows": 1500})
+    )
     assert (capped.n_train, capped.n_validation) == (1500, min(1500, n_valid))
     assert auc(holdout, capped.predict(holdout)) > 0.75
-    roomy = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "max_rows": 10**9}))
-    full = churn.train_churn(train, FAST)
+    roomy = training.train_churn(
+        train, churn_settings.ChurnSettings(**{**vars(FAST), "max_rows": 10**9})
+    )
+    full = training.train_churn(train, FAST)
     np.testing.assert_array_equal(roomy.predict(holdout), full.predict(holdout))
 
 
 def test_split_by_cutoff_uses_time_not_position(train: pd.DataFrame) -> None:
-    fit, valid, fit_cut, valid_cut = churn.split_by_cutoff(train.iloc[::-1], 1)
+    fit, valid, fit_cut, valid_cut = design.split_by_cutoff(train.iloc[::-1], 1)
     assert set(valid["cutoff"]) == {cutoff_date(3)}
     assert cutoff_date(3) not in set(fit["cutoff"])
     assert [c.date() for c in valid_cut] == [cutoff_date(3)]
@@ -138,14 +145,14 @@ def test_split_by_cutoff_uses_time_not_position(train: pd.DataFrame) -> None:
 
 
 def test_label_side_columns_are_never_features(
-    model: churn.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
+    model: classifier.ChurnModel, train: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
-    labels = set(churn.LABEL_COLUMNS) | {"cutoff", "customer_id"}
+    labels = set(churn_settings.LABEL_COLUMNS) | {"cutoff", "customer_id"}
     assert not labels & set(model.features)
     assert set(model.features) == {"recency_days", "frequency", "channel", "gap_mean", "noise"}
     # even when ``exclude`` forgets them, only the identifier comes back
-    lax = churn.ChurnSettings(exclude=())
-    assert set(churn.feature_columns(train, lax)) - set(model.features) == {"customer_id"}
+    lax = churn_settings.ChurnSettings(exclude=())
+    assert set(design.feature_columns(train, lax)) - set(model.features) == {"customer_id"}
     # a leak would make the holdout perfectly separable
     assert auc(holdout, model.predict(holdout)) < 0.95
 
@@ -157,7 +164,9 @@ def test_calibration_reduces_ece_under_base_rate_drift() -> None:
     train = stacked(range(4), seed=4, shift=drift)
     later = stacked([5], seed=5)
     for kind in ("isotonic", "platt"):
-        m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": kind}))
+        m = training.train_churn(
+            train, churn_settings.ChurnSettings(**{**vars(FAST), "calibration": kind})
+        )
         y = later["churned"]
         raw = metrics.churn_metrics(y, m.predict_raw(later))
         cal = metrics.churn_metrics(y, m.predict(later))
@@ -168,7 +177,7 @@ def test_calibration_reduces_ece_under_base_rate_drift() -> None:
         assert v["calibrated"]["ece"] < v["raw"]["ece"], kind
 
 
-def test_validation_metrics_recorded(model: churn.ChurnModel) -> None:
+def test_validation_metrics_recorded(model: classifier.ChurnModel) -> None:
     v = model.validation_metrics
     for stage in ("raw", "calibrated"):
         assert {"roc_auc", "brier", "log_loss", "ece", "base_rate"} <= set(v[stage])
@@ -179,14 +188,16 @@ def test_validation_metrics_recorded(model: churn.ChurnModel) -> None:
 
 
 def test_platt_keeps_the_ranking(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
-    m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": "platt"}))
+    m = training.train_churn(
+        train, churn_settings.ChurnSettings(**{**vars(FAST), "calibration": "platt"})
+    )
     assert m.calibrator["a"] > 0
     raw, cal = m.predict_raw(holdout), m.predict(holdout)
     assert auc(holdout, cal) == pytest.approx(auc(holdout, raw), abs=1e-12)
 
 
 def test_predictions_are_probabilities_in_row_order(
-    model: churn.ChurnModel, holdout: pd.DataFrame
+    model: classifier.ChurnModel, holdout: pd.DataFrame
 ) -> None:
     p = model.predict(holdout)
     assert p.shape == (len(holdout),)
@@ -197,22 +208,22 @@ def test_predictions_are_probabilities_in_row_order(
 
 def test_inputs_are_not_mutated(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
     before_train, before_holdout = train.copy(), holdout.copy()
-    m = churn.train_churn(train, FAST)
+    m = training.train_churn(train, FAST)
     m.predict(holdout)
     pd.testing.assert_frame_equal(train, before_train)
     pd.testing.assert_frame_equal(holdout, before_holdout)
     assert holdout["channel"].dtype == "str"
 
 
-def test_string_feature_is_categorical(model: churn.ChurnModel, holdout: pd.DataFrame) -> None:
+def test_string_feature_is_categorical(model: classifier.ChurnModel, holdout: pd.DataFrame) -> None:
     assert model.categories == {"channel": ["phone", "store", "web"]}
     unseen = holdout.assign(channel=pd.array(["fax"] * len(holdout), dtype="str"))
     p = model.predict(unseen)
     assert np.all(np.isfinite(p))
 
 
-def test_feature_importance(model: churn.ChurnModel) -> None:
-    imp = churn.feature_importance(model)
+def test_feature_importance(model: classifier.ChurnModel) -> None:
+    imp = classifier.feature_importance(model)
     assert list(imp.columns) == ["feature", "gain", "split", "gain_share"]
     assert set(imp["feature"]) == set(model.features)
     assert imp["gain"].is_monotonic_decreasing
@@ -223,11 +234,13 @@ def test_feature_importance(model: churn.ChurnModel) -> None:
 
 @pytest.mark.parametrize("kind", ["isotonic", "platt"])
 def test_artifacts_round_trip(kind: str, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
-    m = churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "calibration": kind}))
-    text, meta = churn.to_artifacts(m)
+    m = training.train_churn(
+        train, churn_settings.ChurnSettings(**{**vars(FAST), "calibration": kind})
+    )
+    text, meta = classifier.to_artifacts(m)
     assert isinstance(text, str) and text.startswith("tree")
     meta = json.loads(json.dumps(meta, allow_nan=False))
-    back = churn.from_artifacts(text, meta)
+    back = classifier.from_artifacts(text, meta)
     np.testing.assert_array_equal(back.predict(holdout), m.predict(holdout))
     assert back.settings == m.settings
     assert back.features == m.features
@@ -236,37 +249,39 @@ def test_artifacts_round_trip(kind: str, train: pd.DataFrame, holdout: pd.DataFr
     assert back.best_iteration == m.best_iteration
     assert back.validation_metrics == m.validation_metrics
     with pytest.raises(ValueError, match="format"):
-        churn.from_artifacts(text, {**meta, "format": "something else"})
+        classifier.from_artifacts(text, {**meta, "format": "something else"})
 
 
 def test_deterministic_with_same_seed(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
-    bagged = churn.ChurnSettings(**{**vars(FAST), "bagging_fraction": 0.7, "seed": 11})
-    a, b = churn.train_churn(train, bagged), churn.train_churn(train, bagged)
-    assert churn.to_artifacts(a)[0] == churn.to_artifacts(b)[0]
+    bagged = churn_settings.ChurnSettings(**{**vars(FAST), "bagging_fraction": 0.7, "seed": 11})
+    a, b = training.train_churn(train, bagged), training.train_churn(train, bagged)
+    assert classifier.to_artifacts(a)[0] == classifier.to_artifacts(b)[0]
     np.testing.assert_array_equal(a.predict(holdout), b.predict(holdout))
 
 
 def test_single_cutoff_is_rejected(train: pd.DataFrame) -> None:
     one = train[train["cutoff"] == cutoff_date(0)]
     with pytest.raises(ValueError, match="2 or more distinct cutoffs"):
-        churn.train_churn(one, FAST)
+        training.train_churn(one, FAST)
     with pytest.raises(ValueError, match="leaves no training cutoff"):
-        churn.train_churn(train, churn.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 4}))
+        training.train_churn(
+            train, churn_settings.ChurnSettings(**{**vars(FAST), "validation_cutoffs": 4})
+        )
 
 
 def test_single_class_is_rejected(train: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="single class"):
-        churn.train_churn(train.assign(churned=True), FAST)
+        training.train_churn(train.assign(churned=True), FAST)
 
 
-def test_missing_features_are_named(model: churn.ChurnModel, holdout: pd.DataFrame) -> None:
+def test_missing_features_are_named(model: classifier.ChurnModel, holdout: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=r"missing feature columns \['recency_days', 'noise'\]"):
         model.predict(holdout.drop(columns=["recency_days", "noise"]))
 
 
 def test_unusable_column_type_is_rejected(train: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="first_seen"):
-        churn.feature_columns(train.assign(first_seen=pd.Timestamp("2020-01-01")))
+        design.feature_columns(train.assign(first_seen=pd.Timestamp("2020-01-01")))
 
 
 @pytest.mark.parametrize(
@@ -293,22 +308,24 @@ def test_unusable_column_type_is_rejected(train: pd.DataFrame) -> None:
 )
 def test_settings_validation_names_the_key(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"churn.{key}"):
-        churn.ChurnSettings(**{key: value})
+        churn_settings.ChurnSettings(**{key: value})
 
 
 def test_settings_from_mapping() -> None:
-    s = churn.ChurnSettings.from_mapping({"num_leaves": 31, "exclude": ["customer_id", "T"]})
+    s = churn_settings.ChurnSettings.from_mapping(
+        {"num_leaves": 31, "exclude": ["customer_id", "T"]}
+    )
     assert s.num_leaves == 31
     assert s.exclude == ("customer_id", "T")
     with pytest.raises(ValueError, match="churn.bogus"):
-        churn.ChurnSettings.from_mapping({"bogus": 1})
-    params = churn.ChurnSettings().lightgbm_params()
+        churn_settings.ChurnSettings.from_mapping({"bogus": 1})
+    params = churn_settings.ChurnSettings().lightgbm_params()
     assert params["deterministic"] is True and params["num_threads"] == 2
     assert params["objective"] == "binary" and params["verbose"] == -1
 
 
 def test_the_published_candidate_follows_the_validation_evidence():
-    from models.churn.classifier import select_candidate
+    from models.churn.calibration import select_candidate
 
     rng = np.random.default_rng(5)
     truth = rng.uniform(0.05, 0.95, 4000)
@@ -332,7 +349,7 @@ def test_candidates_are_judged_at_the_level_they_are_published_with():
     """The validation window churns more than the scored one will (another season): a
     recalibration learns that level, which the shift to the purchase model's mean then
     discards. Judged as published, shifted, the prior as it is ranks and spreads as well."""
-    from models.churn.classifier import select_candidate
+    from models.churn.calibration import select_candidate
 
     rng = np.random.default_rng(6)
     truth = rng.uniform(0.05, 0.95, 4000)
@@ -371,10 +388,10 @@ def test_early_stopping_is_judged_on_a_window_the_booster_has_not_seen():
         )
     table = pd.concat(parts, ignore_index=True)
     settings = replace(FAST, n_estimators=300, calibration="platt")
-    judged = churn.train_churn(table, settings, horizon_days=90)  # cutoffs 0-4 judge
-    overlapping = churn.train_churn(table, settings)  # no horizon: no judge
-    assert judged.selection["early_stopping"] == churn.EARLY_STOPPING["judge"]
-    assert overlapping.selection["early_stopping"] == churn.EARLY_STOPPING["overlapping"]
+    judged = training.train_churn(table, settings, horizon_days=90)  # cutoffs 0-4 judge
+    overlapping = training.train_churn(table, settings)  # no horizon: no judge
+    assert judged.selection["early_stopping"] == training.EARLY_STOPPING["judge"]
+    assert overlapping.selection["early_stopping"] == training.EARLY_STOPPING["overlapping"]
     assert judged.booster.current_iteration() == judged.best_iteration
     assert judged.best_iteration < overlapping.best_iteration / 3
     # the judge's validation scores are honest: memorised outcomes do not flatter them
@@ -400,15 +417,15 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
         fit = LevelFit("bgnbd", np.log([0.25, 4.0, 0.8, 2.5]), (a, 0.0))
         return {"fit": fit.to_dict(), "horizon_days": 90.0}
 
-    settings = churn.ChurnSettings(
+    settings = churn_settings.ChurnSettings(
         **vars(FAST) | {"calibration": "platt", "calibration_prior": "prior", "exclude": ("prior",)}
     )
     rows, scored = with_history(train, 1), with_history(holdout, 2)
-    m = churn.train_churn(rows, settings, None, shape(0.0))
+    m = training.train_churn(rows, settings, None, shape(0.0))
     assert m.prior_shape == shape(0.0)
     scrambled = scored.assign(prior=scored.prior.sample(frac=1, random_state=0).to_numpy())
     np.testing.assert_array_equal(m.predict(scored), m.predict(scrambled))
-    plain = churn.train_churn(rows, settings)
+    plain = training.train_churn(rows, settings)
     assert not np.allclose(plain.predict(scored), plain.predict(scrambled))
     # the shift puts the fit at the target's cutoff in place, and the level's mean on average
     published = shifted_to(m, scored, {"mean": 0.4, "shape": {"target": shape(0.3)}})
@@ -416,7 +433,7 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
     assert published.predict(scored).mean() == pytest.approx(0.4, abs=1e-9)
     expected = shape_p_no_purchase(shape(0.3), scored)
     assert not np.allclose(expected, shape_p_no_purchase(shape(0.0), scored))
-    text, meta = churn.to_artifacts(published)
-    back = churn.from_artifacts(text, json.loads(json.dumps(meta, allow_nan=False)))
+    text, meta = classifier.to_artifacts(published)
+    back = classifier.from_artifacts(text, json.loads(json.dumps(meta, allow_nan=False)))
     assert back.prior_shape == published.prior_shape
     np.testing.assert_array_equal(back.predict(scored), published.predict(scored))

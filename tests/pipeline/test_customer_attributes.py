@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features.attributes import AttributesError, AttributeSpec, encode, match
-from models.churn.classifier import feature_columns
+from models.churn.design import feature_columns
 from models.simulate import SimulationSettings, simulate_log
 from pipeline.cli import main
 

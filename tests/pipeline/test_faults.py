@@ -23,7 +23,7 @@ import pytest
 
 from pipeline import config, faults, outputs
 from pipeline.catalog import Catalog
-from pipeline.retrain.publish import JOURNAL
+from pipeline.publication import JOURNAL
 from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm, write_params
 from tests.pipeline.test_retrain import FAST, as_of, simulated_history, until, write
 

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 
 from pipeline import io
-from pipeline.score_log import publish_table
+from pipeline.publication import write_table
 
 
 def test_an_interrupted_export_leaves_the_previous_table(tmp_path, monkeypatch):
     base = tmp_path / "scored" / "customers"
     old = pd.DataFrame({"customer_id": ["a", "b"], "clv": [1.0, 2.0]})
     state = tmp_path / "state"
-    publish_table(old, base, state)
+    write_table(old, base, state)
     new = pd.DataFrame({"customer_id": ["c"], "clv": [3.0]})
 
     def interrupted(*args, **kwargs):
@@ -21,7 +21,7 @@ def test_an_interrupted_export_leaves_the_previous_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        publish_table(new, base, state)
+        write_table(new, base, state)
     monkeypatch.undo()
     pd.testing.assert_frame_equal(pd.read_parquet(base.with_suffix(".parquet")), old)
     assert pd.read_csv(base.with_suffix(".csv")).customer_id.tolist() == ["a", "b"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import config, serving
+from pipeline import config
 from tests.conftest import CDNOW_SAMPLE, run_cvm, write_params
 
 pytestmark = pytest.mark.slow
@@ -199,7 +199,7 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(
 
     settings = config.Settings(config.load_params(project / "params.yaml"))
     fit = LevelFit("weibull", np.log([0.25, 4.0, 0.6, 10.0, 1.3]), (0.1, 0.05))
-    model = serving.load_churn(project / "artifacts/churn/scoring")
+    model = churn_store.load(project / "artifacts/churn/scoring")
     shaped = replace(model, prior_shape={"fit": fit.to_dict(), "horizon_days": 180.0})
     assert set(SHAPE_COLUMNS) <= set(shaped.inputs)
     churn_store.save(shaped, tmp_path / "churn")
@@ -290,10 +290,3 @@ def test_the_clv_model_predicts_with_the_pipeline_settings(project, registry):
         np.testing.assert_allclose(got[name], table[name], rtol=0, atol=1e-9, err_msg=name)
     with pytest.raises(Exception, match="whole numbers"):
         model.predict(frame.assign(frequency=frame.frequency + 0.5))
-
-
-def test_the_serving_module_reads_the_files_the_stores_write():
-    from pipeline import churn_store, clv_store
-
-    assert serving.CLV_FILES == clv_store.FILES
-    assert serving.CHURN_FILES == {"model": churn_store.MODEL, "meta": churn_store.META}

@@ -138,7 +138,7 @@ def test_the_holdout_never_reaches_the_churn_model(pipeline_outputs, tmp_path, m
     import numpy as np
     import yaml
 
-    from models.churn.classifier import LABEL_COLUMNS
+    from models.churn.settings import LABEL_COLUMNS
     from pipeline.cli import main
 
     project = tmp_path / "copy"

@@ -147,11 +147,11 @@ def test_the_report_shows_the_value_matrix_and_the_segments(pipeline_outputs):
 
 
 def test_publishing_a_table_writes_its_summary_beside_it(pipeline_outputs, tmp_path):
-    from pipeline.score_log import publish_table
+    from pipeline.publication import write_table
 
     table = pd.read_parquet(pipeline_outputs / "data/scored/customers.parquet")
     base = tmp_path / "out" / "customers"
-    publish_table(table, base, tmp_path / "state")
+    write_table(table, base, tmp_path / "state")
     written = pd.read_parquet(tmp_path / "out/customers_segments.parquet")
     expected = pd.read_parquet(pipeline_outputs / "data/scored/customers_segments.parquet")
     pd.testing.assert_frame_equal(written, expected)

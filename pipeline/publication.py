@@ -1,0 +1,141 @@
+"""Publishing a scored customer table, the one way the score stage, `cvm score` and
+`cvm retrain` do it: score the features with a model pair, check the table, write its files and
+its segment summary all at once, and (for `cvm retrain`) move the registry aliases with the table
+behind a journal that the next command completes or rolls back.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import config, faults, io, outputs, registry
+from pipeline.catalog import segment_files, segments_beside
+from pipeline.errors import CvmError
+
+JOURNAL = "publish.json"  # in the state folder while the aliases follow a new table
+
+
+def score_features(
+    features: pd.DataFrame, models: registry.ScoringModels, settings: config.Settings, as_of: date
+) -> pd.DataFrame:
+    """The scored customer table of ``features`` (one row per customer) with ``models``."""
+    from models.scoring import score_customers
+
+    try:
+        return score_customers(
+            features, models.clv, models.churn, settings.scoring, models.labels(), as_of
+        )
+    except ValueError as err:
+        raise CvmError(
+            f"{models.labels()['churn_model']} cannot score these features ({err}); "
+            "the features config differs from the one it was trained with"
+        ) from None
+
+
+def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> None:
+    """A scored table fit to publish: every customer once, every score defined, the models named."""
+    problems = []
+    if len(table) != customers:
+        problems.append(f"{len(table)} rows for {customers} customers")
+    if not table.customer_id.is_unique:
+        problems.append("duplicate customer ids")
+    scores = ["clv", "p_alive", "expected_purchases", "churn_probability"]
+    undefined = {c: int(table[c].isna().sum()) for c in scores if table[c].isna().any()}
+    if undefined:
+        problems.append(f"undefined scores {undefined}")
+    for column, label in labels.items():
+        if not (table[column] == label).all():
+            problems.append(f"{column} is not {label} everywhere")
+    if problems:
+        raise CvmError(f"the scored table is not fit to publish: {'; '.join(problems)}")
+
+
+def write_table(
+    table: pd.DataFrame,
+    base: Path,
+    state: Path,
+    guard_formulas: bool = True,
+    segments: Path | None = None,
+    extra: dict[Path, dict] | None = None,
+) -> None:
+    """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), its segment
+    summary's two at ``segments`` (default ``<base>_segments``) and the ``extra`` JSON files, all
+    at once. A table without the value views (not from :func:`models.scoring.score_customers`)
+    has no summary."""
+    from models.scoring import table_schema
+    from models.value_views import SUMMARY_READS, segment_summary
+
+    files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
+    summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
+    if summary is not None:
+        files += segment_files(segments or segments_beside(base)).values()
+    extra = extra or {}
+    with outputs.atomic_outputs(*files, *extra, state=state) as temps:
+        io.write_table_files(
+            table,
+            table_schema(table),
+            *temps[:3],
+            guard_formulas,
+            segments=summary,
+            segment_paths=(temps[3], temps[4]) if summary is not None else None,
+        )
+        for temp, content in zip(temps[len(files) :], extra.values(), strict=True):
+            io.write_json(content, temp, atomic=False)
+
+
+def publish_with_aliases(
+    table: pd.DataFrame,
+    base: Path,
+    state: Path,
+    guard_formulas: bool,
+    client,
+    labels: dict[str, str],
+    after: list[list],
+    before: list[list],
+) -> None:
+    """Replace the scored table at ``base``, then move the registry aliases to ``after`` (rows
+    ``[model name, alias, version]``), behind a journal: a command stopped anywhere in between
+    (even killed) leaves it to :func:`recover`, which moves them forward when the table in place
+    is the new one (its model columns are ``labels``) and back to ``before`` otherwise."""
+    plan = {
+        "scored": str(base.with_suffix(".parquet")),
+        "labels": labels,
+        "after": after,
+        "before": before,
+    }
+    io.write_json(plan, state / JOURNAL)
+    faults.checkpoint("publish:journal")
+    try:
+        write_table(table, base, state, guard_formulas)
+        faults.checkpoint("publish:table")
+    finally:
+        recover(state, client)
+
+
+def recover(state: Path, client) -> str | None:
+    """Finish a publication a stopped command left behind: the aliases follow the scored table
+    in place (moved forward when it is the new table, back otherwise); returns what was done."""
+    journal = state / JOURNAL
+    if not journal.is_file():
+        return None
+    plan = io.read_json(journal)
+    forward = _labels(Path(plan["scored"]), plan["labels"]) == plan["labels"]
+    for number, (name, alias, version) in enumerate(plan["after" if forward else "before"], 1):
+        registry.move_alias(client, name, alias, version)
+        faults.checkpoint(f"publish:alias:{number}")
+    journal.unlink()
+    return "completed" if forward else "rolled back"
+
+
+def _labels(scored: Path, columns: dict[str, str]) -> dict[str, str] | None:
+    """The model labels of the scored table at ``scored`` (its first row), if it has them."""
+    import pyarrow.parquet as pq
+
+    try:
+        first = pq.ParquetFile(scored).read_row_group(0, columns=list(columns)).slice(0, 1)
+        return {c: first.column(c)[0].as_py() for c in columns}
+    except Exception:  # missing, unreadable or another table: not the new one
+        return None
