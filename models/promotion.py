@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from models.settings import Flag, NonNegative, settings, text
 
 
-@dataclass(frozen=True)
+@settings
 class MetricRule:
-    """How much worse than the champion the challenger may be on one metric.
+    """How much worse than the champion the challenger may be on one metric (an entry of
+    ``retrain.promotion.metrics``, under the metric's name).
 
-    ``better`` is ``higher`` or ``lower``. ``tolerance`` is in the metric's units, or a share of
-    the champion's value when ``relative``.
+    ``path`` names the metric in the evaluation results. ``better`` is ``higher`` or ``lower``.
+    ``tolerance`` is in the metric's units, or a share of the champion's value when
+    ``relative``.
     """
 
-    name: str
-    path: str
-    better: str
-    tolerance: float
-    relative: bool = False
-
-    def __post_init__(self) -> None:
-        if self.better not in ("higher", "lower"):
-            raise ValueError(
-                f"metric {self.name}: better is {self.better!r}; expected higher|lower"
-            )
-        if not self.tolerance >= 0:
-            raise ValueError(f"metric {self.name}: tolerance must be >= 0, got {self.tolerance}")
+    path: text("a dotted path into reports/evaluation.json")
+    better: Literal["higher", "lower"]
+    tolerance: NonNegative
+    relative: Flag = False
 
     def limit(self, champion: float) -> float:
         """The worst challenger value still accepted against ``champion``."""
@@ -52,21 +46,23 @@ def lookup(results: Mapping[str, Any], path: str) -> float | None:
     return float(node) if math.isfinite(node) else None
 
 
-def missing_paths(results: Mapping[str, Any], rules: list[MetricRule]) -> list[str]:
+def missing_paths(results: Mapping[str, Any], rules: Mapping[str, MetricRule]) -> list[str]:
     """Rules whose path names nothing in ``results`` (a typo would silently disable a guard)."""
     missing = []
-    for rule in rules:
+    for name, rule in rules.items():
         node: Any = results
         for key in rule.path.split("."):
             if not isinstance(node, Mapping) or key not in node:
-                missing.append(f"{rule.name} ({rule.path})")
+                missing.append(f"{name} ({rule.path})")
                 break
             node = node[key]
     return missing
 
 
 def compare(
-    challenger: Mapping[str, Any], champion: Mapping[str, Any], rules: list[MetricRule]
+    challenger: Mapping[str, Any],
+    champion: Mapping[str, Any],
+    rules: Mapping[str, MetricRule],
 ) -> list[dict[str, Any]]:
     """One row per rule: both values, the limit, the difference and whether the challenger is
     ``worse`` beyond the tolerance.
@@ -75,10 +71,10 @@ def compare(
     (``worse: False`` with a note); undefined for the challenger only counts as worse.
     """
     rows = []
-    for rule in rules:
+    for name, rule in rules.items():
         new, old = lookup(challenger, rule.path), lookup(champion, rule.path)
         row: dict[str, Any] = {
-            "metric": rule.name,
+            "metric": name,
             "path": rule.path,
             "better": rule.better,
             "tolerance": rule.tolerance,

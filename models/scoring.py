@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, field
 from datetime import date
 from functools import partial
 
@@ -20,6 +20,7 @@ from models.segments import (
     lifecycle_stage,
     rfm_scores,
 )
+from models.settings import AtLeastOne, PositiveNumber, settings
 from models.value_views import ValueViewSettings, tier_value, value_columns
 
 SUMMARY_COLUMNS = (
@@ -40,7 +41,7 @@ PREDICTION_COLUMNS = tuple(
 )
 
 
-@dataclass(frozen=True)
+@settings
 class ScoringSettings:
     """How customers are scored: CLV predictions (from at most ``max_draws`` posterior draws),
     the churn horizon in model time units, the tier and lifecycle rules, and the value matrix
@@ -48,12 +49,12 @@ class ScoringSettings:
     ``value_per_purchase`` (default 1) times the expected purchases."""
 
     prediction: PredictionSettings
-    max_draws: int | None
-    churn_horizon: float
+    max_draws: AtLeastOne | None
+    churn_horizon: PositiveNumber
     tiers: TierSettings
     lifecycle: LifecycleRules
-    value_per_purchase: float | None = None
-    views: ValueViewSettings = ValueViewSettings()
+    value_per_purchase: PositiveNumber | None = None
+    views: ValueViewSettings = field(default_factory=ValueViewSettings)
 
     def to_dict(self) -> dict:
         """Plain JSON-able values (:meth:`from_dict` rebuilds the settings)."""
@@ -61,23 +62,8 @@ class ScoringSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> ScoringSettings:
-        tiers = values["tiers"]
-        return cls(
-            prediction=PredictionSettings(**values["prediction"]),
-            max_draws=values["max_draws"],
-            churn_horizon=float(values["churn_horizon"]),
-            tiers=TierSettings(
-                method=tiers["method"],
-                names=tuple(tiers["names"]),
-                bounds=tuple(float(b) for b in tiers["bounds"]),
-                by=tiers.get("by", "clv"),
-            ),
-            lifecycle=LifecycleRules(**values["lifecycle"]),
-            value_per_purchase=values.get("value_per_purchase"),
-            views=ValueViewSettings.from_dict(values["views"])
-            if "views" in values
-            else ValueViewSettings(),
-        )
+        """The settings :meth:`to_dict` gave (JSON: tuples come back as lists)."""
+        return cls(**values)
 
 
 REFERENCE_COLUMNS = ("tier_value", *RFM_COLUMNS, "historical_value", "clv")

@@ -5,17 +5,18 @@ Rules are plain and documented so the teams that act on them can explain every l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-TIER_METHODS = ("quantile", "threshold")
+from models.settings import Count, Share, Text, listing, model_rules, number, settings
+
 LIFECYCLE_STAGES = ("new", "active", "loyal", "at_risk", "lost")
-TIER_BASES = ("clv", "margin_clv", "historical_value")
+TierBasis = Literal["clv", "margin_clv", "historical_value"]
 
 
-@dataclass(frozen=True)
+@settings
 class TierSettings:
     """Value tiers, best first, from what ``by`` names (:data:`TIER_BASES`; see
     :func:`models.value_views.tier_value`): CLV by default.
@@ -25,22 +26,25 @@ class TierSettings:
     ``threshold``: ``bounds`` are absolute lower bounds of it, descending.
     """
 
-    method: str = "quantile"
-    names: tuple[str, ...] = ("platinum", "gold", "silver", "bronze")
-    bounds: tuple[float, ...] = (0.95, 0.80, 0.50)
-    by: str = "clv"
+    method: Literal["quantile", "threshold"] = "quantile"
+    names: listing(Text, min_len=2, unique=True) = ("platinum", "gold", "silver", "bronze")
+    bounds: listing(number(), min_len=1) = (0.95, 0.80, 0.50)
+    by: TierBasis = "clv"
 
-    def __post_init__(self) -> None:
-        if self.method not in TIER_METHODS:
-            raise ValueError(f"tiers.method is {self.method!r}; expected one of {TIER_METHODS}")
-        if self.by not in TIER_BASES:
-            raise ValueError(f"tiers.by is {self.by!r}; expected one of {TIER_BASES}")
-        if len(self.names) != len(self.bounds) + 1:
-            raise ValueError("tiers.names must have one more entry than tiers.bounds")
-        if list(self.bounds) != sorted(self.bounds, reverse=True):
-            raise ValueError("tiers.bounds must be in descending order")
-        if self.method == "quantile" and not all(0 < b < 1 for b in self.bounds):
-            raise ValueError("tiers.bounds must lie strictly between 0 and 1 for quantile tiers")
+    @model_rules
+    def _bounds_separate_the_tiers(self) -> list[str]:
+        names, bounds = list(self.names), list(self.bounds)
+        problems = []
+        if len(names) != len(bounds) + 1:
+            problems.append(
+                f"tiers.names is {names!r}; expected one name more than tiers.bounds {bounds!r} "
+                "(the bounds separate the tiers)"
+            )
+        if any(a <= b for a, b in zip(bounds, bounds[1:], strict=False)):
+            problems.append(f"tiers.bounds is {bounds!r}; expected strictly decreasing bounds")
+        if self.method == "quantile" and not all(0 < b < 1 for b in bounds):
+            problems.append(f"tiers.bounds is {bounds!r}; expected quantiles in (0, 1)")
+        return problems
 
 
 def assign_tiers(
@@ -68,7 +72,7 @@ def assign_tiers(
     return pd.Series(pd.Categorical.from_codes(tier, dtype=categories), index=clv.index)
 
 
-@dataclass(frozen=True)
+@settings
 class LifecycleRules:
     """Thresholds of the lifecycle stages; the stages are tested in the order below.
 
@@ -79,12 +83,28 @@ class LifecycleRules:
     5. ``active``: everyone else.
     """
 
-    new_days: int = 90
-    lost_p_alive: float = 0.2
-    lost_churn: float = 0.9
-    risk_p_alive: float = 0.5
-    risk_churn: float = 0.6
-    loyal_repeats: int = 3
+    new_days: Count = 90
+    lost_p_alive: Share = 0.2
+    lost_churn: Share = 0.9
+    risk_p_alive: Share = 0.5
+    risk_churn: Share = 0.6
+    loyal_repeats: Count = 3
+
+    @model_rules
+    def _lost_is_stricter(self) -> list[str]:
+        """``lost`` is tested before ``at_risk``: its limits must be the stricter ones."""
+        problems = []
+        if self.lost_p_alive > self.risk_p_alive:
+            problems.append(
+                f"tiers.lifecycle.lost_p_alive is {self.lost_p_alive!r}; expected at most "
+                f"tiers.lifecycle.risk_p_alive ({self.risk_p_alive!r})"
+            )
+        if self.lost_churn < self.risk_churn:
+            problems.append(
+                f"tiers.lifecycle.lost_churn is {self.lost_churn!r}; expected at least "
+                f"tiers.lifecycle.risk_churn ({self.risk_churn!r})"
+            )
+        return problems
 
 
 def lifecycle_stage(customers: pd.DataFrame, rules: LifecycleRules) -> pd.Series:

@@ -8,12 +8,18 @@ table), so a label can always be explained from the columns beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field, fields
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 
-from models.segments import LIFECYCLE_STAGES, TIER_BASES
+from models.segments import LIFECYCLE_STAGES, LifecycleRules, TierSettings
+from models.settings import Expect, Text, listing, model_rules, number, settings
+
+# labels on a grid: row names to {column name: non-empty text}; which rows and columns exist
+# is for the group's rules to check
+Grid = dict[str, dict[str, Text]]
 
 VIEW_COLUMNS = (
     "historical_value",
@@ -33,28 +39,44 @@ def _quadrant_names() -> dict[str, dict[str, str]]:
     }
 
 
-@dataclass(frozen=True)
+@settings
 class ValueMatrix:
     """Historical value x predicted CLV, each cut at the same quantiles ``cuts`` into
     ``levels`` (lowest first, one more than the cuts); ``names[hist_level][clv_level]`` names
     each cell (every cell once)."""
 
-    cuts: tuple[float, ...] = (0.5,)
-    levels: tuple[str, ...] = ("low", "high")
-    names: dict[str, dict[str, str]] = field(default_factory=_quadrant_names)
+    cuts: listing(number(gt=0, lt=1), min_len=1, increasing=True) = (0.5,)
+    levels: listing(Text, min_len=2, unique=True) = ("low", "high")
+    names: Annotated[Grid, Expect("a mapping of historical levels to {CLV level: cell name}")] = (
+        field(default_factory=_quadrant_names)
+    )
 
-    def __post_init__(self) -> None:
-        if len(self.levels) != len(self.cuts) + 1:
-            raise ValueError("tiers.value_matrix.levels must have one more entry than the cuts")
-        if list(self.cuts) != sorted(set(self.cuts)) or not all(0 < c < 1 for c in self.cuts):
-            raise ValueError("tiers.value_matrix.cuts must be increasing quantiles in (0, 1)")
-        cells = [(h, c) for h in self.levels for c in self.levels]
-        missing = [f"{h}/{c}" for h, c in cells if c not in self.names.get(h, {})]
-        if missing:
-            raise ValueError(f"tiers.value_matrix.names lacks the cells {', '.join(missing)}")
-        names = [self.names[h][c] for h, c in cells]
-        if len(set(names)) != len(names):
-            raise ValueError("tiers.value_matrix.names must name each cell differently")
+    @model_rules
+    def _every_cell_named_once(self) -> list[str]:
+        cuts, levels, names = list(self.cuts), list(self.levels), self.names
+        if len(levels) != len(cuts) + 1:
+            return [
+                f"tiers.value_matrix.levels is {levels!r}; expected one level more than "
+                f"tiers.value_matrix.cuts {cuts!r} (the cuts separate the levels)"
+            ]
+        problems = [
+            f"tiers.value_matrix.names.{row} is not a level; expected one of {', '.join(levels)}"
+            for row in names
+            if row not in levels
+        ]
+        for row in levels:
+            cells = names.get(row, {})
+            if [c for c in cells if c not in levels] or [c for c in levels if c not in cells]:
+                problems.append(
+                    f"tiers.value_matrix.names.{row} is {cells!r}; expected a name for each CLV "
+                    f"level {', '.join(levels)} (every cell of the matrix named)"
+                )
+        given = [x for row in names.values() for x in row.values()]
+        if not problems and len(set(given)) != len(given):
+            problems.append(
+                f"tiers.value_matrix.names is {names!r}; expected a different name for each cell"
+            )
+        return problems
 
     def cell_names(self) -> list[str]:
         """The cell names, best first: high historical value, then high CLV."""
@@ -85,45 +107,60 @@ def _default_actions() -> dict[str, dict[str, str]]:
     }
 
 
-@dataclass(frozen=True)
+@settings
 class ActionTable:
     """``table[tier][lifecycle stage]`` is the action for that pair; ``default`` for the rest."""
 
-    table: dict[str, dict[str, str]] = field(default_factory=_default_actions)
-    default: str = "serve: standard low-cost contact"
+    table: Annotated[Grid, Expect("a mapping of value tiers to {lifecycle stage: action}")] = field(
+        default_factory=_default_actions
+    )
+    default: Text = "serve: standard low-cost contact"
 
-    def __post_init__(self) -> None:
-        stages = {s for row in self.table.values() for s in row}
-        unknown = sorted(stages - set(LIFECYCLE_STAGES))
-        if unknown:
-            raise ValueError(
-                f"tiers.actions.table names unknown lifecycle stages {unknown}; expected "
-                f"{', '.join(LIFECYCLE_STAGES)}"
-            )
+    @model_rules
+    def _stages_exist(self) -> list[str]:
+        return [
+            f"tiers.actions.table.{tier}.{stage} is not a lifecycle stage; expected one of "
+            f"{', '.join(LIFECYCLE_STAGES)}"
+            for tier, row in self.table.items()
+            for stage in row
+            if stage not in LIFECYCLE_STAGES
+        ]
 
 
-@dataclass(frozen=True)
+@settings
+class Tiers(TierSettings):
+    """The config group ``tiers``: the value tiers (:class:`TierSettings`), the lifecycle
+    rules, the value matrix and the action table."""
+
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
+    value_matrix: ValueMatrix = field(default_factory=ValueMatrix)
+    actions: ActionTable = field(default_factory=ActionTable)
+
+    @model_rules
+    def _actions_name_tiers(self) -> list[str]:
+        return [
+            f"tiers.actions.table.{tier} is not a value tier; expected one of "
+            f"{', '.join(self.names)}"
+            for tier in self.actions.table
+            if tier not in self.names
+        ]
+
+    @property
+    def tiers(self) -> TierSettings:
+        """The value tiers alone."""
+        return TierSettings(**{f.name: getattr(self, f.name) for f in fields(TierSettings)})
+
+    @property
+    def views(self) -> ValueViewSettings:
+        return ValueViewSettings(matrix=self.value_matrix, actions=self.actions)
+
+
+@settings
 class ValueViewSettings:
     """The value matrix and the action table (``tiers.value_matrix``, ``tiers.actions``)."""
 
     matrix: ValueMatrix = field(default_factory=ValueMatrix)
     actions: ActionTable = field(default_factory=ActionTable)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ValueViewSettings:
-        """Rebuilt from :func:`dataclasses.asdict` of one (JSON: tuples came back as lists)."""
-        matrix = values["matrix"]
-        return cls(
-            matrix=ValueMatrix(
-                cuts=tuple(float(c) for c in matrix["cuts"]),
-                levels=tuple(matrix["levels"]),
-                names={h: dict(row) for h, row in matrix["names"].items()},
-            ),
-            actions=ActionTable(
-                table={t: dict(row) for t, row in values["actions"]["table"].items()},
-                default=values["actions"]["default"],
-            ),
-        )
 
 
 def historical_value(features: pd.DataFrame) -> pd.Series:
@@ -159,8 +196,6 @@ def tier_value(
     """What the value tiers rank (``tiers.by``): ``clv``, ``margin_clv`` or
     ``historical_value``. Without spend, ``clv`` and ``margin_clv`` rank ``value_per_purchase``
     (default 1) x expected purchases; ``historical_value`` needs spend (a ``ValueError``)."""
-    if by not in TIER_BASES:
-        raise ValueError(f"tiers.by is {by!r}; expected one of {', '.join(TIER_BASES)}")
     features = features.reset_index(drop=True)
     if not table["clv"].notna().any():
         if by == "historical_value":

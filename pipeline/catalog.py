@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import CvmError
-
 
 @dataclass(frozen=True)
 class Catalog:
@@ -51,11 +49,6 @@ class Catalog:
         """The catalog of the ``paths`` config section; relative paths are taken from ``root``
         (default: the working directory)."""
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if not paths.get(n)]
-        if missing:
-            raise CvmError(
-                f"params.yaml: missing config key(s) {', '.join(f'paths.{n}' for n in missing)}"
-            )
         base = root or Path()
         return cls(**{n: base / Path(str(paths[n])) for n in names})
 

@@ -25,8 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import config, io
 from pipeline.errors import CvmError
 
-DRIFT_ACTIONS = ("report", "block", "fail")
-
 
 @dataclass(frozen=True)
 class RetrainSettings:
@@ -39,7 +37,7 @@ class RetrainSettings:
     max_quarantine_share: float
     max_days_without_data: int
     max_history_loss: float
-    metrics: tuple  # of models.promotion.MetricRule
+    metrics: dict  # metric name → models.promotion.MetricRule
     drift_features: tuple[str, ...]
     drift_scores: tuple[str, ...]
     drift_bins: int
@@ -49,47 +47,24 @@ class RetrainSettings:
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RetrainSettings:
-        from models.promotion import MetricRule
-
-        section = config.get(cfg, "retrain")
-        try:
-            feed, drift = section["feed"], section["drift"]
-            rules = tuple(
-                MetricRule(name=name, **values)
-                for name, values in (section["promotion"]["metrics"] or {}).items()
-            )
-            settings = cls(
-                work_dir=Path(section["work_dir"]),
-                lock_file=Path(section["lock_file"]),
-                summary=Path(section["summary"]),
-                scored=Path(section["scored"] or config.get(cfg, "paths.scored")),
-                max_quarantine_share=float(feed["max_quarantine_share"]),
-                max_days_without_data=int(feed["max_days_without_data"]),
-                max_history_loss=float(feed["max_history_loss"]),
-                metrics=rules,
-                drift_features=tuple(drift["features"] or ()),
-                drift_scores=tuple(drift["scores"] or ()),
-                drift_bins=int(drift["bins"]),
-                drift_warn=float(drift["warn"]),
-                drift_breach=float(drift["breach"]),
-                drift_action=str(drift["action"]),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise CvmError(f"config section 'retrain': {err}") from None
-        if settings.drift_action not in DRIFT_ACTIONS:
-            raise CvmError(
-                f"retrain.drift.action is {settings.drift_action!r}; "
-                f"expected one of {', '.join(DRIFT_ACTIONS)}"
-            )
-        if not 0 < settings.drift_warn <= settings.drift_breach:
-            raise CvmError("retrain.drift: expected 0 < warn <= breach")
-        if settings.drift_bins < 2:
-            raise CvmError("retrain.drift.bins must be at least 2")
-        if not 0 <= settings.max_quarantine_share <= 1 or not 0 <= settings.max_history_loss <= 1:
-            raise CvmError("retrain.feed: shares must lie between 0 and 1")
-        if not settings.metrics:
-            raise CvmError("retrain.promotion.metrics is empty: nothing to compare the models on")
-        return settings
+        typed = config.Settings(cfg).config
+        retrain, drift = typed.retrain, typed.retrain.drift
+        return cls(
+            work_dir=Path(retrain.work_dir),
+            lock_file=Path(retrain.lock_file),
+            summary=Path(retrain.summary),
+            scored=Path(retrain.scored or typed.paths.scored),
+            max_quarantine_share=retrain.feed.max_quarantine_share,
+            max_days_without_data=retrain.feed.max_days_without_data,
+            max_history_loss=retrain.feed.max_history_loss,
+            metrics=dict(retrain.promotion.metrics),
+            drift_features=tuple(drift.features or ()),
+            drift_scores=tuple(drift.scores or ()),
+            drift_bins=drift.bins,
+            drift_warn=drift.warn,
+            drift_breach=drift.breach,
+            drift_action=drift.action,
+        )
 
 
 # --- the log -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,9 +27,15 @@ from models.btyd.inference import convergence_problems, diagnostics, fit_map, sa
 from models.btyd.pareto_nbd import PARETO_NBD
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
+from models.btyd.settings import (
+    METHODS,
+    MODEL_NAMES,
+    ConvergenceSettings,
+    SamplerSettings,
+)
+from models.settings import Column, Flag, Seed, listing, settings
 
 PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
-METHODS = ("map", "nuts")
 # a saved pair's files (:meth:`FittedClv.save`); a purchase-only pair has no spend posterior
 FILES = {"purchase": "transactions.nc", "spend": "spend.nc"}
 FORMAT = "cvm.clv/2"  # written into the posteriors' attributes, checked on load
@@ -49,61 +56,20 @@ class ConvergenceError(Exception):
         super().__init__(f"the {part} posterior did not converge: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
-class SamplerSettings:
-    """NUTS settings (chains run in parallel on ``cores``); ``progressbar`` shows the sampler's.
-
-    500 tuning steps and a target acceptance of 0.8 halve the gradient evaluations of 1,000 and
-    0.9 on these low-dimensional, nearly Gaussian posteriors, with higher ESS: on 1,000,000
-    simulated customers BG/NBD bulk ESS 3,463 vs 2,179, Gamma-Gamma 3,184 vs 2,093, no
-    divergences, r-hat <= 1.005.
-    """
-
-    name: str = "nutpie"
-    draws: int = 1000
-    tune: int = 500
-    chains: int = 2
-    cores: int = 2
-    target_accept: float = 0.8
-    progressbar: bool = False
-
-
-@dataclass(frozen=True)
-class ConvergenceSettings:
-    """Limits on r-hat, ESS and divergences; ``on_failure`` is ``fail`` or ``warn``."""
-
-    max_rhat: float = 1.01
-    min_ess: float = 400
-    max_divergences: int = 0
-    on_failure: str = "fail"
-
-    def __post_init__(self) -> None:
-        if self.on_failure not in ("fail", "warn"):
-            raise ValueError(
-                f"clv.convergence.on_failure is {self.on_failure!r}; expected fail|warn"
-            )
-
-
-@dataclass(frozen=True)
+@settings
 class ClvSettings:
     """Which models, how to fit them, with which priors; ``spend=False`` fits the purchase model
     alone (a log without amounts); ``covariates`` are the summary's columns that shift the
     purchase and dropout rates (:mod:`models.btyd.covariates`), none by default."""
 
-    model: str = "bgnbd"
-    method: str = "nuts"
+    model: Literal[MODEL_NAMES] = "bgnbd"
+    method: Literal[METHODS] = "nuts"
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
-    seed: int = 0
-    spend: bool = True
-    covariates: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        purchase_model(self.model)
-        if self.method not in METHODS:
-            raise ValueError(f"clv.method is {self.method!r}; expected one of {', '.join(METHODS)}")
-        object.__setattr__(self, "covariates", tuple(self.covariates))
+    seed: Seed = 0
+    spend: Flag = True
+    covariates: listing(Column) = ()
 
     def to_dict(self) -> dict:
         """The settings as plain data; ``covariates`` only when there are some, so a model
@@ -115,18 +81,8 @@ class ClvSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> ClvSettings:
-        priors = dict(values["priors"])
-        priors["overrides"] = tuple(tuple(o) for o in priors.get("overrides", ()))
-        return cls(
-            model=values["model"],
-            method=values["method"],
-            priors=Priors(**priors),
-            sampler=SamplerSettings(**values["sampler"]),
-            convergence=ConvergenceSettings(**values["convergence"]),
-            seed=values["seed"],
-            spend=values.get("spend", True),
-            covariates=tuple(values.get("covariates", ())),
-        )
+        """The settings :meth:`to_dict` gave (JSON: tuples come back as lists)."""
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ discounted increments period by period instead of materialising a horizon axis.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,15 @@ from models.btyd import gamma_gamma
 from models.btyd.common import PurchaseModel
 from models.btyd.draw_summaries import summarise_linear, summarise_rows
 from models.btyd.sufficient import collapse
+from models.settings import (
+    AtLeastOne,
+    Count,
+    NonNegative,
+    OpenShare,
+    PositiveNumber,
+    number,
+    settings,
+)
 
 QUANTITIES: tuple[str, ...] = (
     "p_alive",
@@ -32,7 +40,7 @@ QUANTITIES: tuple[str, ...] = (
 CHUNK_DRAWS = 1000  # ``chunk_size`` counts units at this many draws; fewer draws, more units
 
 
-@dataclass(frozen=True)
+@settings
 class PredictionSettings:
     """Settings of :func:`predict_customers`.
 
@@ -59,27 +67,13 @@ class PredictionSettings:
         the same memory (a MAP point scores a million customers in one chunk).
     """
 
-    horizon: float = 39.0
-    clv_periods: int = 12
-    time_units_per_period: float = 4.345
-    discount_rate: float = 0.01
-    margin: float = 1.0
-    interval: float = 0.9
-    chunk_size: int = 2000
-
-    def __post_init__(self) -> None:
-        if self.horizon < 0:
-            raise ValueError("horizon must be non-negative")
-        if self.clv_periods < 0:
-            raise ValueError("clv_periods must be non-negative")
-        if self.time_units_per_period <= 0:
-            raise ValueError("time_units_per_period must be positive")
-        if self.discount_rate <= -1:
-            raise ValueError("discount_rate must be > -1")
-        if not 0 < self.interval < 1:
-            raise ValueError("interval must be in (0, 1)")
-        if self.chunk_size < 1:
-            raise ValueError("chunk_size must be >= 1")
+    horizon: NonNegative = 39.0
+    clv_periods: Count = 12
+    time_units_per_period: PositiveNumber = 4.345
+    discount_rate: number(gt=-1) = 0.01
+    margin: number(gt=0, le=1) = 1.0
+    interval: OpenShare = 0.9
+    chunk_size: AtLeastOne = 2000
 
 
 def _as_draws(draws: Mapping[str, ArrayLike], names: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-import pymc as pm
-import pytensor.tensor as pt
+from models.settings import NOT_CONFIG, Number, PositiveNumber, settings
 
 PriorKind = Literal["weakly_informative", "flat"]
 
 
-@dataclass(frozen=True)
+@settings
 class Priors:
     """Priors on the positive model parameters.
 
@@ -32,17 +30,11 @@ class Priors:
     """
 
     kind: PriorKind = "weakly_informative"
-    log_mu: float = 0.0
-    log_sigma: float = 2.5
-    overrides: tuple[tuple[str, float, float], ...] = ()
+    log_mu: Number = 0.0
+    log_sigma: PositiveNumber = 2.5
+    overrides: Annotated[tuple[tuple[str, float, float], ...], NOT_CONFIG] = ()
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("weakly_informative", "flat"):
-            raise ValueError(f"unknown prior kind {self.kind!r}")
-        if self.log_sigma <= 0:
-            raise ValueError("log_sigma must be positive")
-
-    def positive(self, name: str) -> pt.TensorVariable:
+    def positive(self, name: str):
         """Create the positive parameter ``name`` inside the current ``pm.Model`` context.
 
         The free variable is ``log_<name>`` (``Flat`` or ``Normal(log_mu, log_sigma)``) and
@@ -51,6 +43,9 @@ class Priors:
         flat-prior MAP is exactly the maximum-likelihood estimate and the weakly informative
         MAP is not pulled towards zero by a ``1/theta`` density factor.
         """
+        import pymc as pm  # the settings are read where PyMC is not needed
+        import pytensor.tensor as pt
+
         if self.kind == "flat":
             log_theta = pm.Flat(f"log_{name}")
         else:

@@ -295,7 +295,7 @@ def from_artifacts(text: str, meta: Mapping[str, Any]) -> ChurnModel:
         n_train=int(meta["n_train"]),
         n_validation=int(meta["n_validation"]),
         validation_metrics=metrics,
-        settings=ChurnSettings.from_mapping(meta["settings"]),
+        settings=ChurnSettings(**meta["settings"]),
         selection=dict(meta.get("selection", {})),
         prior_shape=meta.get("prior_shape"),
     )

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-import numpy as np
+from models.settings import (
+    AtLeastOne,
+    Column,
+    Count,
+    Flag,
+    NonNegative,
+    PositiveNumber,
+    Seed,
+    integer,
+    listing,
+    model_rules,
+    number,
+    settings,
+)
 
 TARGET = "churned"
 CUTOFF = "cutoff"
@@ -25,7 +35,7 @@ DEFAULT_EXCLUDE: tuple[str, ...] = IDENTIFIERS + LABEL_COLUMNS
 Calibration = Literal["isotonic", "platt"]
 
 
-@dataclass(frozen=True)
+@settings
 class ChurnSettings:
     """Hyperparameters of the churn model (config group ``churn``).
 
@@ -92,81 +102,41 @@ class ChurnSettings:
     1997-09-30 cutoff it gave the lower Brier score and ECE of the two.
     """
 
-    num_leaves: int = 7
-    learning_rate: float = 0.05
-    n_estimators: int = 2000
-    min_child_samples: int = 500
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 1.0
-    max_depth: int = -1
-    early_stopping_rounds: int = 100
-    early_stopping_min_delta: float = 1e-4
+    num_leaves: integer(ge=2) = 7
+    learning_rate: PositiveNumber = 0.05
+    n_estimators: AtLeastOne = 2000
+    min_child_samples: AtLeastOne = 500
+    feature_fraction: number(gt=0, le=1) = 0.8
+    bagging_fraction: number(gt=0, le=1) = 0.8
+    bagging_freq: Count = 1  # 0: no bagging
+    lambda_l2: NonNegative = 1.0
+    max_depth: integer(ge=-1, but_not=0) = -1  # -1: no limit
+    early_stopping_rounds: AtLeastOne = 100
+    early_stopping_min_delta: NonNegative = 1e-4
     calibration: Calibration = "platt"
-    calibration_prior: str | None = None
-    selection_margin: float = 0.001
-    shift_to_target: bool = True
-    validation_cutoffs: int = 1
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
-    seed: int = 20260101
-    num_threads: int = 2
-    max_rows: int | None = None
+    calibration_prior: Column | None = None  # platt only
+    selection_margin: NonNegative = 0.001
+    shift_to_target: Flag = True
+    validation_cutoffs: AtLeastOne = 1
+    exclude: listing(Column) = DEFAULT_EXCLUDE
+    seed: Seed = 20260101
+    num_threads: AtLeastOne = 2
+    max_rows: integer(ge=2) | None = None  # None: every row
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.exclude, tuple):
-            if isinstance(self.exclude, str) or not isinstance(self.exclude, Sequence):
-                _bad("exclude", self.exclude, "must be a list of column names")
-            object.__setattr__(self, "exclude", tuple(self.exclude))
-        if not all(isinstance(c, str) for c in self.exclude):
-            _bad("exclude", self.exclude, "must be a list of column names")
-        _int(self, "num_leaves", 2)
-        _int(self, "n_estimators", 1)
-        _int(self, "min_child_samples", 1)
-        _int(self, "bagging_freq", 0)
-        _int(self, "early_stopping_rounds", 1)
-        _int(self, "validation_cutoffs", 1)
-        _int(self, "seed", 0)
-        _int(self, "num_threads", 1)
-        _int(self, "max_depth", -1)
-        if self.max_rows is not None:
-            _int(self, "max_rows", 2)
-        if self.max_depth == 0:
-            _bad("max_depth", 0, "must be -1 (no limit) or a positive depth")
-        _real(self, "learning_rate", 0.0, math.inf, low_open=True)
-        _real(self, "feature_fraction", 0.0, 1.0, low_open=True)
-        _real(self, "bagging_fraction", 0.0, 1.0, low_open=True)
-        _real(self, "lambda_l2", 0.0, math.inf, low_open=False)
-        _real(self, "selection_margin", 0.0, math.inf, low_open=False)
-        _real(self, "early_stopping_min_delta", 0.0, math.inf, low_open=False)
-        if self.calibration not in ("isotonic", "platt"):
-            _bad("calibration", self.calibration, "must be 'isotonic' or 'platt'")
-        if self.calibration_prior is not None and self.calibration != "platt":
-            _bad("calibration_prior", self.calibration_prior, "needs churn.calibration=platt")
+    @model_rules
+    def _prior_needs_platt(self) -> list[str]:
+        if self.calibration_prior is None or self.calibration == "platt":
+            return []
+        return [
+            f"churn.calibration_prior is {self.calibration_prior!r}; expected null with "
+            f"churn.calibration {self.calibration!r} (only platt takes a prior)"
+        ]
 
     @property
     def shifts(self) -> bool:
         """Whether a trained model is shifted to a churn level (:func:`shifted_to`): a
         calibration prior (which needs Platt calibration) and ``shift_to_target``."""
         return self.calibration_prior is not None and self.shift_to_target
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ChurnSettings:
-        """Settings from a config mapping (e.g. ``params["churn"]``); unknown keys raise.
-
-        Raises
-        ------
-        ValueError
-            An unknown key or an invalid value, naming ``churn.<key>``.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown churn setting(s) {', '.join(f'churn.{k}' for k in unknown)}; "
-                f"expected some of {sorted(known)}"
-            )
-        return cls(**dict(values))
 
     def lightgbm_params(self) -> dict[str, Any]:
         """LightGBM parameters: binary objective, deterministic (seeded, row-wise), silent."""
@@ -187,26 +157,3 @@ class ChurnSettings:
             "num_threads": self.num_threads,
             "verbose": -1,
         }
-
-
-def _bad(key: str, value: object, why: str) -> None:
-    raise ValueError(f"churn.{key} {why}, got {value!r}")
-
-
-def _int(settings: ChurnSettings, key: str, low: int) -> None:
-    value = getattr(settings, key)
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        _bad(key, value, "must be an integer")
-    if value < low:
-        _bad(key, value, f"must be >= {low}")
-
-
-def _real(settings: ChurnSettings, key: str, low: float, high: float, low_open: bool) -> None:
-    value = getattr(settings, key)
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        _bad(key, value, "must be a number")
-    if not math.isfinite(value):
-        _bad(key, value, "must be finite")
-    if (value <= low if low_open else value < low) or value > high:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if high < math.inf else ')'}"
-        _bad(key, value, f"must be in {interval}")

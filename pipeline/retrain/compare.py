@@ -147,7 +147,7 @@ def decide(run: RetrainRun, champion, challenger_eval: dict, champion_eval, drif
     from models.promotion import compare, missing_paths
 
     run.begin("decide")
-    rules = list(run.retrain.metrics)
+    rules = run.retrain.metrics
     unknown = missing_paths(challenger_eval, rules)
     if unknown:
         raise CvmError(

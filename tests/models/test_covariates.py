@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from models.btyd import bgnbd, pareto_nbd
-from models.btyd.clv import ClvSettings, FittedClv, SamplerSettings, fit_clv
+from models.btyd.clv import ClvSettings, FittedClv, fit_clv
 from models.btyd.covariates import build_model, coefficient_names, individual_params
 from models.btyd.predict import PredictionSettings, predict_customers
 from models.btyd.priors import Priors
+from models.btyd.settings import SamplerSettings
 from models.simulate import SimulationSettings, _purchases, simulate_log
 
 TRUTH = {

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.btyd.clv import ClvSettings, SamplerSettings, fit_clv
+from models.btyd.clv import ClvSettings, fit_clv
 from models.btyd.gamma_gamma import population_mean_spend
 from models.btyd.priors import Priors
+from models.btyd.settings import SamplerSettings
 from models.simulate import simulate_histories, simulate_spend
 
 TRUTH = {

@@ -43,10 +43,10 @@ def test_threshold_tiers_use_absolute_bounds():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"method": "kmeans"}, "tiers.method"),
-        ({"names": ("a", "b")}, "one more entry"),
-        ({"bounds": (0.5, 0.8, 0.95)}, "descending"),
-        ({"bounds": (1.5, 0.8, 0.5)}, "between 0 and 1"),
+        ({"method": "kmeans"}, "'quantile' or 'threshold'"),
+        ({"names": ("a", "b")}, "one name more than tiers.bounds"),
+        ({"bounds": (0.5, 0.8, 0.95)}, "strictly decreasing"),
+        ({"bounds": (1.5, 0.8, 0.5)}, r"quantiles in \(0, 1\)"),
     ],
 )
 def test_bad_tier_settings_are_named(kwargs, message):

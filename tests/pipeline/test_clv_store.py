@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from models.btyd.clv import (
-    ClvSettings,
-    ConvergenceSettings,
-    FittedClv,
-    SamplerSettings,
-    fit_clv,
-)
+from models.btyd.clv import ClvSettings, FittedClv, fit_clv
 from models.btyd.predict import PredictionSettings
+from models.btyd.settings import ConvergenceSettings, SamplerSettings
 from pipeline import clv_store
 from pipeline.errors import CvmError
 from tests.conftest import FIXTURES

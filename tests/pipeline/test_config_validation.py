@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import backtest, config, config_schema
+from pipeline import backtest, config, config_check
 from pipeline.errors import CvmError
 from tests.conftest import REPO
 
@@ -41,7 +41,7 @@ def params(**changes) -> dict:
 
 def message(cfg: dict) -> str:
     with pytest.raises(CvmError) as err:
-        config_schema.validate(cfg, "params.yaml")
+        config_check.validate(cfg, "params.yaml")
     return str(err.value)
 
 
@@ -122,12 +122,12 @@ def test_a_bad_value_is_named_with_what_is_allowed(key, value, allowed):
     ],
 )
 def test_a_good_value_passes(key, value):
-    config_schema.validate(params(**{key: value}))
+    config_check.validate(params(**{key: value}))
 
 
 def test_the_spark_engine_has_its_own_keys():
     spark = config.compose(["engine=spark"], REPO / "conf")["engine"]
-    config_schema.validate(params(engine=spark))
+    config_check.validate(params(engine=spark))
     text = message(params(engine=spark | {"log_level": "LOUD", "conf": {"a": [1]}, "threads": 2}))
     assert "engine.log_level is 'LOUD'; expected one of ALL, DEBUG" in text
     assert "engine.conf is {'a': [1]}; expected a mapping of setting names to text" in text
@@ -248,7 +248,7 @@ def test_a_rule_between_keys_is_checked(changes, problem):
     ],
 )
 def test_a_config_that_keeps_the_rules_passes(changes):
-    config_schema.validate(params(**changes))
+    config_check.validate(params(**changes))
 
 
 def test_a_rule_is_not_tried_on_a_bad_value():
@@ -276,7 +276,7 @@ def test_the_dates_a_command_sets_at_run_time_keep_the_rules():
 
 
 def test_the_committed_params_validate():
-    config_schema.validate(COMMITTED)
+    config_check.validate(COMMITTED)
     config.load_params(REPO / "params.yaml")
 
 

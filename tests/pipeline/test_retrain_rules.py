@@ -57,10 +57,10 @@ def test_drift_table_flags_the_moved_column_only():
         drift.drift_table({}, after, ["c"])
 
 
-RULES = [
-    MetricRule("auc", "churn.auc", "higher", 0.01),
-    MetricRule("mae", "clv.mae", "lower", 0.02, relative=True),
-]
+RULES = {
+    "auc": MetricRule("churn.auc", "higher", 0.01),
+    "mae": MetricRule("clv.mae", "lower", 0.02, relative=True),
+}
 
 
 @pytest.mark.parametrize(
@@ -82,18 +82,20 @@ def test_the_challenger_is_refused_only_beyond_a_tolerance(auc, mae, worse):
 
 
 def test_a_metric_undefined_on_the_window_for_both_is_skipped():
-    rows = compare({"churn": {"auc": None}}, {"churn": {"auc": float("nan")}}, RULES[:1])
+    rows = compare(
+        {"churn": {"auc": None}}, {"churn": {"auc": float("nan")}}, {"auc": RULES["auc"]}
+    )
     assert rows[0]["worse"] is False and "undefined for both" in rows[0]["note"]
     assert lookup({"a": {"b": 2}}, "a.b") == 2.0 and lookup({"a": {}}, "a.b") is None
-    with pytest.raises(ValueError, match="better"):
-        MetricRule("x", "x", "bigger", 0.1)
+    with pytest.raises(ValueError, match="'higher' or 'lower'"):
+        MetricRule("x", "bigger", 0.1)
 
 
 def test_a_metric_path_that_names_nothing_is_caught():
     results = {"churn": {"auc": None}, "clv": {"mae": 1.0}}
     assert missing_paths(results, RULES) == []
-    typo = MetricRule("auc", "churn.acu", "higher", 0.01)
-    assert missing_paths(results, [typo]) == ["auc (churn.acu)"]
+    typo = MetricRule("churn.acu", "higher", 0.01)
+    assert missing_paths(results, {"auc": typo}) == ["auc (churn.acu)"]
 
 
 def test_the_lock_names_its_holder_and_is_released(tmp_path):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import config, config_schema
+from pipeline import config, config_check
 from tests.conftest import REPO
 
 COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -19,7 +19,7 @@ def problems(**tiers) -> list[str]:
     """The problems of the committed params with some ``tiers`` keys replaced."""
     cfg = copy.deepcopy(COMMITTED)
     cfg["tiers"] |= tiers
-    return config_schema.problems(cfg)
+    return config_check.problems(cfg)
 
 
 TERCILES = {
@@ -32,7 +32,7 @@ TERCILES = {
 def test_the_committed_views_are_valid_and_terciles_too():
     assert problems() == []
     assert problems(value_matrix=TERCILES) == []
-    views = config.view_settings(config.OmegaConf.create({"tiers": COMMITTED["tiers"]}))
+    views = config_check.validate(COMMITTED).tiers.views
     assert views.matrix.cell_names() == ["champions", "fading", "rising", "low_value"]
     assert views.actions.table["platinum"]["at_risk"] == "retain: personal outreach"
 
@@ -87,9 +87,9 @@ def test_a_bad_view_setting_is_named(tiers, expected):
 def test_value_to_date_cannot_rank_a_log_without_amounts():
     cfg = copy.deepcopy(COMMITTED)
     cfg["tiers"]["by"] = "historical_value"
-    assert config_schema.problems(cfg) == []
+    assert config_check.problems(cfg) == []
     cfg["data"]["mapping"]["amount"] = None
-    (problem,) = config_schema.problems(cfg)
+    (problem,) = config_check.problems(cfg)
     assert problem.startswith("tiers.by is 'historical_value'; expected clv or margin_clv")
 
 
