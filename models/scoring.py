@@ -76,7 +76,7 @@ def population(
     the value the tiers rank (``by``: CLV, or ``value_per_purchase`` x expected purchases
     without spend; value to date with ``historical_value``), the RFM columns, and the two axes
     of the value matrix. Scoring with it as ``reference`` labels a batch of any size as in that
-    table. (``margin_clv`` ranks as CLV: the features carry no margin to date.)"""
+    table."""
     if by == "historical_value" and table["historical_value"].notna().any():
         value = table["historical_value"]
     elif table["clv"].notna().any():
@@ -139,7 +139,6 @@ def score_customers(
         settings.value_per_purchase,
         reference,
         views=settings.views,
-        margin=settings.prediction.margin,
     )
 
 
@@ -154,7 +153,6 @@ def scored_table(
     value_per_purchase: float | None = None,
     reference: pd.DataFrame | None = None,
     views: ValueViewSettings | None = None,
-    margin: float = 1.0,
 ) -> pd.DataFrame:
     """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM
     and the value views (:func:`models.value_views.value_columns`, with ``views``).
@@ -164,7 +162,6 @@ def scored_table(
     (e.g. ``{"clv_model": "...", "churn_model": "..."}``) and becomes constant columns.
     Predictions without spend (a purchase-only model) leave the spend and CLV columns null,
     and the tiers rank ``value_per_purchase`` (default 1) times the expected purchases.
-    ``margin`` is the flat margin the CLV applies (``clv.prediction.margin``; for ``margin_clv``).
     Tiers and RFM scores rank the customers among themselves, or among ``reference``.
     """
     table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
@@ -172,7 +169,7 @@ def scored_table(
     table = pd.concat([table, preds], axis=1)
     table["churn_probability"] = np.asarray(churn_probability, dtype=float)
     order = "clv" if "clv" in predictions.columns else "expected_purchases"
-    value = tier_value(table, features, tiers.by, margin, value_per_purchase)
+    value = tier_value(table, features, tiers.by, value_per_purchase)
     ranks = None if reference is None else reference["tier_value"].to_numpy(dtype=float)
     table["value_tier"] = assign_tiers(value, tiers, ranks)
     table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)

@@ -13,12 +13,12 @@ import pandas as pd
 from models.settings import Count, Share, Text, listing, model_rules, number, settings
 
 LIFECYCLE_STAGES = ("new", "active", "loyal", "at_risk", "lost")
-TierBasis = Literal["clv", "margin_clv", "historical_value"]
+TierBasis = Literal["clv", "historical_value"]
 
 
 @settings
 class TierSettings:
-    """Value tiers, best first, from what ``by`` names (:data:`TIER_BASES`; see
+    """Value tiers, best first, from what ``by`` names (``clv`` or ``historical_value``; see
     :func:`models.value_views.tier_value`): CLV by default.
 
     ``quantile``: ``bounds`` are quantiles of that value that open each tier but the last (e.g.

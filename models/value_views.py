@@ -28,7 +28,7 @@ VIEW_COLUMNS = (
     "value_segment",
     "recommended_action",
 )
-# a feature column of margin to date, used where the features carry one (none do yet)
+# a feature column of margin to date: value to date where the features carry it
 MARGIN_FEATURE = "total_margin"
 
 
@@ -172,30 +172,15 @@ def historical_value(features: pd.DataFrame) -> pd.Series:
     return pd.Series(spend.to_numpy(), name="historical_value")
 
 
-def margin_clv(clv: pd.Series, features: pd.DataFrame, margin: float) -> pd.Series:
-    """CLV at each customer's own margin share of spend (margin to date / spend to date) where
-    the features carry margin, in place of the flat ``clv.prediction.margin`` the CLV already
-    applies; the CLV itself otherwise (and for a customer without spend to date)."""
-    values = clv.to_numpy(dtype=float)
-    if MARGIN_FEATURE not in features.columns or not features[MARGIN_FEATURE].notna().any():
-        return pd.Series(values, name="margin_clv")
-    spend = features["total_spend"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = features[MARGIN_FEATURE].to_numpy(dtype=float) / spend
-    own = values / margin * share
-    return pd.Series(np.where(np.isfinite(own), own, values), name="margin_clv")
-
-
 def tier_value(
     table: pd.DataFrame,
     features: pd.DataFrame,
     by: str = "clv",
-    margin: float = 1.0,
     value_per_purchase: float | None = None,
 ) -> pd.Series:
-    """What the value tiers rank (``tiers.by``): ``clv``, ``margin_clv`` or
-    ``historical_value``. Without spend, ``clv`` and ``margin_clv`` rank ``value_per_purchase``
-    (default 1) x expected purchases; ``historical_value`` needs spend (a ``ValueError``)."""
+    """What the value tiers rank (``tiers.by``): ``clv`` or ``historical_value``. Without
+    spend, ``clv`` ranks ``value_per_purchase`` (default 1) x expected purchases;
+    ``historical_value`` needs spend (a ``ValueError``)."""
     features = features.reset_index(drop=True)
     if not table["clv"].notna().any():
         if by == "historical_value":
@@ -203,8 +188,6 @@ def tier_value(
         return table["expected_purchases"] * (value_per_purchase or 1.0)
     if by == "historical_value":
         return historical_value(features)
-    if by == "margin_clv":
-        return margin_clv(table["clv"], features, margin)
     return table["clv"]
 
 

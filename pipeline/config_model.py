@@ -144,6 +144,16 @@ class DataConfig:
         )
 
     @model_rules
+    def _no_margin_yet(self) -> list[str]:
+        """Nothing aggregates a margin column yet: a mapped one would be read and do nothing."""
+        if self.mapping.margin is None:
+            return []
+        return [
+            f"data.mapping.margin is {self.mapping.margin!r}; expected null: no stage uses a "
+            "margin column yet (the CLV applies the flat clv.prediction.margin)"
+        ]
+
+    @model_rules
     def _names_hold_the_mapped_columns(self) -> list[str]:
         """A text log without a header needs ``names``, and they must hold the mapped columns."""
         if self.format == "parquet" or self.header:
@@ -344,8 +354,8 @@ class Config:
         if self.tiers.by != "historical_value" or self.data.mapping.amount is not None:
             return []
         return [
-            "tiers.by is 'historical_value'; expected clv or margin_clv with data.mapping.amount "
-            "null (a log without amounts has no value to date)"
+            "tiers.by is 'historical_value'; expected clv with data.mapping.amount null (a log "
+            "without amounts has no value to date)"
         ]
 
     @model_rules

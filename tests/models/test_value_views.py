@@ -13,7 +13,6 @@ from models.value_views import (
     ValueMatrix,
     ValueViewSettings,
     historical_value,
-    margin_clv,
     quantile_level,
     recommended_action,
     retention_priority,
@@ -165,17 +164,12 @@ def test_tiers_rank_what_tiers_by_names():
     features = pd.DataFrame({"total_spend": [300.0, 200.0, 100.0]})
     assert tier_value(table, features, "clv").tolist() == [10.0, 20.0, 30.0]
     assert tier_value(table, features, "historical_value").tolist() == [300.0, 200.0, 100.0]
-    # no margin in the features: the CLV, which already applies clv.prediction.margin
-    assert tier_value(table, features, "margin_clv", margin=0.5).tolist() == [10.0, 20.0, 30.0]
 
 
-def test_margin_clv_uses_each_customers_margin_share_where_the_features_have_it():
+def test_value_to_date_is_the_margin_to_date_where_the_features_carry_it():
     features = pd.DataFrame({"total_spend": [100.0, 100.0, 0.0], "total_margin": [50.0, 10.0, 0.0]})
-    clv = pd.Series([40.0, 40.0, 40.0])  # at a flat margin of 0.4
-    out = margin_clv(clv, features, margin=0.4)
-    # 40 / 0.4 = 100 of revenue, at 50 % and 10 %; no spend to date: the CLV itself
-    assert out.tolist() == pytest.approx([50.0, 10.0, 40.0])
     assert historical_value(features).tolist() == [50.0, 10.0, 0.0]
+    assert historical_value(features.drop(columns="total_margin")).tolist() == [100, 100, 0]
 
 
 def test_without_amounts_the_views_have_no_money_but_a_priority_and_an_action():
@@ -259,7 +253,6 @@ def _scored_with(
         {},
         date(2024, 1, 1),
         reference=reference,
-        margin=0.5,
     )
 
 
@@ -280,13 +273,10 @@ def test_a_batch_scored_against_the_population_gets_the_labels_of_the_full_table
 def test_scored_table_tiers_follow_tiers_by():
     by_clv = _scored_with("clv").set_index("customer_id")
     by_history = _scored_with("historical_value").set_index("customer_id")
-    by_margin = _scored_with("margin_clv").set_index("customer_id")
     assert by_clv.loc["c19", "value_tier"] == "platinum"
     assert by_clv.loc["c00", "value_tier"] == "bronze"
     assert by_history.loc["c00", "value_tier"] == "platinum"
     assert by_history.loc["c19", "value_tier"] == "bronze"
-    # no margin in the features: margin_clv ranks as clv
-    assert by_margin["value_tier"].equals(by_clv["value_tier"])
     # the views are there, and the table is sorted by CLV whatever the tiers rank
     assert set(by_clv.columns) >= {
         "historical_value",
@@ -308,5 +298,6 @@ def test_a_purchase_only_table_cannot_tier_by_value_to_date():
 
 
 def test_unknown_tier_basis_is_refused():
-    with pytest.raises(ValidationError, match="'clv', 'margin_clv' or 'historical_value'"):
-        TierSettings(by="spend")
+    for basis in ("spend", "margin_clv"):  # no margin is aggregated: nothing to rank by
+        with pytest.raises(ValidationError, match="'clv' or 'historical_value'"):
+            TierSettings(by=basis)

@@ -40,7 +40,7 @@ def test_the_committed_views_are_valid_and_terciles_too():
 @pytest.mark.parametrize(
     ("tiers", "expected"),
     [
-        ({"by": "spend"}, "tiers.by is 'spend'; expected one of clv, margin_clv, historical_value"),
+        ({"by": "margin_clv"}, "tiers.by is 'margin_clv'; expected one of clv, historical_value"),
         (
             {"value_matrix": TERCILES | {"levels": ["low", "high"]}},
             "tiers.value_matrix.levels is ['low', 'high']; expected one level more than",
@@ -84,21 +84,28 @@ def test_a_bad_view_setting_is_named(tiers, expected):
     assert found and expected in found[0], found
 
 
+def test_a_margin_column_is_refused_until_something_uses_it():
+    cfg = copy.deepcopy(COMMITTED)
+    cfg["data"]["mapping"]["margin"] = "profit"
+    (problem,) = config_check.problems(cfg)
+    assert problem.startswith("data.mapping.margin is 'profit'; expected null: no stage uses")
+
+
 def test_value_to_date_cannot_rank_a_log_without_amounts():
     cfg = copy.deepcopy(COMMITTED)
     cfg["tiers"]["by"] = "historical_value"
     assert config_check.problems(cfg) == []
     cfg["data"]["mapping"]["amount"] = None
     (problem,) = config_check.problems(cfg)
-    assert problem.startswith("tiers.by is 'historical_value'; expected clv or margin_clv")
+    assert problem.startswith("tiers.by is 'historical_value'; expected clv with")
 
 
 def test_the_settings_carry_tiers_by_and_the_views():
     cfg = copy.deepcopy(COMMITTED)
-    cfg["tiers"]["by"] = "margin_clv"
+    cfg["tiers"]["by"] = "historical_value"
     cfg["tiers"]["value_matrix"] = TERCILES
     settings = config.Settings(config.OmegaConf.create(cfg)).scoring
-    assert settings.tiers.by == "margin_clv"
+    assert settings.tiers.by == "historical_value"
     assert settings.views.matrix.levels == ("low", "mid", "high")
     assert settings.views.actions.default == COMMITTED["tiers"]["actions"]["default"]
 
