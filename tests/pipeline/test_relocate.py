@@ -48,3 +48,24 @@ def test_a_moved_project_reads_its_models_and_writes_runs_in_place(tmp_path):
     model = mlflow.pyfunc.load_model("models:/cvm-clv/1")  # saved before the move
     features = pd.read_parquet(new / "data/features/scoring.parquet").head(20)
     assert len(model.predict(features)) == 20
+
+
+def test_mlflow_s_schema_still_has_every_column_relocate_updates(tmp_path):
+    """relocate.py writes MLflow's private SQLite schema: an MLflow release that renames or
+    drops one of those columns must fail here, before a moved project loses its models."""
+    import sqlite3
+
+    import mlflow
+
+    from pipeline.relocate import COLUMNS
+
+    database = tmp_path / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{database}").search_experiments()  # creates the schema
+    with sqlite3.connect(database) as con:
+        present = {
+            (table, row[1])
+            for table in {t for t, _ in COLUMNS}
+            for row in con.execute(f"PRAGMA table_info({table})")
+        }
+    missing = [f"{table}.{column}" for table, column in COLUMNS if (table, column) not in present]
+    assert not missing, f"MLflow {mlflow.__version__} has no {missing}: update pipeline/relocate.py"
