@@ -1,4 +1,5 @@
-"""Simulate purchase histories from the BG/NBD or Pareto/NBD process and Gamma-Gamma spend.
+"""Simulate purchase histories from a purchase model's process (BG/NBD, Pareto/NBD: any of
+:data:`models.btyd.family.NAMES`) and Gamma-Gamma spend.
 
 Used for predictive checks and recovery tests: the truth (each customer's rates and whether
 they are alive at ``T``) comes with the histories.
@@ -11,6 +12,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+
+from models.btyd.family import NAMES, purchase_model
 
 
 def _purchases(
@@ -25,28 +28,23 @@ def _purchases(
 ) -> dict[str, np.ndarray]:
     """Latent rates and every repeat purchase (``owner``, ``age``) of customers observed for ``T``.
 
-    BG/NBD: rate ~ Gamma(r, alpha); after each repeat purchase the customer drops out with
-    probability p ~ Beta(a, b). Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta).
+    The purchase rate is Gamma(r, alpha); how customers drop out is the purchase model's
+    (``draw_dropout`` and ``drop_after_purchase`` of its
+    :class:`~models.btyd.common.PurchaseModel`; BG/NBD: after each repeat purchase with
+    probability p ~ Beta(a, b); Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta)).
     ``rate_shift`` multiplies the rate by ``exp(shift)`` (``alpha_i = alpha exp(-shift)``);
-    ``drop_shift`` scales b by ``exp(-shift)`` (BG/NBD: p ~ Beta(a, b exp(-shift)), a higher
-    mean dropout probability for a positive shift) or multiplies mu by ``exp(shift)``
-    (Pareto/NBD: ``beta_i = beta exp(-shift)``): the covariate models' form
-    (:mod:`models.btyd.covariates`). ``aging`` adds a second way to leave whose hazard
-    grows with age (a Rayleigh lifetime: hazard ``aging**2 * age``), so churn rises with age.
+    ``drop_shift`` raises the dropout as the covariate models do (:mod:`models.btyd.covariates`:
+    BG/NBD's ``b_i = b exp(-shift)``, Pareto/NBD's ``beta_i = beta exp(-shift)``). ``aging``
+    adds a second way to leave whose hazard grows with age (a Rayleigh lifetime: hazard
+    ``aging**2 * age``), so churn rises with age.
     ``season`` = (first purchase time of each customer, amplitude, period) modulates the rate
     by ``1 + amplitude * sin(2 pi (first + age) / period)`` (events thinned from the peak rate).
     """
+    purchase = purchase_model(model)
     n = len(T)
     rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
     amplitude = season[1] if season is not None else 0.0
-    if model == "bgnbd":
-        dropout = rng.beta(params["a"], params["b"] * np.exp(-drop_shift), n)
-        death = np.full(n, np.inf)
-    elif model == "pareto_nbd":
-        dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
-        death = rng.exponential(1.0 / dropout)
-    else:
-        raise ValueError(f"unknown model {model!r}")
+    dropout, death = purchase.draw_dropout(params, n, rng, drop_shift)
     if aging > 0:
         death = np.minimum(death, rng.rayleigh(1.0 / aging, n))
     owners, ages = [], []
@@ -66,8 +64,8 @@ def _purchases(
         buyers = idx[bought]
         owners.append(buyers)
         ages.append(now[buyers])
-        if model == "bgnbd":
-            drop = buyers[rng.random(len(buyers)) < dropout[buyers]]
+        if purchase.drop_after_purchase is not None:
+            drop = purchase.drop_after_purchase(dropout, buyers, rng)
             death[drop] = now[drop]
             active[drop] = False
     return {
@@ -117,21 +115,21 @@ class SimulationSettings:
 
     Rates are per ``time_unit_days`` (weeks by default, like the CDNOW estimates). Customers make
     their first purchase uniformly over the first ``cohort_days`` days and are observed until
-    ``horizon_days`` after ``start``. ``covariate_effects`` maps a covariate name to
-    ``(purchase coefficient, dropout coefficient)`` in the covariate models' form
-    (:mod:`models.btyd.covariates`: positive raises the purchase rate, the dropout rate or the
-    mean dropout probability); each covariate is standard normal, or 0/1 with probability
-    ``covariate_share`` of 1 when ``binary_covariates``. Departures from the models, to make logs
-    hard: ``aging`` (per time unit) adds a lifetime whose hazard rises with age, ``seasonality``
-    modulates the purchase rate over the calendar year (amplitude in [0, 1)), ``spend_sigma``
-    multiplies each amount by a log-normal factor of that scale (heavy tails).
+    ``horizon_days`` after ``start``. ``model`` is a purchase model's name
+    (:data:`models.btyd.family.NAMES`) and ``params`` its population parameters, by default
+    the model's ``simulation_params`` (the published CDNOW estimates). ``covariate_effects``
+    maps a covariate name to ``(purchase coefficient, dropout coefficient)`` in the covariate
+    models' form (:mod:`models.btyd.covariates`: positive raises the purchase rate, the dropout
+    rate or the mean dropout probability); each covariate is standard normal, or 0/1 with
+    probability ``covariate_share`` of 1 when ``binary_covariates``. Departures from the models,
+    to make logs hard: ``aging`` (per time unit) adds a lifetime whose hazard rises with age,
+    ``seasonality`` modulates the purchase rate over the calendar year (amplitude in [0, 1)),
+    ``spend_sigma`` multiplies each amount by a log-normal factor of that scale (heavy tails).
     """
 
     customers: int = 10_000
     model: str = "bgnbd"
-    params: tuple[tuple[str, float], ...] = tuple(
-        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items()
-    )
+    params: tuple[tuple[str, float], ...] = ()  # () = the model's simulation_params
     spend: tuple[tuple[str, float], ...] = tuple({"p": 6.25, "q": 3.74, "gamma": 15.44}.items())
     start: date = date(2024, 1, 1)
     cohort_days: int = 84
@@ -148,9 +146,14 @@ class SimulationSettings:
     def __post_init__(self) -> None:
         if self.customers < 1 or self.cohort_days < 1 or self.horizon_days <= self.cohort_days:
             raise ValueError("simulation needs customers ≥ 1 and horizon_days > cohort_days ≥ 1")
-        expected = {"bgnbd": {"r", "alpha", "a", "b"}, "pareto_nbd": {"r", "alpha", "s", "beta"}}
-        if self.model not in expected or set(dict(self.params)) != expected[self.model]:
-            raise ValueError(f"simulation model {self.model!r} needs parameters {expected}")
+        if self.model not in NAMES:
+            raise ValueError(f"simulation model {self.model!r}: expected one of {', '.join(NAMES)}")
+        purchase = purchase_model(self.model)
+        if not self.params:
+            object.__setattr__(self, "params", purchase.simulation_params)
+        if set(dict(self.params)) != set(purchase.param_names):
+            names = ", ".join(purchase.param_names)
+            raise ValueError(f"simulation model {self.model!r} needs parameters {names}")
         if self.aging < 0 or self.spend_sigma < 0 or not 0 <= self.seasonality < 1:
             raise ValueError("simulation needs aging ≥ 0, spend_sigma ≥ 0, 0 ≤ seasonality < 1")
 

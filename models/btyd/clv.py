@@ -19,26 +19,17 @@ import pandas as pd
 import xarray as xr
 
 from models.btyd import gamma_gamma
-from models.btyd.bgnbd import BGNBD
 from models.btyd.common import BuiltModel, PurchaseModel
 from models.btyd.covariates import build_purchase, coefficient_names
+from models.btyd.family import NAMES, purchase_model
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
-from models.btyd.pareto_nbd import PARETO_NBD
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
 
-PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
 METHODS = ("map", "nuts")
 # a saved pair's files (:meth:`FittedClv.save`); a purchase-only pair has no spend posterior
 FILES = {"purchase": "transactions.nc", "spend": "spend.nc"}
 FORMAT = "cvm.clv/2"  # written into the posteriors' attributes, checked on load
-
-
-def purchase_model(name: str) -> PurchaseModel:
-    """The purchase model called ``name`` (``clv.model``)."""
-    if name not in PURCHASE_MODELS:
-        raise ValueError(f"clv.model is {name!r}; expected one of {', '.join(PURCHASE_MODELS)}")
-    return PURCHASE_MODELS[name]
 
 
 class ConvergenceError(Exception):
@@ -100,7 +91,8 @@ class ClvSettings:
     covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        purchase_model(self.model)
+        if self.model not in NAMES:
+            raise ValueError(f"clv.model is {self.model!r}; expected one of {', '.join(NAMES)}")
         if self.method not in METHODS:
             raise ValueError(f"clv.method is {self.method!r}; expected one of {', '.join(METHODS)}")
         object.__setattr__(self, "covariates", tuple(self.covariates))
