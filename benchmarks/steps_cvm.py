@@ -23,8 +23,9 @@ from steps_common import CLV_DRAWS, NUTS, UNIT_DAYS, Context, Timer, clv_stats, 
 
 from features.summary import btyd_summary, purchase_days
 from models.btyd import gamma_gamma
-from models.btyd.clv import ClvSettings, fit_clv, purchase_model
+from models.btyd.clv import ClvSettings, fit_clv
 from models.btyd.covariates import covariate_columns
+from models.btyd.family import purchase_model
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.settings import ConvergenceSettings, SamplerSettings
 from models.columns import COVARIATE_PREFIX

@@ -1,4 +1,5 @@
-"""Simulate purchase histories from the BG/NBD or Pareto/NBD process and Gamma-Gamma spend.
+"""Simulate purchase histories from a purchase model's process (BG/NBD, Pareto/NBD: any of
+:data:`models.btyd.family.NAMES`) and Gamma-Gamma spend.
 
 Used for predictive checks and recovery tests: the truth (each customer's rates and whether
 they are alive at ``T``) comes with the histories.
@@ -6,11 +7,23 @@ they are alive at ``T``) comes with the histories.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from models.btyd.family import NAMES, purchase_model
+from models.settings import (
+    AtLeastOne,
+    Count,
+    Flag,
+    NonNegative,
+    Share,
+    model_rules,
+    number,
+    settings,
+)
 
 
 def _purchases(
@@ -25,28 +38,23 @@ def _purchases(
 ) -> dict[str, np.ndarray]:
     """Latent rates and every repeat purchase (``owner``, ``age``) of customers observed for ``T``.
 
-    BG/NBD: rate ~ Gamma(r, alpha); after each repeat purchase the customer drops out with
-    probability p ~ Beta(a, b). Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta).
+    The purchase rate is Gamma(r, alpha); how customers drop out is the purchase model's
+    (``draw_dropout`` and ``drop_after_purchase`` of its
+    :class:`~models.btyd.common.PurchaseModel`; BG/NBD: after each repeat purchase with
+    probability p ~ Beta(a, b); Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta)).
     ``rate_shift`` multiplies the rate by ``exp(shift)`` (``alpha_i = alpha exp(-shift)``);
-    ``drop_shift`` scales b by ``exp(-shift)`` (BG/NBD: p ~ Beta(a, b exp(-shift)), a higher
-    mean dropout probability for a positive shift) or multiplies mu by ``exp(shift)``
-    (Pareto/NBD: ``beta_i = beta exp(-shift)``): the covariate models' form
-    (:mod:`models.btyd.covariates`). ``aging`` adds a second way to leave whose hazard
-    grows with age (a Rayleigh lifetime: hazard ``aging**2 * age``), so churn rises with age.
+    ``drop_shift`` raises the dropout as the covariate models do (:mod:`models.btyd.covariates`:
+    BG/NBD's ``b_i = b exp(-shift)``, Pareto/NBD's ``beta_i = beta exp(-shift)``). ``aging``
+    adds a second way to leave whose hazard grows with age (a Rayleigh lifetime: hazard
+    ``aging**2 * age``), so churn rises with age.
     ``season`` = (first purchase time of each customer, amplitude, period) modulates the rate
     by ``1 + amplitude * sin(2 pi (first + age) / period)`` (events thinned from the peak rate).
     """
+    purchase = purchase_model(model)
     n = len(T)
     rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
     amplitude = season[1] if season is not None else 0.0
-    if model == "bgnbd":
-        dropout = rng.beta(params["a"], params["b"] * np.exp(-drop_shift), n)
-        death = np.full(n, np.inf)
-    elif model == "pareto_nbd":
-        dropout = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(drop_shift)
-        death = rng.exponential(1.0 / dropout)
-    else:
-        raise ValueError(f"unknown model {model!r}")
+    dropout, death = purchase.draw_dropout(params, n, rng, drop_shift)
     if aging > 0:
         death = np.minimum(death, rng.rayleigh(1.0 / aging, n))
     owners, ages = [], []
@@ -66,8 +74,8 @@ def _purchases(
         buyers = idx[bought]
         owners.append(buyers)
         ages.append(now[buyers])
-        if model == "bgnbd":
-            drop = buyers[rng.random(len(buyers)) < dropout[buyers]]
+        if purchase.drop_after_purchase is not None:
+            drop = purchase.drop_after_purchase(dropout, buyers, rng)
             death[drop] = now[drop]
             active[drop] = False
     return {
@@ -111,48 +119,60 @@ def simulate_spend(
     return np.where(frequency > 0, mean, 0.0)
 
 
-@dataclass(frozen=True)
+@settings
 class SimulationSettings:
     """A synthetic cohort: who arrives when, how they buy and spend, and for how long we watch.
 
     Rates are per ``time_unit_days`` (weeks by default, like the CDNOW estimates). Customers make
     their first purchase uniformly over the first ``cohort_days`` days and are observed until
-    ``horizon_days`` after ``start``. ``covariate_effects`` maps a covariate name to
-    ``(purchase coefficient, dropout coefficient)`` in the covariate models' form
-    (:mod:`models.btyd.covariates`: positive raises the purchase rate, the dropout rate or the
-    mean dropout probability); each covariate is standard normal, or 0/1 with probability
-    ``covariate_share`` of 1 when ``binary_covariates``. Departures from the models, to make logs
-    hard: ``aging`` (per time unit) adds a lifetime whose hazard rises with age, ``seasonality``
-    modulates the purchase rate over the calendar year (amplitude in [0, 1)), ``spend_sigma``
-    multiplies each amount by a log-normal factor of that scale (heavy tails).
+    ``horizon_days`` after ``start``. ``model`` is a purchase model's name
+    (:data:`models.btyd.family.NAMES`) and ``params`` its population parameters, by default
+    the model's ``simulation_params`` (the published CDNOW estimates). ``covariate_effects``
+    maps a covariate name to ``(purchase coefficient, dropout coefficient)`` in the covariate
+    models' form (:mod:`models.btyd.covariates`: positive raises the purchase rate, the dropout
+    rate or the mean dropout probability); each covariate is standard normal, or 0/1 with
+    probability ``covariate_share`` of 1 when ``binary_covariates``. Departures from the models,
+    to make logs hard: ``aging`` (per time unit) adds a lifetime whose hazard rises with age,
+    ``seasonality`` modulates the purchase rate over the calendar year (amplitude in [0, 1)),
+    ``spend_sigma`` multiplies each amount by a log-normal factor of that scale (heavy tails).
     """
 
-    customers: int = 10_000
-    model: str = "bgnbd"
-    params: tuple[tuple[str, float], ...] = tuple(
-        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items()
-    )
+    customers: AtLeastOne = 10_000
+    model: Literal[NAMES] = "bgnbd"
+    params: tuple[tuple[str, float], ...] = ()  # () = the model's simulation_params
     spend: tuple[tuple[str, float], ...] = tuple({"p": 6.25, "q": 3.74, "gamma": 15.44}.items())
     start: date = date(2024, 1, 1)
-    cohort_days: int = 84
-    horizon_days: int = 546
-    time_unit_days: int = 7
+    cohort_days: AtLeastOne = 84
+    horizon_days: AtLeastOne = 546
+    time_unit_days: AtLeastOne = 7
     covariate_effects: tuple[tuple[str, float, float], ...] = ()
-    binary_covariates: bool = False
-    covariate_share: float = 0.5
-    aging: float = 0.0
-    seasonality: float = 0.0
-    spend_sigma: float = 0.0
-    seed: int = 0
+    binary_covariates: Flag = False
+    covariate_share: Share = 0.5
+    aging: NonNegative = 0.0
+    seasonality: number(ge=0, lt=1) = 0.0
+    spend_sigma: NonNegative = 0.0
+    seed: Count = 0
 
-    def __post_init__(self) -> None:
-        if self.customers < 1 or self.cohort_days < 1 or self.horizon_days <= self.cohort_days:
-            raise ValueError("simulation needs customers ≥ 1 and horizon_days > cohort_days ≥ 1")
-        expected = {"bgnbd": {"r", "alpha", "a", "b"}, "pareto_nbd": {"r", "alpha", "s", "beta"}}
-        if self.model not in expected or set(dict(self.params)) != expected[self.model]:
-            raise ValueError(f"simulation model {self.model!r} needs parameters {expected}")
-        if self.aging < 0 or self.spend_sigma < 0 or not 0 <= self.seasonality < 1:
-            raise ValueError("simulation needs aging ≥ 0, spend_sigma ≥ 0, 0 ≤ seasonality < 1")
+    @model_rules
+    def _a_model_and_a_window(self) -> list[str]:
+        problems = []
+        if self.horizon_days <= self.cohort_days:
+            problems.append(
+                f"simulation horizon_days is {self.horizon_days}; expected more than "
+                f"cohort_days ({self.cohort_days})"
+            )
+        names = purchase_model(self.model).param_names
+        if set(dict(self.population)) != set(names):
+            problems.append(
+                f"simulation model {self.model!r} needs parameters {', '.join(names)}, "
+                f"got {', '.join(dict(self.params))}"
+            )
+        return problems
+
+    @property
+    def population(self) -> tuple[tuple[str, float], ...]:
+        """The population parameters: ``params``, or the model's ``simulation_params``."""
+        return self.params or purchase_model(self.model).simulation_params
 
 
 def _tail(rng: np.random.Generator, owner: np.ndarray, settings: SimulationSettings):
@@ -179,7 +199,7 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
     """
     rng = np.random.default_rng(settings.seed)
     n = settings.customers
-    params, spend = dict(settings.params), dict(settings.spend)
+    params, spend = dict(settings.population), dict(settings.spend)
     unit = settings.time_unit_days
     first_day = rng.integers(0, settings.cohort_days, n)
     T = (settings.horizon_days - first_day) / unit

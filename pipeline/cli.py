@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from models.btyd import family
 from pipeline import config
 from pipeline.errors import CvmError
 
@@ -47,8 +48,6 @@ def _simulate(args: argparse.Namespace) -> None:
             settings["params"] = tuple((k, float(v)) for k, v in pairs)
         except ValueError:
             raise CvmError(f"--params {args.params!r}: expected name=value,name=value") from None
-    elif args.model == "pareto_nbd":
-        settings["params"] = (("r", 0.553), ("alpha", 10.578), ("s", 0.606), ("beta", 11.669))
     truth = simulate.run(args.out, with_amounts=not args.no_amounts, **settings)
     print(f"{truth['transactions']:,} transactions of {args.customers:,} customers in {args.out}")
 
@@ -131,8 +130,12 @@ def _add_simulation_commands(sub) -> None:
     p_sim = sub.add_parser("simulate", help="write a synthetic log with known truth")
     p_sim.add_argument("--out", type=Path, default=Path("data/simulated"))
     p_sim.add_argument("--customers", type=int, default=10_000)
-    p_sim.add_argument("--model", choices=("bgnbd", "pareto_nbd"), default="bgnbd")
-    p_sim.add_argument("--params", help="purchase parameters, e.g. r=0.24,alpha=4.4,a=0.79,b=2.4")
+    p_sim.add_argument("--model", choices=family.NAMES, default="bgnbd")
+    p_sim.add_argument(
+        "--params",
+        help="purchase parameters, e.g. r=0.24,alpha=4.4,a=0.79,b=2.4 "
+        "(default: the model's published CDNOW estimates)",
+    )
     p_sim.add_argument("--cohort-days", type=int, default=84)
     p_sim.add_argument("--horizon-days", type=int, default=546)
     p_sim.add_argument("--start", default="2024-01-01")

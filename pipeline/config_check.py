@@ -43,7 +43,7 @@ def problems(tree: Any) -> list[str]:
         values: list[str] = []
         rules: list[str] = []
     except ValidationError as err:
-        values, rules = _messages(err, tree)
+        values, rules = _messages(err, Config, tree)
     seen = {m.split(" ", 1)[0] for m in keys}
     return keys + [m for m in values if m.split(" ", 1)[0] not in seen] + rules
 
@@ -69,7 +69,22 @@ def _key_problems(annotation: Any, value: Any, key: str) -> list[str]:
     return found
 
 
-def _messages(err: ValidationError, tree: Any) -> tuple[list[str], list[str]]:
+def explain(err: ValidationError, root: type, values: Any) -> list[str]:
+    """The problems of building the settings ``root`` from ``values`` (a mapping), in words:
+    for settings given other than as a config file (command-line options)."""
+    found, rules = _messages(err, root, values)
+    return (
+        found
+        + rules
+        + [
+            f"{e['loc'][-1]} is not a setting; expected some of {', '.join(_config_keys(root))}"
+            for e in err.errors()
+            if e["type"] == "unexpected_keyword_argument"
+        ]
+    )
+
+
+def _messages(err: ValidationError, root: type, tree: Any) -> tuple[list[str], list[str]]:
     values: dict[str, str] = {}
     rules: list[str] = []
     for error in err.errors():
@@ -79,7 +94,7 @@ def _messages(err: ValidationError, tree: Any) -> tuple[list[str], list[str]]:
             continue
         if kind in ("missing", "unexpected_keyword_argument", "extra_forbidden"):
             continue  # named by _key_problems
-        key, annotation, value = _walk(tree, error["loc"])
+        key, annotation, value = _walk(root, tree, error["loc"])
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             options = _tags(annotation)
             given = value.get("name") if isinstance(value, Mapping) else None
@@ -93,10 +108,10 @@ def _messages(err: ValidationError, tree: Any) -> tuple[list[str], list[str]]:
     return list(values.values()), rules
 
 
-def _walk(tree: Any, loc: tuple) -> tuple[str, Any, Any]:
-    """Follow an error's location through the config's types: the dotted key of the innermost
-    config key it names, that key's type and the value given there."""
-    annotation, value, key = Config, tree, ""
+def _walk(root: type, tree: Any, loc: tuple) -> tuple[str, Any, Any]:
+    """Follow an error's location through the types from ``root``: the dotted key of the
+    innermost config key it names, that key's type and the value given there."""
+    annotation, value, key = root, tree, ""
     for step in loc:
         inner, _ = _optional(annotation)
         section = _section(inner, value)

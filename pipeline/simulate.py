@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import io
+from pydantic import ValidationError
+
+from pipeline import config_check, io
 from pipeline.errors import CvmError
 
 
@@ -27,15 +29,16 @@ def run(out: Path, with_amounts: bool = True, **settings) -> dict:
 
     try:
         spec = SimulationSettings(**settings)
-    except ValueError as err:
-        raise CvmError(f"cvm simulate: {err}") from None
+    except ValidationError as err:
+        problems = config_check.explain(err, SimulationSettings, settings)
+        raise CvmError(f"cvm simulate: {'; '.join(problems)}") from None
     transactions, customers = simulate_log(spec)
     if not with_amounts:
         transactions = transactions.drop(columns=["amount"])
     io.write_parquet(transactions, out / "transactions.parquet")
     io.write_parquet(customers, out / "customers.parquet")
     truth = asdict(spec) | {
-        "params": dict(spec.params),
+        "params": dict(spec.population),
         "spend": dict(spec.spend),
         "transactions": len(transactions),
         "alive_share": float(customers.alive.mean()),

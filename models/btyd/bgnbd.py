@@ -21,6 +21,7 @@ from scipy import special
 
 from models.btyd.common import (
     BuiltModel,
+    FactoredLoglik,
     PurchaseModel,
     levels,
     model_data,
@@ -291,6 +292,35 @@ def p_no_purchase_if_alive(
     return np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
 
 
+# --------------------------------------------------------------------------- the process
+def draw_dropout(
+    params: Mapping[str, float], n: int, rng: np.random.Generator, shift: ArrayLike = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``n`` customers' dropout probability ``p ~ Beta(a, b exp(-shift))`` (a positive
+    shift raises its mean, as covariates do) and lifetime: none besides dropping out after a
+    purchase (``inf``)."""
+    dropout = rng.beta(params["a"], params["b"] * np.exp(-shift), n)
+    return dropout, np.full(n, np.inf)
+
+
+def drop_after_purchase(
+    dropout: np.ndarray, buyers: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The ``buyers`` who drop out right after this purchase, each with probability ``p``."""
+    return buyers[rng.random(len(buyers)) < dropout[buyers]]
+
+
+def purchase_dropout(
+    params: Mapping[str, float], shift: ArrayLike, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-weights of (dropped right after the last of ``x`` repeat purchases, not dropped):
+    ``E[p (1 - p)^(x-1)]`` (none without a repeat purchase) and ``E[(1 - p)^x]``, with
+    ``p ~ Beta(a, b exp(-shift))``."""
+    a, b = params["a"], params["b"] * np.exp(-shift)
+    dropped = special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
+    return np.where(x > 0, dropped, -np.inf), special.betaln(a, b + x) - special.betaln(a, b)
+
+
 BGNBD = PurchaseModel(
     name="bgnbd",
     param_names=PARAM_NAMES,
@@ -299,4 +329,12 @@ BGNBD = PurchaseModel(
     expected_purchases=expected_purchases,
     expected_purchases_if_alive=expected_purchases_if_alive,
     p_no_purchase_if_alive=p_no_purchase_if_alive,
+    scaled=("alpha", "b"),
+    loglik_rows=loglik_rows_pytensor,
+    factored=FactoredLoglik(factor, loglik_and_grad),
+    simulation_params=(("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)),
+    draw_dropout=draw_dropout,
+    drop_after_purchase=drop_after_purchase,
+    lifetime=None,
+    purchase_dropout=purchase_dropout,
 )

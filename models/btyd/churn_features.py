@@ -33,7 +33,7 @@ def add_btyd_features(
     """
     if covariates:
         X = table[list(covariates)].to_numpy(dtype=float)
-        params = individual_params(model.name, params, X, covariates)
+        params = individual_params(model, params, X, covariates)
     x = table["frequency"].to_numpy(dtype=float)
     t_x = table["recency"].to_numpy(dtype=float)
     T = table["T"].to_numpy(dtype=float)

@@ -20,32 +20,18 @@ import pandas as pd
 import xarray as xr
 
 from models.btyd import gamma_gamma
-from models.btyd.bgnbd import BGNBD
 from models.btyd.common import BuiltModel, PurchaseModel
 from models.btyd.covariates import build_purchase, coefficient_names
+from models.btyd.family import NAMES, purchase_model
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
-from models.btyd.pareto_nbd import PARETO_NBD
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
-from models.btyd.settings import (
-    METHODS,
-    MODEL_NAMES,
-    ConvergenceSettings,
-    SamplerSettings,
-)
+from models.btyd.settings import METHODS, ConvergenceSettings, SamplerSettings
 from models.settings import Column, Flag, Seed, listing, settings
 
-PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BGNBD, PARETO_NBD)}
 # a saved pair's files (:meth:`FittedClv.save`); a purchase-only pair has no spend posterior
 FILES = {"purchase": "transactions.nc", "spend": "spend.nc"}
 FORMAT = "cvm.clv/2"  # written into the posteriors' attributes, checked on load
-
-
-def purchase_model(name: str) -> PurchaseModel:
-    """The purchase model called ``name`` (``clv.model``)."""
-    if name not in PURCHASE_MODELS:
-        raise ValueError(f"clv.model is {name!r}; expected one of {', '.join(PURCHASE_MODELS)}")
-    return PURCHASE_MODELS[name]
 
 
 class ConvergenceError(Exception):
@@ -62,7 +48,7 @@ class ClvSettings:
     alone (a log without amounts); ``covariates`` are the summary's columns that shift the
     purchase and dropout rates (:mod:`models.btyd.covariates`), none by default."""
 
-    model: Literal[MODEL_NAMES] = "bgnbd"
+    model: Literal[NAMES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)

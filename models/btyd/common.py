@@ -113,10 +113,47 @@ class BuiltModel:
 
 
 @dataclass(frozen=True)
+class FactoredLoglik:
+    """A model's summed log-likelihood in numpy with its gradient, on factored rows:
+    ``factor(x, t_x, T, w)`` prepares weighted summaries once, ``loglik_and_grad(theta,
+    factored)`` returns the log-likelihood and its gradient at ``theta`` (the model's
+    ``param_names`` order)."""
+
+    factor: Callable[..., Mapping[str, np.ndarray]]
+    loglik_and_grad: Callable[[np.ndarray, Mapping[str, np.ndarray]], tuple[float, np.ndarray]]
+
+
+LogAndHazard = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+@dataclass(frozen=True)
 class PurchaseModel:
-    """A purchase model (BG/NBD, Pareto/NBD) as one value: its parameters, the builder of its
-    PyMC model and its closed-form predictions. Parameters are mappings ``name -> array``
-    that broadcast against the customer arrays."""
+    """A purchase model (BG/NBD, Pareto/NBD) as one value: everything the rest of cvm knows
+    about it. Parameters are mappings ``name -> array`` that broadcast against the customer
+    arrays; a dropout ``shift`` (covariates) is an array of customers or a scalar.
+
+    Fitting and predictions: ``build`` (the PyMC model and, where written, its numpy density)
+    and the closed forms.
+
+    Covariates (:mod:`models.btyd.covariates`): ``scaled`` names the parameter the purchase
+    coefficients scale and the one the dropout coefficients scale (``theta_i = theta
+    exp(-gamma' x_i)``); ``loglik_rows(*params, x, t_x, T)`` is the per-row log-likelihood as a
+    pytensor expression (parameters may be per-row vectors); ``factored``, when not ``None``, is
+    the numpy log-likelihood with gradient that covariate groups are fit with.
+
+    Simulation (:mod:`models.simulate`): ``simulation_params`` are the population parameters a
+    simulation draws from unless given others (the published CDNOW estimates);
+    ``draw_dropout(params, n, rng, shift)`` returns each customer's latent dropout (BG/NBD's
+    ``p``, Pareto/NBD's ``mu``) and the lifetime it sets (``inf`` where the dropout happens at
+    purchases); ``drop_after_purchase(dropout, buyers, rng)``, when not ``None``, returns the
+    ``buyers`` that leave right after a purchase.
+
+    The churn ceiling (:mod:`models.evaluation.ceiling`), with the dropout distribution
+    integrated out: ``lifetime(params, shift)``, when not ``None``, returns the log-survival
+    and the hazard of the lifetime as functions of age; ``purchase_dropout(params, shift, x)``
+    returns the log-weights of (left right after the last of ``x`` repeat purchases, did not
+    leave at a purchase).
+    """
 
     name: str
     param_names: tuple[str, ...]
@@ -125,6 +162,14 @@ class PurchaseModel:
     expected_purchases: Callable[..., np.ndarray]
     expected_purchases_if_alive: Callable[..., np.ndarray]
     p_no_purchase_if_alive: Callable[..., np.ndarray]
+    scaled: tuple[str, str]
+    loglik_rows: Callable[..., pt.TensorVariable]
+    factored: FactoredLoglik | None
+    simulation_params: tuple[tuple[str, float], ...]
+    draw_dropout: Callable[..., tuple[np.ndarray, np.ndarray]]
+    drop_after_purchase: Callable[..., np.ndarray] | None
+    lifetime: Callable[..., LogAndHazard] | None
+    purchase_dropout: Callable[..., tuple[np.ndarray, np.ndarray]]
 
     def conditional_expected_purchases(self, params, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in ``(T, T+t]`` given ``(x, t_x, T)``: P(alive) times the

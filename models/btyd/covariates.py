@@ -1,6 +1,7 @@
 """Time-invariant customer covariates in BG/NBD and Pareto/NBD.
 
-Covariates scale the population parameters customer by customer, in CLVTools' form. With
+Covariates scale the population parameters customer by customer, in CLVTools' form; which
+parameters each model scales is its :attr:`~models.btyd.common.PurchaseModel.scaled`. With
 ``x_i`` a customer's covariate vector:
 
 - purchases (both models): ``alpha_i = alpha exp(-gamma_trans' x_i)``; the purchase rate is
@@ -29,7 +30,6 @@ import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
-from models.btyd import bgnbd, pareto_nbd
 from models.btyd.common import (
     BuiltModel,
     LogDensity,
@@ -45,11 +45,7 @@ from models.btyd.sufficient import TRANSACTION_COLUMNS
 from models.columns import COVARIATE_PREFIX as PREFIX
 
 COEFFICIENT_SIGMA = 1.0  # a unit change of a covariate scaling a rate by e (2.7x) is 1 sigma
-MAX_GROUPS = 256  # distinct covariate vectors up to which BG/NBD gets its numpy density
-# per model: the parameter the purchase coefficients scale, the one the dropout ones scale
-SCALED = {"bgnbd": ("alpha", "b"), "pareto_nbd": ("alpha", "beta")}
-PARAM_NAMES = {"bgnbd": bgnbd.PARAM_NAMES, "pareto_nbd": pareto_nbd.PARAM_NAMES}
-ROW_LOGLIK = {"bgnbd": bgnbd.loglik_rows_pytensor, "pareto_nbd": pareto_nbd.loglik_pytensor}
+MAX_GROUPS = 256  # distinct covariate vectors up to which a model gets its grouped numpy density
 
 
 def covariate_columns(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -70,7 +66,7 @@ def _shifts(params: Mapping, X, covariates: Sequence[str], dot) -> tuple:
 
 
 def individual_params(
-    model: str, params: Mapping[str, ArrayLike], X: ArrayLike, covariates: Sequence[str]
+    model: PurchaseModel, params: Mapping[str, ArrayLike], X: ArrayLike, covariates: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Each customer's own model parameters (the closed forms take them as they are).
 
@@ -82,9 +78,9 @@ def individual_params(
     def dot(X, names):
         return sum((np.asarray(params[n], float) * X[..., j] for j, n in enumerate(names)), 0.0)
 
-    out = {n: np.asarray(params[n], dtype=float) for n in PARAM_NAMES[model]}
+    out = {n: np.asarray(params[n], dtype=float) for n in model.param_names}
     trans, life = _shifts(params, X, covariates, dot)
-    rate, drop = SCALED[model]
+    rate, drop = model.scaled
     out[rate] = out[rate] * np.exp(-trans)
     out[drop] = out[drop] * np.exp(-life)
     return out
@@ -97,7 +93,7 @@ def _coefficient(priors: Priors, name: str) -> pt.TensorVariable:
 
 
 def build_model(
-    model: str,
+    model: PurchaseModel,
     data: pd.DataFrame,
     covariates: Sequence[str],
     priors: Priors | None = None,
@@ -105,13 +101,14 @@ def build_model(
     weights: ArrayLike | None = None,
     collapse: bool = True,
 ) -> BuiltModel:
-    """PyMC model of ``model`` (``bgnbd`` or ``pareto_nbd``) with covariates.
+    """PyMC model of the purchase ``model`` with covariates.
 
     ``data`` has ``frequency``, ``recency``, ``T`` and the ``covariates`` columns (numeric);
     rows identical in all of them are collapsed unless ``weights`` are given. Free variables:
     ``log_<name>`` of the positive parameters and the coefficients
-    (:func:`coefficient_names`). BG/NBD also gets its numpy density per covariate group
-    (:func:`grouped_density`), which MAP and NUTS use; Pareto/NBD runs on the compiled model.
+    (:func:`coefficient_names`). A model with a numpy log-likelihood (``model.factored``, e.g.
+    BG/NBD) also gets its numpy density per covariate group (:func:`grouped_density`), which
+    MAP and NUTS use; the others (Pareto/NBD) run on the compiled model.
     """
     priors = priors or Priors()
     covariates = list(covariates)
@@ -119,7 +116,7 @@ def build_model(
     values = rows[covariates].to_numpy(dtype=float)
     if not np.isfinite(values).all():
         raise ValueError(f"covariates {covariates} have missing or infinite values")
-    base = PARAM_NAMES[model]
+    base = model.param_names
     coefs = coefficient_names(covariates)
     with pm.Model() as pymc_model:
         params = {n: priors.positive(n) for n in base}
@@ -137,53 +134,63 @@ def build_model(
 
         trans, life = _shifts(params, X, covariates, dot)
         per_row = dict(params)
-        rate, drop = SCALED[model]
+        rate, drop = model.scaled
         per_row[rate] = params[rate] * pt.exp(-trans)
         per_row[drop] = params[drop] * pt.exp(-life)
-        loglik = ROW_LOGLIK[model](*(per_row[n] for n in base), x, t_x, T)
+        loglik = model.loglik_rows(*(per_row[n] for n in base), x, t_x, T)
         pm.Potential("loglik", pt.dot(weight, loglik))
     density = None
-    if model == "bgnbd":
-        density = grouped_density(rows, w, values, coefs, priors)
+    if model.factored is not None:
+        density = grouped_density(model, rows, w, values, coefs, priors)
     return BuiltModel(pymc_model, (*base, *coefs), density)
 
 
 def grouped_density(
-    rows: pd.DataFrame, w: np.ndarray, X: np.ndarray, coefs: Sequence[str], priors: Priors
+    model: PurchaseModel,
+    rows: pd.DataFrame,
+    w: np.ndarray,
+    X: np.ndarray,
+    coefs: Sequence[str],
+    priors: Priors,
 ) -> LogDensity | None:
-    """BG/NBD's log posterior with covariates in numpy, or ``None`` past :data:`MAX_GROUPS`
-    distinct covariate vectors.
+    """The log posterior of ``model`` (one with ``factored``, e.g. BG/NBD) with covariates in
+    numpy, or ``None`` past :data:`MAX_GROUPS` distinct covariate vectors.
 
-    Customers with the same covariates share ``alpha_i`` and ``b_i``: the plain model's
-    factored likelihood (:func:`models.btyd.bgnbd.loglik_and_grad`) is evaluated once per
-    group and summed, and the coefficients' gradients follow by the chain rule. Compiling the
-    per-row graph instead costs a gradient proportional to the rows (80 ms at a million
-    customers); this one costs what the plain model's does per group.
+    Customers with the same covariates share their scaled parameters (``alpha_i`` and
+    ``b_i``): the plain model's factored likelihood (``model.factored``, e.g.
+    :func:`models.btyd.bgnbd.loglik_and_grad`) is evaluated once per group and summed, and the
+    coefficients' gradients follow by the chain rule. Compiling the per-row graph instead
+    costs a gradient proportional to the rows (80 ms at a million customers); this one costs
+    what the plain model's does per group.
     """
     groups, index = levels(X, axis=0)
     if len(groups) > MAX_GROUPS:
         return None
     x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
     members = [index == g for g in range(len(groups))]
-    factors = [bgnbd.factor(x[m], t_x[m], T[m], w[m]) for m in members]
-    base, k = PARAM_NAMES["bgnbd"], X.shape[1]
+    factors = [model.factored.factor(x[m], t_x[m], T[m], w[m]) for m in members]
+    base, k = model.param_names, X.shape[1]
+    p = len(base)
+    rate, drop = (base.index(n) for n in model.scaled)
     start, base_prior = log_prior(base, priors)
     coef_prior = normal_logpdf(np.zeros(2 * k), np.full(2 * k, COEFFICIENT_SIGMA))
 
     def evaluate(v: np.ndarray) -> tuple[float, np.ndarray, float]:
-        u, trans, life = v[:4], v[4 : 4 + k], v[4 + k :]
+        u, trans, life = v[:p], v[p : p + k], v[p + k :]
         loglik, grad = 0.0, np.zeros(len(v))
         for g, f in zip(groups, factors, strict=True):
-            theta = np.exp(u - np.array([0.0, g @ trans, 0.0, g @ life]))
-            value, d_theta = bgnbd.loglik_and_grad(theta, f)
+            shift = np.zeros(p)
+            shift[rate], shift[drop] = g @ trans, g @ life
+            theta = np.exp(u - shift)
+            value, d_theta = model.factored.loglik_and_grad(theta, f)
             d_u = d_theta * theta  # in log(theta_g)
             loglik += value
-            grad[:4] += d_u
-            grad[4 : 4 + k] -= d_u[1] * g
-            grad[4 + k :] -= d_u[3] * g
+            grad[:p] += d_u
+            grad[p : p + k] -= d_u[rate] * g
+            grad[p + k :] -= d_u[drop] * g
         if base_prior is None:
             return loglik, grad, loglik
-        (base_value, d_base), (coef_value, d_coef) = base_prior(u), coef_prior(v[4:])
+        (base_value, d_base), (coef_value, d_coef) = base_prior(u), coef_prior(v[p:])
         return loglik + base_value + coef_value, grad + np.concatenate([d_base, d_coef]), loglik
 
     start = np.concatenate([start, np.zeros(2 * k)])
@@ -196,4 +203,4 @@ def build_purchase(
     """The purchase model's PyMC model: the plain one without covariates."""
     if not covariates:
         return model.build(data, priors)
-    return build_model(model.name, data, covariates, priors)
+    return build_model(model, data, covariates, priors)

@@ -35,6 +35,7 @@ from scipy import special
 
 from models.btyd.common import (
     BuiltModel,
+    LogAndHazard,
     PurchaseModel,
     param_arrays,
     weighted_model,
@@ -222,6 +223,38 @@ def p_no_purchase_if_alive(
     return 1.0 - np.exp(np.log(rp) + rp * np.log(ap) + sp * np.log(bp) + log_j)
 
 
+# --------------------------------------------------------------------------- the process
+def draw_dropout(
+    params: Mapping[str, float], n: int, rng: np.random.Generator, shift: ArrayLike = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``n`` customers' dropout rate ``mu ~ Gamma(s, beta)`` times ``exp(shift)`` (i.e.
+    ``beta exp(-shift)``, as covariates scale it) and lifetime ``~ Exp(mu)``."""
+    mu = rng.gamma(params["s"], 1.0 / params["beta"], n) * np.exp(shift)
+    return mu, rng.exponential(1.0 / mu)
+
+
+def lifetime(params: Mapping[str, float], shift: ArrayLike) -> LogAndHazard:
+    """The lifetime with ``mu ~ Gamma(s, beta exp(-shift))`` integrated out: log-survival
+    ``s log(beta / (beta + d))`` and hazard ``s / (beta + d)`` at age ``d``."""
+    s, beta = params["s"], params["beta"] * np.exp(-shift)
+
+    def log_survival(d: np.ndarray) -> np.ndarray:
+        return s * (np.log(beta) - np.log(beta + d))
+
+    def hazard(d: np.ndarray) -> np.ndarray:
+        return s / (beta + d)
+
+    return log_survival, hazard
+
+
+def purchase_dropout(
+    params: Mapping[str, float], shift: ArrayLike, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """No dropout at a purchase: log-weights ``-inf`` (dropped right after the last purchase)
+    and 0 (not dropped)."""
+    return np.full_like(x, -np.inf), np.zeros_like(x)
+
+
 PARETO_NBD = PurchaseModel(
     name="pareto_nbd",
     param_names=PARAM_NAMES,
@@ -230,4 +263,12 @@ PARETO_NBD = PurchaseModel(
     expected_purchases=expected_purchases,
     expected_purchases_if_alive=expected_purchases_if_alive,
     p_no_purchase_if_alive=p_no_purchase_if_alive,
+    scaled=("alpha", "beta"),
+    loglik_rows=loglik_pytensor,
+    factored=None,
+    simulation_params=(("r", 0.553), ("alpha", 10.578), ("s", 0.606), ("beta", 11.669)),
+    draw_dropout=draw_dropout,
+    drop_after_purchase=None,
+    lifetime=lifetime,
+    purchase_dropout=purchase_dropout,
 )

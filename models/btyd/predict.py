@@ -260,9 +260,7 @@ def predict_with_covariates(
     from models.btyd.covariates import individual_params
 
     if len(customers) == 0:
-        draws = individual_params(
-            model.name, transaction_draws, np.zeros(len(covariates)), covariates
-        )
+        draws = individual_params(model, transaction_draws, np.zeros(len(covariates)), covariates)
         return predict_customers(draws, spend_draws, customers, model, settings, progress)
     groups = collapse(customers, list(covariates))
     order = np.argsort(groups.inverse, kind="stable")
@@ -271,7 +269,7 @@ def predict_with_covariates(
     for values, rows in zip(
         groups.unique.to_numpy(dtype=float), np.split(order, bounds), strict=True
     ):
-        draws = individual_params(model.name, transaction_draws, values, covariates)
+        draws = individual_params(model, transaction_draws, values, covariates)
 
         def step(n: int, _total: int, before: int = done) -> None:
             if progress is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Annotated, Literal
 
+from models.btyd.family import NAMES
 from models.btyd.priors import Priors
 from models.settings import (
     NOT_CONFIG,
@@ -23,8 +24,6 @@ from models.settings import (
 )
 
 METHODS = ("map", "nuts")
-# the purchase models (the module of each is models/btyd/<name>.py)
-MODEL_NAMES = ("bgnbd", "pareto_nbd")
 
 
 @settings
@@ -78,7 +77,7 @@ class PredictionConfig:
 class ClvConfig:
     """The config group ``clv``."""
 
-    model: Literal[MODEL_NAMES] = "bgnbd"
+    model: Literal[NAMES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)

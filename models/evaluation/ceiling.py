@@ -12,13 +12,17 @@ time unit), and the calendar day of the first purchase, which places the season.
 lifetime ``D``, the purchases are Poisson with intensity ``lambda s(t)``; with
 ``lambda ~ Gamma(r, alpha)`` integrated out, the history's likelihood is proportional to
 ``(alpha + E(d))^-(r + x)``, ``E(d)`` the exposure ``int_0^d s``. What remains is a sum over how
-purchasing ended, each term a one-dimensional integral over ``D``:
+purchasing ended, each term a one-dimensional integral over ``D``: dropped right after the last
+purchase, or not dropped at a purchase and purchasing ends at ``min(D, T)``; ``D`` is the
+earlier of the model's own lifetime and the ageing lifetime (Rayleigh, hazard
+``aging**2 * age``). The model's terms are its :class:`~models.btyd.common.PurchaseModel`'s
+(``purchase_dropout``, ``lifetime``):
 
-- BG/NBD: dropped right after the last purchase (weight ``E[p (1 - p)^(x-1)]``), or never
-  dropped (``E[(1 - p)^x]``) and purchasing ends at ``min(D, T)``; ``D`` is the ageing
-  lifetime (Rayleigh, hazard ``aging**2 * age``), or never without ageing.
-- Pareto/NBD: ``D`` is the earlier of the exponential lifetime, its rate ``mu ~ Gamma(s,
-  beta)`` integrated out (survival ``(beta / (beta + d))^s``), and the ageing lifetime.
+- BG/NBD: dropped right after the last purchase with weight ``E[p (1 - p)^(x-1)]``, not
+  dropped with ``E[(1 - p)^x]``; no lifetime of its own (``D`` is the ageing lifetime, or never
+  without ageing).
+- Pareto/NBD: no dropout at a purchase; its own lifetime is exponential, its rate
+  ``mu ~ Gamma(s, beta)`` integrated out (survival ``(beta / (beta + d))^s``).
 
 Churn (no purchase in ``(T, T + h]``) adds the paths where the customer dies in the window
 before buying, or survives it without buying.
@@ -28,10 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import special
+
+from models.btyd.family import NAMES, purchase_model
+
+if TYPE_CHECKING:
+    from models.btyd.common import PurchaseModel
 
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(64)
 
@@ -64,8 +74,9 @@ def churn_ceiling(
         An unknown model, or covariate effects without ``customers``.
     """
     params, unit = truth["params"], float(truth["time_unit_days"])
-    if truth["model"] not in ("bgnbd", "pareto_nbd"):
+    if truth["model"] not in NAMES:
         raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
+    model = purchase_model(truth["model"])
     # every per-customer quantity a column, so that it broadcasts over quadrature nodes
     rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
     tenure = frame["tenure_days"].to_numpy(dtype=float)[:, None]
@@ -73,7 +84,7 @@ def churn_ceiling(
     T, t_x = tenure / unit, (tenure - frame["recency_days"].to_numpy(dtype=float)[:, None]) / unit
     first = ((cutoff - date.fromisoformat(str(truth["start"]))).days - tenure) / unit
     alpha = params["alpha"] * np.exp(-rate_shift)
-    life = _Lifetime(truth, drop_shift)
+    life = _Lifetime(model, truth, drop_shift)
 
     def log_lambda(d: np.ndarray) -> np.ndarray:  # the Gamma integral over the rate, up to d
         return -(params["r"] + x) * np.log(
@@ -105,38 +116,31 @@ def _exposure(first: np.ndarray, age: np.ndarray, amplitude: float, period: floa
 
 
 class _Lifetime:
-    """The lifetime ``D`` that ends purchasing, besides BG/NBD's dropout after a purchase."""
+    """The lifetime ``D`` that ends purchasing, besides a dropout right after a purchase: the
+    earlier of the model's own lifetime (if it has one) and the ageing one."""
 
-    def __init__(self, truth: Mapping, drop_shift: np.ndarray):
-        self.bgnbd = truth["model"] == "bgnbd"
+    def __init__(self, model: PurchaseModel, truth: Mapping, drop_shift: np.ndarray):
+        self.model = model
         self.scale = 1.0 / truth["aging"] if truth["aging"] else np.inf  # Rayleigh
         self.drop_shift = drop_shift
-        if not self.bgnbd:
-            self.s = truth["params"]["s"]
-            self.beta = truth["params"]["beta"] * np.exp(-drop_shift)
+        self.own = None if model.lifetime is None else model.lifetime(truth["params"], drop_shift)
 
     def log_survival(self, d: np.ndarray) -> np.ndarray:
         out = -(d**2) / (2 * self.scale**2)
-        if not self.bgnbd:
-            out = out + self.s * (np.log(self.beta) - np.log(self.beta + d))
+        if self.own is not None:
+            out = out + self.own[0](d)
         return out
 
     def log_density(self, d: np.ndarray) -> np.ndarray:
         hazard = d / self.scale**2
-        if not self.bgnbd:
-            hazard = hazard + self.s / (self.beta + d)
+        if self.own is not None:
+            hazard = hazard + self.own[1](d)
         with np.errstate(divide="ignore"):
             return self.log_survival(d) + np.log(hazard)
 
     def branches(self, params: Mapping, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log-weights of (dropped after the last purchase, not dropped): BG/NBD's
-        ``E[p (1 - p)^(x-1)]`` (none without a repeat purchase) and ``E[(1 - p)^x]``, with
-        ``p ~ Beta(a, b)``; Pareto/NBD has no such dropout."""
-        if not self.bgnbd:
-            return np.full_like(x, -np.inf), np.zeros_like(x)
-        a, b = params["a"], params["b"] * np.exp(-self.drop_shift)
-        dropped = special.betaln(a + 1, b + np.maximum(x, 1) - 1) - special.betaln(a, b)
-        return np.where(x > 0, dropped, -np.inf), special.betaln(a, b + x) - special.betaln(a, b)
+        """Log-weights of (dropped right after the last purchase, not dropped at a purchase)."""
+        return self.model.purchase_dropout(params, self.drop_shift, x)
 
 
 def _shifts(

@@ -83,7 +83,7 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     """The churn model of a fit, shifted to the customers it will score, and the purchase
     model's MAP point at each of its training cutoffs."""
     from models.btyd.churn_features import add_btyd_features_by_cutoff
-    from models.btyd.clv import purchase_model
+    from models.btyd.family import purchase_model
     from models.churn.classifier import shifted_to
     from models.churn.settings import LABEL_COLUMNS
     from models.churn.training import train_churn as train

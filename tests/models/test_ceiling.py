@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from models.btyd.clv import purchase_model
+from models.btyd.family import NAMES, purchase_model
 from models.evaluation.ceiling import churn_ceiling
 from models.simulate import SimulationSettings, simulate_log
 
 BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
-PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+# every registered model at its simulation's default population
+MODELS = [(name, dict(purchase_model(name).simulation_params)) for name in NAMES]
 CUTOFF, HORIZON = date(2025, 6, 30), 180
 
 
@@ -30,7 +31,7 @@ def _truth(model: str, params: dict, **departures) -> dict:
     } | departures
 
 
-@pytest.mark.parametrize(("model", "params"), [("bgnbd", BGNBD), ("pareto_nbd", PARETO)])
+@pytest.mark.parametrize(("model", "params"), MODELS)
 def test_without_ageing_or_season_it_is_the_models_closed_form(model, params):
     rng = np.random.default_rng(0)
     tenure = rng.integers(1, 500, 3000).astype(float)
@@ -80,7 +81,7 @@ def test_on_a_log_that_ages_and_has_a_season_it_is_calibrated_and_beats_the_stat
     assert brier_score_loss(y, ceiling) < brier_score_loss(y, stationary) - 0.002
 
 
-@pytest.mark.parametrize(("model", "params"), [("bgnbd", BGNBD), ("pareto_nbd", PARETO)])
+@pytest.mark.parametrize(("model", "params"), MODELS)
 def test_covariates_shift_each_customers_parameters_as_simulated(model, params):
     effects = (("loyal", 0.8, -1.0),)
     spec = SimulationSettings(
@@ -100,8 +101,8 @@ def test_covariates_shift_each_customers_parameters_as_simulated(model, params):
     ceiling = churn_ceiling(truth, frame, CUTOFF, HORIZON, customers)
     # the closed form with each customer's own alpha and b (BG/NBD) or beta (Pareto/NBD)
     loyal = frame.merge(customers, on="customer_id").loyal.to_numpy()
-    own = params | {"alpha": params["alpha"] * np.exp(-0.8 * loyal)}
-    drop = "b" if model == "bgnbd" else "beta"
+    rate, drop = purchase_model(model).scaled
+    own = params | {rate: params[rate] * np.exp(-0.8 * loyal)}
     own[drop] = params[drop] * np.exp(1.0 * loyal)
     x, tenure = frame.frequency.to_numpy(float), frame.tenure_days.to_numpy(float)
     t_x = (tenure - frame.recency_days.to_numpy(float)) / 7

@@ -9,15 +9,14 @@ import pytest
 from models.btyd import bgnbd, pareto_nbd
 from models.btyd.clv import ClvSettings, FittedClv, fit_clv
 from models.btyd.covariates import build_model, coefficient_names, individual_params
+from models.btyd.family import NAMES, purchase_model
 from models.btyd.predict import PredictionSettings, predict_customers
 from models.btyd.priors import Priors
 from models.btyd.settings import SamplerSettings
 from models.simulate import SimulationSettings, _purchases, simulate_log
 
-TRUTH = {
-    "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
-    "pareto_nbd": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
-}
+# every registered model at its simulation's default population (CDNOW's estimates)
+TRUTH = {name: dict(purchase_model(name).simulation_params) for name in NAMES}
 # (purchase, dropout) coefficient of each binary covariate
 EFFECTS = {"cov_vip": (0.6, -0.5), "cov_web": (-0.4, 0.5)}
 COVARIATES = tuple(EFFECTS)
@@ -61,13 +60,14 @@ def test_zero_coefficients_give_the_plain_likelihood(cdnow: pd.DataFrame, model:
         cov_vip=np.arange(len(cdnow)) % 2,
         cov_web=np.random.default_rng(0).standard_normal(len(cdnow)),
     )
-    built = build_model(model, data, COVARIATES, Priors("flat"))
+    built = build_model(purchase_model(model), data, COVARIATES, Priors("flat"))
     params = TRUTH[model] | dict.fromkeys(coefficient_names(COVARIATES), 0.0)
     plain = MODULES[model].loglik_numpy(TRUTH[model], cdnow.frequency, cdnow.recency, cdnow["T"])
     assert _loglik(built, params) == pytest.approx(float(plain.sum()), rel=1e-10)
     # and with coefficients, the plain likelihood at each customer's own parameters
     params |= {"trans_vip": 0.4, "life_web": -0.3}
-    own = individual_params(model, params, data[list(COVARIATES)].to_numpy(), COVARIATES)
+    X = data[list(COVARIATES)].to_numpy()
+    own = individual_params(purchase_model(model), params, X, COVARIATES)
     per_row = MODULES[model].loglik_numpy(own, cdnow.frequency, cdnow.recency, cdnow["T"])
     assert _loglik(built, params) == pytest.approx(float(per_row.sum()), rel=1e-10)
 
@@ -75,9 +75,8 @@ def test_zero_coefficients_give_the_plain_likelihood(cdnow: pd.DataFrame, model:
 def test_positive_coefficients_raise_the_rates() -> None:
     X = np.array([[0.0], [1.0]])
     for model, drop in (("bgnbd", "b"), ("pareto_nbd", "beta")):
-        own = individual_params(
-            model, truth(model) | {"trans_web": 0.5, "life_web": 0.5}, X, ["cov_web"]
-        )
+        params = truth(model) | {"trans_web": 0.5, "life_web": 0.5}
+        own = individual_params(purchase_model(model), params, X, ["cov_web"])
         assert own["alpha"][1] < own["alpha"][0]  # Gamma(r, alpha): mean rate r / alpha
         assert own[drop][1] < own[drop][0]  # mean dropout a / (a + b) or s / beta
         assert own["r"] == truth(model)["r"]
@@ -91,7 +90,7 @@ def test_predictions_and_churn_features_use_each_customers_parameters() -> None:
     scored = fit.predict(data, PredictionSettings(horizon=20.0), with_spend=False)
     vip = data.cov_vip.to_numpy() == 1
     rows = data[vip & (data.cov_web.to_numpy() == 0)]
-    own = individual_params("bgnbd", fit.purchase_draws(), [1.0, 0.0], COVARIATES)
+    own = individual_params(fit.purchase, fit.purchase_draws(), [1.0, 0.0], COVARIATES)
     alone = predict_customers(own, None, rows, fit.purchase, PredictionSettings(horizon=20.0))
     pd.testing.assert_frame_equal(scored.loc[rows.index], alone)
     features = fit.churn_features(data.assign(recency_days=0.0, tenure_days=1.0), 20.0)
@@ -148,9 +147,12 @@ def test_nuts_90_percent_intervals_cover_the_truth() -> None:
 
 
 @pytest.mark.parametrize("kind", ["weakly_informative", "flat"])
-def test_bgnbd_numpy_density_is_the_models(kind: str) -> None:
-    # the grouped numpy density MAP and NUTS use must be the compiled model's, value and gradient
-    built = build_model("bgnbd", cohort("bgnbd", 3_000, seed=2), COVARIATES, Priors(kind))
+@pytest.mark.parametrize("name", [n for n in NAMES if purchase_model(n).factored is not None])
+def test_grouped_numpy_density_is_the_models(name: str, kind: str) -> None:
+    # the grouped numpy density MAP and NUTS use (BG/NBD's) must be the compiled model's, value
+    # and gradient
+    data = cohort(name, 3_000, seed=2)
+    built = build_model(purchase_model(name), data, COVARIATES, Priors(kind))
     density = built.density
     assert density is not None and density.unconstrained == coefficient_names(COVARIATES)
     model = built.pymc
