@@ -43,6 +43,7 @@ from models.settings import (
     to_date,
 )
 from models.value_views import Tiers
+from pipeline.database import SCHEMES
 from pipeline.errors import CvmError
 
 
@@ -282,13 +283,10 @@ class TableNames:
 
 @settings
 class DatabaseConfig:
-    url: (
-        text(
-            "a database URL: duckdb:///path/file.duckdb or postgresql://user@host/db",
-            r"(duckdb|postgresql)://.+",
-        )
-        | None
-    )
+    url: text(
+        "a database URL: duckdb:///path/file.duckdb or postgresql://user@host/db",
+        rf"({'|'.join(SCHEMES)})://.+",
+    ) | None
     schema: Text
     tables: TableNames
     from_pipeline: Flag
