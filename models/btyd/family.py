@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # name -> (module, attribute of its PurchaseModel)
 MODULES: dict[str, tuple[str, str]] = {
     "bgnbd": ("models.btyd.bgnbd", "BGNBD"),
+    "mbgnbd": ("models.btyd.mbgnbd", "MBGNBD"),
     "pareto_nbd": ("models.btyd.pareto_nbd", "PARETO_NBD"),
 }
 NAMES: tuple[str, ...] = tuple(MODULES)  # the allowed values of clv.model and cvm simulate --model

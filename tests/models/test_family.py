@@ -61,7 +61,8 @@ def test_the_simulator_draws_every_model(name: str) -> None:
 
 
 def test_the_simulator_takes_exactly_the_registrys_models() -> None:
-    with pytest.raises(ValueError, match=" or ".join(f"'{n}'" for n in NAMES)):
+    allowed = ", ".join(f"'{n}'" for n in NAMES[:-1]) + f" or '{NAMES[-1]}'"
+    with pytest.raises(ValueError, match=allowed):
         SimulationSettings(model="weibull")
     with pytest.raises(ValueError, match="needs parameters"):
         SimulationSettings(model=NAMES[0], params=(("r", 1.0),))
