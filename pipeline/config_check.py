@@ -8,7 +8,6 @@ group's rules run once its keys are valid). The words come from the keys' types
 from __future__ import annotations
 
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import is_dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -26,26 +25,28 @@ _ADAPTER = TypeAdapter(Config)
 def validate(tree: Any, source: str = "config") -> Config:
     """The config ``tree`` (plain data) as a :class:`Config`; a :class:`CvmError` that starts
     with ``source`` and lists every problem."""
-    found = problems(tree)
+    config, found = _check(tree)
     if len(found) == 1:
         raise CvmError(f"{source}: {found[0]}")
     if found:
         raise CvmError(f"{source}: {len(found)} config problems:\n  " + "\n  ".join(found))
-    return _ADAPTER.validate_python(tree)
+    return config
 
 
 def problems(tree: Any) -> list[str]:
     """Every problem of ``tree``: keys missing or not in the config first, then types and
     ranges, then the rules between keys."""
+    return _check(tree)[1]
+
+
+def _check(tree: Any) -> tuple[Config | None, list[str]]:
     keys = _key_problems(Config, tree, "")
     try:
-        _ADAPTER.validate_python(tree)
-        values: list[str] = []
-        rules: list[str] = []
+        return _ADAPTER.validate_python(tree), keys
     except ValidationError as err:
         values, rules = _messages(err, Config, tree)
     seen = {m.split(" ", 1)[0] for m in keys}
-    return keys + [m for m in values if m.split(" ", 1)[0] not in seen] + rules
+    return None, keys + [m for m in values if m.split(" ", 1)[0] not in seen] + rules
 
 
 def _key_problems(annotation: Any, value: Any, key: str) -> list[str]:
@@ -224,7 +225,6 @@ def _is_union(annotation: Any) -> bool:
 
 def _optional(annotation: Any) -> tuple[Any, bool]:
     """``X | None`` → ``(X, True)``; anything else → ``(it, False)``."""
-    annotation = _resolve(annotation)
     if get_origin(annotation) is Annotated:
         inner, nullable = _optional(get_args(annotation)[0])
         if nullable:
@@ -237,21 +237,13 @@ def _optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _base(annotation: Any) -> Any:
-    annotation = _resolve(annotation)
     while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
     return annotation
 
 
 def _metadata(annotation: Any) -> tuple:
-    annotation = _resolve(annotation)
     return annotation.__metadata__ if get_origin(annotation) is Annotated else ()
-
-
-def _resolve(annotation: Any) -> Any:
-    if isinstance(annotation, str | typing.ForwardRef):  # a bug here, not in the config
-        raise TypeError(f"unresolved annotation {annotation!r}")
-    return annotation
 
 
 def _join(key: str, name: str) -> str:
