@@ -24,6 +24,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "bgnbd": ("models.btyd.bgnbd", "BGNBD"),
     "mbgnbd": ("models.btyd.mbgnbd", "MBGNBD"),
     "pareto_nbd": ("models.btyd.pareto_nbd", "PARETO_NBD"),
+    "weibull_nbd": ("models.btyd.weibull_nbd", "WEIBULL_NBD"),
 }
 NAMES: tuple[str, ...] = tuple(MODULES)  # the allowed values of clv.model and cvm simulate --model
 

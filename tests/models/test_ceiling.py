@@ -16,6 +16,8 @@ from models.simulate import SimulationSettings, simulate_log
 BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 # every registered model at its simulation's default population
 MODELS = [(name, dict(purchase_model(name).simulation_params)) for name in NAMES]
+# models whose P(no purchase) is itself a quadrature (no closed form): both sides approximate
+ATOL = {"weibull_nbd": 1e-4}
 CUTOFF, HORIZON = date(2025, 6, 30), 180
 
 
@@ -42,7 +44,7 @@ def test_without_ageing_or_season_it_is_the_models_closed_form(model, params):
     closed = purchase_model(model).p_no_purchase(
         params, HORIZON / 7, x, (tenure - recency) / 7, tenure / 7
     )
-    np.testing.assert_allclose(ceiling, closed, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ceiling, closed, rtol=0, atol=ATOL.get(model, 1e-9))
 
 
 def _history(transactions: pd.DataFrame, cutoff: date, horizon_days: int) -> pd.DataFrame:
@@ -107,7 +109,7 @@ def test_covariates_shift_each_customers_parameters_as_simulated(model, params):
     x, tenure = frame.frequency.to_numpy(float), frame.tenure_days.to_numpy(float)
     t_x = (tenure - frame.recency_days.to_numpy(float)) / 7
     closed = purchase_model(model).p_no_purchase(own, HORIZON / 7, x, t_x, tenure / 7)
-    np.testing.assert_allclose(ceiling, closed, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ceiling, closed, rtol=0, atol=ATOL.get(model, 1e-9))
     blind = churn_ceiling(_truth(model, params), frame, CUTOFF, HORIZON)
     assert brier_score_loss(y, ceiling) < brier_score_loss(y, blind)
     assert abs(ceiling.mean() - y.mean()) < 3 * np.sqrt(y.mean() * (1 - y.mean()) / len(y))
