@@ -38,6 +38,30 @@ CSV_MAPPING = (
 )
 
 
+# the marks of long tests, longest first: they start first, so that under pytest-xdist the
+# short ones fill the gaps at the end instead of one worker finishing a long test alone
+LONG_FIRST = ("faults", "dvc", "spark", "e2e", "slow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the suite's complete run is an end-to-end test, one that uses the
+    PostgreSQL server a PostgreSQL test (``make test-fast`` leaves both out). Long tests first
+    (the order is the same in every worker: xdist requires it)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "pipeline_outputs" in names:
+            item.add_marker(pytest.mark.e2e)
+        if "postgres" in names:
+            item.add_marker(pytest.mark.postgres)
+
+    def rank(item: pytest.Item) -> int:
+        marks = {m.name for m in item.iter_markers()}
+        return next((i for i, name in enumerate(LONG_FIRST) if name in marks), len(LONG_FIRST))
+
+    items.sort(key=rank)
+
+
 def write_params(project: Path, *overrides: str) -> dict:
     """``conf/`` composed with ``overrides`` into ``project/params.yaml``; returns the config."""
     from pipeline import config
