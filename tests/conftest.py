@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -124,19 +127,54 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     return make
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``build(directory)`` filled, built once per test session however many
+    pytest-xdist workers ask for it: the first builds it under a file lock, the others wait for
+    it and share it. Whoever uses it only reads it (a test that changes something works on a
+    copy). A build that failed fails every test that asks for it, with the first error.
+
+    Fixtures that need another built directory ask for it as a fixture argument, so no lock is
+    ever held while waiting for another one.
+    """
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker has a basetemp of its own inside the session's
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built"
+    root.mkdir(parents=True, exist_ok=True)
+    directory, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with FileLock(root / f"{name}.lock"):
+        if failed.exists():
+            pytest.fail(f"building {name} failed:\n{failed.read_text()}", pytrace=False)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            try:
+                build(directory)
+            except BaseException:
+                failed.write_text(traceback.format_exc())
+                raise
+            done.touch()
+    return directory
+
+
+SAMPLE_RUN = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}", "clv.method=map")
+
+
 @pytest.fixture(scope="session")
 def pipeline_outputs(tmp_path_factory) -> Path:
-    """`cvm run` on the CDNOW sample in a temp project directory (MLflow store inside it)."""
-    from pipeline.cli import main
+    """`cvm run` on the CDNOW sample (MAP fits, models registered) in a project directory of
+    its own, whose MLflow store is the project's (``sqlite:///mlflow.db``, the default).
 
-    tmp = tmp_path_factory.mktemp("sample_run")
-    sample = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}")
-    write_params(tmp, *sample, f"tracking.uri=sqlite:///{tmp}/mlflow.db")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)
-    assert main(["run"]) == 0
-    mp.undo()
-    return tmp
+    One run serves every test that reads a complete run's outputs, its MLflow records or its
+    registered models. Read-only: a test that writes copies it first (``shutil.copytree``; the
+    copy finds its own runs and models, see ``pipeline/relocate.py``).
+    """
+
+    def build(project: Path) -> None:
+        write_params(project, *SAMPLE_RUN, "tracking.register=true")
+        done = run_cvm(project, "run")
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    return built_once(tmp_path_factory, "sample_run", build)
 
 
 @pytest.fixture(scope="session")
