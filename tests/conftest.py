@@ -199,11 +199,19 @@ def cdnow_sample_clean():
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory) -> str:
+def postgres() -> str:
     """A real PostgreSQL server for the session, from the ``pgserver`` package: it listens on a
-    Unix socket in a temporary folder (no TCP port) and stops at the end. Yields its URL."""
+    Unix socket in a temporary folder (no TCP port) and stops at the end. Yields its URL.
+
+    The folder is not under pytest's temporary root: run as root, the server runs as a user of
+    its own, and any pytest session that starts meanwhile makes that root private again (0700),
+    so the server's next checkpoint would fail."""
+    import tempfile
+
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="cvm-tests-postgres-"))
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
