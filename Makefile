@@ -1,5 +1,7 @@
 # `make run`: set up .venv from uv.lock and run the pipeline on the bundled data (dvc repro).
 # `make test`: set up and run the tests. Nothing but Python 3.12 and make is needed beforehand.
+# `make test-fast`: the tests without the end-to-end, fault, DVC, Spark, PostgreSQL, serving,
+# notebook and slow-fit ones (the edit loop).
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
@@ -11,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTENSOR_FLAGS := blas__ldflags=
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup run test lint params
+.PHONY: setup run test test-fast lint params
 
 setup: .venv/.synced
 
@@ -26,8 +28,16 @@ $(UV):
 run: setup
 	dvc repro
 
+# pytest-xdist: one worker per core; a group's tests (--dist loadgroup) share one worker and its
+# module fixtures, and the costly fixtures every worker needs are built once (tests/conftest.py)
+PYTEST_XDIST := -n $(or $(WORKERS),auto) --dist loadgroup
+FAST_TESTS := not (slow or e2e or faults or dvc or spark or postgres or serving or notebooks)
+
 test: setup
-	pytest
+	pytest $(PYTEST_XDIST)
+
+test-fast: setup
+	pytest $(PYTEST_XDIST) -m "$(FAST_TESTS)"
 
 lint: setup
 	ruff check .

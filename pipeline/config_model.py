@@ -283,10 +283,13 @@ class TableNames:
 
 @settings
 class DatabaseConfig:
-    url: text(
-        "a database URL: duckdb:///path/file.duckdb or postgresql://user@host/db",
-        rf"({'|'.join(SCHEMES)})://.+",
-    ) | None
+    url: (
+        text(
+            "a database URL: duckdb:///path/file.duckdb or postgresql://user@host/db",
+            rf"({'|'.join(SCHEMES)})://.+",
+        )
+        | None
+    )
     schema: Text
     tables: TableNames
     from_pipeline: Flag

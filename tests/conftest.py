@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -36,6 +39,30 @@ CSV_MAPPING = (
     "data.rules.duplicates=quarantine",
     "tracking.enabled=false",
 )
+
+
+# the marks of long tests, longest first: they start first, so that under pytest-xdist the
+# short ones fill the gaps at the end instead of one worker finishing a long test alone
+LONG_FIRST = ("faults", "dvc", "spark", "e2e", "slow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the suite's complete run is an end-to-end test, one that uses the
+    PostgreSQL server a PostgreSQL test (``make test-fast`` leaves both out). Long tests first
+    (the order is the same in every worker: xdist requires it)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "pipeline_outputs" in names:
+            item.add_marker(pytest.mark.e2e)
+        if "postgres" in names:
+            item.add_marker(pytest.mark.postgres)
+
+    def rank(item: pytest.Item) -> int:
+        marks = {m.name for m in item.iter_markers()}
+        return next((i for i, name in enumerate(LONG_FIRST) if name in marks), len(LONG_FIRST))
+
+    items.sort(key=rank)
 
 
 def write_params(project: Path, *overrides: str) -> dict:
@@ -100,19 +127,54 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     return make
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``build(directory)`` filled, built once per test session however many
+    pytest-xdist workers ask for it: the first builds it under a file lock, the others wait for
+    it and share it. Whoever uses it only reads it (a test that changes something works on a
+    copy). A build that failed fails every test that asks for it, with the first error.
+
+    Fixtures that need another built directory ask for it as a fixture argument, so no lock is
+    ever held while waiting for another one.
+    """
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker has a basetemp of its own inside the session's
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built"
+    root.mkdir(parents=True, exist_ok=True)
+    directory, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with FileLock(root / f"{name}.lock"):
+        if failed.exists():
+            pytest.fail(f"building {name} failed:\n{failed.read_text()}", pytrace=False)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            try:
+                build(directory)
+            except BaseException:
+                failed.write_text(traceback.format_exc())
+                raise
+            done.touch()
+    return directory
+
+
+SAMPLE_RUN = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}", "clv.method=map")
+
+
 @pytest.fixture(scope="session")
 def pipeline_outputs(tmp_path_factory) -> Path:
-    """`cvm run` on the CDNOW sample in a temp project directory (MLflow store inside it)."""
-    from pipeline.cli import main
+    """`cvm run` on the CDNOW sample (MAP fits, models registered) in a project directory of
+    its own, whose MLflow store is the project's (``sqlite:///mlflow.db``, the default).
 
-    tmp = tmp_path_factory.mktemp("sample_run")
-    sample = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}")
-    write_params(tmp, *sample, f"tracking.uri=sqlite:///{tmp}/mlflow.db")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)
-    assert main(["run"]) == 0
-    mp.undo()
-    return tmp
+    One run serves every test that reads a complete run's outputs, its MLflow records or its
+    registered models. Read-only: a test that writes copies it first (``shutil.copytree``; the
+    copy finds its own runs and models, see ``pipeline/relocate.py``).
+    """
+
+    def build(project: Path) -> None:
+        write_params(project, *SAMPLE_RUN, "tracking.register=true")
+        done = run_cvm(project, "run")
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    return built_once(tmp_path_factory, "sample_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -137,11 +199,19 @@ def cdnow_sample_clean():
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory) -> str:
+def postgres() -> str:
     """A real PostgreSQL server for the session, from the ``pgserver`` package: it listens on a
-    Unix socket in a temporary folder (no TCP port) and stops at the end. Yields its URL."""
+    Unix socket in a temporary folder (no TCP port) and stops at the end. Yields its URL.
+
+    The folder is not under pytest's temporary root: run as root, the server runs as a user of
+    its own, and any pytest session that starts meanwhile makes that root private again (0700),
+    so the server's next checkpoint would fail."""
+    import tempfile
+
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="cvm-tests-postgres-"))
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)

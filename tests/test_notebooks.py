@@ -9,6 +9,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.notebooks
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 # a cell that draws: a pyplot figure of its own, or one of models.evaluation.plots
 DRAWS = re.compile(r"\bplt\.subplots\(|\bplots\.\w+\(")

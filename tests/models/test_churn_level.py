@@ -84,6 +84,7 @@ def _plain_log():
     return (customers, *_repeats(log).upto(customers.cutoff))
 
 
+@pytest.mark.slow
 def test_the_level_is_chosen_at_the_validation_cutoff_and_holds_after_the_target_one():
     log = _log(seed=5, seasonality=0.4, aging=0.01)
     repeats = _repeats(log)
@@ -111,6 +112,7 @@ def test_the_level_is_chosen_at_the_validation_cutoff_and_holds_after_the_target
     assert right["choice"] == "clv" and right["mean"] == 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seasonality", "shapes"), [(0.8, SEASONAL), (0.0, ())])
 def test_the_shape_is_a_level_models_only_where_it_ranks_better(seasonality, shapes):
     """The CLV model's own P(no purchase) is a stationary BG/NBD's: on a log with a strong

@@ -10,7 +10,7 @@ import yaml
 from pipeline.cli import main
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, monkeypatch, capsys):

@@ -20,7 +20,7 @@ from tests.conftest import REPO
 TABLES = {"customers": "customers", "segments": "customer_segments"}
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
+@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request, tmp_path, monkeypatch) -> DatabaseSettings:
     monkeypatch.chdir(tmp_path)
     if request.param == "duckdb":

@@ -1,4 +1,4 @@
-"""The DVC pipeline: a real `dvc repro` on the CDNOW master log, caching, and `dvc exp run -S`."""
+"""The DVC pipeline: a real `dvc repro` on the CDNOW sample, caching, and `dvc exp run -S`."""
 
 import json
 import os
@@ -11,7 +11,9 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, built_once
+
+pytestmark = [pytest.mark.dvc, pytest.mark.xdist_group("dvc")]
 
 PROJECT_FILES = [
     "conf",
@@ -45,28 +47,56 @@ def copy_project(root: Path) -> None:
             shutil.copy2(src, dst)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A git repository holding the project's pipeline files."""
-    root = tmp_path_factory.mktemp("project")
+def git_commit(root: Path, message: str) -> None:
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+
+
+def _build_experiment(root: Path) -> None:
+    """A git repository of the project's pipeline files on the CDNOW sample (MAP fits; the
+    MLflow store is relative, so it lands here): `dvc repro`, `dvc repro` again, both outputs
+    kept in ``.out/``; the results committed; then `dvc exp run -S churn.num_leaves=15` (named
+    ``leaves15``, its output kept too) left in the workspace."""
     copy_project(root)
-    # MAP keeps this orchestration test quick; the MLflow store is relative, so it lands here
-    clv = root / "conf/clv/bgnbd.yaml"
-    clv.write_text(clv.read_text().replace("method: nuts", "method: map"))
+    # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
+    for path, old, new in (
+        ("conf/config.yaml", "- data: cdnow\n", "- data: cdnow_sample\n"),
+        ("conf/clv/bgnbd.yaml", "method: nuts", "method: map"),
+    ):
+        text = (root / path).read_text()
+        assert old in text, f"{path} no longer holds {old!r}"
+        (root / path).write_text(text.replace(old, new))
     sh(root, "cvm", "params")
     sh(root, "git", "init", "-q")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
-    return root
+    (root / ".git/info/exclude").write_text(".out/\n")
+    git_commit(root, "project")
+    out = root / ".out"
+    out.mkdir()
+    (out / "repro.txt").write_text(sh(root, "dvc", "repro"))
+    (out / "repro_again.txt").write_text(sh(root, "dvc", "repro"))
+    git_commit(root, "results")
+    exp = sh(root, "dvc", "exp", "run", "-n", "leaves15", "-S", "churn.num_leaves=15")
+    (out / "leaves15.txt").write_text(exp)
 
 
-def test_repro_runs_the_cdnow_log_then_does_nothing(project):
-    out = sh(project, "dvc", "repro")
+def sample_experiment(tmp_path_factory) -> Path:
+    """The project of ``_build_experiment``, built once for the DVC tests (which only read it,
+    or copy it)."""
+    return built_once(tmp_path_factory, "dvc_sample_experiment", _build_experiment)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return sample_experiment(tmp_path_factory)
+
+
+def test_repro_runs_the_cdnow_sample_then_does_nothing(project):
+    out = (project / ".out/repro.txt").read_text()
     assert "Running stage 'ingest'" in out and "Running stage 'features'" in out
     report = json.loads((project / "data/interim/ingest_report.json").read_text())
-    assert report["rows_read"] == 69659 == report["rows_kept"] + report["rows_quarantined"]
-    assert report["customers"] == 23570
-    again = sh(project, "dvc", "repro")
+    assert report["rows_read"] == 6919 == report["rows_kept"] + report["rows_quarantined"]
+    assert report["customers"] == 2357
+    again = (project / ".out/repro_again.txt").read_text()
     assert "Running stage" not in again and "up to date" in again
 
 
@@ -74,14 +104,8 @@ def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-def commit(project) -> None:
-    sh(project, "git", "add", "-A")
-    sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock")
-
-
 def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
-    commit(project)
-    out = sh(project, "dvc", "exp", "run", "-S", "churn.num_leaves=15")
+    out = (project / ".out/leaves15.txt").read_text()  # `dvc exp run -S churn.num_leaves=15`
     assert ran(out) == {"train_churn", "evaluate", "score", "report"}
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["churn"]["num_leaves"] == 15
@@ -105,8 +129,9 @@ def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
     assert not (project / "data/published").exists()
 
 
-def test_a_features_knob_reruns_features_and_what_follows(project):
-    commit(project)
+def test_a_features_knob_reruns_features_and_what_follows(project, tmp_path):
+    project = shutil.copytree(project, tmp_path / "project", symlinks=True)
+    git_commit(project, "lock")
     out = sh(project, "dvc", "exp", "run", "-S", "features.churn_horizon_days=90")
     assert "ingest" not in ran(out) and "features" in ran(out)
     params = yaml.safe_load((project / "params.yaml").read_text())

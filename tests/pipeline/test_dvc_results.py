@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.pipeline.test_dvc import copy_project, sh
+from tests.pipeline.test_dvc import sample_experiment, sh
+
+pytestmark = [pytest.mark.dvc, pytest.mark.xdist_group("dvc")]
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -28,33 +30,12 @@ PLOTS = {name: spec for plot in DVC["plots"] for name, spec in plot.items()}
 SCORES = {"churn_roc": 3, "churn_calibration": 2}  # the model, the CLV probability, recency
 
 
-def git_commit(root: Path, message: str) -> None:
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
-
-
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> Path:
-    """The project on the CDNOW sample (MAP fits, no MLflow): `dvc repro` committed, then
-    `dvc exp run -S churn.num_leaves=15` (named ``leaves15``) left in the workspace."""
-    root = tmp_path_factory.mktemp("results")
-    copy_project(root)
-    # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
-    for path, old, new in (
-        ("conf/config.yaml", "- data: cdnow\n", "- data: cdnow_sample\n"),
-        ("conf/clv/bgnbd.yaml", "method: nuts", "method: map"),
-        ("conf/tracking/local.yaml", "enabled: true", "enabled: false"),
-    ):
-        text = (root / path).read_text()
-        assert old in text, f"{path} no longer holds {old!r}"
-        (root / path).write_text(text.replace(old, new))
-    sh(root, "cvm", "params")
-    sh(root, "git", "init", "-q")
-    git_commit(root, "project")
-    sh(root, "dvc", "repro")
-    git_commit(root, "results")
-    sh(root, "dvc", "exp", "run", "-n", "leaves15", "-S", "churn.num_leaves=15")
-    return root
+    """The project on the CDNOW sample (MAP fits): `dvc repro` committed, then
+    `dvc exp run -S churn.num_leaves=15` (named ``leaves15``) left in the workspace; the DVC
+    tests' one build of it."""
+    return sample_experiment(tmp_path_factory)
 
 
 def dvc_json(root: Path, *args: str):

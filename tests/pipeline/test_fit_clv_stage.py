@@ -1,4 +1,5 @@
-"""fit_clv on the full CDNOW log: NUTS converges near the MAP; posteriors saved and registered."""
+"""fit_clv on the full CDNOW log: NUTS converges near the MAP; posteriors saved and registered.
+The stages before it read the whole master log."""
 
 import json
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pipeline import clv_store, config, io
 from pipeline.cli import main
 from tests.conftest import CDNOW_MASTER
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fit_clv_master")]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,12 @@ def fitted(tmp_path_factory):
         assert main(["stage", stage, "--params", str(tmp / "params.yaml")]) == 0
     yield tmp
     mp.undo()
+
+
+def test_the_master_log_is_ingested_whole(fitted):
+    report = json.loads((fitted / "data/interim/ingest_report.json").read_text())
+    assert report["rows_read"] == 69659 == report["rows_kept"] + report["rows_quarantined"]
+    assert report["customers"] == 23570
 
 
 def test_nuts_converges_on_the_full_calibration_data(fitted):

@@ -6,6 +6,7 @@ import json
 import time
 
 import pandas as pd
+import pytest
 
 from models.simulate import SimulationSettings, simulate_log
 from pipeline.cli import main
@@ -25,6 +26,7 @@ def _log(customers: int = 3000, seed: int = 4) -> pd.DataFrame:
     return simulate_log(SimulationSettings(customers=customers, seed=seed))[0]
 
 
+@pytest.mark.e2e
 def test_a_log_without_amounts_runs_purchase_only(make_params, tmp_path):
     log = _log().drop(columns=["amount"])
     log.to_csv(tmp_path / "visits.csv", index=False)

@@ -1,5 +1,6 @@
 """A project moved to another folder finds its runs and registered models, and writes new runs
-into its own ``mlruns/``, not the old place."""
+into its own ``mlruns/``, not the old place. The project: a copy of the suite's `cvm run` on the
+sample (``pipeline_outputs``, models registered), repointed where it was copied."""
 
 import shutil
 
@@ -7,10 +8,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from pipeline import config
 from pipeline.relocate import relocate
-from tests.conftest import CDNOW_SAMPLE, run_cvm, write_params
+from tests.conftest import run_cvm
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def cvm(project, *args):
@@ -18,13 +20,14 @@ def cvm(project, *args):
     assert done.returncode == 0, done.stderr
 
 
-def test_a_moved_project_reads_its_models_and_writes_runs_in_place(tmp_path):
+def test_a_moved_project_reads_its_models_and_writes_runs_in_place(pipeline_outputs, tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
-    old.mkdir()
-    overrides = ["data=cdnow_sample", "clv.method=map", "tracking.register=true"]
-    cfg = write_params(old, *overrides, f"data.path={CDNOW_SAMPLE}")
+    shutil.copytree(pipeline_outputs, old)
+    cfg = config.load_params(old / "params.yaml")
     assert cfg["tracking"]["uri"] == "sqlite:///mlflow.db"  # the project's own store
-    cvm(old, "run")
+    assert cfg["tracking"]["register"]
+    # the copy's runs and models are repointed to it: the project as if it had run in ``old``
+    assert relocate(f"sqlite:///{old}/mlflow.db") == str(pipeline_outputs.resolve() / "mlruns")
     shutil.move(old, new)
 
     cvm(new, "stage", "report")  # a command in the moved project

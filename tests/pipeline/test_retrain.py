@@ -30,7 +30,7 @@ from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 START = date(2023, 1, 2)
 FIRST_AS_OF = START + timedelta(days=630)  # 2024-09-23, a Monday: one as-of date a week

@@ -1,14 +1,15 @@
 """The registered models as a downstream team uses them: `cvm-scorer` loaded where cvm is not
 importable and served over HTTP, `cvm-clv` and `cvm-churn` called with what a caller has.
 
-A real `cvm run` on the CDNOW sample (MAP fits, `tracking.register=true`) in a temp directory;
-every model comes from its MLflow registry.
+The suite's `cvm run` on the CDNOW sample (MAP fits, `tracking.register=true`; the
+``pipeline_outputs`` fixture); every model comes from its MLflow registry.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,29 +26,20 @@ import pandas as pd
 import pytest
 
 from pipeline import config
-from tests.conftest import CDNOW_SAMPLE, run_cvm, write_params
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serving
 
 LABELS = ["clv_model", "churn_model"]  # registry versions here, content hashes in the table
 # what a one-time buyer has no value for: gaps between purchases
 NO_GAPS = {"gap_max": None, "gap_mean": None, "gap_std": None, "overdue_ratio": None}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("scorer_project")
-    write_params(
-        tmp,
-        "data=cdnow_sample",
-        f"data.path={CDNOW_SAMPLE}",
-        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        "clv.method=map",
-        "tracking.register=true",
-    )
-    result = run_cvm(tmp, "run")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp
+@pytest.fixture
+def project(pipeline_outputs) -> Path:
+    """The run's project, its models registered (read-only: shared with other tests)."""
+    settings = config.Settings(config.load_params(pipeline_outputs / "params.yaml"))
+    assert settings.tracking["register"]
+    return pipeline_outputs
 
 
 @pytest.fixture
@@ -184,9 +176,7 @@ def test_the_churn_model_takes_one_time_buyers_and_has_a_signature(project, regi
     np.testing.assert_allclose(got.to_numpy(), want, rtol=0, atol=1e-9)
 
 
-def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(
-    project, registry, tmp_path
-):
+def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project, tmp_path):
     """With a ``prior_shape`` the churn model reads the customer's dates besides its features:
     its registered signature asks for them, and scoring fills the cutoff from the as-of date
     when the caller's features have none."""
@@ -194,9 +184,13 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(
 
     from models.churn.level import SHAPE_COLUMNS, LevelFit
     from models.scoring import score_customers
-    from pipeline import churn_store, clv_store
+    from pipeline import churn_store, clv_store, tracking
     from pipeline import registry as cvm_registry
 
+    # registering writes to the store: a copy of the shared project's, repointed to the copy
+    store = tmp_path / "store"
+    shutil.copytree(project, store, ignore=shutil.ignore_patterns("data", "reports"))
+    tracking.connect({"uri": f"sqlite:///{store}/mlflow.db"})
     settings = config.Settings(config.load_params(project / "params.yaml"))
     fit = LevelFit("weibull", np.log([0.25, 4.0, 0.6, 10.0, 1.3]), (0.1, 0.05))
     model = churn_store.load(project / "artifacts/churn/scoring")
@@ -206,8 +200,8 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(
     clv = clv_store.load(project / "artifacts/clv/scoring")
     table = features(project)
     frame = clv.churn_features(table, settings.churn_horizon)
-    tracking = settings.tracking | {"churn_model_name": "cvm-churn-shaped"}
-    version = cvm_registry.register_churn(tmp_path / "churn", frame, tracking)
+    names = settings.tracking | {"churn_model_name": "cvm-churn-shaped"}
+    version = cvm_registry.register_churn(tmp_path / "churn", frame, names)
     loaded = mlflow.pyfunc.load_model(f"models:/cvm-churn-shaped/{version}")
     assert "cutoff" in loaded.metadata.signature.inputs.input_names()
     rows = frame.head(50)

@@ -23,6 +23,10 @@ from pipeline.cli import main
 from pipeline.errors import CvmError
 from tests.conftest import CDNOW_SAMPLE, CSV_MAPPING, REPO, read_raw
 
+pytestmark = pytest.mark.spark
+# the tests of the module's Spark session run on one pytest-xdist worker: one session to start
+ONE_SESSION = pytest.mark.xdist_group("spark")
+
 INGEST_OUTPUTS = ("interim/transactions.parquet", "interim/quarantine.parquet")
 FEATURE_TABLES = ("calibration", "scoring", "train_calibration", "train_scoring")
 KEYS = {"transactions": ["source_row"], "quarantine": ["source_row"]}
@@ -97,6 +101,7 @@ def assert_same_outputs(a: Path, b: Path, features: bool) -> None:
         )
 
 
+@ONE_SESSION
 def test_the_cdnow_sample_gives_the_same_log_and_features(spark, tmp_path):
     duck, spk = run_on_both(
         tmp_path,
@@ -109,6 +114,7 @@ def test_the_cdnow_sample_gives_the_same_log_and_features(spark, tmp_path):
     assert len(pd.read_parquet(spk / "features/calibration.parquet")) == 2357
 
 
+@ONE_SESSION
 def test_a_simulated_parquet_log_gives_the_same_log_and_features(spark, tmp_path):
     from models.simulate import SimulationSettings, simulate_log
 
@@ -152,6 +158,7 @@ MESSY = (
 )
 
 
+@ONE_SESSION
 def test_a_messy_csv_is_classified_alike(spark, tmp_path):
     log = tmp_path / "log.csv"
     log.write_text(MESSY)
@@ -198,6 +205,7 @@ BAD_LINES = (
 )
 
 
+@ONE_SESSION
 def test_bad_lines_are_quarantined_alike(spark, tmp_path):
     log = tmp_path / "log.csv"
     log.write_bytes(BAD_LINES)
@@ -219,6 +227,7 @@ def test_bad_lines_are_quarantined_alike(spark, tmp_path):
     }
 
 
+@ONE_SESSION
 def test_a_file_that_is_not_a_log_stops_with_the_same_message_on_spark(spark, tmp_path):
     cases = {
         "ragged.csv": ("cust,when,value\nc1,2024-01-05,3\nc2,2024,4,5\nc3,5,6,7\n", "2 of its 3"),
@@ -235,6 +244,7 @@ def test_a_file_that_is_not_a_log_stops_with_the_same_message_on_spark(spark, tm
                     io.raw_table(con, log, "csv", ["cust", "when", "value"])
 
 
+@ONE_SESSION
 def test_spark_scores_customers_like_duckdb(spark, pipeline_outputs, tmp_path):
     """The score stage on Spark, with the models and features of the DuckDB pipeline run."""
     out = pipeline_outputs
@@ -291,6 +301,7 @@ def test_a_stage_starts_spark_quietly_and_stops_it(tmp_path):
     assert report["quarantined_by_reason"] == {"unparseable_timestamp": 1}
 
 
+@ONE_SESSION
 def test_spark_reports_the_progress_of_its_running_job(spark):
     import threading
     import time
