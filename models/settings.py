@@ -199,7 +199,6 @@ def text(what: str = "a non-empty text", pattern: str | None = None) -> Any:
     return Annotated[str, Strict(), MinLen(1), Expect(what), AfterValidator(check)]
 
 
-Int = integer()
 Count = integer(ge=0)
 Positive = integer(gt=0)
 AtLeastOne = integer(ge=1)

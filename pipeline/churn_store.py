@@ -1,5 +1,6 @@
-"""Churn models on disk for the pipeline: :meth:`models.churn.classifier.ChurnModel.save` and
-``load``, with a failure to load turned into a :class:`CvmError` that says what to re-run."""
+"""Churn models read by the pipeline: :meth:`models.churn.classifier.ChurnModel.load`, with a
+failure turned into a :class:`CvmError` that says what to re-run, and the feature importances
+saved beside (a model saves itself: :meth:`~models.churn.classifier.ChurnModel.save`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,6 @@ from pipeline import io
 from pipeline.errors import CvmError
 
 # models.churn loads LightGBM: imported where a model is read, not when the CLI starts
-
-
-def save(model, directory: Path, extra: dict | None = None) -> None:
-    """Write ``model`` into ``directory`` (created); ``extra`` is added to its metadata."""
-    model.save(directory, extra)
 
 
 def load(directory: Path):

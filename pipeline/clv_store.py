@@ -1,5 +1,6 @@
-"""Fitted CLV pairs on disk for the pipeline: :meth:`models.btyd.clv.FittedClv.save` and
-``load``, with a failure to load turned into a :class:`CvmError` that says what to re-run."""
+"""Fitted CLV pairs read by the pipeline: :meth:`models.btyd.clv.FittedClv.load`, with a
+failure turned into a :class:`CvmError` that says what to re-run (a pair saves itself:
+:meth:`~models.btyd.clv.FittedClv.save`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,6 @@ from pathlib import Path
 from pipeline.errors import CvmError
 
 # models.btyd.clv loads PyMC: imported where a pair is read, not when the CLI starts
-
-
-def save(model, directory: Path) -> None:
-    """Write ``model`` into ``directory`` (created)."""
-    model.save(directory)
 
 
 def load(directory: Path):

@@ -97,8 +97,6 @@ def date_problems(data: Mapping[str, Any]) -> list[str]:
     """The :data:`DATE_ORDER` rules broken by the dates of a ``data`` section (keys absent or
     null are not set; values are ISO text or dates)."""
     rules = data.get("rules") or {}
-    if not isinstance(rules, Mapping):
-        rules = {"start": rules.start, "end": rules.end}
     days = {
         f"data.{k}": to_date(data.get(k))
         for k in ("calibration_end", "holdout_end", "scoring_date")

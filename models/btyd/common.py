@@ -13,7 +13,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
 from models.btyd.priors import Priors
-from models.btyd.sufficient import collapse
+from models.btyd.sufficient import TRANSACTION_COLUMNS, collapse
 
 
 def param_arrays(params: Mapping[str, ArrayLike], names: Sequence[str]) -> list[np.ndarray]:
@@ -181,6 +181,23 @@ class PurchaseModel:
         alive)``."""
         alive = self.p_alive(params, x, t_x, T)
         return 1.0 - alive + alive * self.p_no_purchase_if_alive(params, t, x, T)
+
+
+def per_row_model(
+    names: Sequence[str],
+    loglik_rows: Callable[..., pt.TensorVariable],
+    data: pd.DataFrame,
+    priors: Priors | None,
+    weights: ArrayLike | None,
+    collapse_rows: bool,
+) -> BuiltModel:
+    """The PyMC model of a purchase model whose log-likelihood is only written per row
+    (``loglik_rows(*params, x, t_x, T)``): the weighted sum over the summaries of ``data``
+    (identical rows collapsed unless ``weights`` are given), no numpy density."""
+    rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse_rows)
+    x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
+    total = lambda *p: pt.dot(w, loglik_rows(*p, x, t_x, T))  # noqa: E731
+    return weighted_model(names, priors or Priors(), total)
 
 
 def weighted_model(

@@ -38,11 +38,9 @@ from models.btyd.common import (
     LogAndHazard,
     PurchaseModel,
     param_arrays,
-    weighted_model,
-    weighted_rows,
+    per_row_model,
 )
 from models.btyd.priors import Priors
-from models.btyd.sufficient import TRANSACTION_COLUMNS
 
 PARAM_NAMES: tuple[str, str, str, str] = ("r", "alpha", "s", "beta")
 
@@ -140,12 +138,7 @@ def build_model(
         The PyMC model (free variables ``log_<name>``, deterministics ``r, alpha, s, beta``,
         the weighted log-likelihood as the potential ``"loglik"``); no numpy log density.
     """
-    priors = priors or Priors()
-    rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
-    x = rows["frequency"].to_numpy(dtype=float)
-    t_x = rows["recency"].to_numpy(dtype=float)
-    T = rows["T"].to_numpy(dtype=float)
-    return weighted_model(PARAM_NAMES, priors, lambda *p: pt.dot(w, loglik_pytensor(*p, x, t_x, T)))
+    return per_row_model(PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse)
 
 
 # --------------------------------------------------------------------------- predictions

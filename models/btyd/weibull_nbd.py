@@ -32,12 +32,10 @@ from models.btyd.common import (
     LogAndHazard,
     PurchaseModel,
     param_arrays,
-    weighted_model,
-    weighted_rows,
+    per_row_model,
 )
 from models.btyd.pareto_nbd import purchase_dropout
 from models.btyd.priors import Priors
-from models.btyd.sufficient import TRANSACTION_COLUMNS
 
 PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "s", "beta", "k")
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(32)
@@ -122,10 +120,7 @@ def build_model(
 ) -> BuiltModel:
     """PyMC model of the parameters given customer summaries (``frequency``, ``recency``,
     ``T``); identical rows collapsed with weights unless ``weights`` are given."""
-    priors = priors or Priors()
-    rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
-    x, t_x, T = (rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    return weighted_model(PARAM_NAMES, priors, lambda *p: pt.dot(w, loglik_pytensor(*p, x, t_x, T)))
+    return per_row_model(PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse)
 
 
 # --------------------------------------------------------------------------- predictions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from pipeline import clv_store, config, io, outputs, registry, stages, tracking
+from pipeline import config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -33,7 +33,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         tracker.run("fit_clv", settings.section("clv")),
     ):
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
-            clv_store.save(fits[name], directory)
+            fits[name].save(directory)
             report[name]["model_id"] = io.content_id(directory)
             tracking.log_artifacts(directory, f"clv/{name}")
         _log_figures(report)

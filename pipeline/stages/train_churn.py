@@ -7,7 +7,7 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from pipeline import churn_store, config, io, outputs, registry, stages, tracking
+from pipeline import config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -47,7 +47,7 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         tracker.run("train_churn", settings.section("churn")),
     ):
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
-            churn_store.save(models[name], directory, {"btyd_points": btyd_points[name]})
+            models[name].save(directory, {"btyd_points": btyd_points[name]})
             report[name]["model_id"] = io.content_id(directory)
             tracking.log_artifacts(directory, f"churn/{name}")
         tracking.log_metrics(

@@ -32,7 +32,7 @@ def test_a_saved_pair_loads_as_the_pair_that_was_fitted(summary, tmp_path, metho
     sampler = SamplerSettings(draws=200, tune=200)
     settings = ClvSettings(method=method, sampler=sampler, convergence=SHORT, seed=7)
     fitted = fit_clv(summary, settings)
-    clv_store.save(fitted, tmp_path / "pair")
+    fitted.save(tmp_path / "pair")
     loaded = clv_store.load(tmp_path / "pair")
     assert loaded.purchase is fitted.purchase and loaded.settings == fitted.settings
     assert loaded.map_point == fitted.map_point
@@ -69,15 +69,15 @@ def test_thinning_keeps_the_same_draws(summary):
 
 def test_the_files_say_which_model_they_hold(summary, tmp_path):
     fitted = fit_clv(summary, ClvSettings(model="pareto_nbd", method="map"))
-    clv_store.save(fitted, tmp_path / "pair")
+    fitted.save(tmp_path / "pair")
     assert clv_store.load(tmp_path / "pair").purchase.name == "pareto_nbd"
 
 
 def test_a_mixed_or_foreign_pair_is_refused(summary, tmp_path):
     one = fit_clv(summary, ClvSettings(method="map", seed=1))
     other = fit_clv(summary.sample(frac=0.5, random_state=0), ClvSettings(method="map", seed=1))
-    clv_store.save(one, tmp_path / "a")
-    clv_store.save(other, tmp_path / "b")
+    one.save(tmp_path / "a")
+    other.save(tmp_path / "b")
     (tmp_path / "b" / "spend.nc").replace(tmp_path / "a" / "spend.nc")
     with pytest.raises(CvmError, match="different fits"):
         clv_store.load(tmp_path / "a")

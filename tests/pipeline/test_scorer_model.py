@@ -196,7 +196,7 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project
     model = churn_store.load(project / "artifacts/churn/scoring")
     shaped = replace(model, prior_shape={"fit": fit.to_dict(), "horizon_days": 180.0})
     assert set(SHAPE_COLUMNS) <= set(shaped.inputs)
-    churn_store.save(shaped, tmp_path / "churn")
+    shaped.save(tmp_path / "churn")
     clv = clv_store.load(project / "artifacts/clv/scoring")
     table = features(project)
     frame = clv.churn_features(table, settings.churn_horizon)
