@@ -63,8 +63,10 @@ def run(
         copy, sha256 = staging.snapshot(source, root / "log")
         catalog = settings.catalog.under(root / "project")
         report = ingest(settings.with_data(path=copy), catalog, Tracker(settings.tracking))
-        share = staging.check_quarantine(report, retrain.max_quarantine_share, source)
-        span = staging.resolve_as_of(catalog.clean, as_of, retrain.max_days_without_data, source)
+        share = staging.check_quarantine(report, retrain.feed.max_quarantine_share, source)
+        span = staging.resolve_as_of(
+            catalog.clean, as_of, retrain.feed.max_days_without_data, source
+        )
         day = span["as_of"]
         config.check_as_of(cfg, day)
         later = staging.cut_at(catalog.clean, day)

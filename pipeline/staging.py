@@ -23,47 +23,36 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import config, io
+from pipeline.config_model import Drift, FeedChecks, Promotion
 from pipeline.errors import CvmError
 
 
 @dataclass(frozen=True)
 class RetrainSettings:
-    """The ``retrain`` config section (see ``conf/retrain/default.yaml``)."""
+    """The ``retrain`` group (see ``conf/retrain/default.yaml``) with its paths as paths, the
+    scored table's defaulting to ``paths.scored``; ``feed``, ``promotion`` and ``drift`` are
+    the group's own (:class:`pipeline.config_model.RetrainConfig`)."""
 
     work_dir: Path
     lock_file: Path
     summary: Path
     scored: Path
-    max_quarantine_share: float
-    max_days_without_data: int
-    max_history_loss: float
-    metrics: dict  # metric name → models.promotion.MetricRule
-    drift_features: tuple[str, ...]
-    drift_scores: tuple[str, ...]
-    drift_bins: int
-    drift_warn: float
-    drift_breach: float
-    drift_action: str
+    feed: FeedChecks
+    promotion: Promotion
+    drift: Drift
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RetrainSettings:
         typed = config.Settings(cfg).config
-        retrain, drift = typed.retrain, typed.retrain.drift
+        retrain = typed.retrain
         return cls(
             work_dir=Path(retrain.work_dir),
             lock_file=Path(retrain.lock_file),
             summary=Path(retrain.summary),
             scored=Path(retrain.scored or typed.paths.scored),
-            max_quarantine_share=retrain.feed.max_quarantine_share,
-            max_days_without_data=retrain.feed.max_days_without_data,
-            max_history_loss=retrain.feed.max_history_loss,
-            metrics=dict(retrain.promotion.metrics),
-            drift_features=tuple(drift.features or ()),
-            drift_scores=tuple(drift.scores or ()),
-            drift_bins=drift.bins,
-            drift_warn=drift.warn,
-            drift_breach=drift.breach,
-            drift_action=drift.action,
+            feed=retrain.feed,
+            promotion=retrain.promotion,
+            drift=retrain.drift,
         )
 
 

@@ -70,29 +70,29 @@ def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table) -> d
     from models import drift as psi
 
     settings = run.retrain
-    missing = [c for c in settings.drift_features if c not in current.columns]
+    missing = [c for c in settings.drift.features or () if c not in current.columns]
     if missing:
         raise CvmError(
             f"retrain.drift.features: no column(s) {', '.join(missing)} in the feature "
             f"table (it has {', '.join(current.columns)})"
         )
     result: dict[str, Any] = {
-        "action": settings.drift_action,
-        "warn": settings.drift_warn,
-        "breach": settings.drift_breach,
+        "action": settings.drift.action,
+        "warn": settings.drift.warn,
+        "breach": settings.drift.breach,
     }
     if champion is None:
         result |= {"status": "skipped", "reason": "no champion yet", "breaches": []}
         run.summary["drift"] = result
         return result
     reference = champion["profile"]
-    limits = (settings.drift_warn, settings.drift_breach)
+    limits = (settings.drift.warn, settings.drift.breach)
     result["reference_as_of"] = champion["as_of"].isoformat()
     result["features"] = psi.drift_table(
-        reference.get("features", {}), current, list(settings.drift_features), *limits
+        reference.get("features", {}), current, list(settings.drift.features or ()), *limits
     )
     result["scores"] = psi.drift_table(
-        reference.get("scores", {}), champion_table, list(settings.drift_scores), *limits
+        reference.get("scores", {}), champion_table, list(settings.drift.scores or ()), *limits
     )
     rows = {f"feature {k}": v for k, v in result["features"].items()}
     rows |= {f"score {k}": v for k, v in result["scores"].items()}
@@ -109,9 +109,9 @@ def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table) -> d
     for name in result["breaches"] + result["warnings"]:
         log.warning("retrain: drift (%s) in %s", rows[name]["status"], name)
     run.summary["drift"] = result
-    if result["status"] == "breach" and settings.drift_action == "fail":
+    if result["status"] == "breach" and settings.drift.action == "fail":
         raise DriftFailure(
-            f"drift: population stability index above {settings.drift_breach} for "
+            f"drift: population stability index above {settings.drift.breach} for "
             f"{', '.join(result['breaches'])} (retrain.drift.action is fail). Nothing was changed"
         )
     return result
@@ -147,7 +147,7 @@ def decide(run: RetrainRun, champion, challenger_eval: dict, champion_eval, drif
     from models.promotion import compare, missing_paths
 
     run.begin("decide")
-    rules = run.retrain.metrics
+    rules = run.retrain.promotion.metrics
     unknown = missing_paths(challenger_eval, rules)
     if unknown:
         raise CvmError(
@@ -159,7 +159,7 @@ def decide(run: RetrainRun, champion, challenger_eval: dict, champion_eval, drif
     if champion is None:
         decision = {"promoted": True, "reason": "no champion yet: the challenger is the first"}
     else:
-        decision = _verdict(rows, drift, run.retrain.drift_action)
+        decision = _verdict(rows, drift, run.retrain.drift.action)
     run.summary["evaluation"] = {"window": window, "metrics": rows}
     run.summary["decision"] = decision
     values = {}

@@ -109,10 +109,10 @@ def ingest_and_check(run: RetrainRun) -> Feed:
     run.begin("feed_checks")
     retrain = run.retrain
     run.summary["log"]["quarantine_share"] = staging.check_quarantine(
-        report, retrain.max_quarantine_share, run.source
+        report, retrain.feed.max_quarantine_share, run.source
     )
     span = staging.resolve_as_of(
-        catalog.clean, run.as_of_requested, retrain.max_days_without_data, run.source
+        catalog.clean, run.as_of_requested, retrain.feed.max_days_without_data, run.source
     )
     as_of = span["as_of"]
     cal_end = as_of - timedelta(days=settings.features.churn_horizon_days)
@@ -138,12 +138,12 @@ def check_history(run: RetrainRun, feed: Feed, champion: dict) -> None:
     run.summary["log"]["champion_rows_now"] = now
     run.summary["log"]["champion_rows_then"] = before
     lost = (before - now) / before
-    if lost > run.retrain.max_history_loss:
+    if lost > run.retrain.feed.max_history_loss:
         raise CvmError(
             f"{run.source}: broken feed: it holds {now:,} clean rows up to "
             f"{champion['as_of']}, the champion's as-of date, where it held {before:,} "
             f"({lost:.1%} lost, more than retrain.feed.max_history_loss "
-            f"{run.retrain.max_history_loss:.1%}); a truncated file? Nothing was changed"
+            f"{run.retrain.feed.max_history_loss:.1%}); a truncated file? Nothing was changed"
         )
 
 

@@ -29,10 +29,14 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
     run.begin("release")
     profile = {
         "as_of": feed.as_of.isoformat(),
-        "features": drift.profiles(current, list(settings.drift_features), settings.drift_bins),
+        "features": drift.profiles(
+            current, list(settings.drift.features or ()), settings.drift.bins
+        ),
     }
     if table is not None:
-        profile["scores"] = drift.profiles(table, list(settings.drift_scores), settings.drift_bins)
+        profile["scores"] = drift.profiles(
+            table, list(settings.drift.scores or ()), settings.drift.bins
+        )
     manifest = {
         "as_of": feed.as_of.isoformat(),
         "calibration_end": feed.calibration_end.isoformat(),
