@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
+
+from tests.cvm_forks import run_cvm
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -73,20 +73,6 @@ def write_params(project: Path, *overrides: str) -> dict:
     cfg = config.compose(list(overrides), REPO / "conf")
     config.write_params(cfg, project / "params.yaml")
     return cfg
-
-
-def run_cvm(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """``python -m pipeline ARGS`` as a process of its own in ``project``, with ``env`` added
-    to the environment (and no fault point inherited)."""
-    environ = {k: v for k, v in os.environ.items() if k != "CVM_KILL_AT"}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=project,
-        env=environ | {"PYTHONPATH": str(REPO)} | env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def read_raw(path: Path, fmt: str, columns: list[str], **options):

@@ -190,14 +190,17 @@ def per_row_model(
     priors: Priors | None,
     weights: ArrayLike | None,
     collapse_rows: bool,
+    loglik_and_grad: Callable[..., tuple[float, np.ndarray]] | None = None,
 ) -> BuiltModel:
-    """The PyMC model of a purchase model whose log-likelihood is only written per row
+    """The PyMC model of a purchase model whose log-likelihood is written per row
     (``loglik_rows(*params, x, t_x, T)``): the weighted sum over the summaries of ``data``
-    (identical rows collapsed unless ``weights`` are given), no numpy density."""
+    (identical rows collapsed unless ``weights`` are given); with ``loglik_and_grad(theta, x,
+    t_x, T, w)`` (the same sum and its gradient in numpy) also its numpy density."""
     rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse_rows)
     x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
     total = lambda *p: pt.dot(w, loglik_rows(*p, x, t_x, T))  # noqa: E731
-    return weighted_model(names, priors or Priors(), total)
+    direct = None if loglik_and_grad is None else lambda theta: loglik_and_grad(theta, x, t_x, T, w)
+    return weighted_model(names, priors or Priors(), total, direct)
 
 
 def weighted_model(

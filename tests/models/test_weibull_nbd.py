@@ -75,6 +75,24 @@ def test_the_likelihood_is_the_integral_it_approximates(cdnow: pd.DataFrame, k: 
     np.testing.assert_allclose(rows.eval(), ours, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["flat", "weakly_informative"])
+@pytest.mark.parametrize("point", [PARETO | {"k": 0.6, "beta": 30.0}, PARETO | {"k": 2.5}])
+def test_the_numpy_density_is_the_models(cdnow: pd.DataFrame, kind: str, point: dict) -> None:
+    """The log posterior MAP fits and NUTS use, value and gradient, is the PyMC model's."""
+    import pytensor.tensor as pt
+
+    built = WEIBULL_NBD.build(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
+    model = built.pymc
+    u = np.log([point[n] for n in built.density.names])
+    logp, grad, _ = built.density.evaluate(u)
+    target = model.logp(jacobian=False)
+    expected = model.compile_fn(
+        [target, *pt.grad(target, model.value_vars)], inputs=model.value_vars, point_fn=False
+    )(*u)
+    assert logp == pytest.approx(float(expected[0]), rel=1e-9)
+    np.testing.assert_allclose(grad, np.array(expected[1:], dtype=float), rtol=1e-6, atol=1e-5)
+
+
 def test_wearing_out_customers_fit_cdnow_better_than_pareto_nbd(cdnow: pd.DataFrame) -> None:
     fit = fit_map(WEIBULL_NBD.build(cdnow, Priors("flat")), seed=0)
     pareto = fit_map(pareto_nbd.build_model(cdnow, Priors("flat")), seed=0)

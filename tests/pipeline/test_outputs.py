@@ -15,7 +15,7 @@ import pytest
 from pipeline import clv_store, config, outputs
 from pipeline.cli import main
 from pipeline.faults import VARIABLE
-from tests.conftest import CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm
 
 WRITER = """
 import sys
@@ -110,10 +110,8 @@ def fitted_project(pipeline_outputs, make_params, tmp_path):
 
 
 def _fit_killed_at(project: Path, point: str) -> None:
-    env = os.environ | {VARIABLE: point}
-    command = [sys.executable, "-m", "pipeline", "stage", "fit_clv", "--params", "pareto.yaml"]
-    done = subprocess.run(command, env=env, cwd=project, capture_output=True)
-    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    done = run_cvm(project, "stage", "fit_clv", "--params", "pareto.yaml", **{VARIABLE: point})
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
 def _kinds(project: Path) -> tuple[str, str, str]:
