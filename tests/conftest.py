@@ -42,8 +42,10 @@ CSV_MAPPING = (
 
 
 # the marks of long tests, longest first: they start first, so that under pytest-xdist the
-# short ones fill the gaps at the end instead of one worker finishing a long test alone
-LONG_FIRST = ("faults", "dvc", "spark", "e2e", "slow")
+# short ones fill the gaps at the end instead of one worker finishing a long test alone. The
+# DVC group, which needs no other fixture, goes first: one worker runs it while the other builds
+# the sample run the fault tests start from, instead of waiting for it
+LONG_FIRST = ("dvc", "faults", "spark", "e2e", "slow")
 
 
 @pytest.hookimpl(tryfirst=True)
