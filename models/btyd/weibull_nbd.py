@@ -13,8 +13,10 @@ likelihood of ``(x, t_x, T)`` is, with ``C = G(r+x) alpha^r / G(r)``,
 ``L = C [ (alpha+T)^-(r+x) S(T) + int_{t_x}^T (alpha+u)^-(r+x) f(u) du ]``
 
 (alive at ``T``, or died after the last purchase), the integral by Gauss-Legendre quadrature
-(:data:`NODES` points). The predictions integrate the lifetime the same way, one node at a time
-(bounded memory: no customers x draws x nodes array).
+(:data:`NODES` points). MAP fits and NUTS use its numpy form with the exact gradient of that
+quadrature (:func:`loglik_and_grad`), not the compiled PyMC model. The predictions integrate
+the lifetime the same way, one node at a time (bounded memory: no customers x draws x nodes
+array).
 """
 
 from __future__ import annotations
@@ -94,17 +96,19 @@ def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:
     return (const + pt.logaddexp(alive, died))[..., 0]
 
 
-def _d_log_purchases_and_survival(c, u, alpha, s, beta, k, log_u) -> np.ndarray:
-    """Derivatives in ``(r, alpha, s, beta, k)`` of ``-c log(alpha+u) + log S(u)`` at fixed
-    ``u``."""
-    uk = u**k
+def _d_log_alive(c, T, alpha, s, beta, k) -> np.ndarray:
+    """Derivatives in ``(r, alpha, s, beta, k)`` of the alive term ``-c log(alpha+T) + log
+    S(T)``."""
+    Tk = T**k
+    with np.errstate(divide="ignore"):  # T = 0: log T, multiplied by T^k = 0
+        log_T = np.where(T > 0, np.log(T), 0.0)
     return np.stack(
         [
-            -np.log(alpha + u),
-            -c / (alpha + u),
-            np.log(beta) - np.log(beta + uk),
-            s / beta - s / (beta + uk),
-            -s * uk * log_u / (beta + uk),
+            -np.log(alpha + T),
+            -c / (alpha + T),
+            np.log(beta) - np.log(beta + Tk),
+            s / beta - s / (beta + Tk),
+            -s * Tk * log_T / (beta + Tk),
         ]
     )
 
@@ -195,10 +199,8 @@ BLOCK = 8192
 def _loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
     r, alpha, s, beta, k = theta
     c = r + x
-    with np.errstate(divide="ignore"):  # T = 0: log T, multiplied by 0
-        log_T = np.log(T)
     alive = -c * np.log(alpha + T) + _log_s(T, s, beta, k)
-    d_alive = _d_log_purchases_and_survival(c, T, alpha, s, beta, k, np.where(T > 0, log_T, 0))
+    d_alive = _d_log_alive(c, T, alpha, s, beta, k)
     died, d_died = _died_and_grad(c, t_x, T, alpha, s, beta, k)
     share = special.expit(alive - died)  # of the alive term; 1 where nothing is integrated
     const = special.gammaln(c) - special.gammaln(r) + r * np.log(alpha)
