@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import shutil
 import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -19,7 +17,7 @@ import yaml
 
 from pipeline import backtest, config, config_check
 from pipeline.errors import CvmError
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cvm
 
 COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())
 
@@ -326,10 +324,8 @@ def _omega(tree: dict):
 
 
 def cvm(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``cvm ARGS`` in ``cwd``, the code of this repository."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "pipeline", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    """``cvm ARGS`` in ``cwd``, the code of this repository, as a process of its own."""
+    return run_cvm(cwd, *args)
 
 
 def test_cvm_params_refuses_a_bad_override_and_leaves_params_yaml(tmp_path):
