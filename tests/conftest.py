@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.cvm_forks import run_cvm
+from tests.cvm_forks import REPO, run_cvm
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 CDNOW_SAMPLE = REPO / "data" / "raw" / "cdnow" / "CDNOW_sample.txt"
 CDNOW_MASTER = REPO / "data" / "raw" / "cdnow" / "CDNOW_master.txt"

@@ -13,13 +13,13 @@ a process with one thread and no open OpenMP pool or database.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def run_cvm(project: Path, *args: str, **env: str) -> subprocess.CompletedProces
         "cwd": str(project),
         "env": environ | {"PYTHONPATH": str(REPO)} | env,
     }
-    with _FORKS["lock"], tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch:
         out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
         server = _fork_server()
         server.stdin.write(json.dumps(request | {"stdout": str(out), "stderr": str(err)}) + "\n")
@@ -49,24 +49,20 @@ def run_cvm(project: Path, *args: str, **env: str) -> subprocess.CompletedProces
         )
 
 
-_FORKS: dict = {"lock": threading.Lock(), "server": None}
-
-
+@functools.cache
 def _fork_server() -> subprocess.Popen:
     """This process's `cvm` fork server, started on first use; it stops when this process
     ends (its stdin closes)."""
-    if _FORKS["server"] is None:
-        server = subprocess.Popen(
-            [sys.executable, str(Path(__file__))],
-            cwd=REPO,
-            env=os.environ | {"PYTHONPATH": str(REPO)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stdout.readline() == "ready\n", f"no cvm fork server (exit {server.wait()})"
-        _FORKS["server"] = server
-    return _FORKS["server"]
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__))],
+        cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout.readline() == "ready\n", f"no cvm fork server (exit {server.wait()})"
+    return server
 
 
 def preload() -> None:

@@ -182,6 +182,9 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
     return const + np.logaddexp(alive, died)
 
 
+BLOCK = 8192  # rows per block of the likelihood and its gradient
+
+
 def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
     """The weighted log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient, in
     blocks of :data:`BLOCK` rows (the node loop's arrays stay in the CPU cache)."""
@@ -191,9 +194,6 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
         block_value, block_grad = _loglik_and_grad(theta, x[rows], t_x[rows], T[rows], w[rows])
         value, grad = value + block_value, grad + block_grad
     return value, grad
-
-
-BLOCK = 8192
 
 
 def _loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import itertools
 import shutil
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -323,16 +322,11 @@ def _omega(tree: dict):
 # --- through the command line ---------------------------------------------------------------
 
 
-def cvm(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``cvm ARGS`` in ``cwd``, the code of this repository, as a process of its own."""
-    return run_cvm(cwd, *args)
-
-
 def test_cvm_params_refuses_a_bad_override_and_leaves_params_yaml(tmp_path):
     shutil.copytree(REPO / "conf", tmp_path / "conf")
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     before = (tmp_path / "params.yaml").read_bytes()
-    done = cvm(tmp_path, "params", "clv.prediction.horizon_days=abc")
+    done = run_cvm(tmp_path, "params", "clv.prediction.horizon_days=abc")
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
         "cvm: error: conf with clv.prediction.horizon_days=abc: clv.prediction.horizon_days is "
@@ -361,7 +355,7 @@ def bad_params(tmp_path: Path) -> Path:
 )
 def test_a_command_refuses_a_bad_params_file_at_once(tmp_path, bad_params, command):
     started = time.monotonic()
-    done = cvm(tmp_path, *command, "--params", str(bad_params))
+    done = run_cvm(tmp_path, *command, "--params", str(bad_params))
     assert time.monotonic() - started < 30
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
@@ -372,7 +366,9 @@ def test_a_command_refuses_a_bad_params_file_at_once(tmp_path, bad_params, comma
 
 @pytest.mark.parametrize("command", ["score", "retrain"])
 def test_an_as_of_date_after_the_accepted_rows_is_refused(tmp_path, command):
-    done = cvm(tmp_path, command, "--params", str(REPO / "params.yaml"), "--as-of", "1998-07-31")
+    done = run_cvm(
+        tmp_path, command, "--params", str(REPO / "params.yaml"), "--as-of", "1998-07-31"
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(
         "cvm: error: --as-of 1998-07-31 (the run's data.scoring_date): data.rules.end is "
