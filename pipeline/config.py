@@ -153,6 +153,7 @@ class Settings:
         return ClvSettings(
             model=clv.model,
             method=clv.method,
+            season=clv.season,
             priors=clv.priors,
             sampler=replace(clv.sampler, progressbar=progress.interactive()),
             convergence=clv.convergence,

@@ -127,8 +127,9 @@ def register_clv(
     if not tracking.get("enabled", True):
         return None
     prediction = prediction or PredictionSettings()
-    example = example[["frequency", "recency", "T", "monetary_value"]]
-    output = clv_store.load(model_dir).predict(example, prediction, max_draws)
+    fitted = clv_store.load(model_dir)
+    example = example[list(fitted.input_columns)]
+    output = fitted.predict(example, prediction, max_draws)
     params = asdict(prediction) | {"max_draws": max_draws or 0}
     name = model_names(tracking)["clv"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,8 +50,10 @@ def coerce(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
 class ClvModel(mlflow.pyfunc.PythonModel):
     """A fitted CLV pair: every customer's predictions (p_alive, expected purchases and spend,
     CLV, with their intervals) from ``frequency``, ``recency``, ``T``, ``monetary_value`` in
-    model time units. ``params`` override the prediction settings it was registered with (the
-    pipeline's ``clv.prediction``), ``max_draws`` the posterior draws used (0 = all)."""
+    model time units (and ``cutoff``, ``tenure_days``, ``recency_days`` for a model on a
+    seasonal clock: ``FittedClv.input_columns``). ``params`` override the prediction settings
+    it was registered with (the pipeline's ``clv.prediction``), ``max_draws`` the posterior
+    draws used (0 = all)."""
 
     def load_context(self, context) -> None:
         from models.btyd.clv import FittedClv

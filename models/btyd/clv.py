@@ -26,6 +26,7 @@ from models.btyd.family import NAMES, purchase_model
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
+from models.btyd.season import OMEGA, YEAR, Repeats, Season, SeasonError, fit_season
 from models.btyd.settings import METHODS, ConvergenceSettings, SamplerSettings
 from models.settings import Column, Flag, Seed, listing, settings
 
@@ -46,10 +47,12 @@ class ConvergenceError(Exception):
 class ClvSettings:
     """Which models, how to fit them, with which priors; ``spend=False`` fits the purchase model
     alone (a log without amounts); ``covariates`` are the summary's columns that shift the
-    purchase and dropout rates (:mod:`models.btyd.covariates`), none by default."""
+    purchase and dropout rates (:mod:`models.btyd.covariates`), none by default; ``season``
+    puts the purchase model on a yearly seasonal clock (:mod:`models.btyd.season`)."""
 
     model: Literal[NAMES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
+    season: Flag = False
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)
@@ -58,11 +61,12 @@ class ClvSettings:
     covariates: listing(Column) = ()
 
     def to_dict(self) -> dict:
-        """The settings as plain data; ``covariates`` only when there are some, so a model
+        """The settings as plain data; ``covariates`` and ``season`` only when used, so a model
         without them is stored as before."""
         values = asdict(self)
-        if not self.covariates:
-            del values["covariates"]
+        for unused in ("covariates", "season"):
+            if not values[unused]:
+                del values[unused]
         return values
 
     @classmethod
@@ -79,7 +83,10 @@ class FittedClv:
     point as a single draw, so predictions treat both methods alike); ``spend_posterior`` is
     ``None`` for a purchase-only pair. ``map_point`` holds the MAP of each part
     (``{"purchase": {...}, "spend": {...}}``, with its log-likelihood); ``fit_info`` the
-    convergence problems, diagnostics, times and counts of the fit.
+    convergence problems, diagnostics, times and counts of the fit; ``season`` the yearly
+    season the purchase model runs on, if any: then the customers' summaries and the forecast
+    windows go onto its clock (every table predicted carries ``cutoff``, ``tenure_days`` and
+    ``recency_days``).
     """
 
     purchase: PurchaseModel
@@ -88,11 +95,19 @@ class FittedClv:
     map_point: dict[str, dict[str, float]]
     settings: ClvSettings
     fit_info: dict = field(default_factory=dict)
+    season: Season | None = None
 
     @property
     def purchase_names(self) -> tuple[str, ...]:
         """The purchase model's parameters, then its covariate coefficients (if any)."""
         return (*self.purchase.param_names, *coefficient_names(self.settings.covariates))
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The columns a table to predict needs (besides the covariates): the summary, and on a
+        seasonal clock where each customer stands in the calendar."""
+        summary = ("frequency", "recency", "T", "monetary_value")
+        return summary + (("cutoff", "tenure_days", "recency_days") if self.season else ())
 
     @property
     def point(self) -> dict[str, float]:
@@ -139,16 +154,23 @@ class FittedClv:
             customers,
             self.purchase,
         )
+        ends = None
+        if self.season is not None:  # the summaries, the horizon and the periods on its clock
+            args = (*args[:2], self.season.summaries(customers), args[3])
+            f, k = settings.time_units_per_period, settings.clv_periods
+            ends = self.season.windows(customers, [settings.horizon, *(f * np.arange(1, k + 1))])
+            settings, ends = replace(settings, horizon=float(ends[0])), ends[1:]
         if self.settings.covariates:
-            return predict_with_covariates(*args, self.settings.covariates, settings, progress)
-        return predict_customers(*args, settings, progress)
+            covariates = self.settings.covariates
+            return predict_with_covariates(*args, covariates, settings, progress, ends)
+        return predict_customers(*args, settings, progress, ends)
 
     def churn_features(self, table: pd.DataFrame, horizon: float) -> pd.DataFrame:
         """``table`` plus what the purchase model expects over ``horizon`` at its MAP point."""
         from models.btyd.churn_features import add_btyd_features
 
         return add_btyd_features(
-            table, self.point, self.purchase, horizon, self.settings.covariates
+            table, self.point, self.purchase, horizon, self.settings.covariates, self.season
         )
 
     def to_trees(self) -> dict[str, xr.DataTree]:
@@ -159,6 +181,8 @@ class FittedClv:
             "cvm_clv_settings": json.dumps(self.settings.to_dict()),
             "cvm_map_point": json.dumps(self.map_point),
         }
+        if self.season is not None:
+            attrs["cvm_season"] = json.dumps(self.season.to_dict())
         trees = {"purchase": self.purchase_posterior, "spend": self.spend_posterior}
         out = {}
         for part, tree in trees.items():
@@ -181,6 +205,9 @@ class FittedClv:
             spend_posterior=spend,
             map_point=json.loads(attrs["cvm_map_point"]),
             settings=ClvSettings.from_dict(json.loads(attrs["cvm_clv_settings"])),
+            season=Season.from_dict(json.loads(attrs["cvm_season"]))
+            if "cvm_season" in attrs
+            else None,
         )
 
     def save(self, directory: Path) -> None:
@@ -316,16 +343,29 @@ def check_data(summary: pd.DataFrame, settings: ClvSettings) -> pd.DataFrame:
     return buyers
 
 
-def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
+def fit_clv(
+    summary: pd.DataFrame,
+    settings: ClvSettings,
+    repeats: Repeats | None = None,
+    unit_days: float = 7.0,
+) -> FittedClv:
     """Fit the purchase model on every customer and, unless ``settings.spend`` is off,
     Gamma-Gamma on the repeat buyers.
 
     ``summary`` has ``frequency``, ``recency``, ``T`` and ``monetary_value``; identical rows are
     collapsed inside the models, so the cost grows with distinct summaries. Data that cannot
     identify a model raises :class:`DegenerateData` before anything is fit.
+
+    With ``settings.season``, the season is fit first (:func:`models.btyd.season.fit_season`:
+    ``summary`` also has ``cutoff``, ``tenure_days`` and ``recency_days``; ``repeats`` are the
+    log's repeat purchases per period; ``unit_days`` the days in a model time unit) and the
+    purchase model on the summaries on its clock.
     """
     purchase = purchase_model(settings.model)
     buyers = check_data(summary, settings)
+    season = _season(summary, settings, repeats, unit_days) if settings.season else None
+    if season is not None:
+        summary = season.summaries(summary)
     built = build_purchase(purchase, summary, settings.priors, settings.covariates)
     tx = _fit_part("transactions", built, settings)
     parts = [tx]
@@ -343,6 +383,7 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
     if settings.covariates:
         columns = ["frequency", "recency", "T", *settings.covariates]
         counts["distinct_rows"] = len(summary[columns].drop_duplicates())
+    info = {"season": season_info(season)} if season is not None else {}
     return FittedClv(
         purchase=purchase,
         purchase_posterior=tx["tree"],
@@ -354,5 +395,28 @@ def fit_clv(summary: pd.DataFrame, settings: ClvSettings) -> FittedClv:
             "seconds": {k: v for part in parts for k, v in part["seconds"].items()},
             "counts": counts,
             "diagnostics": {k: v for part in parts for k, v in part["diagnostics"].items()},
-        },
+        }
+        | info,
+        season=season,
     )
+
+
+def _season(
+    summary: pd.DataFrame, settings: ClvSettings, repeats: Repeats | None, unit_days: float
+) -> Season:
+    if repeats is None:
+        raise DegenerateData("clv.season: a seasonal fit needs the log's repeat purchases")
+    try:
+        return fit_season(summary, repeats, unit_days, settings.seed)
+    except SeasonError as err:
+        raise DegenerateData(
+            f"clv.season: {err}. Set clv.season=false, or move the cutoff later"
+        ) from None
+
+
+def season_info(season: Season) -> dict[str, float]:
+    """The season as a report shows it: ``a``, ``b``, the amplitude (the busiest day's intensity
+    is ``1 + amplitude``) and the busiest day of the year (1-366)."""
+    peak = (np.pi / 2 - np.arctan2(season.b, season.a)) / OMEGA % YEAR
+    peak_day = float(peak) + 1
+    return {"a": season.a, "b": season.b, "amplitude": season.amplitude, "peak_day": peak_day}

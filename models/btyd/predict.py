@@ -98,19 +98,23 @@ def value_per_spend_if_alive(
     x: np.ndarray,
     T: np.ndarray,
     settings: PredictionSettings,
+    period_ends: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Discounted purchases of a customer alive at ``T``: ``sum_k (G(k f) - G((k-1) f)) / (1+d)^k``.
 
     ``G(t)`` is the expected number of purchases in ``(T, T+t]`` given alive
-    (``model.expected_purchases_if_alive``) and ``f = time_units_per_period``; times
+    (``model.expected_purchases_if_alive``) and ``f = time_units_per_period`` (``k f`` is
+    ``period_ends[k - 1]`` where those are given: a clock that is not uniform); times
     ``P(alive)``, the margin and the expected spend it is the discounted CLV (the construction
     of lifetimes' ``customer_lifetime_value``). Arrays broadcast.
     """
     f = settings.time_units_per_period
+    if period_ends is None:
+        period_ends = [k * f for k in range(1, settings.clv_periods + 1)]
     total = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(tx_params["r"])))
     previous = np.zeros_like(total)
-    for k in range(1, settings.clv_periods + 1):
-        current = model.expected_purchases_if_alive(tx_params, k * f, x, T)
+    for k, end in enumerate(period_ends, start=1):
+        current = model.expected_purchases_if_alive(tx_params, end, x, T)
         total += (current - previous) / (1.0 + settings.discount_rate) ** k
         previous = current
     return total
@@ -123,6 +127,7 @@ def predict_customers(
     model: PurchaseModel,
     settings: PredictionSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    period_ends: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Posterior mean and credible interval of each customer's predictions.
 
@@ -145,6 +150,9 @@ def predict_customers(
         Horizon, discounting, margin, interval width and chunk size.
     progress : callable, optional
         Called as ``progress(done, total)`` with the customers scored after every chunk.
+    period_ends : sequence of float, optional
+        The end of each discounting period in model time units, where the clock is not
+        uniform (a season, :mod:`models.btyd.season`); by default ``k * time_units_per_period``.
 
     Returns
     -------
@@ -221,7 +229,7 @@ def predict_customers(
         scale = (
             settings.margin
             * alive
-            * value_per_spend_if_alive(model, tx, x_c, T_c, settings)[a_local]
+            * value_per_spend_if_alive(model, tx, x_c, T_c, settings, period_ends)[a_local]
         )
         m = m_of_unit[sl]
         ones, first = np.ones((1, n_draws)), np.zeros(len(m), dtype=np.int64)
@@ -248,6 +256,7 @@ def predict_with_covariates(
     covariates: Sequence[str],
     settings: PredictionSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    period_ends: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """:func:`predict_customers` for a model with covariates: each customer's predictions from
     their own parameters.
@@ -261,7 +270,9 @@ def predict_with_covariates(
 
     if len(customers) == 0:
         draws = individual_params(model, transaction_draws, np.zeros(len(covariates)), covariates)
-        return predict_customers(draws, spend_draws, customers, model, settings, progress)
+        return predict_customers(
+            draws, spend_draws, customers, model, settings, progress, period_ends
+        )
     groups = collapse(customers, list(covariates))
     order = np.argsort(groups.inverse, kind="stable")
     bounds = np.cumsum(groups.weights)[:-1]
@@ -275,7 +286,9 @@ def predict_with_covariates(
             if progress is not None:
                 progress(before + n, len(customers))
 
-        part = predict_customers(draws, spend_draws, customers.iloc[rows], model, settings, step)
+        part = predict_customers(
+            draws, spend_draws, customers.iloc[rows], model, settings, step, period_ends
+        )
         parts.append(part.reset_index(drop=True))
         done += len(rows)
     frame = pd.concat(parts, ignore_index=True).iloc[np.argsort(order, kind="stable")]

@@ -75,10 +75,12 @@ class PredictionConfig:
 
 @settings
 class ClvConfig:
-    """The config group ``clv``."""
+    """The config group ``clv``; ``season`` puts the purchase model on a yearly seasonal clock
+    (:mod:`models.btyd.season`)."""
 
     model: Literal[NAMES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
+    season: Flag = False
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)

@@ -17,109 +17,34 @@ probability of whichever ranked the validation customers best (:func:`churn_leve
 ``shape``, applied to any feature table by :func:`shape_p_no_purchase`), so that a season or
 an ageing the CLV model does not know orders the customers too.
 
-A season is a change of clock: time runs at the purchase intensity ``s(t) = 1 + A sin(wt) +
-B cos(wt)`` (``w = 2 pi / 365.25 days``, calendar days), so a model holds in the seasonal
-time ``tau(t)``, and the likelihood gains ``sum log s(t)`` over the repeat purchases. The
-Weibull lifetimes are gamma-mixed: ``S(t) = (beta / (beta + t**k)) ** s``; ``k = 1`` is
-Pareto/NBD. Maximum likelihood, on at most :data:`MAX_CUSTOMERS` customers drawn at random.
+A season is the change of clock of :mod:`models.btyd.season`. The Weibull lifetimes are
+gamma-mixed: ``S(t) = (beta / (beta + t**k)) ** s``; ``k = 1`` is Pareto/NBD. Maximum
+likelihood, on at most :data:`MAX_CUSTOMERS` customers drawn at random.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from models.btyd.bgnbd import BGNBD, loglik_numpy
+from models.btyd.season import (
+    MIN_HISTORY_DAYS,
+    Customers,
+    Repeats,
+    fit_joint,
+    seasonal_time,
+)
 from models.churn.calibration import at_mean
 from models.evaluation.metrics import log_losses
 
-EPOCH = date(1970, 1, 1)
-YEAR = 365.25
-OMEGA = 2 * np.pi / YEAR
 WEEK = 7.0  # the fits' time unit, in days
 MAX_CUSTOMERS = 10_000
 CHUNK = 100_000  # customers per quadrature pass when predicting: 16 nodes each
-MIN_SEASON_DAYS = 365  # of history before a season is fit
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
-
-
-@dataclass(frozen=True)
-class Customers:
-    """Customers at a cutoff: repeat purchases ``x``, first and last purchase day and the
-    cutoff (one for all, or each customer's own), as day numbers (days since 1970-01-01)."""
-
-    x: np.ndarray
-    first: np.ndarray
-    last: np.ndarray
-    cutoff: float | np.ndarray
-
-    @classmethod
-    def from_table(cls, table: pd.DataFrame, cutoff: date | None = None) -> Customers:
-        """From a feature table (``frequency``, ``tenure_days``, ``recency_days``) at
-        ``cutoff``, or at each row's own ``cutoff``."""
-        if cutoff is None:
-            since = pd.to_datetime(table["cutoff"]).dt.normalize() - pd.Timestamp(EPOCH)
-            day = since.dt.days.to_numpy(dtype=float)
-        else:
-            day = day_number(cutoff)
-        return cls(
-            x=table["frequency"].to_numpy(dtype=float),
-            first=day - table["tenure_days"].to_numpy(dtype=float),
-            last=day - table["recency_days"].to_numpy(dtype=float),
-            cutoff=day,
-        )
-
-    def sample(self, n: int, seed: int) -> Customers:
-        if len(self.x) <= n:
-            return self
-        keep = np.random.default_rng(seed).choice(len(self.x), size=n, replace=False)
-        return Customers(self.x[keep], self.first[keep], self.last[keep], self.cutoff)
-
-
-@dataclass(frozen=True)
-class Repeats:
-    """The log's repeat purchases per period: periods of ``length`` days from day number
-    ``start``, ``counts`` in each."""
-
-    start: float
-    length: float
-    counts: np.ndarray
-
-    @classmethod
-    def from_table(cls, table: pd.DataFrame, first_day: date, length_days: float) -> Repeats:
-        """From the features stage's ``repeats`` (``period``, ``repeats``; absent periods had
-        none), periods of ``length_days`` from the log's ``first_day``."""
-        counts = np.zeros(int(table.period.max()) + 1 if len(table) else 0)
-        counts[table.period.to_numpy()] = table.repeats.to_numpy(dtype=float)
-        return cls(day_number(first_day), float(length_days), counts)
-
-    def upto(self, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-        """The middle day and the count of each period that ends by ``cutoff``."""
-        begins = self.start + self.length * np.arange(len(self.counts))
-        whole = begins + self.length <= cutoff + 1
-        return begins[whole] + self.length / 2, self.counts[whole]
-
-
-def day_number(day: date) -> float:
-    """Days since 1970-01-01: the calendar position the season is a function of."""
-    return float((day - EPOCH).days)
-
-
-def seasonal_time(day: np.ndarray | float, a: float, b: float) -> np.ndarray:
-    """``tau``: the integral of ``s`` from day 0, in weeks."""
-    day = np.asarray(day, dtype=float)
-    return (day + a / OMEGA * (1 - np.cos(OMEGA * day)) + b / OMEGA * np.sin(OMEGA * day)) / WEEK
-
-
-def _summaries(c: Customers, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
-    """Recency and age in seasonal weeks."""
-    start = seasonal_time(c.first, a, b)
-    age = np.maximum(seasonal_time(c.cutoff, a, b) - start, 1e-9)
-    return np.minimum(seasonal_time(c.last, a, b) - start, age), age
 
 
 def _weibull_terms(log_params: np.ndarray, x, t_x, age):
@@ -181,8 +106,9 @@ class LevelFit:
     def p_no_purchase(self, c: Customers, horizon_days: float) -> np.ndarray:
         """Each customer's P(no purchase in the ``horizon_days`` after the cutoff)."""
         a, b = self.season
-        t_x, age = _summaries(c, a, b)
-        horizon = seasonal_time(c.cutoff + horizon_days, a, b) - seasonal_time(c.cutoff, a, b)
+        t_x, age = c.on_clock(a, b, WEEK)
+        clock = [seasonal_time(c.cutoff + d, a, b, WEEK) for d in (0, horizon_days)]
+        horizon = clock[1] - clock[0]
         horizon = np.broadcast_to(horizon, c.x.shape)
         out = np.empty(len(c.x))
         for part in (slice(i, i + CHUNK) for i in range(0, len(c.x), CHUNK)):  # bounded memory
@@ -216,38 +142,15 @@ def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
     return fit.p_no_purchase(Customers.from_table(frame), shape["horizon_days"])
 
 
-def fit_level(
-    model: str, seasonal: bool, c: Customers, repeat_days: np.ndarray, repeat_counts: np.ndarray
-) -> LevelFit:
+def fit_level(model: str, seasonal: bool, c: Customers, repeats: Repeats) -> LevelFit:
     """Maximum likelihood of ``model`` (``bgnbd`` or ``weibull``), with a season or not, on the
-    customers ``c``; ``repeat_days``/``repeat_counts``: the repeat purchases of the whole log up
-    to the cutoff (day numbers and counts), for the season's ``sum log s`` weighted to ``c``'s
-    share of the repeat purchases."""
+    customers ``c``; ``repeats``: the log's repeat purchases, for the season's ``sum log s``."""
     start, loglik, _ = MODELS[model]
-    n = len(start)
-    share = c.x.sum() / max(float(repeat_counts.sum()), 1.0)
-
-    def loss(theta: np.ndarray) -> float:
-        a, b = theta[n:] if seasonal else (0.0, 0.0)
-        t_x, age = _summaries(c, a, b)
-        value = loglik(theta[:n], c.x, t_x, age)
-        if seasonal:
-            value += share * float(np.sum(repeat_counts * np.log(_intensity(repeat_days, a, b))))
-        return -value if np.isfinite(value) else 1e12  # finite: the line search must compare
-
-    # |A|, |B| <= 0.63 keeps the amplitude below 0.9, so s stays positive
-    bounds = [(-7.0, 7.0)] * n + [(-0.63, 0.63)] * (2 if seasonal else 0)
+    bounds = [(-7.0, 7.0)] * len(start)
     if model == "weibull":
         bounds[4] = (np.log(0.3), np.log(5.0))
-    theta0 = np.concatenate([start, np.zeros(2 if seasonal else 0)])
-    with np.errstate(all="ignore"):  # the search passes through overflowing corners
-        res = optimize.minimize(loss, theta0, method="L-BFGS-B", bounds=bounds)
-    season = (float(res.x[n]), float(res.x[n + 1])) if seasonal else (0.0, 0.0)
-    return LevelFit(model, res.x[:n], season)
-
-
-def _intensity(day: np.ndarray, a: float, b: float) -> np.ndarray:
-    return 1 + a * np.sin(OMEGA * day) + b * np.cos(OMEGA * day)
+    log_params, season = fit_joint(loglik, start, bounds, c, repeats if seasonal else None, WEEK)
+    return LevelFit(model, log_params, season)
 
 
 SPECS = {
@@ -259,7 +162,7 @@ LEVELS = ("clv", *SPECS)  # ties go to the earlier
 
 
 def _fit(name: str, c: Customers, repeats: Repeats) -> LevelFit:
-    return fit_level(*SPECS[name], c, *repeats.upto(c.cutoff))
+    return fit_level(*SPECS[name], c, repeats)
 
 
 def churn_level(
@@ -293,7 +196,7 @@ def churn_level(
     fits = {
         name: _fit(name, v, repeats)
         for name, (_, seasonal) in SPECS.items()
-        if not seasonal or validation.cutoff - repeats.start >= MIN_SEASON_DAYS
+        if not seasonal or validation.cutoff - repeats.start >= MIN_HISTORY_DAYS
     }
     errors = {"clv": float(np.mean(validation_clv)) - observed} | {
         name: fit.mean_p_no_purchase(v, horizon_days) - observed for name, fit in fits.items()

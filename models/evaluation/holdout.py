@@ -11,6 +11,7 @@ import pandas as pd
 
 from models.btyd.common import PurchaseModel
 from models.btyd.predict import PredictionSettings
+from models.btyd.season import cutoff_days
 from models.churn.baselines import baseline_scores, is_probability, rivals
 from models.evaluation.metrics import (
     calibration_curve_points,
@@ -155,14 +156,20 @@ def evaluate_holdout(
 
     periods = np.arange(int(repeats_by_period.period.max()) + 1)
     actual = repeats_by_period.set_index("period").repeats.reindex(periods, fill_value=0)
-    first_offsets = calibration_offset - table["T"].to_numpy()
+    first_offsets, times = calibration_offset - table["T"].to_numpy(), periods + 1.0
+    if clv.season is not None:  # both on the seasonal clock, from the log's first day
+        origin = cutoff_days(table)[0] - calibration_offset * clv.season.unit_days
+        first_offsets, times = (
+            clv.season.clock(origin + v * clv.season.unit_days) - clv.season.clock(origin)
+            for v in (first_offsets, times)
+        )
     plots = {
         "tracking": pd.DataFrame(
             {
                 "period": periods,
                 "actual": actual.cumsum().to_numpy(),
                 "predicted": expected_cumulative_repeats(
-                    clv.purchase, clv.point, first_offsets, periods + 1.0
+                    clv.purchase, clv.point, first_offsets, times
                 ),
             }
         ),

@@ -3,11 +3,17 @@ reads, calls the pure core, writes and logs; and ``run(cfg)``, its entry point f
 
 from __future__ import annotations
 
+from datetime import date
+from typing import TYPE_CHECKING
+
 from omegaconf import OmegaConf
 
-from pipeline import config, outputs, tracking
+from pipeline import config, io, outputs, tracking
 from pipeline.catalog import Catalog
 from pipeline.tracking import Tracker
+
+if TYPE_CHECKING:
+    from models.btyd.season import Repeats
 
 
 def inputs(cfg) -> tuple[config.Settings, Catalog, Tracker]:
@@ -19,3 +25,13 @@ def inputs(cfg) -> tuple[config.Settings, Catalog, Tracker]:
     outputs.recover(catalog.state, catalog.directories())
     params = OmegaConf.to_container(cfg, resolve=True)
     return settings, catalog, tracking.pipeline_tracker(settings.tracking, params)
+
+
+def repeats(settings: config.Settings, catalog: Catalog) -> Repeats:
+    """The log's repeat purchases per period (the features stage's ``repeats``), from its
+    first day: what a season is estimated from."""
+    from models.btyd.season import Repeats  # PyMC: loaded by the stages that fit
+
+    first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
+    table = io.read_parquet(catalog.features_repeats)
+    return Repeats.from_table(table, first_day, settings.features.unit_days)

@@ -24,8 +24,12 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
     clv = settings.clv
     _check_amounts(clv.spend, catalog)
     tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
-    fits = {name: _fit_pair(name, table, clv) for name, table in tables.items()}
+    repeats = stages.repeats(settings, catalog) if clv.season else None
+    unit_days = settings.features.unit_days
+    fits = {name: _fit_pair(name, t, clv, repeats, unit_days) for name, t in tables.items()}
     report: dict = {"model": clv.model, "method": clv.method}
+    if clv.season:
+        report["season"] = True
     report |= {name: {"map": fit.map_point, **fit.fit_info} for name, fit in fits.items()}
     targets = (catalog.clv_calibration, catalog.clv_scoring, catalog.fit_report)
     with (
@@ -76,15 +80,16 @@ def _register(settings, tracker: Tracker, directory, table, report: dict) -> str
     )
 
 
-def _fit_pair(name: str, table, clv):
-    """One pair, on the table's covariates (``cov_*`` columns, from ``data.customers``) if any."""
+def _fit_pair(name: str, table, clv, repeats, unit_days: float):
+    """One pair, on the table's covariates (``cov_*`` columns, from ``data.customers``) if any;
+    on a seasonal clock fit from the log's ``repeats`` with ``clv.season``."""
     from models.btyd.clv import ConvergenceError, DegenerateData
     from models.btyd.clv import fit_clv as fit_pair
     from models.btyd.covariates import covariate_columns
 
     log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
     try:
-        fit = fit_pair(table, replace(clv, covariates=covariate_columns(table)))
+        fit = fit_pair(table, replace(clv, covariates=covariate_columns(table)), repeats, unit_days)
     except DegenerateData as err:
         raise CvmError(f"fit_clv ({name} fit, {len(table):,} customers): {err}") from None
     except ConvergenceError as err:

@@ -7,7 +7,7 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from pipeline import config, io, outputs, registry, stages, tracking
+from pipeline import clv_store, config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -83,17 +83,16 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     """The churn model of a fit, shifted to the customers it will score, and the purchase
     model's MAP point at each of its training cutoffs."""
     from models.btyd.churn_features import add_btyd_features_by_cutoff
-    from models.btyd.family import purchase_model
     from models.churn.classifier import shifted_to
     from models.churn.settings import LABEL_COLUMNS
     from models.churn.training import train_churn as train
 
     clv = settings.clv
+    pair = clv_store.load(getattr(catalog, f"clv_{name}"))  # its purchase model and its clock
 
     def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
-        model = purchase_model(clv.model)
         return add_btyd_features_by_cutoff(
-            table, model, clv.priors, settings.churn_horizon, clv.seed
+            table, pair.purchase, clv.priors, settings.churn_horizon, clv.seed, pair.season
         )
 
     table, points = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
@@ -113,19 +112,15 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
 def _level(table, target, settings: config.Settings, catalog: Catalog) -> dict | None:
     """The churn level for the shift and the shape of the prior (:mod:`models.churn.level`):
     chosen at the validation cutoff, fit at the target's; ``None`` when nothing is shifted."""
-    from models.churn.level import Repeats, churn_level_at
+    from models.churn.level import churn_level_at
 
     if not settings.churn.shifts:
         return None
-    first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
-    repeats = Repeats.from_table(
-        io.read_parquet(catalog.features_repeats), first_day, settings.features.unit_days
-    )
     return churn_level_at(
         table,
         target,
         settings.churn.calibration_prior,
-        repeats,
+        stages.repeats(settings, catalog),
         settings.features.churn_horizon_days,
         settings.churn.seed,
     )
@@ -136,8 +131,6 @@ def _register(settings: config.Settings, catalog: Catalog, churn_dir: Path) -> d
     ``cvm.paired_with`` both versions (the CLV version registered from the same files, found by
     their content id); returns their versions."""
     import mlflow
-
-    from pipeline import clv_store
 
     features = io.read_parquet(catalog.features_scoring)
     clv = clv_store.load(catalog.clv_scoring)

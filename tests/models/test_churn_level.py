@@ -9,15 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn.level import (
-    Customers,
-    LevelFit,
-    Repeats,
-    churn_level,
-    day_number,
-    fit_level,
-    shape_p_no_purchase,
-)
+from models.btyd.season import Customers, Repeats, day_number
+from models.churn.level import LevelFit, churn_level, fit_level, shape_p_no_purchase
 from models.simulate import SimulationSettings, simulate_log
 
 HORIZON = 180
@@ -67,7 +60,7 @@ def test_a_season_and_ageing_are_found_where_the_log_has_them():
     log = _log(seed=3, seasonality=0.4, aging=0.01)
     customers, _ = _at(log, _day("2025-03-31"))
     repeats = _repeats(log)
-    fit = fit_level("weibull", True, customers, *repeats.upto(customers.cutoff))
+    fit = fit_level("weibull", True, customers, repeats)
     a, b = fit.season  # the simulation: 1 + 0.4 sin(2 pi t / year), t from 2024-01-01
     phase = (date(2024, 1, 1) - date(1970, 1, 1)).days * 2 * np.pi / 365.25
     truth = (0.4 * np.cos(phase), -0.4 * np.sin(phase))
@@ -81,7 +74,7 @@ def test_a_season_and_ageing_are_found_where_the_log_has_them():
 def _plain_log():
     log = _log(seed=4, seasonality=0.0, aging=0.0)
     customers, _ = _at(log, _day("2025-03-31"))
-    return (customers, *_repeats(log).upto(customers.cutoff))
+    return customers, _repeats(log)
 
 
 @pytest.mark.slow
@@ -125,7 +118,7 @@ def test_the_shape_is_a_level_models_only_where_it_ranks_better(seasonality, sha
     target, _ = _at(log, _day("2025-09-30"))
 
     def stationary(c: Customers) -> np.ndarray:
-        return fit_level("bgnbd", False, c, *repeats.upto(c.cutoff)).p_no_purchase(c, HORIZON)
+        return fit_level("bgnbd", False, c, repeats).p_no_purchase(c, HORIZON)
 
     level = churn_level(validation, churned, stationary(validation), target, 0.5, repeats, HORIZON)
     shape = level["shape"]
