@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from models.btyd.season import MIN_HISTORY_DAYS
 from pipeline import config, io
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
@@ -135,7 +136,7 @@ def run_case(
 ) -> dict:
     """One (log, cutoff): the stages in a scratch catalog; its verdict and timings, and on a
     log simulated into ``simulated`` the churn ceiling."""
-    from models.evaluation.backtest import case_verdict, clv_accuracy
+    from models.evaluation.backtest import case_verdict, clv_accuracy, clv_verdict
     from pipeline.stages.evaluate import evaluate
     from pipeline.stages.features import build_features
     from pipeline.stages.fit_clv import fit_clv
@@ -151,6 +152,8 @@ def run_case(
         result = stage(settings, catalog, tracker)
         seconds[stage.__name__] = round(time.perf_counter() - started, 2)
     churn_report = io.read_json(catalog.train_report)["calibration"]
+    fit = io.read_json(catalog.fit_report)["calibration"]
+    first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
     verdict = case_verdict(result)
     ceiling = _ceiling(catalog, verdict, settings, cutoff, simulated) if simulated else None
     return {
@@ -162,6 +165,8 @@ def run_case(
         "churn": verdict,
         **({"ceiling": ceiling} if ceiling else {}),
         "clv": clv_accuracy(result),
+        "clv_model": fit["model"] + ("+season" if "season" in fit else ""),
+        "clv_verdict": clv_verdict(result, (cutoff - first_day).days >= MIN_HISTORY_DAYS),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},
         "seconds": seconds,

@@ -53,13 +53,21 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> None:
-    from models.evaluation.backtest import NOISE_LEGEND, table
+    from models.evaluation.backtest import CLV_LEGEND, NOISE_LEGEND, clv_table, table
     from pipeline import backtest
 
     results = backtest.run(args.suite, args.log or None)
     print(table(results["cases"]))
     print(NOISE_LEGEND)
+    print(clv_table(results["cases"]))
+    print(CLV_LEGEND)
     s = results["summary"]
+    improvement = s["mean_clv_mae_improvement_pct_not_from_baseline_model"]
+    print(
+        f"CLV: {s['clv_targets_met']} of {s['cases']} cases meet every target; mean MAE "
+        "improvement on the stationary BG/NBD (logs not simulated from it): "
+        + ("no such log" if improvement is None else f"{improvement:+.1f}%")
+    )
     margin = s["mean_roc_auc_margin_not_from_baseline_model"]
     print(
         f"{s['all_targets_met']} of {s['cases']} cases meet every target "

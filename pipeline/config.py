@@ -146,20 +146,32 @@ class Settings:
     @cached_property
     def clv(self):
         """How the CLV pair is fit (:class:`models.btyd.clv.ClvSettings`): the ``clv`` group,
-        the top-level ``seed``, and a spend model only for a log with amounts."""
+        the top-level ``seed``, and a spend model only for a log with amounts. With ``auto``,
+        the first candidate without a season, until the choice (:attr:`clv_candidates`)."""
         from models.btyd.clv import ClvSettings
 
         clv = self.config.clv
         return ClvSettings(
-            model=clv.model,
+            model=clv.candidates[0] if clv.model == "auto" else clv.model,
             method=clv.method,
-            season=clv.season,
+            season=clv.season is True,
             priors=clv.priors,
             sampler=replace(clv.sampler, progressbar=progress.interactive()),
             convergence=clv.convergence,
             seed=self.config.seed,
             spend=self.mapping.amount is not None,
         )
+
+    @cached_property
+    def clv_candidates(self) -> list:
+        """The purchase models ``fit_clv`` chooses among out of time
+        (:class:`models.btyd.choice.Candidate`): one when neither ``clv.model`` nor
+        ``clv.season`` is ``auto``."""
+        from models.btyd.choice import candidates
+
+        clv = self.config.clv
+        models = clv.candidates if clv.model == "auto" else (clv.model,)
+        return candidates(models, clv.season)
 
     @cached_property
     def prediction(self):

@@ -19,11 +19,14 @@ from models.settings import (
     Positive,
     PositiveNumber,
     integer,
+    listing,
     number,
     settings,
 )
 
 METHODS = ("map", "nuts")
+CHOICES = ("auto", *NAMES)  # clv.model: a purchase model, or the one chosen out of time
+Model = Literal[NAMES]
 
 
 @settings
@@ -75,12 +78,15 @@ class PredictionConfig:
 
 @settings
 class ClvConfig:
-    """The config group ``clv``; ``season`` puts the purchase model on a yearly seasonal clock
-    (:mod:`models.btyd.season`)."""
+    """The config group ``clv``: ``model`` a purchase model of the family, or ``auto``: the
+    one of ``candidates`` chosen out of time (:mod:`models.btyd.choice`); ``season`` puts it on
+    a yearly seasonal clock (:mod:`models.btyd.season`), ``auto``: where it forecasts better
+    out of time."""
 
-    model: Literal[NAMES] = "bgnbd"
+    model: Literal[CHOICES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
-    season: Flag = False
+    season: Flag | Literal["auto"] = False
+    candidates: listing(Model, min_len=1, unique=True) = ("bgnbd", "mbgnbd", "weibull_nbd")
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from models.btyd.clv import fit_clv
 from models.btyd.common import PurchaseModel
 from models.btyd.predict import PredictionSettings
 from models.btyd.season import cutoff_days
@@ -19,7 +20,7 @@ from models.evaluation.metrics import (
     roc_curve_points,
     value_metrics,
 )
-from models.evaluation.uncertainty import churn_intervals
+from models.evaluation.uncertainty import churn_intervals, mae_intervals
 
 
 def expected_cumulative_repeats(
@@ -96,6 +97,19 @@ def thinned_roc(points: pd.DataFrame, steps: int = 100) -> pd.DataFrame:
     return points[keep].reset_index(drop=True)
 
 
+REFERENCE = "bgnbd"  # the stationary model a CLV forecast is judged against
+
+
+def stationary_bgnbd(clv, table: pd.DataFrame, holdout: float) -> np.ndarray:
+    """Each customer's holdout purchases forecast by stationary BG/NBD (MAP, the CLV model's
+    priors) fit on the same calibration summaries: the reference of the CLV verdicts."""
+    settings = replace(
+        clv.settings, model=REFERENCE, season=False, method="map", spend=False, covariates=()
+    )
+    window = PredictionSettings(horizon=holdout, clv_periods=0)
+    return fit_clv(table, settings).predict(table, window)["expected_purchases"].to_numpy()
+
+
 @dataclass(frozen=True)
 class HoldoutSettings:
     """The evaluation windows in model time units and how predictions are made."""
@@ -137,10 +151,20 @@ def evaluate_holdout(
         progress=progress("evaluate: churn horizon"),
     )
     clv_metrics = {"purchases": value_metrics(table.holdout_purchases, pred.expected_purchases)}
+    reference = stationary_bgnbd(clv, table, settings.holdout)
     if "expected_spend" in pred.columns:  # a purchase-only model predicts no spend
         predicted_spend = pred.expected_purchases * pred.expected_spend
         clv_metrics["spend"] = value_metrics(table.holdout_spend, predicted_spend)
-    results: dict = {"holdout_length": settings.holdout, "clv": clv_metrics}
+    actual = table.holdout_purchases.to_numpy(dtype=float)
+    results: dict = {
+        "holdout_length": settings.holdout,
+        "clv": clv_metrics,
+        "clv_reference": {
+            "model": REFERENCE,
+            "purchases": value_metrics(table.holdout_purchases, reference),
+            "intervals": mae_intervals(actual, pred.expected_purchases.to_numpy(), reference),
+        },
+    }
     y = table.churned.to_numpy(dtype=int)
     with_btyd = clv.churn_features(table, settings.churn_horizon)
     scores = {"churn_model": churn.predict(with_btyd)}

@@ -77,6 +77,47 @@ def _level_sentence(selection: dict | None) -> str:
     )
 
 
+def _reference_sentence(evaluation: dict) -> str:
+    """The CLV model's customer MAE of holdout purchases beside the stationary BG/NBD's."""
+    reference = evaluation.get("clv_reference")
+    if not reference:
+        return ""
+    mae, interval = evaluation["clv"]["purchases"]["mae"], reference["intervals"]["mae"]
+    difference = reference["intervals"]["difference"]
+    return (
+        f"Customer MAE of holdout purchases {mae:.3f} (95% interval {interval['low']:.3f} to "
+        f"{interval['high']:.3f}); the stationary BG/NBD fit on the same customers: "
+        f"{reference['purchases']['mae']:.3f}, aggregate error "
+        f"{reference['purchases']['aggregate_error_pct']:+.1f}% (the difference's 95% interval "
+        f"{difference['low']:+.4f} to {difference['high']:+.4f})."
+    )
+
+
+def _purchase_model_section(fits: dict) -> str:
+    """The purchase model of each fit (``fit_clv``'s report): its clock and, where it was chosen
+    out of time, every candidate's scores at the validation cutoff and the reason."""
+    parts = []
+    for name in ("calibration", "scoring"):
+        fit = fits.get(name, {})
+        if "model" not in fit:
+            continue
+        line = f"{name} fit: {fit['model']}"
+        if season := fit.get("season"):
+            line += (
+                f" on a yearly seasonal clock (busiest around day {season['peak_day']:.0f} of "
+                f"the year, {100 * season['amplitude']:.0f}% above the mean rate)"
+            )
+        parts.append(f"<p>{html.escape(line)}.</p>")
+        if choice := fit.get("choice"):
+            scores = pd.DataFrame(choice["scores"]).T.assign(noise=pd.Series(choice["noise"]))
+            parts.append(
+                f"<p>Chosen at the validation cutoff {choice['validation_cutoff']} "
+                f"({choice['customers']:,} customers): {html.escape(choice['reason'])}. Rule: "
+                f"{html.escape(choice['rule'])}.</p>{_table(scores)}"
+            )
+    return "<h3>Purchase model</h3>" + "".join(parts) if parts else ""
+
+
 def report_page(
     scored: pd.DataFrame,
     evaluation: dict,
@@ -86,13 +127,14 @@ def report_page(
     selection: dict | None = None,
     segments: pd.DataFrame | None = None,
     levels: list[str] = (),
+    fits: dict | None = None,
 ) -> str:
     """The page for a scored table, its evaluation results, the churn model's feature
     importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
     ``churn_roc``, ``churn_calibration``); ``warnings`` are shown at the top (e.g. a model kept
     although its posterior did not converge). ``segments`` is the segment summary, its value
     matrix rows with their ``historical_level`` and ``clv_level`` (of ``levels``, lowest
-    first)."""
+    first); ``fits`` is ``fit_clv``'s report (the purchase model of each fit, how chosen)."""
     churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
     clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
     tiers = scored.groupby("value_tier", observed=False).agg(
@@ -148,6 +190,8 @@ def report_page(
 {_segment_tables(segments, cells, list(levels))}
 <h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
 <h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
+<p>{html.escape(_reference_sentence(evaluation))}</p>
+{_purchase_model_section(fits or {})}
 <h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>
 <p>Published churn score: {html.escape((selection or {}).get("reason", "the booster"))}
 ({html.escape((selection or {}).get("rule", ""))}).{html.escape(_level_sentence(selection))}</p>

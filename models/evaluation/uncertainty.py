@@ -1,4 +1,5 @@
-"""How much of a churn score's margin over a baseline is sampling noise.
+"""How much of a churn score's margin over a baseline, or of a purchase forecast's error, is
+sampling noise.
 
 A paired bootstrap over customers: each replicate weighs every customer by a Poisson(1) count
 (seeded), the same weights for every score, so a margin's interval reflects how the two scores
@@ -100,3 +101,26 @@ def churn_intervals(
         "margins": out,
         "calibration_in_the_large": _interval(citl, level),
     }
+
+
+def mae_intervals(
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    replicates: int = REPLICATES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> dict:
+    """Bootstrap intervals (the same Poisson(1) weights) of the MAE of ``predicted`` and of its
+    difference from the MAE of ``reference``, both against ``actual``: ``mae`` and
+    ``difference`` (negative: ``predicted`` is the closer)."""
+    model = np.abs(np.asarray(predicted, float) - actual)
+    gap = model - np.abs(np.asarray(reference, float) - actual)
+    rng = np.random.default_rng(seed)
+    maes, differences = [], []
+    for _ in range(replicates):
+        w = rng.poisson(1.0, len(model)).astype(float)
+        total = max(w.sum(), 1.0)
+        maes.append(float(w @ model / total))
+        differences.append(float(w @ gap / total))
+    return {"mae": _interval(maes, level), "difference": _interval(differences, level)}

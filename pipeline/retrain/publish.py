@@ -8,7 +8,7 @@ from datetime import date
 
 import pandas as pd
 
-from pipeline import database, publication, registry
+from pipeline import database, io, publication, registry
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
@@ -43,7 +43,7 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
         "log_sha256": run.summary["log"]["sha256"],
         "clean_rows_to_as_of": run.summary["log"]["clean_rows_to_as_of"],
         "versions": dict(run.challenger),
-        "model": run.settings.clv.model,
+        "model": io.read_json(feed.catalog.fit_report)["scoring"]["model"],  # chosen or named
     }
     catalog = feed.catalog
     for kind in registry.KINDS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import pandas as pd
+
 from pipeline import config, io, outputs, registry, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
@@ -24,13 +26,18 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
     clv = settings.clv
     _check_amounts(clv.spend, catalog)
     tables = {name: io.read_parquet(catalog.features(name)) for name in FITS}
-    repeats = stages.repeats(settings, catalog) if clv.season else None
-    unit_days = settings.features.unit_days
-    fits = {name: _fit_pair(name, t, clv, repeats, unit_days) for name, t in tables.items()}
-    report: dict = {"model": clv.model, "method": clv.method}
-    if clv.season:
-        report["season"] = True
-    report |= {name: {"map": fit.map_point, **fit.fit_info} for name, fit in fits.items()}
+    candidates = settings.clv_candidates
+    seasonal = any(c.season for c in candidates)
+    repeats = stages.repeats(settings, catalog) if seasonal else None
+    choices = {name: _choose(name, settings, catalog, repeats) for name in FITS}
+    fits = {name: _fit_pair(name, tables[name], settings, choices[name], repeats) for name in FITS}
+    report: dict = {"model": settings.config.clv.model, "method": clv.method}
+    report |= {
+        name: {"model": fit.purchase.name}  # and its "season", when it has one (fit_info)
+        | ({"choice": choices[name]} if choices[name] else {})
+        | {"map": fit.map_point, **fit.fit_info}
+        for name, fit in fits.items()
+    }
     targets = (catalog.clv_calibration, catalog.clv_scoring, catalog.fit_report)
     with (
         outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, report_tmp),
@@ -41,6 +48,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
             report[name]["model_id"] = io.content_id(directory)
             tracking.log_artifacts(directory, f"clv/{name}")
         _log_figures(report)
+        tracking.set_tags({f"cvm.clv.{name}.model": _name(report[name]) for name in FITS})
         version = _register(settings, tracker, scoring_dir, tables["scoring"], report)
         tracking.log_dict(report, "fit_report.json")
         # fit times and the registry version go to MLflow only: the file depends on the inputs
@@ -80,16 +88,50 @@ def _register(settings, tracker: Tracker, directory, table, report: dict) -> str
     )
 
 
-def _fit_pair(name: str, table, clv, repeats, unit_days: float):
+def _name(fit: dict) -> str:
+    return fit["model"] + ("+season" if "season" in fit else "")
+
+
+def _choose(name: str, settings: config.Settings, catalog: Catalog, repeats) -> dict | None:
+    """The purchase model of a fit chosen out of time among ``settings.clv_candidates``, at
+    its validation cutoff (the latest of its training table: the churn window after it ends by
+    the fit's cutoff); ``None`` when there is one candidate."""
+    from models.btyd.choice import choose
+
+    candidates = settings.clv_candidates
+    if len(candidates) == 1:
+        return None
+    train = io.read_parquet(catalog.features(f"train_{name}"))
+    cutoffs = pd.to_datetime(train["cutoff"])
+    validation = train[(cutoffs == cutoffs.max()).to_numpy()].reset_index(drop=True)
+    log.info("fit_clv: choosing the %s purchase model at %s", name, cutoffs.max().date())
+    choice = choose(
+        validation,
+        "next_purchases",
+        settings.churn_horizon,
+        candidates,
+        settings.clv,
+        repeats,
+        settings.features.unit_days,
+    )
+    log.info("fit_clv (%s): %s", name, choice["reason"])
+    return choice
+
+
+def _fit_pair(name: str, table, settings: config.Settings, choice: dict | None, repeats):
     """One pair, on the table's covariates (``cov_*`` columns, from ``data.customers``) if any;
-    on a seasonal clock fit from the log's ``repeats`` with ``clv.season``."""
+    the ``choice``'s purchase model and clock, or the configured ones; a season is fit from the
+    log's ``repeats``."""
     from models.btyd.clv import ConvergenceError, DegenerateData
     from models.btyd.clv import fit_clv as fit_pair
     from models.btyd.covariates import covariate_columns
 
+    clv = replace(settings.clv, covariates=covariate_columns(table))
+    if choice is not None:
+        clv = replace(clv, model=choice["model"], season=choice["season"])
     log.info("fit_clv: fitting the %s pair on %d customers", name, len(table))
     try:
-        fit = fit_pair(table, replace(clv, covariates=covariate_columns(table)), repeats, unit_days)
+        fit = fit_pair(table, clv, repeats, settings.features.unit_days)
     except DegenerateData as err:
         raise CvmError(f"fit_clv ({name} fit, {len(table):,} customers): {err}") from None
     except ConvergenceError as err:

@@ -22,15 +22,17 @@ def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Pat
 
     scored = io.read_parquet(catalog.scored_files()[".parquet"])
     matrix = settings.scoring.views.matrix
+    fits = io.read_json(catalog.fit_report)
     page = report_page(
         scored,
         io.read_json(catalog.evaluation),
         churn_store.importance(catalog.churn_scoring),
         read_plots(catalog.plots),
-        _warnings(io.read_json(catalog.fit_report)),
+        _warnings(fits),
         io.read_json(catalog.train_report)["scoring"].get("selection", {}),
         with_levels(io.read_parquet(catalog.segment_files()[".parquet"]), matrix),
         list(matrix.levels),
+        fits,
     )
     with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
         tmp.write_text(page)

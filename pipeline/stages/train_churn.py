@@ -88,7 +88,7 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     from models.churn.training import train_churn as train
 
     clv = settings.clv
-    pair = clv_store.load(getattr(catalog, f"clv_{name}"))  # its purchase model and its clock
+    pair = clv_store.load(catalog.clv(name))  # its purchase model (the chosen one), its clock
 
     def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
         return add_btyd_features_by_cutoff(

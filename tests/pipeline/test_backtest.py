@@ -54,6 +54,17 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
         assert churn["calibration_in_the_large"] == verdict["calibration_in_the_large"]["model"]
         assert set(case["clv"]) == {"purchases", "spend"}
         assert case["churn_model"]["choice"] in ("clv_as_is", "clv", "stack", "booster")
+        # the CLV forecast against its targets and the stationary BG/NBD on the same customers
+        clv = case["clv_verdict"]
+        assert (
+            clv["purchases"]["aggregate_error_pct"]
+            == case["clv"]["purchases"]["aggregate_error_pct"]
+        )
+        assert clv["purchases"]["limit"] == (10.0 if clv["full_year"] else 15.0)
+        assert case["clv_model"] == "bgnbd"  # the model the suite names: its own reference
+        assert clv["mae"]["model"] == pytest.approx(clv["mae"]["reference"], rel=1e-6)
+        assert clv["mae"]["difference"]["low"] <= 0 <= clv["mae"]["difference"]["high"]
+        assert clv["mae"]["interval"]["low"] < clv["mae"]["model"] < clv["mae"]["interval"]["high"]
         # simulated: the true model's own churn probability beside the baselines
         ceiling = case["ceiling"]
         assert ceiling["roc_auc_margin"] == pytest.approx(
@@ -64,3 +75,4 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
     out = capsys.readouterr().out
     assert "best baseline" in out and "small" in out and "ceiling" in out
     assert "cases meet every target" in out
+    assert "purchase model" in out and "CLV: " in out

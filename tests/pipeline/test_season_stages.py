@@ -1,5 +1,6 @@
-"""`clv.season` through the real stages: a season found and forecast on a seasonal log, and
-refused where the log holds less than a year before the cutoff."""
+"""A season and the purchase model chosen out of time, through the real stages: on a seasonal
+log the choice is seasonal and forecasts the quiet months; a season asked for is refused where
+the log holds less than a year before the cutoff."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from tests.conftest import REPO, SAMPLE_RUN, run_cvm, write_params
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-def test_a_seasonal_log_is_forecast_on_its_clock(tmp_path, monkeypatch):
+def test_a_seasonal_log_gets_a_seasonal_model_chosen_out_of_time(tmp_path, monkeypatch):
     cutoff = "2025-07-31"  # the quiet months follow: a stationary model runs high there
     suite = {
         "out": str(tmp_path / "backtest.json"),
         "work_dir": str(tmp_path / "work"),
         "overrides": [
             "clv.method=map",
-            "clv.season=true",
+            "clv=auto",
             "tracking.enabled=false",
             "features.train_cutoffs=3",
             "churn.n_estimators=200",
@@ -47,11 +48,15 @@ def test_a_seasonal_log_is_forecast_on_its_clock(tmp_path, monkeypatch):
     assert main(["backtest", "--suite", str(path)]) == 0
     (case,) = json.loads((tmp_path / "backtest.json").read_text())["cases"]
     assert abs(case["clv"]["purchases"]["aggregate_error_pct"]) < 10
+    assert case["clv_model"].endswith("+season")
     (report,) = (tmp_path / "work").rglob("fit_report.json")
     fits = json.loads(report.read_text())
-    assert fits["season"] is True
+    assert fits["model"] == "auto"
     for name in ("calibration", "scoring"):
-        assert fits[name]["season"]["amplitude"] == pytest.approx(0.5, abs=0.1)
+        fit, choice = fits[name], fits[name]["choice"]
+        assert fit["season"]["amplitude"] == pytest.approx(0.5, abs=0.1)
+        assert choice["season"] is True and choice["model"] == fit["model"]
+        assert len(choice["scores"]) == 6 and choice["reason"]
 
 
 def test_a_season_is_refused_on_less_than_a_year_of_history(pipeline_outputs, tmp_path):
