@@ -165,7 +165,7 @@ def run_case(
         "churn": verdict,
         **({"ceiling": ceiling} if ceiling else {}),
         "clv": clv_accuracy(result),
-        "clv_model": fit["model"] + ("+season" if "season" in fit else ""),
+        "clv_model": fit["model"],
         "clv_verdict": clv_verdict(result, (cutoff - first_day).days >= MIN_HISTORY_DAYS),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},

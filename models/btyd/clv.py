@@ -103,6 +103,12 @@ class FittedClv:
         return (*self.purchase.param_names, *coefficient_names(self.settings.covariates))
 
     @property
+    def name(self) -> str:
+        """The purchase model's name, ``+season`` on a seasonal clock (as the candidates of
+        :mod:`models.btyd.choice` are named)."""
+        return self.purchase.name + ("+season" if self.season is not None else "")
+
+    @property
     def input_columns(self) -> tuple[str, ...]:
         """The columns a table to predict needs (besides the covariates): the summary, and on a
         seasonal clock where each customer stands in the calendar."""

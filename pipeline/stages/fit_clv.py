@@ -33,7 +33,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
     fits = {name: _fit_pair(name, tables[name], settings, choices[name], repeats) for name in FITS}
     report: dict = {"model": settings.config.clv.model, "method": clv.method}
     report |= {
-        name: {"model": fit.purchase.name}  # and its "season", when it has one (fit_info)
+        name: {"model": fit.name}
         | ({"choice": choices[name]} if choices[name] else {})
         | {"map": fit.map_point, **fit.fit_info}
         for name, fit in fits.items()
@@ -48,7 +48,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
             report[name]["model_id"] = io.content_id(directory)
             tracking.log_artifacts(directory, f"clv/{name}")
         _log_figures(report)
-        tracking.set_tags({f"cvm.clv.{name}.model": _name(report[name]) for name in FITS})
+        tracking.set_tags({f"cvm.clv.{name}.model": report[name]["model"] for name in FITS})
         version = _register(settings, tracker, scoring_dir, tables["scoring"], report)
         tracking.log_dict(report, "fit_report.json")
         # fit times and the registry version go to MLflow only: the file depends on the inputs
@@ -88,15 +88,12 @@ def _register(settings, tracker: Tracker, directory, table, report: dict) -> str
     )
 
 
-def _name(fit: dict) -> str:
-    return fit["model"] + ("+season" if "season" in fit else "")
-
-
 def _choose(name: str, settings: config.Settings, catalog: Catalog, repeats) -> dict | None:
     """The purchase model of a fit chosen out of time among ``settings.clv_candidates``, at
     its validation cutoff (the latest of its training table: the churn window after it ends by
     the fit's cutoff); ``None`` when there is one candidate."""
     from models.btyd.choice import choose
+    from models.btyd.clv import DegenerateData
 
     candidates = settings.clv_candidates
     if len(candidates) == 1:
@@ -105,15 +102,15 @@ def _choose(name: str, settings: config.Settings, catalog: Catalog, repeats) -> 
     cutoffs = pd.to_datetime(train["cutoff"])
     validation = train[(cutoffs == cutoffs.max()).to_numpy()].reset_index(drop=True)
     log.info("fit_clv: choosing the %s purchase model at %s", name, cutoffs.max().date())
-    choice = choose(
-        validation,
-        "next_purchases",
-        settings.churn_horizon,
-        candidates,
-        settings.clv,
-        repeats,
-        settings.features.unit_days,
-    )
+    args = ("next_purchases", settings.churn_horizon, candidates, settings.clv, repeats)
+    try:
+        choice = choose(validation, *args, settings.features.unit_days)
+    except DegenerateData as err:
+        raise CvmError(
+            f"fit_clv ({name} fit): the purchase model cannot be chosen at the validation "
+            f"cutoff {cutoffs.max().date()} ({len(validation):,} customers): {err}. Name one "
+            "(clv.model, clv.season)"
+        ) from None
     log.info("fit_clv (%s): %s", name, choice["reason"])
     return choice
 

@@ -55,7 +55,7 @@ def test_a_seasonal_log_gets_a_seasonal_model_chosen_out_of_time(tmp_path, monke
     for name in ("calibration", "scoring"):
         fit, choice = fits[name], fits[name]["choice"]
         assert fit["season"]["amplitude"] == pytest.approx(0.5, abs=0.1)
-        assert choice["season"] is True and choice["model"] == fit["model"]
+        assert choice["season"] is True and choice["choice"] == fit["model"]
         assert len(choice["scores"]) == 6 and choice["reason"]
 
 
