@@ -14,6 +14,7 @@ from models.btyd.common import PurchaseModel
 from models.btyd.predict import PredictionSettings
 from models.btyd.season import cutoff_days
 from models.churn.baselines import baseline_scores, is_probability, rivals
+from models.evaluation import diagnostics
 from models.evaluation.metrics import (
     calibration_curve_points,
     churn_metrics,
@@ -200,6 +201,10 @@ def evaluate_holdout(
         "calibration_holdout": calibration_vs_holdout(
             table.frequency, table.holdout_purchases, pred.expected_purchases
         ),
+        "repeat_histogram": diagnostics.repeat_histogram(clv, table),
+        "holdout_by_recency": diagnostics.conditional_by_recency(table, pred.expected_purchases),
+        "heterogeneity": diagnostics.heterogeneity(clv),
+        "p_alive_paths": diagnostics.p_alive_paths(clv, table),
         "churn_roc": pd.concat(
             thinned_roc(roc_curve_points(y, scores[name])).assign(model=name)
             for name in PLOTTED_SCORES

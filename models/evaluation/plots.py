@@ -162,3 +162,58 @@ def feature_importance(importance: pd.DataFrame, top: int = 15) -> Figure:
     ax.set_xlabel("% of total gain")
     ax.set_title("Churn model: feature importance")
     return fig
+
+
+def repeat_histogram(table: pd.DataFrame) -> Figure:
+    """Customers by repeat purchases in the calibration period, actual and as the model
+    expects them."""
+    fig, ax = _figure()
+    x = table.frequency.to_numpy()
+    ax.bar(x - 0.2, table.actual, 0.4, label="actual")
+    ax.bar(x + 0.2, table.predicted, 0.4, label="model")
+    ax.set_xticks(x, [*map(str, x[:-1]), f"{x[-1]}+"])
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("customers")
+    ax.set_title("Repeat purchases: actual vs model")
+    ax.legend()
+    return fig
+
+
+def conditional_by_recency(table: pd.DataFrame) -> Figure:
+    """Mean holdout purchases, actual and predicted, by weeks since the last purchase."""
+    fig, ax = _figure()
+    x = table.weeks_since_last_purchase
+    ax.plot(x, table.actual, marker="o", label="actual")
+    ax.plot(x, table.predicted, marker="s", linestyle="--", label="model")
+    ax.set_xlabel("weeks since the last purchase at the cutoff (bin means)")
+    ax.set_ylabel("mean holdout purchases")
+    ax.set_title("Holdout purchases by recency")
+    ax.legend()
+    return fig
+
+
+def heterogeneity(densities: pd.DataFrame) -> Figure:
+    """The fitted population densities of the purchase rate and of the dropout."""
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (_, part) in zip(axes, densities.groupby("model", sort=False), strict=False):
+        ax.plot(part.x, part.density_of_log)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{part.quantity.iloc[0]} (log scale)")
+        ax.set_ylabel("density of its log")
+    fig.suptitle("Fitted heterogeneity across customers")
+    return fig
+
+
+def p_alive_paths(paths: pd.DataFrame) -> Figure:
+    """P(alive) of a few customers as they stay silent after their last purchase."""
+    fig, ax = _figure()
+    for name, part in paths.groupby("model", sort=False):
+        who = f"{name.replace('_', ' ')} ({part.repeat_purchases.iloc[0]} repeat purchases)"
+        ax.plot(part.weeks_silent, part.p_alive, label=who)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("weeks without a purchase after the last one (the model's clock)")
+    ax.set_ylabel("P(alive)")
+    ax.set_title("P(alive) as a customer stays silent")
+    ax.legend(fontsize="small")
+    return fig

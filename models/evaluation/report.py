@@ -158,6 +158,16 @@ def report_page(
         plots.p_alive_matrix(scored),
         plots.tracking(curves["tracking"], curves["tracking"].period.max() - holdout),
         plots.calibration_holdout(curves["calibration_holdout"]),
+        *(
+            figure(curves[name])
+            for name, figure in (
+                ("repeat_histogram", plots.repeat_histogram),
+                ("holdout_by_recency", plots.conditional_by_recency),
+                ("heterogeneity", plots.heterogeneity),
+                ("p_alive_paths", plots.p_alive_paths),
+            )
+            if name in curves
+        ),
         plots.roc_curves(curves["churn_roc"], aucs),
         plots.reliability(curves["churn_calibration"]),
         plots.feature_importance(importance),

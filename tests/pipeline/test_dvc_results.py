@@ -27,7 +27,9 @@ METRICS = sorted(
     for entry in metric
 )
 PLOTS = {name: spec for plot in DVC["plots"] for name, spec in plot.items()}
-SCORES = {"churn_roc": 3, "churn_calibration": 2}  # the model, the CLV probability, recency
+# a file per line: the churn scores (the model, the CLV probability, recency), the customers
+SCORES = {"churn_roc": 3, "churn_calibration": 2, "p_alive_paths": 3}
+DENSITIES = ("purchase_rate_density", "dropout_density")  # one line per revision
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,9 @@ def test_plots_diff_draws_each_plot_once_and_a_line_per_score(experiment):
         content = renders[0]["content"]
         assert content["title"]["text"] == PLOTS[name]["title"]
         assert sorted(renders[0]["revisions"]) == ["HEAD", "workspace"], name
+        if name in DENSITIES:
+            assert {p["rev"] for p in content["data"]["values"]} == {"HEAD", "workspace"}
+            continue
         # DVC tells the lines of a revision apart by dash: the file, or the column of one file
         dash = content["encoding"]["strokeDash"]["field"]
         lines = {(p["rev"], p[dash]) for p in content["data"]["values"]}

@@ -124,8 +124,26 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     assert abs(evaluation["clv"]["purchases"]["aggregate_error_pct"]) < 15
     tracking_curve = pd.read_csv(sample_run / "reports/plots/tracking.csv")
     assert tracking_curve.actual.is_monotonic_increasing
+    plots = sample_run / "reports/plots"
+    histogram = pd.read_csv(plots / "repeat_histogram.csv")
+    assert histogram.actual.sum() == 2357  # every customer once, in their bucket
+    by_recency = pd.read_csv(plots / "holdout_by_recency.csv")
+    assert by_recency.customers.sum() == 2357
+    assert sorted(p.stem for p in (plots / "p_alive_paths").glob("*.csv")) == [
+        "frequent_buyer",
+        "median_repeat_buyer",
+        "one_time_buyer",
+    ]
+    # the stationary BG/NBD beside the CLV model, on the same customers
+    reference = evaluation["clv_reference"]
+    assert reference["model"] == "bgnbd" and reference["purchases"]["total_actual"] == 1882
+    assert (
+        reference["intervals"]["difference"]["low"] <= reference["intervals"]["difference"]["high"]
+    )
     html = (sample_run / "reports/report.html").read_text()
-    assert html.count("data:image/png;base64,") == 9 and "Churn model and baselines" in html
+    assert html.count("data:image/png;base64,") == 13 and "Churn model and baselines" in html
+    assert "the stationary BG/NBD fit on the same customers" in html
+    assert "<h3>Purchase model</h3><p>calibration fit: bgnbd.</p>" in html
     assert "Its prior is the P(no purchase) of the" in html
 
 
