@@ -68,7 +68,7 @@ def choose(
     horizon: float,
     candidates: Sequence[Candidate],
     settings: ClvSettings,
-    repeats: Repeats,
+    repeats: Repeats | None,
     unit_days: float,
 ) -> dict:
     """Score every candidate at the validation cutoff and choose one.
@@ -76,16 +76,18 @@ def choose(
     ``validation``: the customers at the validation cutoff (the summary, ``cutoff``,
     ``tenure_days``, ``recency_days``) and in column ``outcome`` their purchases in the
     ``horizon`` (model units) after it; ``settings``: how each candidate is fit (its model,
-    season and method replaced). A seasonal candidate is left out, with the reason, where the
-    log holds less than a year before the validation cutoff.
+    season and method replaced); ``repeats``: the log's repeat purchases, which the seasonal
+    candidates need. A seasonal candidate is left out, with the reason, where the log holds
+    less than a year before the validation cutoff.
 
     Returns ``choice`` (the candidate's name), ``model``, ``season``, the ``scores`` of each
-    candidate, the ``noise`` of each against the lowest MAE, the ``rule``, the ``reason`` and
-    the candidates ``left_out``.
+    candidate, the ``noise`` of each against the lowest deviance, the ``rule``, the ``reason``
+    and the candidates ``left_out``.
     """
     actual = validation[outcome].to_numpy(dtype=float)
-    problem = history_problem(float(cutoff_days(validation)[0]), repeats)
-    left_out = {c.name: problem for c in candidates if c.season and problem}
+    seasonal = [c.name for c in candidates if c.season]
+    problem = seasonal and history_problem(float(cutoff_days(validation)[0]), repeats)
+    left_out = dict.fromkeys(seasonal, problem) if problem else {}
     errors, scores = {}, {}
     for candidate in candidates:
         if candidate.name in left_out:

@@ -94,3 +94,18 @@ def test_a_season_is_no_candidate_before_a_year_of_history():
     assert set(choice["scores"]) == set(MODELS)
     assert set(choice["left_out"]) == {f"{m}+season" for m in MODELS}
     assert "365 days" in choice["left_out"]["bgnbd+season"]
+
+
+def test_without_seasonal_candidates_no_repeat_purchases_are_needed():
+    log = _log(0.0, seed=24)
+    table = _validation(log, "2025-06-30")
+    choice = choose(
+        table,
+        "next_purchases",
+        HORIZON_DAYS / UNIT,
+        candidates(MODELS, False),
+        ClvSettings(),
+        None,
+        UNIT,
+    )
+    assert set(choice["scores"]) == set(MODELS) and choice["left_out"] == {}
