@@ -43,6 +43,7 @@ def test_the_candidates_run_from_the_simplest():
     assert candidates(("bgnbd",), False) == [Candidate("bgnbd", False)]
 
 
+@pytest.mark.slow  # six candidates fit
 def test_a_seasonal_log_gets_a_season_and_its_scores_are_the_forecasts():
     log = _log(0.5, seed=23)
     cutoff = "2025-07-31"
@@ -63,6 +64,7 @@ def test_a_seasonal_log_gets_a_season_and_its_scores_are_the_forecasts():
     )
 
 
+@pytest.mark.slow  # six candidates fit
 def test_a_log_without_a_season_gets_none_and_the_rule_is_kept():
     choice = _choose(_log(0.0, seed=24), "2025-06-30")
     assert choice["season"] is False

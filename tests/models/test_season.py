@@ -128,6 +128,7 @@ def test_a_null_season_is_the_stationary_clock(seasonal):
     assert Season(0.3, -0.2, UNIT).window(table, 365.25 / UNIT) == pytest.approx(365.25 / UNIT)
 
 
+@pytest.mark.slow  # Pareto/NBD compiles its PyMC model
 @pytest.mark.parametrize("model", ["pareto_nbd", "weibull_nbd"])
 def test_any_model_of_the_family_runs_on_the_clock_and_saves_it(seasonal, model, tmp_path):
     log, repeats = seasonal
