@@ -112,16 +112,22 @@ def tracking(curve: pd.DataFrame, cutoff_period: float | None = None) -> Figure:
     return fig
 
 
-def calibration_holdout(table: pd.DataFrame) -> Figure:
-    """Mean holdout purchases, actual vs predicted, by calibration-period frequency."""
+def _actual_and_model(x: pd.Series, table: pd.DataFrame, xlabel: str, title: str) -> Figure:
+    """Mean holdout purchases, actual and predicted (``table``), against ``x``."""
     fig, ax = _figure()
-    ax.plot(table.frequency, table.actual, marker="o", label="actual")
-    ax.plot(table.frequency, table.predicted, marker="s", linestyle="--", label="model")
-    ax.set_xlabel("repeat purchases in the calibration period (last bucket: and more)")
+    ax.plot(x, table.actual, marker="o", label="actual")
+    ax.plot(x, table.predicted, marker="s", linestyle="--", label="model")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("mean holdout purchases")
-    ax.set_title("Calibration vs holdout")
+    ax.set_title(title)
     ax.legend()
     return fig
+
+
+def calibration_holdout(table: pd.DataFrame) -> Figure:
+    """Mean holdout purchases, actual vs predicted, by calibration-period frequency."""
+    xlabel = "repeat purchases in the calibration period (last bucket: and more)"
+    return _actual_and_model(table.frequency, table, xlabel, "Calibration vs holdout")
 
 
 def roc_curves(points: pd.DataFrame, aucs: dict[str, float]) -> Figure:
@@ -181,15 +187,10 @@ def repeat_histogram(table: pd.DataFrame) -> Figure:
 
 def conditional_by_recency(table: pd.DataFrame) -> Figure:
     """Mean holdout purchases, actual and predicted, by weeks since the last purchase."""
-    fig, ax = _figure()
-    x = table.weeks_since_last_purchase
-    ax.plot(x, table.actual, marker="o", label="actual")
-    ax.plot(x, table.predicted, marker="s", linestyle="--", label="model")
-    ax.set_xlabel("weeks since the last purchase at the cutoff (bin means)")
-    ax.set_ylabel("mean holdout purchases")
-    ax.set_title("Holdout purchases by recency")
-    ax.legend()
-    return fig
+    xlabel = "weeks since the last purchase at the cutoff (bin means)"
+    return _actual_and_model(
+        table.weeks_since_last_purchase, table, xlabel, "Holdout purchases by recency"
+    )
 
 
 def heterogeneity(densities: pd.DataFrame) -> Figure:
