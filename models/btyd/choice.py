@@ -33,7 +33,7 @@ import pandas as pd
 
 from models.btyd.clv import ClvSettings, fit_clv
 from models.btyd.predict import PredictionSettings
-from models.btyd.season import Repeats, cutoff_days, history_problem
+from models.btyd.season import Repeats, cutoff_days, history_problem, named
 
 RULE = (
     "the candidate of lowest mean Poisson deviance of each customer's purchases in the window "
@@ -52,7 +52,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return f"{self.model}+season" if self.season else self.model
+        return named(self.model, self.season)
 
 
 def candidates(models: Sequence[str], season: bool | str) -> list[Candidate]:

@@ -26,7 +26,7 @@ from models.btyd.family import NAMES, purchase_model
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
-from models.btyd.season import OMEGA, YEAR, Repeats, Season, SeasonError, fit_season
+from models.btyd.season import OMEGA, YEAR, Repeats, Season, SeasonError, fit_season, named
 from models.btyd.settings import METHODS, ConvergenceSettings, SamplerSettings
 from models.settings import Column, Flag, Seed, listing, settings
 
@@ -106,7 +106,7 @@ class FittedClv:
     def name(self) -> str:
         """The purchase model's name, ``+season`` on a seasonal clock (as the candidates of
         :mod:`models.btyd.choice` are named)."""
-        return self.purchase.name + ("+season" if self.season is not None else "")
+        return named(self.purchase.name, self.season is not None)
 
     @property
     def input_columns(self) -> tuple[str, ...]:
@@ -154,18 +154,18 @@ class FittedClv:
         (:func:`models.btyd.predict.predict_customers`) from at most ``max_draws`` draws;
         ``with_spend=False`` leaves out spend and CLV. With covariates, every customer's
         predictions come from their own parameters (``customers`` carries the covariates)."""
+        ends = None
+        if self.season is not None:  # the summaries, the horizon and the periods on its clock
+            f, k = settings.time_units_per_period, settings.clv_periods
+            ends = self.season.windows(customers, [settings.horizon, *(f * np.arange(1, k + 1))])
+            settings, ends = replace(settings, horizon=float(ends[0])), ends[1:]
+            customers = self.season.summaries(customers)
         args = (
             self.purchase_draws(max_draws),
             self.spend_draws(max_draws) if with_spend else None,
             customers,
             self.purchase,
         )
-        ends = None
-        if self.season is not None:  # the summaries, the horizon and the periods on its clock
-            args = (*args[:2], self.season.summaries(customers), args[3])
-            f, k = settings.time_units_per_period, settings.clv_periods
-            ends = self.season.windows(customers, [settings.horizon, *(f * np.arange(1, k + 1))])
-            settings, ends = replace(settings, horizon=float(ends[0])), ends[1:]
         if self.settings.covariates:
             covariates = self.settings.covariates
             return predict_with_covariates(*args, covariates, settings, progress, ends)

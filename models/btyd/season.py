@@ -35,6 +35,18 @@ MAX_CUSTOMERS = 10_000  # drawn at random for the season's estimate
 MAX_COEFFICIENT = 0.63  # |A|, |B| <= 0.63: the amplitude stays below 0.9, so s stays positive
 
 
+def named(model: str, seasonal: bool) -> str:
+    """A purchase model's name on its clock: ``+season`` on a seasonal one."""
+    return f"{model}+season" if seasonal else model
+
+
+def bgnbd_loglik(log_params: np.ndarray, x, t_x, age) -> float:
+    """BG/NBD's summed log-likelihood at log-parameters ``(r, alpha, a, b)``: the closed form
+    a season is estimated with."""
+    params = dict(zip(("r", "alpha", "a", "b"), map(float, np.exp(log_params)), strict=True))
+    return float(np.sum(loglik_numpy(params, x, t_x, age)))
+
+
 class SeasonError(ValueError):
     """The log cannot carry a season: what is missing."""
 
@@ -238,11 +250,7 @@ def fit_season(table: pd.DataFrame, repeats: Repeats, unit_days: float, seed: in
     if problem:
         raise SeasonError(problem)
 
-    def loglik(log_params, x, t_x, age) -> float:
-        params = dict(zip(("r", "alpha", "a", "b"), np.exp(log_params), strict=True))
-        return float(np.sum(loglik_numpy(params, x, t_x, age)))
-
     c = Customers(c.x, c.first, c.last, float(cutoffs[0])).sample(MAX_CUSTOMERS, seed)
     start = np.log([0.25, 4.0 * 7.0 / unit_days, 0.8, 2.5])
-    _, (a, b) = fit_joint(loglik, start, [(-7.0, 7.0)] * 4, c, repeats, unit_days)
+    _, (a, b) = fit_joint(bgnbd_loglik, start, [(-7.0, 7.0)] * 4, c, repeats, unit_days)
     return Season(a, b, float(unit_days))

@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from models.btyd.bgnbd import BGNBD, loglik_numpy
+from models.btyd.bgnbd import BGNBD
 from models.btyd.season import (
     MIN_HISTORY_DAYS,
     Customers,
     Repeats,
+    bgnbd_loglik,
     fit_joint,
     seasonal_time,
 )
@@ -90,7 +91,7 @@ def _bgnbd_params(log_params) -> dict[str, float]:
 MODELS = {  # name: (starting log-parameters, log-likelihood, P(no purchase))
     "bgnbd": (
         np.log([0.25, 4.0, 0.8, 2.5]),
-        lambda p, x, t_x, age: float(np.sum(loglik_numpy(_bgnbd_params(p), x, t_x, age))),
+        bgnbd_loglik,
         lambda p, x, t_x, age, h: BGNBD.p_no_purchase(_bgnbd_params(p), h, x, t_x, age),
     ),
     "weibull": (np.log([0.25, 4.0, 0.6, 10.0, 1.0]), _weibull_loglik, _weibull_p_no_purchase),
