@@ -52,6 +52,7 @@ def _params(ctx: Context):
         f"paths.clean={ctx.clean_log}",
         f"paths.features_dir={ctx.output('tables')}",
         f"paths.features_report={ctx.output('report.json')}",
+        f"paths.output_roots=['{ctx.log_dir}','{ctx.work}']",
     ]
     path = ctx.output("params.yaml")
     config.write_params(config.compose(overrides, ROOT / "conf"), path)

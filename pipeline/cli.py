@@ -98,6 +98,7 @@ def _retrain(args: argparse.Namespace) -> int:
     as_of = config.as_date(args.as_of, "--as-of")
     if as_of:
         config.check_as_of(cfg, as_of)
+    config.check_paths(cfg, args.log)
     code, summary = retrain.run(cfg, args.log, as_of, args.wait)
     if summary.get("status") == "failed":
         if summary["error"].get("traceback"):
@@ -115,6 +116,7 @@ def _score(args: argparse.Namespace) -> None:
     as_of = config.as_date(args.as_of, "--as-of")
     if as_of:
         config.check_as_of(cfg, as_of)
+    config.check_paths(cfg, args.log, args.out)
     summary = score_log.run(cfg, args.log, args.out, as_of, args.wait)
     print(
         f"cvm score: {summary['customers']:,} customers as of {summary['as_of']} scored with "
@@ -233,7 +235,8 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "score":
             _score(args)
         elif args.command == "params":
-            config.write_params(config.compose(args.overrides), args.output)
+            composed = config.compose(args.overrides, project=Path.cwd())
+            config.write_params(composed, args.output)
         elif args.command == "simulate":
             _simulate(args)
         elif args.command == "backtest":

@@ -12,7 +12,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from features.spec import ColumnMapping, FeatureSpec, IngestRules
-from pipeline import config_check, config_model, progress
+from pipeline import config_check, config_model, path_check, progress
 from pipeline.catalog import Catalog
 from pipeline.config_model import Config
 from pipeline.errors import CvmError
@@ -23,11 +23,15 @@ DAYS_PER_MONTH = 365.25 / 12
 
 
 def compose(
-    overrides: list[str] | None = None, conf_dir: Path = CONF_DIR, validate: bool = True
+    overrides: list[str] | None = None,
+    conf_dir: Path = CONF_DIR,
+    validate: bool = True,
+    project: Path | None = None,
 ) -> dict[str, Any]:
     """The config composed by Hydra from ``conf_dir`` with ``overrides`` (``key=value``),
     checked by :mod:`pipeline.config_check` unless ``validate`` is false (to write a bad
-    config on purpose: the commands check it again when they load it)."""
+    config on purpose: the commands check it again when they load it); with the ``project``
+    folder it will run in, its outputs' paths too."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -40,7 +44,7 @@ def compose(
     composed = OmegaConf.to_container(cfg, resolve=True)
     if validate:
         source = " ".join([str(conf_dir), *(["with", *overrides] if overrides else [])])
-        config_check.validate(composed, source)
+        config_check.validate(composed, source, project)
     return composed  # type: ignore[return-value]
 
 
@@ -51,14 +55,15 @@ def write_params(cfg: dict[str, Any], path: Path = PARAMS_FILE) -> None:
 
 def load_params(path: Path = PARAMS_FILE) -> DictConfig:
     """Load ``params.yaml``, checked by :mod:`pipeline.config_check` (every command that
-    reads it comes through here, so a bad value stops it before it does anything)."""
+    reads it comes through here, so a bad value stops it before it does anything), its outputs'
+    paths for the working directory, which its relative paths start from."""
     if not path.is_file():
         raise CvmError(f"{path}: not found; run `cvm params` to compose it from conf/")
     try:
         tree = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise CvmError(f"{path}: not valid YAML: {err}") from None
-    config_check.validate(tree, str(path))
+    config_check.validate(tree, str(path), Path.cwd())
     cfg = OmegaConf.create(_plain(tree))
     OmegaConf.set_struct(cfg, True)
     return cfg
@@ -71,6 +76,15 @@ def check_as_of(cfg: DictConfig, as_of: date) -> None:
         {"rules": get(cfg, "data.rules"), "scoring_date": as_of},
         f"--as-of {as_of} (the run's data.scoring_date): ",
     )
+
+
+def check_paths(cfg: DictConfig, log: Path | None, out: Path | None = None) -> None:
+    """The ``--log`` and ``--out`` of ``cvm score`` or ``cvm retrain`` against the config's
+    outputs and inputs (:mod:`pipeline.path_check`), before anything is written."""
+    outputs = path_check.scored_outputs(out) if out is not None else {}
+    problems = path_check.problems(Settings(cfg).config, Path.cwd(), {"--log": log}, outputs)
+    if problems:
+        raise CvmError("; ".join(problems))
 
 
 def get(cfg: DictConfig, key: str) -> Any:

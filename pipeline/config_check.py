@@ -10,22 +10,27 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from dataclasses import is_dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from annotated_types import MinLen
 from pydantic import TypeAdapter, ValidationError
 
 from models.settings import NOT_CONFIG, RULES_ERROR, Shape
+from pipeline import path_check
 from pipeline.config_model import Config
 from pipeline.errors import CvmError
 
 _ADAPTER = TypeAdapter(Config)
 
 
-def validate(tree: Any, source: str = "config") -> Config:
+def validate(tree: Any, source: str = "config", root: Path | None = None) -> Config:
     """The config ``tree`` (plain data) as a :class:`Config`; a :class:`CvmError` that starts
-    with ``source`` and lists every problem."""
+    with ``source`` and lists every problem. With the project folder ``root``, the outputs'
+    paths are checked too (:mod:`pipeline.path_check`)."""
     config, found = _check(tree)
+    if config is not None and root is not None:
+        found = path_check.problems(config, root)
     if len(found) == 1:
         raise CvmError(f"{source}: {found[0]}")
     if found:

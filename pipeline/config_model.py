@@ -330,6 +330,7 @@ class Paths:
     scored: PathText
     segments: PathText
     state: PathText
+    output_roots: listing(PathText, unique=True)  # folders outside the project outputs may use
 
 
 @settings

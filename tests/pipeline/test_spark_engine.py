@@ -39,12 +39,14 @@ def spark():
         yield con
 
 
-def params(directory: Path, *overrides: str) -> Path:
-    """params.yaml in ``directory`` whose outputs all land in ``directory``."""
+def params(directory: Path, *overrides: str, roots: tuple[Path, ...] = ()) -> Path:
+    """params.yaml in ``directory`` whose outputs all land in ``directory`` (or the other output
+    ``roots``: outside the project the stages run in, the tests' working directory)."""
     d = directory
     cfg = config.compose(
         [
             "tracking.enabled=false",
+            f"paths.output_roots=[{','.join(repr(str(r)) for r in (d, *roots))}]",
             f"paths.clean={d}/interim/transactions.parquet",
             f"paths.quarantine={d}/interim/quarantine.parquet",
             f"paths.ingest_report={d}/interim/ingest_report.json",
@@ -257,6 +259,7 @@ def test_spark_scores_customers_like_duckdb(spark, pipeline_outputs, tmp_path):
         f"paths.features_report={out}/data/features/report.json",
         f"paths.clv_dir={out}/artifacts/clv",
         f"paths.churn_dir={out}/artifacts/churn",
+        roots=(out,),
     )
     assert main(["stage", "score", "--params", str(p)]) == 0
     duck = pd.read_parquet(out / "data/scored/customers.parquet")

@@ -1,0 +1,166 @@
+"""Outputs kept clear of what they could destroy, checked before anything is written.
+
+Every file or folder cvm writes (the catalog's ``paths``, the ``retrain`` files, the tracking
+store, the export database, ``cvm score --out``) must not equal or contain an input (the log,
+the customer table), another output or cvm's code and the project's config; the catalog's and
+the retrain outputs must also lie inside the project folder or under ``paths.output_roots``.
+A folder output is replaced whole (the plots, the models), so pointing one at the log's folder
+would delete the log: :func:`problems` names both keys of every such clash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from pathlib import Path
+
+import features
+import models
+import pipeline
+from pipeline.catalog import Catalog, segments_beside
+from pipeline.config_model import Config
+
+# what a project holds beside its data: the config and the DVC and git bookkeeping
+PROJECT_FILES = ("conf", "params.yaml", "dvc.yaml", "dvc.lock", ".dvc", ".git", "pyproject.toml")
+# the retrain folder holds the retrain's own files (its lock, runs, history, staging area)
+FOLDERS_OF_THEIR_OWN = {"retrain.work_dir"}
+SCORED_SUFFIXES = (".parquet", ".csv", ".schema.json")
+SEGMENT_SUFFIXES = (".parquet", ".csv")
+# the catalog's and the retrain outputs stay inside the project; the stores named by a URL and
+# a table named on the command line may lie anywhere clear of the inputs and the code
+IN_PROJECT = ("paths.", "retrain.")
+
+
+def problems(
+    config: Config,
+    root: Path,
+    inputs: Mapping[str, Path | None] = {},
+    outputs: Mapping[str, Path] = {},
+) -> list[str]:
+    """Every clash, each naming both keys, of ``config``'s outputs in the project folder
+    ``root`` with the inputs, each other, the code and the project's config. A command adds the
+    ``inputs`` and ``outputs`` its options name (``--log``, ``--out``: see
+    :func:`scored_outputs`); an ``--out`` table replaces ``retrain.scored``."""
+    root = _real(Path(root))
+    sources = _inputs(config) | {k: v for k, v in inputs.items() if v is not None}
+    placed = _outputs(config)
+    if outputs:
+        placed = {k: v for k, v in placed.items() if not k.startswith("retrain.scored")}
+    placed |= outputs
+    allowed = [root, *(_at(root, Path(p)) for p in config.paths.output_roots)]
+    real = {key: _at(root, path) for key, path in placed.items()}
+    found = []
+    for key, path in placed.items():
+        where = real[key]
+        if key.startswith(IN_PROJECT) and not any(_within(where, r) for r in allowed):
+            found.append(
+                f"{key} is '{path}'; expected a path inside the project folder ({root}) or "
+                "under paths.output_roots"
+            )
+        if where == root:
+            found.append(f"{key} is '{path}'; expected a path inside the project folder, not it")
+            continue
+        for name, guarded in _guarded(root):
+            if _within(guarded, where):
+                found.append(f"{key} is '{path}'; it {_clash(where, guarded)} {name} ('{guarded}')")
+            elif _within(where, guarded):
+                found.append(f"{key} is '{path}'; it lies inside {name} ('{guarded}')")
+        for name, source in sources.items():
+            if _within(_at(root, source), where):
+                found.append(
+                    f"{key} is '{path}'; it {_clash(where, _at(root, source))} the input {name} "
+                    f"('{source}'): an output may not equal or contain an input"
+                )
+    keys = list(placed)
+    for i, key in enumerate(keys):
+        for other in keys[i + 1 :]:
+            outer, inner = (key, other) if _within(real[other], real[key]) else (other, key)
+            if not _within(real[inner], real[outer]) or _owns(outer, real[outer], real[inner]):
+                continue
+            found.append(
+                f"{outer} is '{placed[outer]}'; it {_clash(real[outer], real[inner])} {inner} "
+                f"('{placed[inner]}'): two outputs may not share a path"
+            )
+    return found
+
+
+def _inputs(config: Config) -> dict[str, Path]:
+    found = {"data.path": Path(config.data.path)}
+    if config.data.customers is not None:
+        found["data.customers.path"] = Path(config.data.customers.path)
+    return found
+
+
+def _outputs(config: Config) -> dict[str, Path]:
+    """Every output's path by key (the scored tables' files each under their own key)."""
+    paths = config.paths
+    found = {}
+    for f in fields(Catalog):  # the artifacts (the ``*_dir`` keys are only what they build on)
+        if f.name not in ("scored", "segments"):
+            found[f"paths.{f.name}"] = Path(getattr(paths, f.name))
+    found |= _files("paths.scored", Path(paths.scored), SCORED_SUFFIXES)
+    found |= _files("paths.segments", Path(paths.segments), SEGMENT_SUFFIXES)
+    retrain = config.retrain
+    for key in ("work_dir", "lock_file", "summary"):
+        found[f"retrain.{key}"] = Path(getattr(retrain, key))
+    if retrain.scored is not None and Path(retrain.scored) != Path(paths.scored):
+        found |= scored_outputs(Path(retrain.scored), "retrain.scored")
+    for key, url in (
+        ("tracking.uri", config.tracking.uri),
+        ("tracking.registry_uri", config.tracking.registry_uri),
+        ("export.database.url", config.export.database.url),
+    ):
+        file = _database_file(url)
+        if file is not None:
+            found[f"{key} (its file)"] = file
+    return found
+
+
+def scored_outputs(base: Path, key: str = "--out") -> dict[str, Path]:
+    """The files of a table published at ``base`` (``cvm score --out``, ``retrain.scored``) by
+    key: its three and its segment summary's two beside it."""
+    segments = segments_beside(base)
+    return _files(key, base, SCORED_SUFFIXES) | _files(
+        f"{key} segments", segments, SEGMENT_SUFFIXES
+    )
+
+
+def _files(key: str, base: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    return {f"{key} ({s})": base.with_suffix(s) for s in suffixes}
+
+
+def _database_file(url: str | None) -> Path | None:
+    """The file of a ``sqlite:///`` or ``duckdb:///`` URL (``None`` for a server)."""
+    for scheme in ("sqlite:///", "duckdb:///"):
+        if url and url.startswith(scheme):
+            return Path(url[len(scheme) :].split("?", 1)[0])
+    return None
+
+
+def _owns(key: str, folder: Path, path: Path) -> bool:
+    """``key`` is a folder of its own files and ``path`` one of them."""
+    return key in FOLDERS_OF_THEIR_OWN and path != folder
+
+
+def _guarded(root: Path) -> Iterator[tuple[str, Path]]:
+    for package in (features, models, pipeline):
+        yield f"cvm's code ({package.__name__}/)", _real(Path(package.__file__).parent)
+    for name in PROJECT_FILES:
+        yield f"the project's {name}", root / name
+
+
+def _clash(outer: Path, inner: Path) -> str:
+    return "equals" if outer == inner else "contains"
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _at(root: Path, path: Path) -> Path:
+    return _real(path if path.is_absolute() else root / path)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path.expanduser()))
