@@ -18,13 +18,22 @@ from pipeline.errors import CvmError
 STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
 
 
-def _stages(names: tuple[str, ...], params: Path) -> None:
-    """Run stages in order on ``params.yaml``, loaded (and validated) once."""
+def _stages(names: tuple[str, ...], params: Path, wait: float) -> None:
+    """Run stages in order on ``params.yaml``, loaded (and validated) once, holding the
+    project's lock (the one `cvm retrain` and `cvm score` take). The stages of `cvm run` share
+    an MLflow parent run of their own, which no other process adopts."""
+    from pipeline import lock, tracking
+
     cfg = config.load_params(params)
-    for name in names:
-        if len(names) > 1:
-            logging.getLogger("pipeline").info("stage %s", name)
-        importlib.import_module(f"pipeline.stages.{name}").run(cfg)
+    command = "cvm run" if len(names) > 1 else f"cvm stage {names[0]}"
+    with (
+        lock.exclusive(Path(config.get(cfg, "retrain.lock_file")), command, wait),
+        tracking.one_execution(len(names) > 1),
+    ):
+        for name in names:
+            if len(names) > 1:
+                logging.getLogger("pipeline").info("stage %s", name)
+            importlib.import_module(f"pipeline.stages.{name}").run(cfg)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -131,7 +140,7 @@ EXIT_CODES = """exit codes of retrain and score:
   2  rejected: bad config, a broken feed, drift with retrain.drift.action=fail; nothing changed
   3  retrain: nothing to do (this as-of date, log and config were already processed)
   4  retrain: promotion refused; the champions stay and the table was re-scored with them
-  5  another retrain or score holds the lock; this run did nothing
+  5  another cvm run, stage, retrain or score holds the lock; this run did nothing
 """
 
 
@@ -168,9 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     p_params.add_argument("--output", type=Path, default=config.PARAMS_FILE)
     p_stage = sub.add_parser("stage", help="run one pipeline stage")
     p_stage.add_argument("name", choices=STAGES)
-    p_stage.add_argument("--params", type=Path, default=config.PARAMS_FILE)
     p_run = sub.add_parser("run", help="run every stage in order")
-    p_run.add_argument("--params", type=Path, default=config.PARAMS_FILE)
     _add_simulation_commands(sub)
     fmt = argparse.RawDescriptionHelpFormatter
     p_retrain = sub.add_parser(
@@ -195,14 +202,15 @@ def _parser() -> argparse.ArgumentParser:
         "default: retrain.scored (paths.scored)",
     )
     p_score.add_argument("--as-of", help="YYYY-MM-DD; default: the log's last transaction day")
-    for p in (p_retrain, p_score):
+    for p in (p_stage, p_run, p_retrain, p_score):  # one of them at a time in a project
         p.add_argument("--params", type=Path, default=config.PARAMS_FILE)
         p.add_argument(
             "--wait",
             type=float,
             default=0.0,
             metavar="SECONDS",
-            help="wait this long for a running retrain or score to finish (default: exit 5)",
+            help="wait this long for a running cvm run, stage, retrain or score to finish "
+            "(default: exit 5)",
         )
     return parser
 
@@ -242,9 +250,9 @@ def _command(args: argparse.Namespace) -> int:
         elif args.command == "backtest":
             _backtest(args)
         elif args.command == "stage":
-            _stages((args.name,), args.params)
+            _stages((args.name,), args.params, args.wait)
         else:
-            _stages(STAGES, args.params)
+            _stages(STAGES, args.params, args.wait)
     except LockHeld as err:
         print(f"cvm: {err}", file=sys.stderr)
         return 5  # pipeline.retrain.EXIT_LOCKED

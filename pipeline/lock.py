@@ -1,4 +1,5 @@
-"""One `cvm retrain` or `cvm score` at a time: an exclusive lock on a file.
+"""One writer per project: `cvm run`, `cvm stage` (what `dvc repro` runs), `cvm retrain` and
+`cvm score` take an exclusive lock on one file (``retrain.lock_file``).
 
 The lock is the operating system's (``flock``): it is released when the holder exits, however it
 exits (a crash or ``kill -9`` leaves no stale lock behind). The file itself stays; while the lock

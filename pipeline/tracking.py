@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,13 +90,29 @@ def git_revision() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+_EXECUTION: ContextVar[str | None] = ContextVar("cvm_execution", default=None)
+
+
+@contextmanager
+def one_execution(own: bool = True) -> Iterator[None]:
+    """With ``own``, the stages run inside are one execution of their own (`cvm run`): its
+    parent run is keyed by a fresh id, so no other process adopts it. Without, the stages of
+    an execution are separate processes (``dvc repro``) and find their parent by the config."""
+    token = _EXECUTION.set(uuid.uuid4().hex[:16] if own else None)
+    try:
+        yield
+    finally:
+        _EXECUTION.reset(token)
+
+
 def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
     """The tracker of a pipeline stage: its runs are children of the run of this pipeline
     execution, which holds the whole config (``params``) as parameters, logged once.
 
     The stages of one execution run as separate processes (``dvc repro`` starts each), so they
-    find their parent by a key: the config, the git revision and the DVC experiment. The parent
-    stays open until the last stage (``report``) closes it with the headline metrics.
+    find their parent by a key: the config, the git revision and the DVC experiment; under
+    :func:`one_execution` (`cvm run`), the execution's own id. The parent stays open until the
+    last stage (``report``) closes it with the headline metrics.
     """
     tracker = Tracker(config)
     if not tracker.enabled:
@@ -105,8 +123,9 @@ def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
     import mlflow
 
     tags = execution_tags()
+    own = _EXECUTION.get()
     key = hashlib.sha256(json.dumps([params, tags], sort_keys=True, default=str).encode())
-    tags["cvm.execution"] = key.hexdigest()[:16]
+    tags["cvm.execution"] = own or key.hexdigest()[:16]
     connect(config)
     client = mlflow.MlflowClient()
     experiment = mlflow.set_experiment(config["experiment"]).experiment_id
@@ -118,7 +137,11 @@ def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
     if found:
         return tracker.child(found[0].info.run_id, **tags)
     name = tags.get("cvm.dvc_experiment", "pipeline")
-    parent = client.create_run(experiment, run_name=name, tags={"cvm.stage": "pipeline", **tags})
+    # a parent of this process alone names it, so that a later run closes it if it dies
+    owner = owner_tags() if own else {}
+    parent = client.create_run(
+        experiment, run_name=name, tags={"cvm.stage": "pipeline", **tags, **owner}
+    )
     flat = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
     for start in range(0, len(flat), 100):  # MLflow takes at most 100 parameters a call
         client.log_batch(parent.info.run_id, params=flat[start : start + 100])

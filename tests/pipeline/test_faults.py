@@ -184,6 +184,9 @@ def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path
     assert fingerprints(project)[stage] == two_logs["y"][stage]
     assert not leftovers(project)
     assert not runs_with_status(project)
+    if command == ("run",):  # the killed `cvm run`'s own parent run was closed too
+        closed = runs_with_status(project, "KILLED")
+        assert "pipeline" in {r.data.tags["cvm.stage"] for r in closed}
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def params(directory: Path, *overrides: str, roots: tuple[Path, ...] = ()) -> Pa
         [
             "tracking.enabled=false",
             f"paths.output_roots=[{','.join(repr(str(r)) for r in (d, *roots))}]",
+            f"retrain.lock_file={d}/cvm.lock",
             f"paths.clean={d}/interim/transactions.parquet",
             f"paths.quarantine={d}/interim/quarantine.parquet",
             f"paths.ingest_report={d}/interim/ingest_report.json",
