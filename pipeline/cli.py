@@ -13,6 +13,7 @@ from pathlib import Path
 
 from models.btyd import family
 from pipeline import config
+from pipeline.credentials import redact
 from pipeline.errors import CvmError
 
 STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
@@ -257,7 +258,7 @@ def _command(args: argparse.Namespace) -> int:
         print(f"cvm: {err}", file=sys.stderr)
         return 5  # pipeline.retrain.EXIT_LOCKED
     except CvmError as err:
-        print(f"cvm: error: {err}", file=sys.stderr)
+        print(f"cvm: error: {redact(str(err))}", file=sys.stderr)
         return 2
     return 0
 

@@ -43,6 +43,7 @@ from models.settings import (
     to_date,
 )
 from models.value_views import Tiers
+from pipeline.credentials import has_password, redact
 from pipeline.database import SCHEMES
 from pipeline.errors import CvmError
 
@@ -291,6 +292,16 @@ class DatabaseConfig:
     schema: Text
     tables: TableNames
     from_pipeline: Flag
+
+    @model_rules
+    def _no_password(self) -> list[str]:
+        """params.yaml is committed: a password in it would be shared with the repository."""
+        if self.url is None or not has_password(self.url):
+            return []
+        return [
+            f"export.database.url is {redact(self.url)!r}; expected a URL without a password: "
+            "set PGPASSWORD or a ~/.pgpass entry, which the PostgreSQL driver reads"
+        ]
 
 
 @settings

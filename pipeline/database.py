@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import faults
+from pipeline.credentials import redact
 from pipeline.errors import CvmError
 
 NEW = "__cvm_new"  # suffix of a table being written
@@ -44,8 +45,8 @@ class DatabaseSettings:
 
     @property
     def where(self) -> str:
-        """The database without its credentials, for messages and summaries."""
-        return self.url.split("://", 1)[0] + "://" + self.url.rsplit("@", 1)[-1].split("://")[-1]
+        """The database without its password, for messages and summaries."""
+        return redact(self.url)
 
 
 def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict[str, int]:
@@ -54,7 +55,7 @@ def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict
     scheme = settings.url.split("://", 1)[0] if settings.url else None
     if scheme not in SCHEMES:
         raise CvmError(
-            f"export.database.url is {settings.url!r}; expected a URL starting with "
+            f"export.database.url is {redact(str(settings.url))!r}; expected a URL starting with "
             f"{' or '.join(s + '://' for s in SCHEMES)}"
         )
     tables = {key: settings.tables[key] for key in frames}

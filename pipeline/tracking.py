@@ -11,18 +11,21 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.credentials import redact
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists become their text."""
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists become their text, passwords in URLs masked
+    (these are what MLflow records as parameters)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flatten(value, f"{name}."))
         else:
-            flat[name] = value
+            flat[name] = redact(value) if isinstance(value, str) else value
     return flat
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, io, registry, staging, tracking
+from pipeline.credentials import redact
 from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class RetrainRun:
         failed_step = self.step
         self.begin("done")
         self.step = failed_step
-        text = (
+        text = redact(
             "interrupted" if isinstance(err, KeyboardInterrupt) else str(err) or type(err).__name__
         )
         kept = (
@@ -130,7 +131,7 @@ class RetrainRun:
             "message": f"failed at step {self.step}: {text}. {kept}",
         }
         if trace:
-            summary["error"]["traceback"] = trace
+            summary["error"]["traceback"] = redact(trace)
         try:
             for kind, version in self.challenger.items():
                 if version:
