@@ -23,6 +23,10 @@ from models.settings import (
 TIME_UNITS = {"days": 1, "weeks": 7}
 
 
+# the strptime codes DuckDB reads (the spark engine reads a subset: features.cleaning)
+STRPTIME_CODES = "aAwdbBmyYHIpMSfgnzZjUWcxX"
+
+
 @settings
 class ColumnMapping:
     """Which source column holds each canonical field (``None`` = not present).
@@ -34,7 +38,11 @@ class ColumnMapping:
 
     customer_id: Column
     timestamp: Column
-    timestamp_format: text("iso or a strftime pattern such as %Y%m%d") = "iso"
+    timestamp_format: text(
+        "iso or a strftime pattern such as %Y%m%d (codes %a %A %w %d %b %B %m %y %Y %H %I %p %M "
+        "%S %f %g %n %z %Z %j %U %W %c %x %X %%, a - after % for no padding)",
+        rf"(?-i:iso|(?:[^%]|%%)*(?:%-?[{STRPTIME_CODES}](?:[^%]|%%)*)+)",  # a code at least
+    ) = "iso"
     amount: Column | None = None  # None: a log without spend
     quantity: Column | None = None
     order_id: Column | None = None

@@ -58,9 +58,15 @@ def training_cutoffs(anchor: date, first_day: date, spec: FeatureSpec) -> list[d
     horizon = timedelta(days=spec.churn_horizon_days)
     latest = anchor - horizon
     step = timedelta(days=spec.train_cutoff_step_days)
-    cutoffs = {latest - k * step for k in range(spec.train_cutoffs)}
-    cutoffs |= {latest - horizon - k * step for k in range(spec.selection_cutoffs)}
-    return sorted((c for c in cutoffs if c >= first_day), reverse=True)
+
+    def back_from(newest: date, count: int) -> set[date]:  # none before first_day (no overflow)
+        fits = (newest - first_day) // step + 1 if newest >= first_day else 0
+        return {newest - k * step for k in range(min(count, fits))}
+
+    cutoffs = back_from(latest, spec.train_cutoffs) | back_from(
+        latest - horizon, spec.selection_cutoffs
+    )
+    return sorted(cutoffs, reverse=True)
 
 
 def training_table(days: ir.Table, cutoffs: list[date], spec: FeatureSpec) -> ir.Table:

@@ -12,6 +12,27 @@ from typing import Any, Literal
 
 from models.settings import Flag, NonNegative, settings, text
 
+# the metrics of the evaluation results a promotion can compare: (sections, scores, metrics)
+_PROBABILITY = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "calibration_in_the_large")
+PROMOTABLE = (
+    (
+        ("churn",),
+        ("churn_model", "base_rate", "clv_not_alive", "clv_p_no_purchase"),
+        (*_PROBABILITY, "top_decile_lift"),
+    ),
+    (
+        ("churn",),
+        ("recency_days", "clv_expected_purchases"),
+        ("roc_auc", "pr_auc", "top_decile_lift"),
+    ),
+    (
+        ("clv",),
+        ("purchases", "spend"),
+        ("mae", "rmse", "normalised_gini", "spearman", "aggregate_error_pct"),
+    ),
+)
+_PATHS = "|".join(rf"({'|'.join(a)})\.({'|'.join(b)})\.({'|'.join(c)})" for a, b, c in PROMOTABLE)
+
 
 @settings
 class MetricRule:
@@ -23,7 +44,14 @@ class MetricRule:
     ``relative``.
     """
 
-    path: text("a dotted path into reports/evaluation.json")
+    path: text(
+        "a metric of reports/evaluation.json: churn.<score>.<metric> (churn_model, base_rate, "
+        "clv_not_alive, clv_p_no_purchase: roc_auc, pr_auc, brier, log_loss, ece, "
+        "calibration_in_the_large, top_decile_lift; recency_days, clv_expected_purchases: "
+        "roc_auc, pr_auc, top_decile_lift) or clv.<purchases|spend>.<mae|rmse|normalised_gini|"
+        "spearman|aggregate_error_pct>",
+        f"(?-i:{_PATHS})",
+    )
     better: Literal["higher", "lower"]
     tolerance: NonNegative
     relative: Flag = False

@@ -36,14 +36,14 @@ def compose(
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
+    source = " ".join([str(conf_dir), *(["with", *overrides] if overrides else [])])
     try:
         with initialize_config_dir(str(conf_dir.resolve()), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides or []))
-    except HydraException as err:
-        raise CvmError(f"{conf_dir}: cannot compose the config: {err}") from None
+    except (HydraException, ValueError) as err:  # ValueError: e.g. a group set to null
+        raise CvmError(f"{source}: cannot compose the config: {err}") from None
     composed = OmegaConf.to_container(cfg, resolve=True)
     if validate:
-        source = " ".join([str(conf_dir), *(["with", *overrides] if overrides else [])])
         config_check.validate(composed, source, project)
     return composed  # type: ignore[return-value]
 

@@ -8,15 +8,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from models.churn.settings import CUTOFF, LABEL_COLUMNS, TARGET, ChurnSettings
+from models.churn.settings import CUTOFF, IDENTIFIERS, LABEL_COLUMNS, TARGET, ChurnSettings
 
 
 def feature_columns(frame: pd.DataFrame, settings: ChurnSettings | None = None) -> list[str]:
     """Columns of ``frame`` used as features, in frame order.
 
-    Every column except ``settings.exclude``, ``cutoff`` and the label-side columns
-    (:data:`LABEL_COLUMNS`). Numeric and boolean columns are used as numbers, string and
-    categorical columns as LightGBM categoricals.
+    Every column except ``settings.exclude``, the identifiers (:data:`IDENTIFIERS`) and the
+    label-side columns (:data:`LABEL_COLUMNS`). Numeric and boolean columns are used as numbers,
+    string and categorical columns as LightGBM categoricals.
 
     Raises
     ------
@@ -24,7 +24,7 @@ def feature_columns(frame: pd.DataFrame, settings: ChurnSettings | None = None) 
         A remaining column has an unusable type (e.g. dates): exclude or convert it.
     """
     settings = settings or ChurnSettings()
-    drop = set(settings.exclude) | {CUTOFF} | set(LABEL_COLUMNS)
+    drop = set(settings.exclude) | set(IDENTIFIERS) | set(LABEL_COLUMNS)
     columns = [str(c) for c in frame.columns if c not in drop]
     bad = [c for c in columns if _kind(frame[c]) is None]
     if bad:

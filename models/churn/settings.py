@@ -76,8 +76,8 @@ class ChurnSettings:
     validation_cutoffs : int
         How many of the most recent cutoffs form the validation set.
     exclude : tuple of str
-        Columns never used as features. ``cutoff`` and the label-side columns
-        (:data:`LABEL_COLUMNS`) are excluded even when not listed.
+        Columns never used as features. The identifiers (:data:`IDENTIFIERS`) and the
+        label-side columns (:data:`LABEL_COLUMNS`) are excluded even when not listed.
     seed : int
         Seed of every random choice in LightGBM (bagging, feature sampling).
     num_threads : int

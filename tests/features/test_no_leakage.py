@@ -48,3 +48,15 @@ def test_model_based_features_of_a_cutoff_use_only_that_cutoff(clean):
     key = min(cutoffs).isoformat()
     assert points[key] == pytest.approx(alone_points[key])
     pd.testing.assert_frame_equal(both[earliest], alone)
+
+
+def test_cutoffs_stop_at_the_first_day_however_many_are_asked_for():
+    """`features.train_cutoffs=100000` overflowed the date arithmetic (a traceback)."""
+    many = FeatureSpec(train_cutoffs=100_000, train_cutoff_step_days=30, selection_cutoffs=100_000)
+    cutoffs = training_cutoffs(date(1998, 6, 30), date(1997, 1, 1), many)
+    assert min(cutoffs) >= date(1997, 1, 1)
+    assert cutoffs == sorted(set(cutoffs), reverse=True)
+    # every cutoff 30 days apart from the latest back to the first day: the train cutoffs
+    latest = date(1998, 6, 30) - pd.Timedelta(days=180).to_pytimedelta()
+    assert {latest - k * pd.Timedelta(days=30).to_pytimedelta() for k in range(10)} <= set(cutoffs)
+    assert training_cutoffs(date(1997, 3, 1), date(1997, 1, 1), many) == []

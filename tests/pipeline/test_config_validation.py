@@ -94,6 +94,12 @@ BAD_VALUES = [
     ("retrain.promotion.metrics.churn_brier.tolerance", -0.1, "a number >= 0"),
     ("retrain.promotion.metrics.churn_brier.better", "up", "one of higher, lower"),
     ("tiers.lifecycle", 3, "a section with keys new_days, lost_p_alive"),
+    # formats and metric paths the stages would only find wrong later
+    ("data.mapping.timestamp_format", "%Q", "iso or a strftime pattern such as %Y%m%d"),
+    ("data.mapping.timestamp_format", "ISO", "iso or a strftime pattern"),
+    ("data.mapping.timestamp_format", "%D", "iso or a strftime pattern"),
+    ("retrain.promotion.metrics.churn_brier.path", "churn.nothing.roc_auc", "a metric of"),
+    ("retrain.promotion.metrics.churn_brier.path", "churn.recency_days.brier", "a metric of"),
 ]
 
 
@@ -116,6 +122,10 @@ def test_a_bad_value_is_named_with_what_is_allowed(key, value, allowed):
             {"auc": COMMITTED["retrain"]["promotion"]["metrics"]["churn_roc_auc"]},
         ),
         ("churn.max_depth", 4),
+        ("data.mapping.timestamp_format", "%-d.%-m.%Y %H:%M:%S.%f%z"),
+        ("data.mapping.timestamp_format", "100%% on %Y-%m-%d"),
+        ("retrain.promotion.metrics.churn_brier.path", "churn.clv_p_no_purchase.ece"),
+        ("retrain.promotion.metrics.churn_brier.path", "clv.spend.aggregate_error_pct"),
     ],
 )
 def test_a_good_value_passes(key, value):
@@ -320,6 +330,16 @@ def _omega(tree: dict):
 
 
 # --- through the command line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", ["tiers", "clv"])
+def test_a_config_group_set_to_null_is_refused_in_words(tmp_path, group):
+    with pytest.raises(CvmError) as err:
+        config.compose([f"{group}=null"], REPO / "conf")
+    assert str(err.value) == (
+        f"{REPO / 'conf'} with {group}=null: cannot compose the config: Config group override "
+        "must be a string or a list. Got NoneType"
+    )
 
 
 def test_cvm_params_refuses_a_bad_override_and_leaves_params_yaml(tmp_path):

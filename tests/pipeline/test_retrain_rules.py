@@ -58,9 +58,13 @@ def test_drift_table_flags_the_moved_column_only():
 
 
 RULES = {
-    "auc": MetricRule("churn.auc", "higher", 0.01),
-    "mae": MetricRule("clv.mae", "lower", 0.02, relative=True),
+    "auc": MetricRule("churn.churn_model.roc_auc", "higher", 0.01),
+    "mae": MetricRule("clv.purchases.mae", "lower", 0.02, relative=True),
 }
+
+
+def results(auc, mae) -> dict:
+    return {"churn": {"churn_model": {"roc_auc": auc}}, "clv": {"purchases": {"mae": mae}}}
 
 
 @pytest.mark.parametrize(
@@ -74,28 +78,30 @@ RULES = {
     ],
 )
 def test_the_challenger_is_refused_only_beyond_a_tolerance(auc, mae, worse):
-    champion = {"churn": {"auc": 0.80}, "clv": {"mae": 1.00}}
-    challenger = {"churn": {"auc": auc}, "clv": {"mae": mae}}
+    champion = results(0.80, 1.00)
+    challenger = results(auc, mae)
     rows = compare(challenger, champion, RULES)
     assert worse_metrics(rows) == worse
     assert rows[0]["limit"] == pytest.approx(0.79) and rows[1]["limit"] == pytest.approx(1.02)
 
 
 def test_a_metric_undefined_on_the_window_for_both_is_skipped():
-    rows = compare(
-        {"churn": {"auc": None}}, {"churn": {"auc": float("nan")}}, {"auc": RULES["auc"]}
-    )
+    rows = compare(results(None, 1.0), results(float("nan"), 1.0), {"auc": RULES["auc"]})
     assert rows[0]["worse"] is False and "undefined for both" in rows[0]["note"]
     assert lookup({"a": {"b": 2}}, "a.b") == 2.0 and lookup({"a": {}}, "a.b") is None
     with pytest.raises(ValueError, match="'higher' or 'lower'"):
-        MetricRule("x", "bigger", 0.1)
+        MetricRule("churn.churn_model.roc_auc", "bigger", 0.1)
 
 
 def test_a_metric_path_that_names_nothing_is_caught():
-    results = {"churn": {"auc": None}, "clv": {"mae": 1.0}}
-    assert missing_paths(results, RULES) == []
-    typo = MetricRule("churn.acu", "higher", 0.01)
-    assert missing_paths(results, {"auc": typo}) == ["auc (churn.acu)"]
+    """A path the config accepts may still be absent: no spend metrics on a log without
+    amounts (a typo is refused by the config's type)."""
+    found = results(None, 1.0)
+    assert missing_paths(found, RULES) == []
+    spend = MetricRule("clv.spend.mae", "lower", 0.01)
+    assert missing_paths(found, {"spend": spend}) == ["spend (clv.spend.mae)"]
+    with pytest.raises(ValueError, match="input_value=.churn.churn_model.acu"):
+        MetricRule("churn.churn_model.acu", "higher", 0.01)
 
 
 def test_the_lock_names_its_holder_and_is_released(tmp_path):

@@ -1,5 +1,6 @@
 """`cvm run` end to end on the bundled CDNOW sample, recorded in a real MLflow store."""
 
+import itertools
 import json
 
 import mlflow
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from models.churn.level import SPECS
+from models.promotion import PROMOTABLE, MetricRule, lookup
 
 
 @pytest.fixture
@@ -145,6 +147,20 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     assert "the stationary BG/NBD fit on the same customers" in html
     assert "<h3>Purchase model</h3><p>calibration fit: bgnbd.</p>" in html
     assert "Its prior is the P(no purchase) of the" in html
+
+
+def test_every_metric_a_promotion_may_name_is_in_the_evaluation(sample_run):
+    """The promotion paths `cvm params` accepts (models.promotion.PROMOTABLE) are exactly the
+    numbers of the evaluation a retrain compares, so a path is never found wrong after a fit."""
+    evaluation = json.loads((sample_run / "reports/evaluation.json").read_text())
+    paths = {
+        f"{a}.{b}.{c}"
+        for sections, scores, metrics in PROMOTABLE
+        for a, b, c in itertools.product(sections, scores, metrics)
+    }
+    assert all(lookup(evaluation, path) is not None for path in paths)
+    for path in paths:
+        MetricRule(path, "higher", 0.0)  # accepted by the config's type
 
 
 def test_the_holdout_never_reaches_the_churn_model(pipeline_outputs, tmp_path, monkeypatch):
