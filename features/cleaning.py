@@ -124,7 +124,11 @@ def _text(col: ir.Value, dialect: str) -> ir.StringValue:
     list of characters reaches the SQL as ``\\v\\f``, which Spark reads as the letters v and f.)
     """
     trim = _spark_btrim if dialect == "pyspark" else _duckdb_trim
-    text = trim(col.cast("string"), _BLANKS)
+    return _present(trim(col.cast("string"), _BLANKS))
+
+
+def _present(text: ir.StringValue) -> ir.StringValue:
+    """Text as given, empty text as NULL."""
     return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
@@ -185,7 +189,8 @@ def classify(
     def src(name: str | None) -> ir.Value:
         return raw[f"raw_{name}"]
 
-    cid = _text(src(mapping.customer_id), dialect)
+    given = src(mapping.customer_id).cast("string")
+    cid = _text(given, dialect) if rules.customer_ids == "trim" else _present(given)
     ts_text, ts = _timestamp(src(mapping.timestamp), mapping.timestamp_format, dialect)
     null_f = ibis.null("float64")
     absent = (None, None, null_f)
@@ -197,6 +202,7 @@ def classify(
     checks: list[tuple[ir.BooleanValue, str | ir.StringValue]] = [
         (raw.line_reason.notnull(), raw.line_reason),
         (cid.isnull(), "missing_customer_id"),
+        (cid.contains("\x00"), "nul_byte_in_customer_id"),  # PostgreSQL refuses it in text
         (ts_text.isnull(), "missing_timestamp"),
         (ts.isnull(), "unparseable_timestamp"),
     ]
@@ -225,6 +231,7 @@ def classify(
 
     typed = raw.mutate(
         customer_id=cid,
+        customer_id_trimmed=cid.notnull() & (cid != given),
         timestamp=ts,
         amount=amt,
         quantity=qty,
@@ -270,6 +277,11 @@ def quarantined_rows(classified: ir.Table, mapping: ColumnMapping) -> ir.Table:
     bad = classified.filter(classified.reason.notnull())
     raw_cols = {f"raw_{c}": bad[f"raw_{c}"].cast("string") for c in mapping.source_columns()}
     return bad.select("source_row", "reason", "detail", **raw_cols).order_by("source_row")
+
+
+def trimmed_ids(classified: ir.Table) -> ir.Scalar:
+    """How many rows had blanks around their customer id (``rules.customer_ids="trim"``)."""
+    return classified.customer_id_trimmed.sum()
 
 
 def reason_counts(classified: ir.Table) -> ir.Table:

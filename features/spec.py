@@ -64,7 +64,10 @@ class IngestRules:
     lines are two real purchases (as in CDNOW). An amount above ``extreme_factor`` times the
     99th percentile of the positive amounts is extreme: ``extreme_amounts`` keeps it with a
     warning in the ingest report (``warn``), caps it at that limit (``cap``) or quarantines the
-    row (``quarantine``).
+    row (``quarantine``). ``customer_ids="trim"`` drops the blanks around an id, so ``" 77"``
+    and ``"77"`` are one customer (the ingest report counts the rows it changed); ``exact``
+    keeps ids as given. An id holding a NUL byte is quarantined: PostgreSQL, where the table may
+    be published, refuses it in text.
     """
 
     start: Day | None = None
@@ -74,6 +77,7 @@ class IngestRules:
     duplicates: Literal["keep", "quarantine"] = "quarantine"
     extreme_amounts: Literal["warn", "cap", "quarantine"] = "warn"
     extreme_factor: number(gt=1) = 100.0
+    customer_ids: Literal["trim", "exact"] = "trim"
 
 
 @settings

@@ -18,6 +18,7 @@ from features.cleaning import (
     mark_extreme,
     quarantined_rows,
     reason_counts,
+    trimmed_ids,
 )
 from pipeline import config, engine, io, outputs, stages, tracking
 from pipeline.catalog import Catalog
@@ -95,6 +96,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             "rows_kept": rows_kept,
             "rows_quarantined": rows_quarantined,
             "quarantined_by_reason": dict(sorted(counts.items())),
+            "customer_ids_trimmed": int(con.execute(trimmed_ids(classified)) or 0),
             "customers": int(totals.customers.iloc[0]),
             "total_amount": round(float(totals.total.fillna(0.0).iloc[0]), 2),
             "distinct_amounts": int(totals.distinct.iloc[0]),

@@ -195,6 +195,36 @@ def test_a_messy_csv_is_classified_alike(spark, tmp_path):
     assert clean.source_row.tolist() == [17, 2, 19]
 
 
+IDS = (
+    b"cust,when,value,qty\n"
+    b"77,2024-01-05,10,1\n"
+    b'" 77",2024-02-05,11,1\n'
+    b'"77 ",2024-03-05,12,1\n'
+    b'"7\x008",2024-03-06,12,1\n'  # a NUL byte
+    b'"7\t9",2024-03-07,3,1\n'
+)
+
+
+@ONE_SESSION
+@pytest.mark.parametrize(
+    ("rule", "ids", "trimmed"),
+    [("trim", ["77", "77", "77", "7\t9"], 2), ("exact", [" 77", "77", "77 ", "7\t9"], 0)],
+)
+def test_customer_ids_are_kept_or_trimmed_alike_and_counted(spark, tmp_path, rule, ids, trimmed):
+    """Ids that differ only by blanks were merged silently; a NUL byte broke the export."""
+    log = tmp_path / "log.csv"
+    log.write_bytes(IDS)
+    rules = (f"data.rules.customer_ids={rule}",)
+    duck, spk = run_on_both(tmp_path, ("ingest",), f"data.path={log}", *CSV_MAPPING, *rules)
+    assert_same_outputs(duck, spk, features=False)
+    report = json.loads((spk / "interim/ingest_report.json").read_text())
+    assert report["quarantined_by_reason"] == {"nul_byte_in_customer_id": 1}
+    assert report["customer_ids_trimmed"] == trimmed
+    assert report["customers"] == len(set(ids))
+    clean = pd.read_parquet(spk / "interim/transactions.parquet")
+    assert sorted(clean.customer_id) == sorted(ids)
+
+
 BAD_LINES = (
     b"cust,when,value,qty\n"
     b"c1,2024-01-05,10.50,1\n"
