@@ -61,7 +61,9 @@ def run(
     settings = config.Settings(cfg)
     source = Path(log_path or settings.source)
     with lock.exclusive(retrain.lock_file, "cvm retrain", wait):
-        outputs.recover(settings.catalog.state, settings.catalog.directories())
+        # the published table's folder too: a killed publication leaves its temporaries there
+        published = settings.catalog.directories() | {retrain.scored.parent}
+        outputs.recover(settings.catalog.state, published)
         publication.recover(settings.catalog.state, registry.connect(settings.tracking))
         state = RetrainRun(
             settings=settings,

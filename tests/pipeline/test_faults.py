@@ -271,3 +271,19 @@ def test_retrain_killed_while_publishing_moves_champions_with_the_table(
         again = cvm(project, "retrain", "--as-of", str(as_of(1)), "--log", str(log))
         assert again.returncode in (0, 4), again.stderr
         assert not leftovers(project)
+
+
+def test_a_retrain_after_a_killed_publication_removes_its_temporaries(champion_project, tmp_path):
+    """The probe: a killed publication left its temporaries beside the published table, which
+    only `cvm score` removed."""
+    origin, log = champion_project
+    project = tmp_path / "project"
+    shutil.copytree(origin, project)
+    args = ("retrain", "--as-of", str(as_of(1)), "--log", str(log))
+    killed = cvm(project, *args, kill_at="outputs:before_commit:published/customers.parquet")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    published = project / "data/published"
+    assert list(published.glob(".*"))  # the killed publication's temporaries
+    again = cvm(project, *args)
+    assert again.returncode in (0, 4), again.stderr
+    assert not list(published.glob(".*"))
