@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from models.btyd import family
-from pipeline import config
+from pipeline import config, lock, tracking
 from pipeline.credentials import redact
 from pipeline.errors import CvmError
 
@@ -23,8 +23,6 @@ def _stages(names: tuple[str, ...], params: Path, wait: float) -> None:
     """Run stages in order on ``params.yaml``, loaded (and validated) once, holding the
     project's lock (the one `cvm retrain` and `cvm score` take). The stages of `cvm run` share
     an MLflow parent run of their own, which no other process adopts."""
-    from pipeline import lock, tracking
-
     cfg = config.load_params(params)
     command = "cvm run" if len(names) > 1 else f"cvm stage {names[0]}"
     with (
@@ -236,8 +234,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from pipeline.lock import LockHeld
-
     try:
         if args.command == "retrain":
             return _retrain(args)
@@ -254,7 +250,7 @@ def _command(args: argparse.Namespace) -> int:
             _stages((args.name,), args.params, args.wait)
         else:
             _stages(STAGES, args.params, args.wait)
-    except LockHeld as err:
+    except lock.LockHeld as err:
         print(f"cvm: {err}", file=sys.stderr)
         return 5  # pipeline.retrain.EXIT_LOCKED
     except CvmError as err:

@@ -20,6 +20,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,3 +125,25 @@ if __name__ == "__main__":
         from pipeline.cli import main
 
         sys.exit(main(request["argv"]))
+
+
+def start_holding_the_lock(project: Path, lock_file: Path, *args: str) -> subprocess.Popen:
+    """`python -m pipeline ARGS` started in ``project`` (an interpreter of its own, not a fork),
+    returned once it holds the project's lock ``lock_file``. The caller waits for it or kills
+    it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while str(process.pid) not in (lock_file.read_text() if lock_file.exists() else ""):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            out, err = process.communicate()
+            raise AssertionError(f"`cvm {' '.join(args)}` never held the lock:\n{out}\n{err}")
+        time.sleep(0.02)
+    return process

@@ -4,8 +4,6 @@ so two runs in one folder never mix their outputs or their MLflow records."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -13,7 +11,8 @@ import pytest
 
 from pipeline import lock
 from pipeline.cli import main
-from tests.conftest import CDNOW_MASTER, CDNOW_SAMPLE, REPO
+from tests.conftest import CDNOW_MASTER, CDNOW_SAMPLE
+from tests.cvm_forks import start_holding_the_lock
 
 SAMPLE = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}", "clv.method=map")
 
@@ -57,20 +56,8 @@ def test_a_second_run_in_the_folder_exits_while_the_first_runs(make_params, tmp_
     run's MLflow record carried the other's metrics."""
     params = make_params(f"data.path={CDNOW_MASTER}", "tracking.enabled=false")
     lock_file = tmp_path / "artifacts/retrain/cvm.lock"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "stage", "ingest", "--params", str(params)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_holding_the_lock(tmp_path, lock_file, "stage", "ingest", "--params", str(params))
     try:
-        deadline = time.monotonic() + 120
-        while str(first.pid) not in (lock_file.read_text() if lock_file.exists() else ""):
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first run never took the lock"
-            time.sleep(0.02)
         assert main(["run", "--params", str(params)]) == 5
         assert f"`cvm stage ingest` (pid {first.pid} on" in capsys.readouterr().err
         out, err = first.communicate(timeout=600)

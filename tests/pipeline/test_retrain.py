@@ -8,10 +8,6 @@ challenger; a week of shifted behaviour (drift), first with ``drift.action: fail
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -29,6 +25,7 @@ from pipeline.retrain import run as retrain_run
 from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
 from tests.conftest import REPO
+from tests.cvm_forks import start_holding_the_lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -425,21 +422,8 @@ def test_a_second_retrain_exits_with_the_lock_message_while_the_first_completes(
     log = write(until(simulated_history(1500, seed=5), as_of(0)), tmp_path / "log.csv")
     params = make_params(*FAST, f"data.path={log}")
     lock_file = tmp_path / "artifacts/retrain/cvm.lock"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "retrain", "--params", str(params)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_holding_the_lock(tmp_path, lock_file, "retrain", "--params", str(params))
     try:
-        deadline = time.monotonic() + 120
-        while str(first.pid) not in (lock_file.read_text() if lock_file.exists() else ""):
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first run never took the lock"
-            time.sleep(0.1)
         assert main(["retrain", "--params", str(params)]) == 5
         err = capsys.readouterr().err
         assert "another cvm run is in progress" in err and f"pid {first.pid}" in err
