@@ -51,6 +51,7 @@ def test_a_stage_waits_for_the_holder_with_wait(make_params, tmp_path):
     assert clean.stat().st_mtime >= released[0]  # written after the holder let go
 
 
+@pytest.mark.slow  # a stage of its own on the master log
 def test_a_second_run_in_the_folder_exits_while_the_first_runs(make_params, tmp_path, capsys):
     """The probe: two `cvm run`s with different params in one folder both exited 0, and one
     run's MLflow record carried the other's metrics."""
