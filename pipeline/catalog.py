@@ -82,7 +82,7 @@ class Catalog:
 
     def scored_files(self) -> dict[str, Path]:
         """The scored table's three files by suffix."""
-        return {s: self.scored.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")}
+        return scored_files(self.scored)
 
     def segment_files(self) -> dict[str, Path]:
         """The segment summary's two files by suffix."""
@@ -96,7 +96,13 @@ def segments_beside(scored: Path) -> Path:
     return scored.with_name(f"{scored.name}_segments")
 
 
+def scored_files(base: Path) -> dict[str, Path]:
+    """The three files of a scored table published at ``base``, by suffix."""
+    return {s: base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")}
+
+
 def segment_files(base: Path) -> dict[str, Path]:
+    """The two files of a segment summary written at ``base``, by suffix."""
     return {s: base.with_suffix(s) for s in (".parquet", ".csv")}
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 from models.btyd import family
@@ -27,7 +28,7 @@ def _stages(names: tuple[str, ...], params: Path, wait: float) -> None:
     command = "cvm run" if len(names) > 1 else f"cvm stage {names[0]}"
     with (
         lock.exclusive(Path(config.get(cfg, "retrain.lock_file")), command, wait),
-        tracking.one_execution(len(names) > 1),
+        tracking.one_execution() if len(names) > 1 else nullcontext(),
     ):
         for name in names:
             if len(names) > 1:

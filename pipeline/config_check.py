@@ -19,7 +19,6 @@ from pydantic import TypeAdapter, ValidationError
 from models.settings import NOT_CONFIG, RULES_ERROR, Shape
 from pipeline import path_check
 from pipeline.config_model import Config
-from pipeline.credentials import redact
 from pipeline.errors import CvmError
 
 _ADAPTER = TypeAdapter(Config)
@@ -32,7 +31,6 @@ def validate(tree: Any, source: str = "config", root: Path | None = None) -> Con
     config, found = _check(tree)
     if config is not None and root is not None:
         found = path_check.problems(config, root)
-    found = [redact(problem) for problem in found]  # a value quoted may be a URL with a password
     if len(found) == 1:
         raise CvmError(f"{source}: {found[0]}")
     if found:

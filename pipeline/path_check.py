@@ -18,15 +18,13 @@ from pathlib import Path
 import features
 import models
 import pipeline
-from pipeline.catalog import Catalog, segments_beside
+from pipeline.catalog import Catalog, scored_files, segment_files, segments_beside
 from pipeline.config_model import Config
 
 # what a project holds beside its data: the config and the DVC and git bookkeeping
 PROJECT_FILES = ("conf", "params.yaml", "dvc.yaml", "dvc.lock", ".dvc", ".git", "pyproject.toml")
 # the retrain folder holds the retrain's own files (its lock, runs, history, staging area)
 FOLDERS_OF_THEIR_OWN = {"retrain.work_dir"}
-SCORED_SUFFIXES = (".parquet", ".csv", ".schema.json")
-SEGMENT_SUFFIXES = (".parquet", ".csv")
 # the catalog's and the retrain outputs stay inside the project; the stores named by a URL and
 # a table named on the command line may lie anywhere clear of the inputs and the code
 IN_PROJECT = ("paths.", "retrain.")
@@ -52,26 +50,46 @@ def problems(
     real = {key: _at(root, path) for key, path in placed.items()}
     found = []
     for key, path in placed.items():
-        where = real[key]
-        if key.startswith(IN_PROJECT) and not any(_within(where, r) for r in allowed):
-            found.append(
-                f"{key} is '{path}'; expected a path inside the project folder ({root}) or "
-                "under paths.output_roots"
-            )
-        if where == root:
-            found.append(f"{key} is '{path}'; expected a path inside the project folder, not it")
-            continue
-        for name, guarded in _guarded(root):
-            if _within(guarded, where):
-                found.append(f"{key} is '{path}'; it {_clash(where, guarded)} {name} ('{guarded}')")
-            elif _within(where, guarded):
-                found.append(f"{key} is '{path}'; it lies inside {name} ('{guarded}')")
-        for name, source in sources.items():
-            if _within(_at(root, source), where):
-                found.append(
-                    f"{key} is '{path}'; it {_clash(where, _at(root, source))} the input {name} "
-                    f"('{source}'): an output may not equal or contain an input"
-                )
+        found += _misplaced(key, path, real[key], root, allowed)
+        if real[key] != root:  # the project folder holds everything: one message is enough
+            found += _over_inputs(key, path, real[key], root, sources)
+    return found + _shared(placed, real)
+
+
+def _misplaced(key: str, path: Path, where: Path, root: Path, allowed: list[Path]) -> list[str]:
+    """An output outside the allowed folders, the project folder itself, or on the code or
+    the project's config."""
+    if where == root:
+        return [f"{key} is '{path}'; expected a path inside the project folder, not it"]
+    found = []
+    if key.startswith(IN_PROJECT) and not any(_within(where, r) for r in allowed):
+        found.append(
+            f"{key} is '{path}'; expected a path inside the project folder ({root}) or "
+            "under paths.output_roots"
+        )
+    for name, guarded in _guarded(root):
+        if _within(guarded, where):
+            found.append(f"{key} is '{path}'; it {_clash(where, guarded)} {name} ('{guarded}')")
+        elif _within(where, guarded):
+            found.append(f"{key} is '{path}'; it lies inside {name} ('{guarded}')")
+    return found
+
+
+def _over_inputs(
+    key: str, path: Path, where: Path, root: Path, sources: Mapping[str, Path]
+) -> list[str]:
+    """An output that equals or contains an input."""
+    return [
+        f"{key} is '{path}'; it {_clash(where, _at(root, source))} the input {name} "
+        f"('{source}'): an output may not equal or contain an input"
+        for name, source in sources.items()
+        if _within(_at(root, source), where)
+    ]
+
+
+def _shared(placed: Mapping[str, Path], real: Mapping[str, Path]) -> list[str]:
+    """Two outputs on one path, or one inside the other (but a folder's own files)."""
+    found = []
     keys = list(placed)
     for i, key in enumerate(keys):
         for other in keys[i + 1 :]:
@@ -99,8 +117,8 @@ def _outputs(config: Config) -> dict[str, Path]:
     for f in fields(Catalog):  # the artifacts (the ``*_dir`` keys are only what they build on)
         if f.name not in ("scored", "segments"):
             found[f"paths.{f.name}"] = Path(getattr(paths, f.name))
-    found |= _files("paths.scored", Path(paths.scored), SCORED_SUFFIXES)
-    found |= _files("paths.segments", Path(paths.segments), SEGMENT_SUFFIXES)
+    found |= _keyed("paths.scored", scored_files(Path(paths.scored)))
+    found |= _keyed("paths.segments", segment_files(Path(paths.segments)))
     retrain = config.retrain
     for key in ("work_dir", "lock_file", "summary"):
         found[f"retrain.{key}"] = Path(getattr(retrain, key))
@@ -120,14 +138,12 @@ def _outputs(config: Config) -> dict[str, Path]:
 def scored_outputs(base: Path, key: str = "--out") -> dict[str, Path]:
     """The files of a table published at ``base`` (``cvm score --out``, ``retrain.scored``) by
     key: its three and its segment summary's two beside it."""
-    segments = segments_beside(base)
-    return _files(key, base, SCORED_SUFFIXES) | _files(
-        f"{key} segments", segments, SEGMENT_SUFFIXES
-    )
+    segments = segment_files(segments_beside(base))
+    return _keyed(key, scored_files(base)) | _keyed(f"{key} segments", segments)
 
 
-def _files(key: str, base: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    return {f"{key} ({s})": base.with_suffix(s) for s in suffixes}
+def _keyed(key: str, files: dict[str, Path]) -> dict[str, Path]:
+    return {f"{key} ({suffix})": path for suffix, path in files.items()}
 
 
 def _database_file(url: str | None) -> Path | None:

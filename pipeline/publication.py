@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import config, faults, io, outputs, registry
-from pipeline.catalog import segment_files, segments_beside
+from pipeline.catalog import scored_files, segment_files, segments_beside
 from pipeline.errors import CvmError
 
 JOURNAL = "publish.json"  # in the state folder while the aliases follow a new table
@@ -68,7 +68,7 @@ def write_table(
     from models.scoring import table_schema
     from models.value_views import SUMMARY_READS, segment_summary
 
-    files = [base.with_suffix(s) for s in (".parquet", ".csv", ".schema.json")]
+    files = list(scored_files(base).values())
     summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
     if summary is not None:
         files += segment_files(segments or segments_beside(base)).values()

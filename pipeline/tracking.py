@@ -97,11 +97,11 @@ _EXECUTION: ContextVar[str | None] = ContextVar("cvm_execution", default=None)
 
 
 @contextmanager
-def one_execution(own: bool = True) -> Iterator[None]:
-    """With ``own``, the stages run inside are one execution of their own (`cvm run`): its
-    parent run is keyed by a fresh id, so no other process adopts it. Without, the stages of
-    an execution are separate processes (``dvc repro``) and find their parent by the config."""
-    token = _EXECUTION.set(uuid.uuid4().hex[:16] if own else None)
+def one_execution() -> Iterator[None]:
+    """The stages run inside are one execution of their own (`cvm run`): its parent run is
+    keyed by a fresh id, so no other process adopts it. Outside, the stages of an execution are
+    separate processes (``dvc repro``) and find their parent by the config."""
+    token = _EXECUTION.set(uuid.uuid4().hex[:16])
     try:
         yield
     finally:
