@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,16 @@ from pipeline.errors import CvmError
 
 class LockHeld(CvmError):
     """Another run holds the lock."""
+
+
+_HELD: list[str] = []  # the token of the lock this process holds
+
+
+def held() -> str | None:
+    """The token of the project lock this process holds (``None`` outside :func:`exclusive`):
+    what a run or a journal is tagged with, so that the next holder, on any host, knows its
+    writer ended (it released the lock)."""
+    return _HELD[-1] if _HELD else None
 
 
 def _holder(fd: int) -> str:
@@ -67,13 +78,16 @@ def exclusive(path: Path, command: str, wait: float = 0.0) -> Iterator[dict]:
             "host": socket.gethostname(),
             "command": command,
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "token": uuid.uuid4().hex,
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         os.fsync(fd)
+        _HELD.append(info["token"])
         try:
             yield info
         finally:
+            _HELD.remove(info["token"])
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -6,6 +6,12 @@ journal listing the renames is written (the commit point) and the renames follow
 before the commit point leaves only temporaries, which the next run removes; one killed during
 the renames leaves a journal, which the next run finishes (:func:`recover`), so the previous set
 or the new one is in place, never a mixture once recovery ran.
+
+Names and journals carry the writer's process identity (pid and start time, see
+:mod:`pipeline.processes`). A journal holds its paths relative to its own folder when they lie in
+the project (the folder holding the journals' folder), so a project moved or copied after a
+kill finishes its own writes; recovery refuses a journal naming files outside the folders it is
+given instead of touching them.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import faults
+from pipeline import faults, processes
+from pipeline.errors import CvmError
 
 _MARK = ".cvm-"
 
 
 def _tag() -> str:
-    return f"{os.getpid()}-{time.time_ns()}"
+    return f"{processes.identity()}-{time.time_ns()}"
 
 
 def _aside(target: Path, tag: str, kind: str) -> Path:
@@ -58,11 +65,11 @@ def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
     faults.checkpoint(f"outputs:before_commit:{_label(targets[0])}")
     state.mkdir(parents=True, exist_ok=True)
     journal = state / f"commit{_MARK}{tag}.json"
-    moves = [[str(tmp.resolve()), str(t.resolve())] for tmp, t in zip(temps, targets, strict=True)]
+    moves = [[stored(tmp, state), stored(t, state)] for tmp, t in zip(temps, targets, strict=True)]
     pending = journal.with_suffix(".pending")
     pending.write_text(json.dumps({"moves": moves}))
     os.replace(pending, journal)
-    _finish(journal)
+    _finish(journal, _moves(journal))
 
 
 @contextmanager
@@ -82,9 +89,27 @@ def temporary(target: Path) -> Path:
     return _aside(target, _tag(), "tmp")
 
 
-def _finish(journal: Path) -> None:
+def stored(path: Path, state: Path) -> str:
+    """``path`` as a journal in the folder ``state`` holds it: relative to ``state`` when it
+    lies in the project (``state``'s parent), absolute otherwise (a declared output root)."""
+    path, state = Path(os.path.abspath(path)), Path(os.path.abspath(state))
+    if state.parent in path.parents:
+        return os.path.relpath(path, state)
+    return str(path)
+
+
+def located(text: str, state: Path) -> Path:
+    """The path a journal in ``state`` names with ``text`` (see :func:`stored`)."""
+    return Path(os.path.normpath(Path(os.path.abspath(state)) / text))
+
+
+def _moves(journal: Path) -> list[tuple[Path, Path]]:
+    moves = json.loads(journal.read_text())["moves"]
+    return [tuple(located(path, journal.parent) for path in move) for move in moves]
+
+
+def _finish(journal: Path, moves: list[tuple[Path, Path]]) -> None:
     """Carry out (or complete) the renames of a journal, then drop what they replaced."""
-    moves = [(Path(tmp), Path(target)) for tmp, target in json.loads(journal.read_text())["moves"]]
     olds = [tmp.with_suffix(".old") for tmp, _ in moves]
     for number, ((tmp, target), old) in enumerate(zip(moves, olds, strict=True), start=1):
         if not tmp.exists():
@@ -102,18 +127,23 @@ def recover(state: Path, directories: Iterable[Path]) -> list[str]:
     """Finish the commits of killed runs and remove their temporaries; returns what was done.
 
     Only what a process that no longer runs left behind is touched, so a concurrent run's
-    outputs in progress are safe.
+    outputs in progress are safe; and only in the project (``state``'s parent) or
+    ``directories``: a journal naming a file elsewhere (a copy's journal naming the original's
+    files) is refused with a :class:`CvmError`.
     """
     done = []
+    folders = {Path(os.path.abspath(d)) for d in directories}
     if state.is_dir():
         for journal in sorted(state.glob(f"commit{_MARK}*.json")):
             if not _alive(journal.name):
-                _finish(journal)
+                moves = _moves(journal)
+                _refuse_outside(journal, moves, state, folders)
+                _finish(journal, moves)
                 done.append(f"completed {journal.name}")
         for pending in state.glob(f"commit{_MARK}*.pending"):
             if not _alive(pending.name):
                 pending.unlink(missing_ok=True)
-    for directory in {d for d in directories if d.is_dir()}:
+    for directory in {d for d in folders if d.is_dir()}:
         for path in directory.glob(f".*{_MARK}*"):
             if path.suffix in (".tmp", ".old") and not _alive(path.name):
                 _remove(path)
@@ -121,26 +151,24 @@ def recover(state: Path, directories: Iterable[Path]) -> list[str]:
     return done
 
 
+def _refuse_outside(
+    journal: Path, moves: list[tuple[Path, Path]], state: Path, folders: set[Path]
+) -> None:
+    project = Path(os.path.abspath(state)).parent
+    for path in (p for move in moves for p in move):
+        if project not in path.parents and path.parent not in folders:
+            raise CvmError(
+                f"{journal} is the journal of a write a stopped command left unfinished; it "
+                f"names {path}, which is not among this project's outputs (a copy of another "
+                "project's journal?): nothing was changed; remove the journal if its write "
+                "belongs to another project, or finish it there"
+            )
+
+
 def _alive(name: str) -> bool:
-    """Whether the process whose tag is in ``name`` still runs."""
-    try:
-        pid = int(name.split(_MARK, 1)[1].split("-", 1)[0])
-    except (IndexError, ValueError):
-        return False
-    return process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the process whose tag (identity and time) is in ``name`` still runs."""
+    tag = name.split(_MARK, 1)[1] if _MARK in name else ""
+    return processes.running(tag.rsplit("-", 1)[0])
 
 
 def _label(target: Path) -> str:

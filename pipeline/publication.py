@@ -101,7 +101,7 @@ def publish_with_aliases(
     (even killed) leaves it to :func:`recover`, which moves them forward when the table in place
     is the new one (its model columns are ``labels``) and back to ``before`` otherwise."""
     plan = {
-        "scored": str(base.with_suffix(".parquet")),
+        "scored": outputs.stored(base.with_suffix(".parquet"), state),
         "labels": labels,
         "after": after,
         "before": before,
@@ -122,7 +122,7 @@ def recover(state: Path, client) -> str | None:
     if not journal.is_file():
         return None
     plan = io.read_json(journal)
-    forward = _labels(Path(plan["scored"]), plan["labels"]) == plan["labels"]
+    forward = _labels(outputs.located(plan["scored"], state), plan["labels"]) == plan["labels"]
     for number, (name, alias, version) in enumerate(plan["after" if forward else "before"], 1):
         registry.move_alias(client, name, alias, version)
         faults.checkpoint(f"publish:alias:{number}")

@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import lock, processes
 from pipeline.credentials import redact
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -178,30 +179,40 @@ def connect(config: dict[str, Any]) -> None:
 
 
 def owner_tags() -> dict[str, str]:
-    """Tags naming the process that runs: a later run closes the run if that process died."""
-    return {"cvm.pid": str(os.getpid()), "cvm.host": socket.gethostname()}
+    """Tags naming the process that runs and the project lock it holds: a later command closes
+    the run once that process ended (see :func:`close_orphans`)."""
+    tags = {
+        "cvm.pid": str(os.getpid()),
+        "cvm.process": processes.identity(),
+        "cvm.host": socket.gethostname(),
+    }
+    return tags | ({"cvm.lock": lock.held()} if lock.held() else {})
 
 
 def close_orphans(client, experiment_id: str) -> list[str]:
-    """Mark ``KILLED`` the runs left ``RUNNING`` by processes of this host that no longer run
-    (killed with no chance to close them); returns their ids."""
+    """Mark ``KILLED`` the runs left ``RUNNING`` by processes that ended without closing them
+    (killed); returns their ids. A run made under the project lock ended when this process
+    holds the lock under another token, whatever host made it; any other run ended when its
+    process, on this host, no longer runs."""
     from mlflow.entities import ViewType
 
-    from pipeline import outputs
-
-    host = socket.gethostname()
     running = client.search_runs(
-        [experiment_id],
-        f"attributes.status = 'RUNNING' and tags.`cvm.host` = '{host}'",
-        run_view_type=ViewType.ACTIVE_ONLY,
+        [experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY
     )
     closed = []
     for found in running:
-        pid = found.data.tags.get("cvm.pid", "")
-        if pid.isdigit() and not outputs.process_alive(int(pid)):
+        if _ended(found.data.tags):
             client.set_terminated(found.info.run_id, status="KILLED")
             closed.append(found.info.run_id)
     return closed
+
+
+def _ended(tags: dict[str, str]) -> bool:
+    if tags.get("cvm.lock") and lock.held():
+        return tags["cvm.lock"] != lock.held()
+    if tags.get("cvm.host") != socket.gethostname() or "cvm.pid" not in tags:
+        return False  # no owner, or another host's: cannot tell
+    return not processes.running(tags.get("cvm.process", tags["cvm.pid"]))
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

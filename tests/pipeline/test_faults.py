@@ -189,6 +189,30 @@ def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path
         assert "pipeline" in {r.data.tags["cvm.stage"] for r in closed}
 
 
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_a_project_moved_or_copied_after_a_kill_finishes_its_own_write(two_logs, tmp_path, how):
+    """`cvm run` killed between the renames of the ingest outputs, then the project moved (or
+    copied, ``cp -a``): the next command there finishes the write of its own files (the next
+    stage runs on Y's whole log), and a copy leaves the original as it was."""
+    project = tmp_path / "project"
+    shutil.copytree(two_logs["root"] / "y0", project)
+    killed = cvm(project, "run", kill_at=point("ingest", "renamed:1"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    before = fingerprints(project)
+    there = tmp_path / how
+    if how == "moved":
+        project.rename(there)
+    else:
+        shutil.copytree(project, there, symlinks=True)
+    done = cvm(there, "stage", "features")
+    assert done.returncode == 0, done.stderr
+    found = fingerprints(there)
+    assert {s: found[s] for s in STAGES[:2]} == {s: two_logs["y"][s] for s in STAGES[:2]}
+    assert not leftovers(there)
+    if how == "copied":
+        assert fingerprints(project) == before and leftovers(project)
+
+
 # --------------------------------------------------------------------------------------------
 # cvm retrain, killed while publishing
 # --------------------------------------------------------------------------------------------
