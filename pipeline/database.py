@@ -4,6 +4,9 @@ Each table is first written under a temporary name; then, in one transaction, ev
 version is dropped and the new tables take their names. Readers see the previous set of tables
 or the new one, never a half-written table or a mixture. A publication that stops before that
 transaction leaves the previous tables as they were; the next one drops its temporary tables.
+The scored files are published between the two steps (:func:`scored_staged`): a database that
+refuses the new tables (down, locked, full, a value it cannot hold) leaves the files as they
+were too.
 
 URLs: ``duckdb:///path/to/file.duckdb`` (relative to the project, the default;
 ``duckdb:////absolute/path``) and ``postgresql://user@host:port/dbname`` (``?host=/socket/dir``
@@ -13,7 +16,7 @@ for a Unix socket; the password from ``PGPASSWORD`` or ``~/.pgpass`` rather than
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,47 +55,85 @@ class DatabaseSettings:
 def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict[str, int]:
     """Replace the tables of ``settings`` with ``frames`` (keyed like ``settings.tables``), all
     together; returns the rows of each table."""
+    with staged(frames, settings) as rows:
+        pass
+    return rows
+
+
+@contextmanager
+def staged(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> Iterator[dict]:
+    """The new tables written (and committed) under temporary names before the block, and
+    swapped in, all together, after it: what files published in the block wait for, so that
+    a database that refuses the tables leaves the files as they were. The block failing drops
+    the staged tables; the swap failing after it names what stays. Yields the rows of each."""
+    tables = {key: settings.tables[key] for key in frames}
+    with _transaction(settings, "cannot write the new tables") as (con, load, schema):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for key, frame in frames.items():
+            con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(tables[key] + NEW)}")
+            load(con, frame, f"{schema}.{_quote(tables[key] + NEW)}")
+    faults.checkpoint("database:written")
+    try:
+        yield {key: len(frame) for key, frame in frames.items()}
+    except BaseException:
+        with suppress(CvmError), _transaction(settings, "") as (con, _, schema):
+            for table in tables.values():
+                con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(table + NEW)}")
+        raise
+    stays = (
+        "cannot replace the previous tables with the new ones, written beside them as "
+        f"{', '.join(t + NEW for t in tables.values())}; everything else was published, the "
+        "database still holds the previous tables: run the command again to publish them"
+    )
+    with _transaction(settings, stays) as (con, _, schema):
+        for table in tables.values():
+            con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(table)}")
+            con.execute(f"ALTER TABLE {schema}.{_quote(table + NEW)} RENAME TO {_quote(table)}")
+
+
+@contextmanager
+def _transaction(settings: DatabaseSettings, failing: str) -> Iterator[tuple[Any, Any, str]]:
+    """A connection, the function that loads a frame into a new table and the quoted schema,
+    committed after the block. The driver's errors (a server down, a lock, a permission, a bad
+    name) become a :class:`CvmError` naming the database (without its password) and what was
+    ``failing``."""
+    scheme = _scheme(settings)
+    try:
+        with _connect(scheme, settings.url) as (con, load, catalog):
+            yield con, load, catalog + _quote(settings.schema)
+            _commit(con)
+    except CvmError:
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CvmError(f"{settings.where}: {failing} ({redact(first)})") from None
+
+
+def _scheme(settings: DatabaseSettings) -> str:
     scheme = settings.url.split("://", 1)[0] if settings.url else None
     if scheme not in SCHEMES:
         raise CvmError(
             f"export.database.url is {redact(str(settings.url))!r}; expected a URL starting with "
             f"{' or '.join(s + '://' for s in SCHEMES)}"
         )
-    tables = {key: settings.tables[key] for key in frames}
-    try:
-        with _connect(scheme, settings.url) as (con, load, catalog):
-            schema = catalog + _quote(settings.schema)
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            for key, frame in frames.items():
-                con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(tables[key] + NEW)}")
-                load(con, frame, f"{schema}.{_quote(tables[key] + NEW)}")
-            _commit(con)
-            faults.checkpoint("database:written")
-            for table in tables.values():
-                con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(table)}")
-                new = f"{schema}.{_quote(table + NEW)}"
-                con.execute(f"ALTER TABLE {new} RENAME TO {_quote(table)}")
-            _commit(con)
-    except CvmError:
-        raise
-    except Exception as err:  # the driver's errors: a server down, a permission, a bad name
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CvmError(f"{settings.where}: cannot publish the tables ({first})") from None
-    return {key: len(frame) for key, frame in frames.items()}
+    return scheme
 
 
-def publish_scored(table: pd.DataFrame, settings: DatabaseSettings) -> dict[str, Any] | None:
-    """The scored table and its segment summary, published together (nothing without a URL);
-    every table carries the as-of date and the models that scored. Returns what was written."""
+@contextmanager
+def scored_staged(table: pd.DataFrame, settings: DatabaseSettings | None) -> Iterator[dict | None]:
+    """The scored table and its segment summary staged in the database for the block (see
+    :func:`staged`; nothing without settings or a URL); every table carries the as-of date
+    and the models that scored. Yields what is published."""
     from models.value_views import segment_summary
 
-    if settings.url is None:
-        return None
+    if settings is None or settings.url is None:
+        yield None
+        return
     stamp = ["as_of_date", "clv_model", "churn_model"]
     segments = segment_summary(table).assign(**{c: table[c].iloc[0] for c in stamp})
-    rows = publish({"customers": table, "segments": segments}, settings)
-    tables = {key: f"{settings.schema}.{settings.tables[key]}" for key in rows}
-    return {"url": settings.where, "tables": tables, "rows": rows}
+    with staged({"customers": table, "segments": segments}, settings) as rows:
+        tables = {key: f"{settings.schema}.{settings.tables[key]}" for key in rows}
+        yield {"url": settings.where, "tables": tables, "rows": rows}
 
 
 def read(settings: DatabaseSettings, key: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline import config, faults, io, outputs, registry
 from pipeline.catalog import scored_files, segment_files, segments_beside
+from pipeline.database import DatabaseSettings, scored_staged
 from pipeline.errors import CvmError
 
 JOURNAL = "publish.json"  # in the state folder while the aliases follow a new table
@@ -95,11 +96,14 @@ def publish_with_aliases(
     labels: dict[str, str],
     after: list[list],
     before: list[list],
-) -> None:
-    """Replace the scored table at ``base``, then move the registry aliases to ``after`` (rows
-    ``[model name, alias, version]``), behind a journal: a command stopped anywhere in between
-    (even killed) leaves it to :func:`recover`, which moves them forward when the table in place
-    is the new one (its model columns are ``labels``) and back to ``before`` otherwise."""
+    database: DatabaseSettings,
+) -> dict | None:
+    """Replace the scored table at ``base`` (and its copy in the ``database``, staged before the
+    files: :func:`pipeline.database.scored_staged`), then move the registry aliases to ``after``
+    (rows ``[model name, alias, version]``), behind a journal: a command stopped anywhere in
+    between (even killed) leaves it to :func:`recover`, which moves them forward when the table
+    in place is the new one (its model columns are ``labels``) and back to ``before``
+    otherwise. Returns what the database got."""
     plan = {
         "scored": outputs.stored(base.with_suffix(".parquet"), state),
         "labels": labels,
@@ -109,10 +113,12 @@ def publish_with_aliases(
     io.write_json(plan, state / JOURNAL)
     faults.checkpoint("publish:journal")
     try:
-        write_table(table, base, state, guard_formulas)
+        with scored_staged(table, database) as published:
+            write_table(table, base, state, guard_formulas)
         faults.checkpoint("publish:table")
     finally:
         recover(state, client)
+    return published
 
 
 def recover(state: Path, client) -> str | None:

@@ -74,8 +74,10 @@ def run(
         models = registry.ScoringModels(names, versions)
         table = publication.score_features(features, models, settings, day)
         publication.check_table(table, len(features), models.labels())
-        publication.write_table(table, base, settings.catalog.state, settings.guard_formulas)
-        published = database.publish_scored(table, settings.database)
+        # a table written elsewhere (--out) leaves the production tables alone
+        production = settings.database if out is None else None
+        with database.scored_staged(table, production) as published:
+            publication.write_table(table, base, settings.catalog.state, settings.guard_formulas)
         summary = {
             "log": str(source),
             "log_sha256": sha256,

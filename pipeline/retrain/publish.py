@@ -8,7 +8,7 @@ from datetime import date
 
 import pandas as pd
 
-from pipeline import database, io, publication, registry
+from pipeline import io, publication, registry
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
@@ -62,7 +62,7 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
     before = {kind: registry.aliases(run.client, run.names[kind]) for kind in kinds}
     aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
     winners = run.challenger if promoted else {k: before[k].get(registry.CHAMPION) for k in before}
-    publication.publish_with_aliases(
+    published = publication.publish_with_aliases(
         table,
         run.retrain.scored,
         run.settings.catalog.state,
@@ -71,8 +71,7 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
         labels={f"{k}_model": f"{run.names[k]}/{winners[k]}" for k in registry.KINDS},
         after=[[run.names[k], a, run.challenger[k]] for a in aliases for k in kinds],
         before=[[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
+        database=run.settings.database,
     )
     run.published = True
-    # the database's copy follows the files (a failure here leaves the files published, and
-    # the next run, finding no record of this one, publishes again)
-    run.summary["database"] = database.publish_scored(table, run.settings.database)
+    run.summary["database"] = published

@@ -69,17 +69,17 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()
         },
     }
-    publication.write_table(
-        table,
-        catalog.scored,
-        catalog.state,
-        settings.guard_formulas,
-        segments=catalog.segments,
-        extra={catalog.score_summary: summary},
-    )
-    published = None  # cvm score and cvm retrain publish; the pipeline only when asked
-    if settings.database.from_pipeline:
-        published = database.publish_scored(table, settings.database)
+    # cvm score and cvm retrain publish to the database; the pipeline only when asked
+    database_settings = settings.database if settings.database.from_pipeline else None
+    with database.scored_staged(table, database_settings) as published:
+        publication.write_table(
+            table,
+            catalog.scored,
+            catalog.state,
+            settings.guard_formulas,
+            segments=catalog.segments,
+            extra={catalog.score_summary: summary},
+        )
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
         tracking.log_dict(summary | {"database": published}, "score_summary.json")

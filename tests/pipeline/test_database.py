@@ -122,3 +122,60 @@ def test_the_score_stage_publishes_only_when_asked(pipeline_outputs, tmp_path, m
     assert published.customer_id.tolist() == sorted(scored.customer_id)
     assert published.clv.sum() == pytest.approx(scored.clv.sum())
     assert len(read(database, "segments")) > 0
+
+
+@pytest.mark.parametrize("refusal", ["duckdb_locked_by_a_reader", "postgresql_down"])
+def test_a_database_that_refuses_the_tables_leaves_the_files_as_they_were(
+    pipeline_outputs, tmp_path, monkeypatch, capsys, refusal
+):
+    """Files and database are published together or not at all: the score stage stages the
+    tables first, so a database that refuses them (another process holding DuckDB's lock, a
+    PostgreSQL server that does not answer) fails the command before any file is replaced."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pipeline.cli import main
+
+    project = tmp_path / "copy"
+    shutil.copytree(pipeline_outputs, project, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    monkeypatch.chdir(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    params["export"]["database"]["from_pipeline"] = True
+    holder = None
+    if refusal == "postgresql_down":
+        params["export"]["database"]["url"] = "postgresql://cvm@/cvm?host=/nonexistent/socket"
+    else:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_DUCKDB, "data/published/cvm.duckdb"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout.readline() == "holding\n"
+    (project / "local.yaml").write_text(yaml.safe_dump(params))
+    scored = sorted((project / "data/scored").glob("customers*"))
+    before = {p: (p.stat().st_ino, p.read_bytes()) for p in scored}
+    try:
+        assert main(["stage", "score", "--params", "local.yaml"]) == 2
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+    err = capsys.readouterr().err
+    assert "cvm: error:" in err and "cannot write the new tables" in err, err
+    assert {p: (p.stat().st_ino, p.read_bytes()) for p in scored} == before
+    assert not [p for p in (project / "data/scored").iterdir() if p.name.startswith(".")]
+
+
+HOLD_DUCKDB = """
+import sys, time
+from pathlib import Path
+import duckdb
+Path(sys.argv[1]).parent.mkdir(parents=True, exist_ok=True)
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(600)
+"""

@@ -154,9 +154,12 @@ def assert_table_matches_champions(project: Path, log: Path, day: date) -> None:
     assert (table.churn_model == f"cvm-churn/{versions['cvm-churn']}").all()
     assert (table.as_of_date == pd.Timestamp(day)).all()
     assert_database_holds(DEFAULT_DATABASE, table)  # published there too
+    production = (project / DEFAULT_DATABASE.removeprefix("duckdb:///")).read_bytes()
     out = project / "check" / "customers"
     assert main(["score", "--log", str(log), "--as-of", str(day), "--out", str(out)]) == 0
     pd.testing.assert_frame_equal(table, pd.read_parquet(out.with_suffix(".parquet")))
+    # a table written elsewhere leaves the production tables alone
+    assert (project / DEFAULT_DATABASE.removeprefix("duckdb:///")).read_bytes() == production
 
 
 DEFAULT_DATABASE = "duckdb:///data/published/cvm.duckdb"  # export.database.url, in the project
