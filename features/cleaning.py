@@ -22,11 +22,13 @@ REASONS = (
     "malformed_line",
     "blank_line",
     "missing_customer_id",
+    "nul_byte_in_customer_id",
     "missing_timestamp",
     "unparseable_timestamp",
     "missing_amount",
     "non_numeric_amount",
     "non_finite_amount",
+    "amount_out_of_range",
     "non_numeric_quantity",
     "non_numeric_margin",
     "timestamp_before_start",
@@ -37,6 +39,10 @@ REASONS = (
     "duplicate",
     "extreme_amount",
 )
+
+# the largest amount a transaction may have: the features sum amounts as DECIMAL(38, 6), which
+# holds 32 integral digits; 1e15 a row leaves room for a hundred billion rows of a customer
+MAX_AMOUNT = 1e15
 
 CLEAN_COLUMNS = (
     "customer_id",
@@ -211,6 +217,7 @@ def classify(
             (amt_text.isnull(), "missing_amount"),
             (~amt_ok, "non_numeric_amount"),
             (_non_finite(amt), "non_finite_amount"),
+            (amt.abs() >= MAX_AMOUNT, "amount_out_of_range"),
         ]
     if qty_text is not None:
         checks.append((qty_text.notnull() & (~qty_ok | qty.isnan()), "non_numeric_quantity"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from models.btyd import family
 from pipeline import config, lock, tracking
 from pipeline.credentials import redact
-from pipeline.errors import CvmError
+from pipeline.errors import CvmError, explain
 
 STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
 
@@ -256,6 +256,11 @@ def _command(args: argparse.Namespace) -> int:
         return 5  # pipeline.retrain.EXIT_LOCKED
     except CvmError as err:
         print(f"cvm: error: {redact(str(err))}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if (message := explain(err)) is None:
+            raise  # a bug: its traceback
+        print(f"cvm: error: {redact(message)}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,6 +15,7 @@ import mlflow
 import pandas as pd
 
 from pipeline import churn_store, clv_store, serving
+from pipeline.errors import CvmError
 from pipeline.serving import ChurnPyfunc, ClvModel, ScorerPyfunc
 
 # versions registered before the pyfuncs moved to pipeline.serving unpickle these names from here
@@ -249,8 +250,6 @@ def scorer_pair(names: dict[str, str], versions: dict[str, str | None]) -> str:
 
 def connect(tracking: dict[str, Any]) -> mlflow.MlflowClient:
     """A client of the configured tracking store and registry (also set for ``models:/`` URIs)."""
-    from pipeline.errors import CvmError
-
     if not tracking.get("enabled", True):
         raise CvmError(
             "tracking.enabled is false, but the champion models live in the MLflow registry; "
@@ -292,7 +291,6 @@ def check_champion_pair(
     """The tags of the champion versions, once they are checked to be a pair that
     ``cvm retrain`` registered together (``need_release``: with the release a retrain compares
     against); a :class:`CvmError` saying how to repair it otherwise."""
-    from pipeline.errors import CvmError
 
     scorer = versions.get(SCORER)
     versions = {kind: versions.get(kind) for kind in KINDS}
@@ -324,7 +322,6 @@ def check_champion_pair(
 
 
 def _check_scorer(client, names: dict[str, str], versions: dict, scorer: str) -> None:
-    from pipeline.errors import CvmError
 
     paired = version_tags(client, names[SCORER], scorer).get("cvm.paired_with")
     expected = scorer_pair(names, versions)
@@ -352,13 +349,24 @@ class ScoringModels:
     def __init__(self, names: dict[str, str], versions: dict[str, str]) -> None:
         self.names = dict(names)
         self.versions = {kind: str(versions[kind]) for kind in KINDS}
-        loaded = {
-            kind: mlflow.pyfunc.load_model(f"models:/{names[kind]}/{self.versions[kind]}")
-            for kind in KINDS
-        }
+        loaded = {kind: _load(names[kind], self.versions[kind]) for kind in KINDS}
         self.clv = loaded["clv"].unwrap_python_model().fitted
         self.churn = loaded["churn"].unwrap_python_model().model
 
     def labels(self) -> dict[str, str]:
         """Provenance columns of the scored table: ``cvm-clv/3`` and ``cvm-churn/3``."""
         return {f"{kind}_model": f"{self.names[kind]}/{self.versions[kind]}" for kind in KINDS}
+
+
+def _load(name: str, version: str):
+    """The pyfunc of a registered version; a :class:`CvmError` naming it when its files are
+    gone or damaged (an artifact store cleaned by hand, a copy without its ``mlruns``)."""
+
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    except (mlflow.exceptions.MlflowException, OSError, EOFError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CvmError(
+            f"{name} version {version}: its registered files cannot be loaded ({first}); restore "
+            "the artifact store, or register new models with `cvm retrain`"
+        ) from None

@@ -26,6 +26,8 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
     """Write the four feature tables together; returns the features report."""
     if not catalog.clean.is_file():
         raise CvmError(f"{catalog.clean}: not found; run the stage that produces it first")
+    if io.parquet_row_count(catalog.clean) == 0:
+        raise CvmError(_nothing_clean(settings, catalog))
     targets = [catalog.features(name) for name in TABLES] + [catalog.features_report]
     with (
         engine.session(settings.engine) as con,
@@ -50,6 +52,19 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
         tracking.log_metrics({k: v for k, v in report.items() if k.endswith("_rows")})
         tracking.log_dict(report, "features_report.json")
     return report
+
+
+def _nothing_clean(settings: config.Settings, catalog: Catalog) -> str:
+    """Why the clean log is empty, from the ingest report when there is one."""
+    reasons = ""
+    if catalog.ingest_report.is_file():
+        counts = io.read_json(catalog.ingest_report).get("quarantined_by_reason") or {}
+        reasons = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    return (
+        f"{catalog.clean} holds no transaction: every row of {settings.source} was quarantined"
+        + (f" ({reasons})" if reasons else "")
+        + f"; see {catalog.quarantine} and check data.mapping and data.rules against the log"
+    )
 
 
 def resolve_dates(settings: config.Settings, first_day: date, last_day: date) -> dict[str, date]:

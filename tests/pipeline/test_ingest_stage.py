@@ -41,6 +41,8 @@ def outputs(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         ("c2,2024-01-06,twelve,1", "non_numeric_amount"),
         ("c2,2024-01-06,inf,1", "non_finite_amount"),
         ("c2,2024-01-06,NaN,1", "non_finite_amount"),
+        ("c2,2024-01-06,1e308,1", "amount_out_of_range"),  # beyond what the features can sum
+        ("c2,2024-01-06,-1e15,1", "amount_out_of_range"),
         ("c2,2024-01-06,3.00,two", "non_numeric_quantity"),
         ("c2,2023-12-31,3.00,1", "timestamp_before_start"),
         ("c2,2025-01-01,3.00,1", "timestamp_after_end"),
