@@ -188,9 +188,13 @@ def _sql_text(text: str) -> str:
 # --- reading a raw log -------------------------------------------------------------------------
 
 
-def text_lines(con, path: Path, lenient: bool = False):
+def text_lines(con, path: Path, lenient: bool = False, lf_only: bool = False):
     """Every line of a text file: ``source_row`` (1-based line number), ``line`` (text), and
     ``reason`` and ``detail`` for a line that cannot be read as text (its ``line`` is NULL).
+
+    With ``lf_only`` a line ends at LF alone (its CR before the LF dropped), so that a CR inside
+    a field does not end one: the engines' line readers split at a lone CR too. DuckDB then
+    reads the file whole into memory.
 
     Lines are read in file order and numbered without a sort: DuckDB numbers them as it streams
     the file; Spark numbers each split of the file and adds the lines of the splits before it.
@@ -199,6 +203,16 @@ def text_lines(con, path: Path, lenient: bool = False):
     cannot read at all a ``malformed_line``).
     """
     if dialect(con) == "duckdb":
+        if lf_only:
+            return _duckdb_view(
+                con,
+                "cvm_lines",
+                "SELECT i AS source_row, regexp_replace(parts[i], '\\r$', '') AS line, "
+                "NULL::VARCHAR AS reason, NULL::VARCHAR AS detail FROM ("
+                "SELECT string_split(content, chr(10)) AS parts "
+                f"FROM read_text('{_sql_text(str(path))}')), range(1, len(parts) + 1) t(i) "
+                "WHERE i < len(parts) OR parts[i] <> ''",
+            )
         if lenient:
             return _duckdb_lenient_lines(con, path)
         return _duckdb_view(
@@ -210,8 +224,10 @@ def text_lines(con, path: Path, lenient: bool = False):
     from pyspark.sql import functions as F
 
     spark = con._session
-    ids = spark.read.text(_absolute(path)).select(
-        F.monotonically_increasing_id().alias("_id"), F.col("value").alias("line")
+    reader = spark.read.option("lineSep", "\n") if lf_only else spark.read
+    value = F.regexp_replace("value", "\r$", "") if lf_only else F.col("value")
+    ids = reader.text(_absolute(path)).select(
+        F.monotonically_increasing_id().alias("_id"), value.alias("line")
     )
     # the id is (split index << 33) + position in the split: count the lines of each split
     split = F.shiftright("_id", 33)

@@ -87,7 +87,9 @@ def _text_table(
     if header:
         names = _header_names(scan.first, fmt, delim)
     _check_columns(path, columns, list(names))
-    lines = engine.text_lines(con, path, lenient=scan.bad > 0)
+    if scan.first_lone_cr is not None:
+        _check_lone_cr(path, scan)
+    lines = engine.text_lines(con, path, scan.bad > 0, lf_only=scan.first_lone_cr is not None)
     if header:
         lines = lines.filter(lines.source_row > 1)
     if fmt == "csv" and scan.odd_quotes:
@@ -142,6 +144,7 @@ class _Scan:
     first_bad: int | None = None
     odd_quotes: bool = False
     first_ok: bool = True
+    first_lone_cr: int | None = None  # the first line holding a CR not followed by LF
 
     def read(self, chunk: bytes) -> None:
         """Take in ``chunk``, the next whole lines of the file (the last may lack its newline)."""
@@ -153,6 +156,8 @@ class _Scan:
             codecs.utf_8_decode(chunk, "strict", True)
         except UnicodeDecodeError:
             self._count_bad(chunk)
+        if self.first_lone_cr is None and (cr := _LONE_CR.search(chunk)):
+            self.first_lone_cr = self.lines + chunk.count(b"\n", 0, cr.start()) + 1
         if not self.odd_quotes and b'"' in chunk:
             self.odd_quotes = any(line.count(b'"') % 2 for line in chunk.split(b"\n"))
         self.lines += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
@@ -176,6 +181,21 @@ class _Scan:
 
     def mostly_bad(self) -> bool:
         return self.bad * 2 > self.lines
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+# a log whose lines end with LF or CRLF but that holds a CR alone (inside a quoted field, as
+# spreadsheets write a line break in a cell) is split at LF only, read whole into memory
+MAX_LONE_CR_BYTES = 1 << 30
+
+
+def _check_lone_cr(path: Path, scan: _Scan) -> None:
+    if scan.bad or path.stat().st_size > MAX_LONE_CR_BYTES:
+        raise CvmError(
+            f"{path}: line {scan.first_lone_cr} holds a carriage return (CR) that ends no line; "
+            f"such a file is read only when it is UTF-8 and at most {MAX_LONE_CR_BYTES >> 30} "
+            "GB: replace the CRs inside its fields, or split the file"
+        )
 
 
 def _utf8(data: bytes) -> bool:

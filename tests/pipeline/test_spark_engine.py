@@ -354,3 +354,33 @@ def test_spark_reports_the_progress_of_its_running_job(spark):
     job.join()
     assert all(0.0 <= f <= 1.0 for f in seen)
     assert any(0.0 < f < 1.0 for f in seen), seen[-20:]
+
+
+EXCEL = (  # a spreadsheet's CSV export: CRLF line ends, line breaks inside quoted cells
+    b"cust,when,value,qty\r\n"
+    b'"a\r\nb",2024-01-05,10,1\r\n'  # a quoted line break
+    b"c2,2024-01-06,3,1\r\n"
+    b'"c\rd",2024-01-07,4,1\r\n'  # a quoted CR alone
+    b'"e",2024-01-08,x,1\r\n'  # a bad amount: quarantined by row
+    b"c3,2024-02-01,5,1\r\n"
+)
+
+
+@ONE_SESSION
+@pytest.mark.parametrize("lone_cr", [True, False])
+def test_a_crlf_csv_with_line_breaks_in_quoted_fields_is_read_by_row_alike(
+    spark, tmp_path, lone_cr
+):
+    """RFC 4180: a CRLF file whose quoted fields hold a line break or a CR alone was refused
+    whole; each record is a row, at the line it starts on."""
+    log = tmp_path / "log.csv"
+    log.write_bytes(EXCEL if lone_cr else EXCEL.replace(b'"c\rd"', b'"c d"'))
+    duck, spk = run_on_both(tmp_path, ("ingest",), f"data.path={log}", *CSV_MAPPING)
+    assert_same_outputs(duck, spk, features=False)
+    report = json.loads((spk / "interim/ingest_report.json").read_text())
+    assert report["rows_read"] == 5 and report["quarantined_by_reason"] == {"non_numeric_amount": 1}
+    clean = pd.read_parquet(spk / "interim/transactions.parquet")
+    found = dict(zip(clean.source_row, clean.customer_id, strict=True))
+    assert found == {2: "a\nb", 4: "c2", 5: "c\rd" if lone_cr else "c d", 7: "c3"}
+    quarantine = pd.read_parquet(spk / "interim/quarantine.parquet")
+    assert quarantine.source_row.tolist() == [6]
