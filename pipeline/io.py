@@ -8,7 +8,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ def raw_table(
         raise CvmError(f"data.format is {fmt!r}; expected one of {', '.join(FORMATS)}")
     if not path.is_file():
         raise CvmError(f"{path}: file not found (data.path)")
+    check_readable(path)
     if path.stat().st_size == 0:
         raise CvmError(f"{path}: the file is empty; expected a transaction log")
     if fmt == "parquet":
@@ -269,12 +271,45 @@ def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:
             f"{path}: does not look like a transaction log with the columns data.mapping "
             f"names ({', '.join(wanted)}): its header has none of them"
         )
-    shown = ", ".join(map(str, found[:_SHOWN_COLUMNS]))
-    more = f" and {len(found) - _SHOWN_COLUMNS} more" if len(found) > _SHOWN_COLUMNS else ""
+    # only what looks like a column name is quoted: a crafted mapping may match the first line
+    # of a file that is no log (``/etc/passwd`` read as one column), whose text stays unsaid
+    names = [str(c) for c in found if _COLUMN_NAME.fullmatch(str(c))]
+    shown = ", ".join(names[:_SHOWN_COLUMNS]) or "no column name"
+    hidden = len(found) - min(len(names), _SHOWN_COLUMNS)
+    more = f" and {hidden} more not shown" if hidden else ""
     raise CvmError(
         f"{path}: missing column(s) {', '.join(missing)} named in data.mapping; "
         f"the file has {shown}{more}"
     )
+
+
+_COLUMN_NAME = re.compile(r"\w[\w .()#%-]{0,63}")
+
+
+def check_readable(path: Path) -> None:
+    """Refuse a log its reader may read only by privilege (root reading another user's private
+    file): its permission bits must let the invoking user read it, as owner, group or other."""
+    info = path.stat()
+    if os.getuid() == info.st_uid:
+        allowed = info.st_mode & stat.S_IRUSR
+    elif info.st_gid in {os.getgid(), *os.getgroups()}:
+        allowed = info.st_mode & stat.S_IRGRP
+    else:
+        allowed = info.st_mode & stat.S_IROTH
+    if not allowed:
+        raise CvmError(
+            f"{path}: its permissions ({stat.filemode(info.st_mode)}, owner uid {info.st_uid}, "
+            f"group gid {info.st_gid}) do not let this user (uid {os.getuid()}) read it; cvm "
+            "reads only a log its user may read by the file's permissions"
+        )
+
+
+def restrict_like(paths: Iterable[Path], source: Path) -> None:
+    """Give ``paths`` (copies of ``source``'s rows: the clean log, the quarantine) no more
+    access than ``source`` has: a private log does not leave world-readable copies."""
+    mode = source.stat().st_mode & 0o666
+    for path in paths:
+        os.chmod(path, path.stat().st_mode & mode)
 
 
 @contextmanager

@@ -107,6 +107,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             log.warning("ingest: extreme amounts (%s)", report["extreme_amounts"])
         if not rows_read == rows_kept + rows_quarantined == kept + sum(counts.values()):
             raise RuntimeError(f"ingest lost rows: {report}")
+        io.restrict_like([clean_tmp, quarantine_tmp], settings.source)
         io.write_json(report, report_tmp, atomic=False)
     return report
 

@@ -169,6 +169,48 @@ def test_bad_files_and_config_stop_with_a_clear_message(
     assert not (tmp_path / "data/interim").exists()
 
 
+PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+def test_a_message_never_quotes_the_first_line_of_a_file_that_is_no_log(
+    make_params, tmp_path, capsys
+):
+    """A data config crafted so that one mapped column is the whole first line of a system
+    file (read with blanks as separators) would have the message quote that line."""
+    first = PASSWD.splitlines()[0]
+    overrides = (
+        "data.format=whitespace",
+        f"data.mapping.customer_id='{first}'",
+        "data.mapping.quantity=null",
+    )
+    assert run_ingest(make_params, tmp_path, PASSWD, *overrides) == 2
+    err = capsys.readouterr().err
+    assert "missing column(s) when, value" in err and "1 more not shown" in err, err
+    assert "root:x" not in err and "/bin/bash" not in err
+
+
+def test_a_log_readable_only_by_privilege_is_refused(make_params, tmp_path, capsys):
+    """Its permissions do not let this user read it (root still could)."""
+    log = tmp_path / "log.csv"
+    log.write_text(HEADER + GOOD)
+    log.chmod(0o200)
+    params = make_params(f"data.path={log}", *CSV_MAPPING)
+    assert main(["stage", "ingest", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "do not let this user" in err and "--w-------" in err, err
+    assert not (tmp_path / "data/interim").exists()
+
+
+def test_the_copies_of_a_private_log_are_as_private(make_params, tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text(HEADER + GOOD + "c2,2024-01-06,twelve,1\n")
+    log.chmod(0o640)
+    assert run_ingest(make_params, tmp_path, log.read_text()) == 0  # rewrites it: mode kept
+    for name in ("transactions.parquet", "quarantine.parquet"):
+        mode = (tmp_path / "data/interim" / name).stat().st_mode & 0o777
+        assert mode & 0o007 == 0 and mode & 0o040, oct(mode)  # group may read, others not
+
+
 def test_missing_file_names_the_path(make_params, tmp_path, capsys):
     params = make_params(f"data.path={tmp_path}/nowhere.csv", *CSV_MAPPING)
     assert main(["stage", "ingest", "--params", str(params)]) == 2
