@@ -53,6 +53,7 @@ def _params(ctx: Context):
         f"paths.features_dir={ctx.output('tables')}",
         f"paths.features_report={ctx.output('report.json')}",
         f"paths.output_roots=['{ctx.log_dir}','{ctx.work}']",
+        f"paths.input_roots=['{ctx.log_dir}']",
     ]
     path = ctx.output("params.yaml")
     config.write_params(config.compose(overrides, ROOT / "conf"), path)

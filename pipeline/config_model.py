@@ -342,6 +342,7 @@ class Paths:
     segments: PathText
     state: PathText
     output_roots: listing(PathText, unique=True)  # folders outside the project outputs may use
+    input_roots: listing(PathText, unique=True)  # folders outside the project logs may be read in
 
 
 @settings

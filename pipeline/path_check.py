@@ -48,7 +48,13 @@ def problems(
     placed |= outputs
     allowed = [root, *(_at(root, Path(p)) for p in config.paths.output_roots)]
     real = {key: _at(root, path) for key, path in placed.items()}
-    found = []
+    readable = [root, *(_at(root, Path(p)) for p in config.paths.input_roots)]
+    found = [
+        f"{name} is '{source}'; expected a log inside the project folder ({root}) or under "
+        "paths.input_roots (add the folder it lies in)"
+        for name, source in sources.items()
+        if not any(_within(_at(root, source), r) for r in readable)
+    ]
     for key, path in placed.items():
         found += _misplaced(key, path, real[key], root, allowed)
         if real[key] != root:  # the project folder holds everything: one message is enough

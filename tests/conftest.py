@@ -66,12 +66,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+def input_roots(project: Path) -> str:
+    """The override declaring where the tests' logs lie outside their ``project``: the bundled
+    data, the test fixtures and the folder holding the project (the test's temporary one)."""
+    roots = (REPO / "data" / "raw", FIXTURES, project.parent)
+    return f"paths.input_roots=[{','.join(repr(str(r)) for r in roots)}]"
+
+
 def write_params(project: Path, *overrides: str) -> dict:
     """``conf/`` composed with ``overrides`` into ``project/params.yaml``; returns the config."""
     from pipeline import config
 
     project.mkdir(parents=True, exist_ok=True)
-    cfg = config.compose(list(overrides), REPO / "conf")
+    cfg = config.compose([input_roots(project), *overrides], REPO / "conf")
     config.write_params(cfg, project / "params.yaml")
     return cfg
 
@@ -102,7 +109,7 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
     def make(*overrides: str) -> Path:
         cfg = config.compose(
-            [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", *overrides],
+            [input_roots(tmp_path), f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", *overrides],
             REPO / "conf",
             validate=False,
         )

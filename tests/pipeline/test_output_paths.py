@@ -82,6 +82,25 @@ def test_a_symlink_to_the_log_s_folder_is_seen_through(project):
     ]
 
 
+def test_a_log_outside_the_project_is_read_only_from_a_declared_folder(project, tmp_path_factory):
+    """The probe: a crafted data config read a system file as a log."""
+    found = problems(project, "data.path=/etc/passwd")
+    assert found == [
+        f"data.path is '/etc/passwd'; expected a log inside the project folder ({project}) or "
+        "under paths.input_roots (add the folder it lies in)"
+    ]
+    elsewhere = tmp_path_factory.mktemp("exports")
+    log = elsewhere / "log.csv"
+    assert len(problems(project, f"data.path={log}")) == 1
+    assert problems(project, f"data.path={log}", f"paths.input_roots=['{elsewhere}']") == []
+    # --log too
+    write_sample_params(project)
+    with pytest.raises(CvmError, match="--log is '/etc/shadow'; expected a log inside"):
+        config.check_paths(config.load_params(project / "params.yaml"), Path("/etc/shadow"))
+    done = run_cvm(project, "params", "data=cdnow_sample", "data.path=/etc/shadow")
+    assert done.returncode == 2 and "paths.input_roots" in done.stderr, done.stderr
+
+
 def test_outputs_stay_inside_the_project_unless_a_root_is_declared(project, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     found = problems(project, f"paths.clean={elsewhere}/clean.parquet")

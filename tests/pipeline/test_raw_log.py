@@ -119,7 +119,7 @@ def test_an_unknown_engine_is_named(make_params, tmp_path, capsys):
     assert "engine.name is 'polars'; expected one of duckdb, spark" in capsys.readouterr().err
 
 
-def test_the_outputs_are_replaced_together(make_params, tmp_path):
+def test_the_outputs_are_replaced_together(make_params, tmp_path, capsys):
     log = tmp_path / "log.csv"
     log.write_text("customer_id,date,dollar_value,number_of_cds\n1,19970101,3,1\n")
     ok = make_params(f"data.path={log}", "data.format=csv", "tracking.enabled=false")
@@ -134,8 +134,9 @@ def test_the_outputs_are_replaced_together(make_params, tmp_path):
         "tracking.enabled=false",
         f"paths.quarantine={tmp_path}/blocked/quarantine.parquet",
     )
-    with pytest.raises(OSError):
-        main(["stage", "ingest", "--params", str(bad)])
+    assert main(["stage", "ingest", "--params", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "blocked" in err and "a file stands where a folder is needed" in err, err
     assert clean.read_bytes() == before
     assert sorted(p.name for p in clean.parent.iterdir()) == [
         "ingest_report.json",

@@ -21,7 +21,7 @@ import pytest
 from pipeline import config, engine, io
 from pipeline.cli import main
 from pipeline.errors import CvmError
-from tests.conftest import CDNOW_SAMPLE, CSV_MAPPING, REPO, read_raw
+from tests.conftest import CDNOW_SAMPLE, CSV_MAPPING, REPO, input_roots, read_raw
 
 pytestmark = pytest.mark.spark
 # the tests of the module's Spark session run on one pytest-xdist worker: one session to start
@@ -47,6 +47,7 @@ def params(directory: Path, *overrides: str, roots: tuple[Path, ...] = ()) -> Pa
         [
             "tracking.enabled=false",
             f"paths.output_roots=[{','.join(repr(str(r)) for r in (d, *roots))}]",
+            input_roots(d),
             f"retrain.lock_file={d}/cvm.lock",
             f"paths.clean={d}/interim/transactions.parquet",
             f"paths.quarantine={d}/interim/quarantine.parquet",
