@@ -17,11 +17,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fit_clv_master")]
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from tests.conftest import REPO
+    from tests.conftest import REPO, input_roots
 
     tmp = tmp_path_factory.mktemp("fit")
     cfg = config.compose(
         [
+            input_roots(tmp),
             f"data.path={CDNOW_MASTER}",
             f"tracking.uri=sqlite:///{tmp}/mlflow.db",
             "tracking.register=true",
@@ -29,12 +30,11 @@ def fitted(tmp_path_factory):
         REPO / "conf",
     )
     config.write_params(cfg, tmp / "params.yaml")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)
-    for stage in ("ingest", "features", "fit_clv"):
-        assert main(["stage", stage, "--params", str(tmp / "params.yaml")]) == 0
-    yield tmp
-    mp.undo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        for stage in ("ingest", "features", "fit_clv"):
+            assert main(["stage", stage, "--params", str(tmp / "params.yaml")]) == 0
+        yield tmp
 
 
 def test_the_master_log_is_ingested_whole(fitted):

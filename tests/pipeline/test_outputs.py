@@ -15,7 +15,7 @@ import pytest
 from pipeline import clv_store, config, outputs
 from pipeline.cli import main
 from pipeline.faults import VARIABLE
-from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm
+from tests.conftest import CDNOW_SAMPLE, REPO, input_roots, run_cvm
 
 WRITER = """
 import sys
@@ -104,7 +104,8 @@ def fitted_project(pipeline_outputs, make_params, tmp_path):
     )
     params = make_params(*common, "clv.method=map")
     assert _kinds(tmp_path) == ("bgnbd", "bgnbd", "bgnbd")
-    other = config.compose([*common, "clv.method=map", "clv.model=pareto_nbd"], REPO / "conf")
+    overrides = [input_roots(tmp_path), *common, "clv.method=map", "clv.model=pareto_nbd"]
+    other = config.compose(overrides, REPO / "conf")
     config.write_params(other, params.parent / "pareto.yaml")
     return params.parent
 
