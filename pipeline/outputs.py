@@ -91,11 +91,19 @@ def temporary(target: Path) -> Path:
 
 def stored(path: Path, state: Path) -> str:
     """``path`` as a journal in the folder ``state`` holds it: relative to ``state`` when it
-    lies in the project (``state``'s parent), absolute otherwise (a declared output root)."""
-    path, state = Path(os.path.abspath(path)), Path(os.path.abspath(state))
-    if state.parent in path.parents:
-        return os.path.relpath(path, state)
+    lies in the project with it (see :func:`_projects`), absolute otherwise (a declared output
+    root)."""
+    path = Path(os.path.abspath(path))
+    if any(project in path.parents for project in _projects(state)):
+        return os.path.relpath(path, os.path.abspath(state))
     return str(path)
+
+
+def _projects(state: Path) -> list[Path]:
+    """The folders that move with the journals' folder ``state``: its parent, and the working
+    directory (the project a command runs in) when it holds ``state``."""
+    state, here = Path(os.path.abspath(state)), Path.cwd()
+    return [state.parent, *([here] if here in state.parents else [])]
 
 
 def located(text: str, state: Path) -> Path:
@@ -127,7 +135,7 @@ def recover(state: Path, directories: Iterable[Path]) -> list[str]:
     """Finish the commits of killed runs and remove their temporaries; returns what was done.
 
     Only what a process that no longer runs left behind is touched, so a concurrent run's
-    outputs in progress are safe; and only in the project (``state``'s parent) or
+    outputs in progress are safe; and only in the project (:func:`_projects`) or
     ``directories``: a journal naming a file elsewhere (a copy's journal naming the original's
     files) is refused with a :class:`CvmError`.
     """
@@ -154,9 +162,9 @@ def recover(state: Path, directories: Iterable[Path]) -> list[str]:
 def _refuse_outside(
     journal: Path, moves: list[tuple[Path, Path]], state: Path, folders: set[Path]
 ) -> None:
-    project = Path(os.path.abspath(state)).parent
+    projects = _projects(state)
     for path in (p for move in moves for p in move):
-        if project not in path.parents and path.parent not in folders:
+        if not any(p in path.parents for p in projects) and path.parent not in folders:
             raise CvmError(
                 f"{journal} is the journal of a write a stopped command left unfinished; it "
                 f"names {path}, which is not among this project's outputs (a copy of another "

@@ -121,3 +121,18 @@ def test_a_run_of_a_dead_process_of_this_host_is_closed_without_the_lock(tmp_pat
     alive = client.create_run("1", tags=tracking.owner_tags()).info.run_id
     assert tracking.close_orphans(client, "1") == [dead]
     assert client.get_run(alive).info.status == "RUNNING"
+
+
+def test_a_journal_kept_in_a_subfolder_names_the_project_s_files_relative_to_it(
+    tmp_path, monkeypatch
+):
+    """``paths.state`` inside a subfolder: the outputs beside it still move with the project."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    state = project / "artifacts" / "state"
+    with outputs.atomic_outputs(project / "data" / "a.txt", state=state) as (a,):
+        a.write_text("new")
+        moved = outputs.stored(project / "data" / "a.txt", state)
+    assert moved == "../../data/a.txt"
+    assert outputs.located(moved, state) == project / "data" / "a.txt"
