@@ -213,13 +213,16 @@ COLUMN_DOCS: dict[str, str] = {
     "tenure_days": "Days since the first purchase.",
     "purchase_days": "Purchase days in total, the first included.",
     "total_spend": "Net spend in total.",
-    "p_alive": "Probability the customer is still active (purchase model), posterior mean.",
+    "p_alive": "Probability the customer has not dropped out for good (purchase model), "
+    "posterior mean. Not the chance of buying soon: under BG/NBD a one-time buyer has p_alive 1 "
+    "however long ago, and may still have a churn_probability near 1.",
     "expected_purchases": "Expected purchases over clv.prediction.horizon_days, posterior mean.",
     "expected_spend": "Expected spend per future purchase (Gamma-Gamma), posterior mean; null "
     "for a log without amounts.",
     "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean; null for a "
     "log without amounts.",
-    "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days.",
+    "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days "
+    "(see p_alive for how the two differ).",
     "value_tier": "Value tier from what tiers.by names (default CLV; tiers config), best first; "
     "without spend, from clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
@@ -227,7 +230,8 @@ COLUMN_DOCS: dict[str, str] = {
     "rfm_frequency": "Frequency quintile score (purchase days), 5 = most frequent.",
     "rfm_monetary": "Monetary quintile score (total spend), 5 = highest.",
     "rfm_score": "The three RFM scores as one number, e.g. 543.",
-    "rfm_segment": "Named RFM segment from the recency and frequency scores.",
+    "rfm_segment": "Named RFM segment from the recency and frequency scores alone (rfm_champions, "
+    "..., rfm_lost; the prefix tells them from the lifecycle stages).",
     "historical_value": "Value to date: net spend to date (margin to date where the features "
     "carry it); null for a log without amounts.",
     "value_at_risk": "clv x churn_probability: the value expected to leave if the customer "
@@ -235,7 +239,8 @@ COLUMN_DOCS: dict[str, str] = {
     "retention_priority": "Rank by value_at_risk, 1 = highest, no gaps, ties by customer_id; "
     "without amounts, by expected_purchases x churn_probability.",
     "value_segment": "Cell of the value matrix of historical_value x clv quantiles "
-    "(tiers.value_matrix); null for a log without amounts.",
+    "(tiers.value_matrix: stars, fading, rising, low_value by default); null for a log without "
+    "amounts.",
     "recommended_action": "Action for the value tier x lifecycle stage (tiers.actions), else "
     "tiers.actions.default.",
     "clv_model": "Identifier of the CLV model (registry version, or content hash).",

@@ -122,19 +122,21 @@ def lifecycle_stage(customers: pd.DataFrame, rules: LifecycleRules) -> pd.Series
     return pd.Series(pd.Categorical(stage, dtype=dtype), index=customers.index)
 
 
-# (segment, recency scores, frequency scores): the classic RFM grid; it covers all 25 cells once
+# (segment, recency scores, frequency scores): the classic RFM grid; it covers all 25 cells once.
+# The names carry the prefix ``rfm_``: several are lifecycle stages too (new, loyal, at_risk,
+# lost), which are decided otherwise (P(alive), the churn probability, repeats)
 RFM_SEGMENTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
-    ("champions", (4, 5), (4, 5)),
-    ("loyal", (3,), (4, 5)),
-    ("potential_loyalist", (4, 5), (2, 3)),
-    ("new", (5,), (1,)),
-    ("promising", (4,), (1,)),
-    ("need_attention", (3,), (3,)),
-    ("about_to_sleep", (3,), (1, 2)),
-    ("cannot_lose", (1, 2), (5,)),
-    ("at_risk", (1, 2), (3, 4)),
-    ("hibernating", (2,), (1, 2)),
-    ("lost", (1,), (1, 2)),
+    ("rfm_champions", (4, 5), (4, 5)),
+    ("rfm_loyal", (3,), (4, 5)),
+    ("rfm_potential_loyalist", (4, 5), (2, 3)),
+    ("rfm_new", (5,), (1,)),
+    ("rfm_promising", (4,), (1,)),
+    ("rfm_need_attention", (3,), (3,)),
+    ("rfm_about_to_sleep", (3,), (1, 2)),
+    ("rfm_cannot_lose", (1, 2), (5,)),
+    ("rfm_at_risk", (1, 2), (3, 4)),
+    ("rfm_hibernating", (2,), (1, 2)),
+    ("rfm_lost", (1,), (1, 2)),
 )
 
 

@@ -34,7 +34,7 @@ MARGIN_FEATURE = "total_margin"
 
 def _quadrant_names() -> dict[str, dict[str, str]]:
     return {
-        "high": {"high": "champions", "low": "fading"},
+        "high": {"high": "stars", "low": "fading"},
         "low": {"high": "rising", "low": "low_value"},
     }
 

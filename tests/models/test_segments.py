@@ -86,11 +86,11 @@ def test_rfm_scores_rank_recency_backwards():
     assert rfm.rfm_frequency.tolist() == [5, 4, 3, 2, 1]
     assert rfm.rfm_score.tolist() == [555, 444, 333, 222, 111]
     assert rfm.rfm_segment.tolist() == [
-        "champions",
-        "champions",
-        "need_attention",
-        "hibernating",
-        "lost",
+        "rfm_champions",
+        "rfm_champions",
+        "rfm_need_attention",
+        "rfm_hibernating",
+        "rfm_lost",
     ]
 
 

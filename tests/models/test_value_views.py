@@ -87,8 +87,8 @@ def test_quadrants_split_at_the_median_and_name_each_cell():
     clv = pd.Series([40.0, 10.0, 30.0, 20.0])
     cells = value_segment(history, clv, ValueMatrix())
     # low hist: c0 (high clv), c1 (low clv); high hist: c2 (high clv), c3 (low clv)
-    assert cells.tolist() == ["rising", "low_value", "champions", "fading"]
-    assert list(cells.cat.categories) == ["champions", "fading", "rising", "low_value"]
+    assert cells.tolist() == ["rising", "low_value", "stars", "fading"]
+    assert list(cells.cat.categories) == ["stars", "fading", "rising", "low_value"]
 
 
 def test_terciles_cut_both_axes_in_three():
@@ -115,7 +115,7 @@ def test_a_batch_is_placed_in_the_matrix_of_its_population():
     population = pd.DataFrame({"historical_value": np.arange(100.0), "clv": np.arange(100.0)})
     history, clv = pd.Series([10.0, 90.0, 95.0]), pd.Series([90.0, 10.0, 95.0])
     cells = value_segment(history, clv, ValueMatrix(), population)
-    assert cells.tolist() == ["rising", "fading", "champions"]
+    assert cells.tolist() == ["rising", "fading", "stars"]
     # among themselves, the same three customers split otherwise
     assert value_segment(history, clv, ValueMatrix()).tolist() != cells.tolist()
 
@@ -206,11 +206,11 @@ def test_the_segment_summary_adds_up_to_the_table_in_each_view():
     assert len(pairs) == 4 * 5
     cells = summary[summary["view"] == "value_matrix"]
     assert cells["value_segment"].tolist() == ValueMatrix().cell_names()
-    champions = full[full["value_segment"] == "champions"]
-    row = cells[cells["value_segment"] == "champions"].iloc[0]
-    assert row["customers"] == len(champions)
-    assert row["mean_clv"] == pytest.approx(champions["clv"].mean())
-    assert row["mean_churn_probability"] == pytest.approx(champions["churn_probability"].mean())
+    stars = full[full["value_segment"] == "stars"]
+    row = cells[cells["value_segment"] == "stars"].iloc[0]
+    assert row["customers"] == len(stars)
+    assert row["mean_clv"] == pytest.approx(stars["clv"].mean())
+    assert row["mean_churn_probability"] == pytest.approx(stars["churn_probability"].mean())
 
 
 def test_the_settings_survive_a_json_round_trip():

@@ -33,7 +33,7 @@ def test_the_committed_views_are_valid_and_terciles_too():
     assert problems() == []
     assert problems(value_matrix=TERCILES) == []
     views = config_check.validate(COMMITTED).tiers.views
-    assert views.matrix.cell_names() == ["champions", "fading", "rising", "low_value"]
+    assert views.matrix.cell_names() == ["stars", "fading", "rising", "low_value"]
     assert views.actions.table["platinum"]["at_risk"] == "retain: personal outreach"
 
 
@@ -134,9 +134,9 @@ def test_the_score_stage_writes_the_segment_summary_with_the_table(pipeline_outp
     assert sorted(table.retention_priority) == list(range(1, len(table) + 1))
     first = table.loc[table.retention_priority.idxmin()]
     assert first.value_at_risk == table.value_at_risk.max()
-    assert set(table.value_segment) == {"champions", "rising", "fading", "low_value"}
-    cell = summary[(summary.view == "value_matrix") & (summary.value_segment == "champions")]
-    assert cell.customers.item() == (table.value_segment == "champions").sum()
+    assert set(table.value_segment) == {"stars", "rising", "fading", "low_value"}
+    cell = summary[(summary.view == "value_matrix") & (summary.value_segment == "stars")]
+    assert cell.customers.item() == (table.value_segment == "stars").sum()
     at_risk = table[(table.value_tier == "platinum") & (table.lifecycle_stage == "at_risk")]
     assert (at_risk.recommended_action == "retain: personal outreach").all()
 
@@ -150,7 +150,7 @@ def test_the_report_shows_the_value_matrix_and_the_segments(pipeline_outputs):
         assert f"{cell.value_segment}: {cell.customers:,} customers, CLV " in html
     grid = html.index("<h2>Value matrix</h2>")
     # high historical value and high CLV first, as in the README
-    assert html.index("champions: ", grid) < html.index("low_value: ", grid)
+    assert html.index("stars: ", grid) < html.index("low_value: ", grid)
 
 
 def test_publishing_a_table_writes_its_summary_beside_it(pipeline_outputs, tmp_path):
