@@ -28,6 +28,7 @@ from pipeline.credentials import redact
 from pipeline.errors import CvmError
 
 NEW = "__cvm_new"  # suffix of a table being written
+AS_OF = "as_of_date"  # a day: DATE in the database
 SCHEMES = ("duckdb", "postgresql")
 
 
@@ -61,17 +62,30 @@ def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict
 
 
 @contextmanager
-def staged(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> Iterator[dict]:
+def staged(
+    frames: dict[str, pd.DataFrame],
+    settings: DatabaseSettings,
+    comments: dict[str, str] | None = None,
+) -> Iterator[dict]:
     """The new tables written (and committed) under temporary names before the block, and
     swapped in, all together, after it: what files published in the block wait for, so that
     a database that refuses the tables leaves the files as they were. The block failing drops
-    the staged tables; the swap failing after it names what stays. Yields the rows of each."""
+    the staged tables; the swap failing after it names what stays. Yields the rows of each.
+
+    A column ``as_of_date`` is a DATE; a column named in ``comments`` carries its text as the
+    column's comment (what a reader's SQL client shows)."""
     tables = {key: settings.tables[key] for key in frames}
     with _transaction(settings, "cannot write the new tables") as (con, load, schema):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for key, frame in frames.items():
-            con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(tables[key] + NEW)}")
-            load(con, frame, f"{schema}.{_quote(tables[key] + NEW)}")
+            new = f"{schema}.{_quote(tables[key] + NEW)}"
+            con.execute(f"DROP TABLE IF EXISTS {new}")
+            load(con, frame, new)
+            if AS_OF in frame.columns:
+                con.execute(f"ALTER TABLE {new} ALTER COLUMN {_quote(AS_OF)} TYPE DATE")
+            for column in set(comments or {}) & set(frame.columns):
+                text = comments[column].replace("'", "''")
+                con.execute(f"COMMENT ON COLUMN {new}.{_quote(column)} IS '{text}'")
     faults.checkpoint("database:written")
     try:
         yield {key: len(frame) for key, frame in frames.items()}
@@ -124,6 +138,7 @@ def scored_staged(table: pd.DataFrame, settings: DatabaseSettings | None) -> Ite
     """The scored table and its segment summary staged in the database for the block (see
     :func:`staged`; nothing without settings or a URL); every table carries the as-of date
     and the models that scored. Yields what is published."""
+    from models.scoring import COLUMN_DOCS
     from models.value_views import segment_summary
 
     if settings is None or settings.url is None:
@@ -131,7 +146,8 @@ def scored_staged(table: pd.DataFrame, settings: DatabaseSettings | None) -> Ite
         return
     stamp = ["as_of_date", "clv_model", "churn_model"]
     segments = segment_summary(table).assign(**{c: table[c].iloc[0] for c in stamp})
-    with staged({"customers": table, "segments": segments}, settings) as rows:
+    frames = {"customers": table, "segments": segments}
+    with staged(frames, settings, COLUMN_DOCS) as rows:
         tables = {key: f"{settings.schema}.{settings.tables[key]}" for key in rows}
         yield {"url": settings.where, "tables": tables, "rows": rows}
 

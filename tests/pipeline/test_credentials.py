@@ -28,7 +28,7 @@ from tests.conftest import REPO, run_cvm
             "postgresql://postgres:@/postgres?host=/tmp/pg",
             "postgresql://postgres:@/postgres?host=/tmp/pg",
         ),
-        ("duckdb:///data/published/cvm.duckdb", "duckdb:///data/published/cvm.duckdb"),
+        ("duckdb:///data/published/customers.duckdb", "duckdb:///data/published/customers.duckdb"),
         ("a time 12:30@noon, no URL", "a time 12:30@noon, no URL"),
     ],
 )

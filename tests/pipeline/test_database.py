@@ -24,7 +24,7 @@ TABLES = {"customers": "customers", "segments": "customer_segments"}
 def database(request, tmp_path, monkeypatch) -> DatabaseSettings:
     monkeypatch.chdir(tmp_path)
     if request.param == "duckdb":
-        return DatabaseSettings("duckdb:///published/cvm.duckdb", "cvm", TABLES)
+        return DatabaseSettings("duckdb:///published/customers.duckdb", "cvm", TABLES)
     # one schema per test: the server is shared by the session
     return DatabaseSettings(request.getfixturevalue("postgres"), tmp_path.name[-40:], TABLES)
 
@@ -92,6 +92,38 @@ def tables(database: DatabaseSettings) -> set[str]:
         return {r[0] for r in con.execute(query + "%s", [database.schema]).fetchall()}
 
 
+def test_the_tables_carry_dates_and_the_column_docs_readers_see(database):
+    """Readers found a TIMESTAMP for a day and no column comments; on the default DuckDB file
+    the documented query ``cvm.customers`` was ambiguous (its catalog was named cvm too)."""
+    from pipeline.database import staged
+
+    with staged({"customers": scored(1.0)}, database, {"clv": "The customer's value."}):
+        pass
+    if database.url.startswith("duckdb"):
+        import duckdb
+
+        with duckdb.connect("published/customers.duckdb", read_only=True) as con:
+            assert con.execute("select count(*) from cvm.customers").fetchone() == (3,)
+            found = con.execute(
+                "select column_name, data_type, comment from duckdb_columns() "
+                "where schema_name = 'cvm' and table_name = 'customers'"
+            ).fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(database.url) as con:
+            found = con.execute(
+                "select a.attname, format_type(a.atttypid, a.atttypmod), "
+                "col_description(a.attrelid, a.attnum) from pg_attribute a "
+                "where a.attrelid = %s::regclass and a.attnum > 0",
+                [f'"{database.schema}".customers'],
+            ).fetchall()
+    columns = {name: (kind.upper(), comment) for name, kind, comment in found}
+    assert columns["as_of_date"][0] == "DATE"
+    assert columns["clv"][1] == "The customer's value."
+    assert read(database, "customers").as_of_date.astype(str).tolist() == ["2024-06-30"] * 3
+
+
 def test_a_bad_url_is_named():
     settings = DatabaseSettings("mysql://db/cvm", "cvm", TABLES)
     with pytest.raises(CvmError, match="export.database.url is 'mysql://db/cvm'; expected"):
@@ -115,7 +147,7 @@ def test_the_score_stage_publishes_only_when_asked(pipeline_outputs, tmp_path, m
         params["export"]["database"]["from_pipeline"] = from_pipeline
         (project / "local.yaml").write_text(yaml.safe_dump(params))
         assert main(["stage", "score", "--params", "local.yaml"]) == 0
-        assert (project / "data/published/cvm.duckdb").exists() == from_pipeline
+        assert (project / "data/published/customers.duckdb").exists() == from_pipeline
     database = DatabaseSettings.from_config(params["export"]["database"])
     published = read(database, "customers").sort_values("customer_id", ignore_index=True)
     scored = pd.read_parquet(project / "data/scored/customers.parquet")
@@ -150,7 +182,7 @@ def test_a_database_that_refuses_the_tables_leaves_the_files_as_they_were(
         params["export"]["database"]["url"] = "postgresql://cvm@/cvm?host=/nonexistent/socket"
     else:
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_DUCKDB, "data/published/cvm.duckdb"],
+            [sys.executable, "-c", HOLD_DUCKDB, "data/published/customers.duckdb"],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -162,7 +162,9 @@ def assert_table_matches_champions(project: Path, log: Path, day: date) -> None:
     assert (project / DEFAULT_DATABASE.removeprefix("duckdb:///")).read_bytes() == production
 
 
-DEFAULT_DATABASE = "duckdb:///data/published/cvm.duckdb"  # export.database.url, in the project
+DEFAULT_DATABASE = (
+    "duckdb:///data/published/customers.duckdb"  # export.database.url, in the project
+)
 
 
 def assert_database_holds(url: str, table: pd.DataFrame) -> None:
@@ -176,7 +178,7 @@ def assert_database_holds(url: str, table: pd.DataFrame) -> None:
         np.testing.assert_allclose(found[column].to_numpy(float), expected[column].to_numpy(float))
     assert (found.clv_model == expected.clv_model.iloc[0]).all()
     segments = database.read(settings, "segments")
-    assert (segments.as_of_date == expected.as_of_date.iloc[0]).all()
+    assert (pd.to_datetime(segments.as_of_date) == expected.as_of_date.iloc[0]).all()  # a DATE
     assert segments.groupby("view").customers.sum().eq(len(table)).all()
 
 
