@@ -254,6 +254,12 @@ for _name in ("p_alive", "expected_purchases", "expected_spend", "clv"):
         )
 
 
+def total_or_none(values: pd.Series) -> float | None:
+    """The sum of a money column, ``None`` when it holds no value (a log without amounts): a
+    total of 0.0 would claim a value nobody predicted."""
+    return None if values.isna().all() else float(values.sum())
+
+
 def table_schema(table: pd.DataFrame) -> dict:
     """A JSON schema of the scored table: per column its type, description and nullability."""
     columns = []

@@ -13,6 +13,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+from models.scoring import total_or_none
 from pipeline import config, database, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -86,7 +87,7 @@ def run(
             "quarantine_share": share,
             "rows_after_as_of": later,
             "customers": len(table),
-            "total_clv": float(table.clv.sum()),
+            "total_clv": total_or_none(table.clv),
             "models": models.labels(),
             "scored": str(base.with_suffix(".parquet")),
             "database": published,

@@ -218,8 +218,8 @@ def _ended(tags: dict[str, str]) -> bool:
 def log_metrics(metrics: dict[str, float]) -> None:
     import mlflow
 
-    if mlflow.active_run() is not None:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    if mlflow.active_run() is not None:  # a figure without a value (None) is not logged
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
 
 
 def set_tags(tags: dict[str, str]) -> None:

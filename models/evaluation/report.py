@@ -6,6 +6,7 @@ import base64
 import html
 import io as bytes_io
 
+import numpy as np
 import pandas as pd
 
 from models.evaluation import plots
@@ -147,6 +148,8 @@ def report_page(
     aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
     holdout = evaluation["holdout_length"]
     has_spend = bool(scored.clv.notna().any())  # a log without amounts predicts no spend
+    if not has_spend:
+        tiers["clv"] = np.nan  # not 0.0: no money was predicted
     segments = pd.DataFrame(columns=["view"]) if segments is None else segments
     placed = segments.view == "value_matrix"
     placed &= segments["historical_level"].notna() if "historical_level" in segments else False

@@ -98,7 +98,10 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
             "quarantined_by_reason": dict(sorted(counts.items())),
             "customer_ids_trimmed": int(con.execute(trimmed_ids(classified)) or 0),
             "customers": int(totals.customers.iloc[0]),
-            "total_amount": round(float(totals.total.fillna(0.0).iloc[0]), 2),
+            # null for a log without amounts, as the README says (0.0 would be a value)
+            "total_amount": None
+            if mapping.amount is None
+            else round(float(totals.total.fillna(0.0).iloc[0]), 2),
             "distinct_amounts": int(totals.distinct.iloc[0]),
             "extreme_amounts": extremes,
             "as_of": _as_of(settings).isoformat(),

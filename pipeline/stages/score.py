@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from models.scoring import total_or_none
 from pipeline import (
     churn_store,
     clv_store,
@@ -63,7 +64,7 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     )
     summary = {
         "customers": len(table),
-        "total_clv": float(table.clv.sum()),
+        "total_clv": total_or_none(table.clv),
         "tiers": {str(k): int(v) for k, v in table.value_tier.value_counts(sort=False).items()},
         "lifecycle": {
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()

@@ -51,6 +51,10 @@ def test_a_log_without_amounts_runs_purchase_only(make_params, tmp_path):
     evaluation = json.loads((tmp_path / "reports/evaluation.json").read_text())
     assert set(evaluation["clv"]) == {"purchases"}
     assert "purchase-only" in (tmp_path / "reports/report.html").read_text()
+    # no money anywhere: null, not 0.0 (README: "money columns are null")
+    summary = json.loads((tmp_path / "reports/score_summary.json").read_text())
+    ingest = json.loads((tmp_path / "data/interim/ingest_report.json").read_text())
+    assert summary["total_clv"] is None and ingest["total_amount"] is None
 
 
 def _fit_clv_fails(make_params, tmp_path, capsys, log: pd.DataFrame) -> str:
