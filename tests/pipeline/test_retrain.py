@@ -103,17 +103,21 @@ def write(log: pd.DataFrame, path: Path) -> Path:
 
 
 def state(project: Path) -> dict:
-    """Everything a failed or idle run must leave alone: the scored table (bytes), the aliases,
-    the registered versions and the completed-run records."""
+    """Everything a failed or idle run must leave alone: the scored table (bytes), its rows in
+    the database, the aliases, the registered versions and the completed-run records."""
     uri = f"sqlite:///{project}/mlflow.db"
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     runs = project / "artifacts/retrain/runs"
+    db_file = project / DEFAULT_DATABASE.removeprefix("duckdb:///")
+    settings = DatabaseSettings(f"duckdb:///{db_file}", "cvm", {"customers": "customers"})
     return {
         "scored": {
             p.name: p.read_bytes()
             for p in sorted((project / "data/published").glob("customers.*"))
-            if p.is_file()
+            if p.is_file() and p != db_file  # its bytes move with any write: its rows below
         },
+        "database": db_file.is_file()
+        and database.read(settings, "customers").sort_values("customer_id").to_csv(index=False),
         "aliases": {n: dict(client.get_registered_model(n).aliases) for n in NAMES},
         "versions": {n: len(client.search_model_versions(f"name='{n}'")) for n in NAMES},
         "records": {p.parent.name: p.read_text() for p in sorted(runs.glob("*/summary.json"))},
@@ -317,8 +321,8 @@ def test_weekly_retraining_promotes_only_better_challengers(
     s = record(1, "good, table blocked", 1)
     assert s["status"] == "failed" and s["error"]["step"] == "publish"
     after = state(project)
-    assert {k: after[k] for k in ("scored", "aliases", "records")} == {
-        k: before[k] for k in ("scored", "aliases", "records")
+    assert {k: after[k] for k in ("scored", "database", "aliases", "records")} == {
+        k: before[k] for k in ("scored", "database", "aliases", "records")
     }
     # the challenger was registered before the failure, but never got an alias
     assert after["versions"] == {n: before["versions"][n] + 1 for n in NAMES}
