@@ -74,16 +74,24 @@ def _requirements() -> list[str]:
     return pins
 
 
-def signature(example: pd.DataFrame, output, params: dict | None = None, optional=()):
+def signature(
+    example: pd.DataFrame, output, params: dict | None = None, optional=(), checked=False
+):
     """The signature inferred from ``example`` and its ``output``, every numeric input column
     typed ``Any`` (integers and floats both pass MLflow's checks; the pyfunc casts them to the
-    dtypes of ``example``); ``optional`` names optional datetime columns."""
+    dtypes of ``example``); ``optional`` names optional datetime columns. With ``checked`` the
+    pyfunc checks the columns itself and MLflow requires none: MLflow's own message on a
+    missing column quotes the request's rows, customer data included."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
     inferred = mlflow.models.infer_signature(example, output, params=params)
     columns = [
-        ColSpec(AnyType(), spec.name) if example[spec.name].dtype.kind in "iuf" else spec
+        ColSpec(
+            AnyType() if example[spec.name].dtype.kind in "iuf" else spec.type,
+            spec.name,
+            required=not checked,
+        )
         for spec in inferred.inputs.inputs
     ]
     columns += [ColSpec(DataType.datetime, name, required=False) for name in optional]
@@ -195,6 +203,7 @@ def register_scorer(
         "as_of": as_of.isoformat(),
         "provenance": provenance,
         "dtypes": numeric_dtypes(features[inputs]),
+        "inputs": inputs,
     }
     with tempfile.TemporaryDirectory() as tmp:
         saved = {
@@ -208,7 +217,9 @@ def register_scorer(
             "scorer_model",
             ScorerPyfunc(),
             {key: str(path) for key, path in artifacts.items()},
-            signature(example, output, {"as_of_date": as_of.isoformat()}, ["as_of_date"]),
+            signature(
+                example, output, {"as_of_date": as_of.isoformat()}, ["as_of_date"], checked=True
+            ),
             model_names(tracking)["scorer"],
         )
 

@@ -10,6 +10,7 @@ sent as floats become integers, a column that is all missing in a batch becomes 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -112,6 +113,7 @@ class ScorerPyfunc(mlflow.pyfunc.PythonModel):
         self.as_of = date.fromisoformat(spec["as_of"])
         self.provenance = dict(spec["provenance"])
         self.dtypes = dict(spec["dtypes"])
+        self.inputs = list(spec.get("inputs", ["customer_id", *self.dtypes]))
         self.clv = FittedClv.load(Path(context.artifacts["clv"])).thinned(self.settings.max_draws)
         self.churn = ChurnModel.load(Path(context.artifacts["churn"]))
         self.reference = pd.read_parquet(context.artifacts["population"])
@@ -119,6 +121,12 @@ class ScorerPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         from models.scoring import score_customers
 
+        missing = [c for c in self.inputs if c not in model_input.columns]
+        if missing:  # named without quoting the request: its rows are customer data
+            raise ValueError(
+                f"the request lacks the column(s) {', '.join(missing)}; expected the scoring "
+                f"feature table's {len(self.inputs)} columns ({', '.join(self.inputs)})"
+            )
         features = coerce(model_input, self.dtypes)
         days = self._days(features, (params or {}).get("as_of_date"))
         parts = [
@@ -142,6 +150,13 @@ class ScorerPyfunc(mlflow.pyfunc.PythonModel):
     def _days(self, features: pd.DataFrame, param: str | None) -> pd.Series:
         """The as-of date of each row: its ``as_of_date``, else ``param``, else the fit date."""
         default = pd.Timestamp(param or self.as_of).normalize()
+        # MLflow fills in the param's default, the fit date: said, as it may not be meant
+        if "as_of_date" not in features.columns and param in (None, self.as_of.isoformat()):
+            logging.getLogger("cvm.scorer").warning(
+                "no as_of_date column or param: the rows are scored as of %s, the date the "
+                "models were fit for",
+                self.as_of,
+            )
         if "as_of_date" not in features.columns:
             return pd.Series(default, index=features.index)
         return pd.to_datetime(features["as_of_date"]).dt.normalize().fillna(default)

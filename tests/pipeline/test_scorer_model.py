@@ -160,6 +160,20 @@ def test_a_batch_of_one_time_buyers_scores_as_in_the_table(project, registry):
     assert model.unwrap_python_model().settings == settings.scoring
 
 
+def test_a_bad_request_names_what_is_missing_without_echoing_its_rows(project, registry, caplog):
+    """MLflow's own check quoted the request's rows (customer data) in its error; the scorer
+    checks its columns itself and names only them. A request without an as-of date is scored
+    as of the fit date, with a warning saying so."""
+    model = mlflow.pyfunc.load_model("models:/cvm-scorer/1")
+    rows = features(project).head(3).drop(columns="cutoff")
+    with pytest.raises(Exception, match="lacks the column.s. recency_days") as err:
+        model.predict(rows.drop(columns=["recency_days"]))
+    assert not any(str(c) in str(err.value) for c in rows.customer_id), str(err.value)
+    with caplog.at_level("WARNING", logger="cvm.scorer"):
+        model.predict(rows)
+    assert "no as_of_date column or param: the rows are scored as of 1998-06-30" in caplog.text
+
+
 def test_the_churn_model_takes_one_time_buyers_and_has_a_signature(project, registry):
     from pipeline import clv_store
 
