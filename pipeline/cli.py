@@ -254,11 +254,9 @@ def _command(args: argparse.Namespace) -> int:
     except lock.LockHeld as err:
         print(f"cvm: {err}", file=sys.stderr)
         return 5  # pipeline.retrain.EXIT_LOCKED
-    except CvmError as err:
-        print(f"cvm: error: {redact(str(err))}", file=sys.stderr)
-        return 2
     except Exception as err:
-        if (message := explain(err)) is None:
+        message = str(err) if isinstance(err, CvmError) else explain(err)
+        if message is None:
             raise  # a bug: its traceback
         print(f"cvm: error: {redact(message)}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ import pandas as pd
 
 from pipeline import faults
 from pipeline.credentials import redact
-from pipeline.errors import CvmError
+from pipeline.errors import CvmError, first_line
 
 NEW = "__cvm_new"  # suffix of a table being written
 AS_OF = "as_of_date"  # a day: DATE in the database
@@ -119,8 +119,7 @@ def _transaction(settings: DatabaseSettings, failing: str) -> Iterator[tuple[Any
     except CvmError:
         raise
     except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CvmError(f"{settings.where}: {failing} ({redact(first)})") from None
+        raise CvmError(f"{settings.where}: {failing} ({redact(first_line(err))})") from None
 
 
 def _scheme(settings: DatabaseSettings) -> str:

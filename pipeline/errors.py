@@ -26,19 +26,24 @@ class CvmError(Exception):
     """Bad input or config: the message names the file, row or key and what was expected."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (its type when it has none): what a message quotes
+    of a driver's or a library's error."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def explain(err: BaseException) -> str | None:
     """The message for ``err`` when a user can cause it and mend it (``None`` otherwise: a bug,
     whose traceback is wanted). Outputs are written whole or not at all, so each such failure
     leaves the previous outputs in place."""
     if isinstance(err, OSError) and err.errno in _OS_HINTS:
         where = f"{err.filename}: " if err.filename else ""
-        return f"{where}{err.strerror} ({_OS_HINTS[err.errno]}; the previous outputs are intact)"
+        return _os_message(f"{where}{err.strerror}", err.errno)
     kind = type(err).__module__.split(".")[0]
     if kind in ("duckdb", "_duckdb") and type(err).__name__ == "IOException":
         return _duckdb_io(str(err))
     if kind in ("sqlite3", "sqlalchemy"):
-        text = str(err.args[0] if err.args else err)
-        first = (text.strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err.args[0] if err.args else err)
         hint = _store_hint(first)
         return f"the MLflow tracking store (tracking.uri) cannot be used: {first} ({hint})"
     return None
@@ -53,9 +58,11 @@ def _duckdb_io(text: str) -> str | None:
         code = int(detail.get("errno", -1))
     except ValueError:
         return None
-    if code not in _OS_HINTS:
-        return None
-    return f"{detail.get('exception_message')} ({_OS_HINTS[code]}; the previous outputs are intact)"
+    return _os_message(detail.get("exception_message"), code) if code in _OS_HINTS else None
+
+
+def _os_message(what: str, code: int) -> str:
+    return f"{what} ({_OS_HINTS[code]}; the previous outputs are intact)"
 
 
 def _store_hint(message: str) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import CvmError
+from pipeline.errors import CvmError, first_line
 from pipeline.progress import Progress
 
 FORMATS = ("csv", "whitespace", "parquet")
@@ -117,7 +117,7 @@ def _count_rows(con, path: Path, fmt: str, fields, columns: list[str]) -> int:
         with engine.query_progress(con, f"{path.name}: parse", _megabytes(path), "MB"):
             found = check.execute().iloc[0]
     except Exception as err:  # the engine could not read the file
-        raise CvmError(f"{path}: cannot read the {fmt} file: {_first_line(err)}") from None
+        raise CvmError(f"{path}: cannot read the {fmt} file: {first_line(err)}") from None
     rows, unfit = int(found["rows"]), int(0 if pd.isna(found["unfit"]) else found["unfit"])
     if rows == 0:
         raise CvmError(f"{path}: no data rows; expected at least one transaction")
@@ -254,10 +254,6 @@ def _header_names(first: str, fmt: str, delimiter: str) -> list[str]:
     import csv
 
     return next(csv.reader([first], delimiter=delimiter), [])
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _check_columns(path: Path, wanted: list[str], found: list[str]) -> None:

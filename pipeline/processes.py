@@ -13,10 +13,9 @@ import os
 import psutil
 
 
-def identity(pid: int | None = None) -> str:
-    """``<pid>-<start time in centiseconds>`` of process ``pid`` (this one by default)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}-{_started(pid)}"
+def identity() -> str:
+    """``<pid>-<start time in centiseconds>`` of this process."""
+    return f"{os.getpid()}-{_started(os.getpid())}"
 
 
 def running(name: str) -> bool:

@@ -61,11 +61,13 @@ def write_table(
     guard_formulas: bool = True,
     segments: Path | None = None,
     extra: dict[Path, dict] | None = None,
-) -> None:
+    database: DatabaseSettings | None = None,
+) -> dict | None:
     """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), its segment
     summary's two at ``segments`` (default ``<base>_segments``) and the ``extra`` JSON files, all
-    at once. A table without the value views (not from :func:`models.scoring.score_customers`)
-    has no summary."""
+    at once; with ``database``, its copy there too, staged before the files
+    (:func:`pipeline.database.scored_staged`). A table without the value views (not from
+    :func:`models.scoring.score_customers`) has no summary. Returns what the database got."""
     from models.scoring import table_schema
     from models.value_views import SUMMARY_READS, segment_summary
 
@@ -74,7 +76,10 @@ def write_table(
     if summary is not None:
         files += segment_files(segments or segments_beside(base)).values()
     extra = extra or {}
-    with outputs.atomic_outputs(*files, *extra, state=state) as temps:
+    with (
+        scored_staged(table, database) as published,
+        outputs.atomic_outputs(*files, *extra, state=state) as temps,
+    ):
         io.write_table_files(
             table,
             table_schema(table),
@@ -85,6 +90,7 @@ def write_table(
         )
         for temp, content in zip(temps[len(files) :], extra.values(), strict=True):
             io.write_json(content, temp, atomic=False)
+    return published
 
 
 def publish_with_aliases(
@@ -98,8 +104,8 @@ def publish_with_aliases(
     before: list[list],
     database: DatabaseSettings,
 ) -> dict | None:
-    """Replace the scored table at ``base`` (and its copy in the ``database``, staged before the
-    files: :func:`pipeline.database.scored_staged`), then move the registry aliases to ``after``
+    """Replace the scored table at ``base`` (and its copy in the ``database``: :func:`write_table`),
+    then move the registry aliases to ``after``
     (rows ``[model name, alias, version]``), behind a journal: a command stopped anywhere in
     between (even killed) leaves it to :func:`recover`, which moves them forward when the table
     in place is the new one (its model columns are ``labels``) and back to ``before``
@@ -113,8 +119,7 @@ def publish_with_aliases(
     io.write_json(plan, state / JOURNAL)
     faults.checkpoint("publish:journal")
     try:
-        with scored_staged(table, database) as published:
-            write_table(table, base, state, guard_formulas)
+        published = write_table(table, base, state, guard_formulas, database=database)
         faults.checkpoint("publish:table")
     finally:
         recover(state, client)

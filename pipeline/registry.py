@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 
 from pipeline import churn_store, clv_store, serving
-from pipeline.errors import CvmError
+from pipeline.errors import CvmError, first_line
 from pipeline.serving import ChurnPyfunc, ClvModel, ScorerPyfunc
 
 # versions registered before the pyfuncs moved to pipeline.serving unpickle these names from here
@@ -376,8 +376,8 @@ def _load(name: str, version: str):
     try:
         return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     except (mlflow.exceptions.MlflowException, OSError, EOFError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CvmError(
-            f"{name} version {version}: its registered files cannot be loaded ({first}); restore "
+            f"{name} version {version}: its registered files cannot be loaded "
+            f"({first_line(err)}); restore "
             "the artifact store, or register new models with `cvm retrain`"
         ) from None

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from models.scoring import total_or_none
-from pipeline import config, database, lock, outputs, publication, registry, staging, tracking
+from pipeline import config, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
 
@@ -77,8 +77,9 @@ def run(
         publication.check_table(table, len(features), models.labels())
         # a table written elsewhere (--out) leaves the production tables alone
         production = settings.database if out is None else None
-        with database.scored_staged(table, production) as published:
-            publication.write_table(table, base, settings.catalog.state, settings.guard_formulas)
+        published = publication.write_table(
+            table, base, settings.catalog.state, settings.guard_formulas, database=production
+        )
         summary = {
             "log": str(source),
             "log_sha256": sha256,

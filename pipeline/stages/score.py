@@ -14,7 +14,6 @@ from pipeline import (
     churn_store,
     clv_store,
     config,
-    database,
     engine,
     io,
     publication,
@@ -72,15 +71,15 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     }
     # cvm score and cvm retrain publish to the database; the pipeline only when asked
     database_settings = settings.database if settings.database.from_pipeline else None
-    with database.scored_staged(table, database_settings) as published:
-        publication.write_table(
-            table,
-            catalog.scored,
-            catalog.state,
-            settings.guard_formulas,
-            segments=catalog.segments,
-            extra={catalog.score_summary: summary},
-        )
+    published = publication.write_table(
+        table,
+        catalog.scored,
+        catalog.state,
+        settings.guard_formulas,
+        segments=catalog.segments,
+        extra={catalog.score_summary: summary},
+        database=database_settings,
+    )
     with tracker.run("score", {"provenance": provenance}):
         tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
         tracking.log_dict(summary | {"database": published}, "score_summary.json")
