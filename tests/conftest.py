@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -73,14 +76,43 @@ def input_roots(project: Path) -> str:
     return f"paths.input_roots=[{','.join(repr(str(r)) for r in roots)}]"
 
 
-def write_params(project: Path, *overrides: str) -> dict:
-    """``conf/`` composed with ``overrides`` into ``project/params.yaml``; returns the config."""
+def write_params(project: Path, *overrides: str, new_store: bool = False) -> dict:
+    """``conf/`` composed with ``overrides`` into ``project/params.yaml``; returns the config.
+    The project's MLflow store starts as a copy of an empty one (:func:`seed_store`) unless
+    ``new_store``: then MLflow creates it when the project first runs."""
     from pipeline import config
 
     project.mkdir(parents=True, exist_ok=True)
     cfg = config.compose([input_roots(project), *overrides], REPO / "conf")
     config.write_params(cfg, project / "params.yaml")
+    if not new_store:
+        seed_store(project, cfg)
     return cfg
+
+
+def seed_store(project: Path, cfg: dict) -> None:
+    """With tracking on and the MLflow store a SQLite file in ``project`` that does not exist
+    yet, that file as MLflow creates it (its tables, the default experiment), copied from one it
+    created once in this process: MLflow spends about 2 s migrating a new store's schema."""
+    tracking = cfg["tracking"]
+    if not tracking["enabled"] or not tracking["uri"].startswith("sqlite:///"):
+        return
+    store = project / tracking["uri"].removeprefix("sqlite:///")
+    if store.parent.resolve() == project.resolve() and not store.exists():
+        shutil.copyfile(_empty_store(), store)
+
+
+@functools.cache
+def _empty_store() -> Path:
+    import mlflow
+
+    folder = Path(tempfile.mkdtemp(prefix="cvm-tests-store-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    client.search_experiments()  # the tracking store's tables
+    client.search_registered_models()  # the registry's
+    return folder / "mlflow.db"
 
 
 def read_raw(path: Path, fmt: str, columns: list[str], **options):
@@ -115,6 +147,7 @@ def make_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         )
         path = tmp_path / "params.yaml"
         config.write_params(cfg, path)
+        seed_store(tmp_path, cfg)
         monkeypatch.chdir(tmp_path)
         return path
 
@@ -156,7 +189,8 @@ SAMPLE_RUN = ("data=cdnow_sample", f"data.path={CDNOW_SAMPLE}", "clv.method=map"
 @pytest.fixture(scope="session")
 def pipeline_outputs(tmp_path_factory) -> Path:
     """`cvm run` on the CDNOW sample (MAP fits, models registered) in a project directory of
-    its own, whose MLflow store is the project's (``sqlite:///mlflow.db``, the default).
+    its own, whose MLflow store is the project's (``sqlite:///mlflow.db``, the default), created
+    by the run itself.
 
     One run serves every test that reads a complete run's outputs, its MLflow records or its
     registered models. Read-only: a test that writes copies it first (``shutil.copytree``; the
@@ -164,7 +198,7 @@ def pipeline_outputs(tmp_path_factory) -> Path:
     """
 
     def build(project: Path) -> None:
-        write_params(project, *SAMPLE_RUN, "tracking.register=true")
+        write_params(project, *SAMPLE_RUN, "tracking.register=true", new_store=True)
         done = run_cvm(project, "run")
         assert done.returncode == 0, done.stderr[-3000:]
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, built_once
+from tests.cvm_forks import command_on_path
 
 pytestmark = [pytest.mark.dvc, pytest.mark.xdist_group("dvc")]
 
@@ -30,7 +31,11 @@ PROJECT_FILES = [
 
 
 def sh(cwd: Path, *cmd: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    """``cmd`` run in ``cwd``; the `cvm` it (or the stages DVC runs) starts is a child of the
+    tests' fork server (:mod:`tests.cvm_forks`): the stages as `cvm` runs them, without a fresh
+    interpreter importing the pipeline for each."""
+    path = f"{command_on_path()}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
@@ -66,7 +71,7 @@ def _build_experiment(root: Path) -> None:
         text = (root / path).read_text()
         assert old in text, f"{path} no longer holds {old!r}"
         (root / path).write_text(text.replace(old, new))
-    sh(root, "cvm", "params")
+    sh(root, str(Path(sys.executable).parent / "cvm"), "params")  # the installed command itself
     sh(root, "git", "init", "-q")
     (root / ".git/info/exclude").write_text(".out/\n")
     git_commit(root, "project")

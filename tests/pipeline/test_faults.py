@@ -152,10 +152,9 @@ def test_two_runs_from_scratch_write_the_same_bytes(two_logs, tmp_path):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("kind", ["before_commit", "renamed:1"])
-def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path, stage, kind):
-    where = point(stage, kind)
-    assert where in two_logs["points"]  # the point exists and the uninterrupted run passed it
+def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path, stage):
+    """Killed before the stage's commit, then between its renames: each time the stage's outputs
+    are all X's run, then all Y's; the next run finishes the stage."""
     # X's project, the log switched to Y and the stages before this one run on it: what the
     # run killed in this stage had done; the process killed runs this stage (the run itself
     # for the first stage)
@@ -163,20 +162,22 @@ def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path
     shutil.copytree(two_logs["root"] / f"y{STAGES.index(stage)}", project)
     assert config.load_params(project / "params.yaml")["data"]["path"] == str(two_logs["y_log"])
     command = ("run",) if stage == STAGES[0] else ("stage", stage)
-    killed = cvm(project, *command, kill_at=where)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert leftovers(project)  # killed in the middle of a write
-
-    # what every run does first; then each stage's outputs are one run's, whole
-    cat = catalog(project)
-    outputs.recover(cat.state, cat.directories())
-    found = fingerprints(project)
     before = STAGES[: STAGES.index(stage)]
-    assert {s: found[s] for s in before} == {s: two_logs["y"][s] for s in before}
-    expected = two_logs["x"] if kind == "before_commit" else two_logs["y"]
-    assert found[stage] == expected[stage]
-    for later in STAGES[STAGES.index(stage) + 1 :]:
-        assert found[later] == two_logs["x"][later]
+    for kind, expected in (("before_commit", two_logs["x"]), ("renamed:1", two_logs["y"])):
+        where = point(stage, kind)
+        assert where in two_logs["points"]  # the point exists and the uninterrupted run passed it
+        killed = cvm(project, *command, kill_at=where)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert leftovers(project)  # killed in the middle of a write
+
+        # what every run does first; then each stage's outputs are one run's, whole
+        cat = catalog(project)
+        outputs.recover(cat.state, cat.directories())
+        found = fingerprints(project)
+        assert {s: found[s] for s in before} == {s: two_logs["y"][s] for s in before}, kind
+        assert found[stage] == expected[stage], kind
+        for later in STAGES[STAGES.index(stage) + 1 :]:
+            assert found[later] == two_logs["x"][later], kind
 
     # the next run finishes the stage: Y's outputs, nothing left behind, no run left RUNNING
     again = cvm(project, "stage", stage)
@@ -184,7 +185,7 @@ def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path
     assert fingerprints(project)[stage] == two_logs["y"][stage]
     assert not leftovers(project)
     assert not runs_with_status(project)
-    if command == ("run",):  # the killed `cvm run`'s own parent run was closed too
+    if command == ("run",):  # the killed `cvm run`s' own parent runs were closed too
         closed = runs_with_status(project, "KILLED")
         assert "pipeline" in {r.data.tags["cvm.stage"] for r in closed}
 

@@ -24,12 +24,14 @@ def test_a_command_exits_5_naming_the_holder_and_writes_nothing(
     make_params, tmp_path, capsys, command
 ):
     make_params(*SAMPLE)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}  # params.yaml, the store
     with lock.exclusive(tmp_path / "artifacts/retrain/cvm.lock", "cvm run"):
         assert main(command) == 5
     err = capsys.readouterr().err
     assert f"is locked by `cvm run` (pid {os.getpid()} on " in err
     assert "another cvm run is in progress; this one did nothing" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "params.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "artifacts"])
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
 
 
 def test_a_stage_waits_for_the_holder_with_wait(make_params, tmp_path):
