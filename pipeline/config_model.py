@@ -250,6 +250,7 @@ class Drift:
     warn: PositiveNumber
     breach: PositiveNumber
     action: Literal["report", "block", "fail"]
+    dated: listing(Column, unique=True) = ()  # features counting days back from the as-of date
 
     @model_rules
     def _warn_before_breach(self) -> list[str]:
@@ -258,6 +259,16 @@ class Drift:
         return [
             f"retrain.drift.warn is {self.warn!r}; expected at most retrain.drift.breach "
             f"({self.breach!r})"
+        ]
+
+    @model_rules
+    def _dated_are_features(self) -> list[str]:
+        stray = [c for c in self.dated if c not in (self.features or ())]
+        if not stray:
+            return []
+        return [
+            f"retrain.drift.dated names {', '.join(stray)}; expected columns of "
+            "retrain.drift.features"
         ]
 
 

@@ -109,7 +109,7 @@ def retrain(state: RetrainRun) -> int:
     champion_table = None
     if champion:
         champion_table = publish.score_with(state, current, champion["versions"], checked.as_of)
-    drift = compare.drift(state, champion, current, champion_table)
+    drift = compare.drift(state, champion, current, champion_table, checked.as_of)
 
     challenger.fit_challenger(state, checked)
     challenger_eval, champion_eval = compare.evaluate_both(state, checked, champion)

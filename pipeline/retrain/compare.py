@@ -63,10 +63,10 @@ def _download_release(run: RetrainRun, run_id: str):
     return directory  # download_artifacts keeps the last part of each path
 
 
-def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table) -> dict:
-    """Population stability of the key features and of the champion's scores, today against
-    the champion's training data, into the summary; raises :class:`DriftFailure` on a breach
-    with action fail."""
+def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table, as_of: date) -> dict:
+    """Population stability of the key features and of the champion's scores, today (``as_of``)
+    against the champion's training data, into the summary; raises :class:`DriftFailure` on a
+    breach with action fail."""
     from models import drift as psi
 
     settings = run.retrain
@@ -89,7 +89,11 @@ def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table) -> d
     limits = (settings.drift.warn, settings.drift.breach)
     result["reference_as_of"] = champion["as_of"].isoformat()
     result["features"] = psi.drift_table(
-        reference.get("features", {}), current, list(settings.drift.features or ()), *limits
+        reference.get("features", {}),
+        current,
+        list(settings.drift.features or ()),
+        *limits,
+        as_of=as_of,
     )
     result["scores"] = psi.drift_table(
         reference.get("scores", {}), champion_table, list(settings.drift.scores or ()), *limits
@@ -107,7 +111,14 @@ def drift(run: RetrainRun, champion, current: pd.DataFrame, champion_table) -> d
         }
     )
     for name in result["breaches"] + result["warnings"]:
-        log.warning("retrain: drift (%s) in %s", rows[name]["status"], name)
+        row = rows[name]
+        log.warning(
+            "retrain: drift (%s) in %s (PSI %.3g, %s form)",
+            row["status"],
+            name,
+            row["psi"],
+            row["form"],
+        )
     run.summary["drift"] = result
     if result["status"] == "breach" and settings.drift.action == "fail":
         raise DriftFailure(

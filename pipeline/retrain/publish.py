@@ -30,7 +30,11 @@ def log_release(run: RetrainRun, feed: Feed, current: pd.DataFrame, table) -> No
     profile = {
         "as_of": feed.as_of.isoformat(),
         "features": drift.profiles(
-            current, list(settings.drift.features or ()), settings.drift.bins
+            current,
+            list(settings.drift.features or ()),
+            settings.drift.bins,
+            settings.drift.dated,
+            feed.as_of,
         ),
     }
     if table is not None:

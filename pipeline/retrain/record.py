@@ -177,6 +177,9 @@ class RetrainRun:
             params=[Param(k, str(v)) for k, v in params.items() if v is not None],
         )
         self.client.log_dict(self.run_id, s, "retrain_summary.json")
+        if "evaluation" in s:  # the promotion table of a run that compared, refused or not
+            table = s["evaluation"] | {"decision": s.get("decision")}
+            self.client.log_dict(self.run_id, table, "promotion_table.json")
         self.client.set_terminated(self.run_id, status)
 
     def append_history(self) -> None:

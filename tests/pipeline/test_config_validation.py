@@ -233,6 +233,10 @@ RULE_CASES = [
         {"retrain.drift.warn": 0.3},
         "retrain.drift.warn is 0.3; expected at most retrain.drift.breach (0.25)",
     ),
+    (
+        {"retrain.drift.dated": ["tenure_days", "age_days"]},
+        "retrain.drift.dated names age_days; expected columns of retrain.drift.features",
+    ),
 ]
 
 

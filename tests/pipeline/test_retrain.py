@@ -34,7 +34,13 @@ FIRST_AS_OF = START + timedelta(days=630)  # 2024-09-23, a Monday: one as-of dat
 BASE = {"r": 0.6, "alpha": 3.0, "a": 0.7, "b": 4.0}
 SHIFTED = {"r": 0.6, "alpha": 0.6, "a": 0.7, "b": 4.0}  # five times the purchase rate
 CHEAP_SPEND = (("p", 6.25), ("q", 3.74), ("gamma", 30.0))  # half the spend per purchase
-NAMES = ("cvm-clv", "cvm-churn", "cvm-scorer")  # the scorer's aliases move with the pair's
+NAMES = ("cvm-clv", "cvm-churn", "cvm-scorer")
+RULE_NAMES = (
+    "churn_roc_auc",
+    "churn_brier",
+    "clv_purchases_mae",
+    "clv_purchases_gini",
+)  # the scorer's aliases move with the pair's
 
 FAST = (
     "data=simulated",
@@ -335,6 +341,8 @@ def test_weekly_retraining_promotes_only_better_challengers(
     s = record(1, "good", 0)
     assert_rule_followed(s)
     assert s["decision"]["promoted"] and s["drift"]["status"] == "ok"
+    forms = {name: row["form"] for name, row in s["drift"]["features"].items()}
+    assert forms["tenure_days"] == forms["recency_days"] == "date" and forms["frequency"] == "value"
     assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3", "cvm-scorer": "3"}
     assert_table_matches_champions(project, log1, as_of(1))
 
@@ -382,12 +390,25 @@ def test_weekly_retraining_promotes_only_better_challengers(
     assert_table_matches_champions(project, log3, as_of(3))
 
     # every decision is in MLflow: one retrain run per attempt, the stage runs its children
-    client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
+    uri = f"sqlite:///{project}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("cvm")
     runs = client.search_runs([experiment.experiment_id], "tags.`cvm.stage` = 'retrain'")
     decisions = sorted(r.data.tags.get("cvm.decision") for r in runs)
     assert decisions.count("promoted") == 2 and decisions.count("kept") == 2
     assert decisions.count("failed") == 5
+    for run in runs:  # the promotion table of every run that compared, the refused ones too
+        if run.data.tags["cvm.decision"] in ("promoted", "kept"):
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="promotion_table.json", tracking_uri=uri
+            )
+            promotion = json.loads(Path(path).read_text())
+            assert [row["metric"] for row in promotion["metrics"]] == list(RULE_NAMES)
+            assert all(
+                {"challenger", "champion", "limit", "worse"} <= set(r) for r in promotion["metrics"]
+            )
+            promoted = run.data.tags["cvm.decision"] == "promoted"
+            assert promotion["decision"]["promoted"] == promoted
     promoted = next(r for r in runs if r.data.tags["cvm.decision"] == "promoted")
     children = client.search_runs(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{promoted.info.run_id}'"

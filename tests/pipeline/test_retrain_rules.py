@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from models import drift
 from models.promotion import MetricRule, compare, lookup, missing_paths, worse_metrics
 from pipeline import lock
+from tests.conftest import CDNOW_MASTER
 
 
 def test_psi_of_a_population_against_itself_is_zero():
@@ -32,6 +34,75 @@ def test_psi_matches_the_formula_and_grows_with_the_shift():
     assert 0.002 < small < 0.1 < 0.25 < large
     assert drift.status(small, 0.1, 0.25) == "ok" and drift.status(large, 0.1, 0.25) == "breach"
     assert drift.status(0.12, 0.1, 0.25) == "warn"
+
+
+def _recency_and_tenure(log: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    days = log[log.date <= pd.Timestamp(as_of)].groupby("customer_id").date.agg(["min", "max"])
+    back = pd.Timestamp(as_of) - days
+    return pd.DataFrame({"tenure_days": back["min"].dt.days, "recency_days": back["max"].dt.days})
+
+
+def test_days_before_the_as_of_date_are_compared_as_the_day_they_point_to():
+    """CDNOW's customers all arrived in its first quarter: a quarter later every tenure and most
+    recencies are 91 days longer. As values they breach; as the first and last purchase days
+    they hold still (tenure exactly: nobody arrives), or move by who bought since (recency)."""
+    log = pd.read_csv(
+        CDNOW_MASTER,
+        sep=r"\s+",
+        skiprows=1,
+        names=["customer_id", "date", "cds", "amount"],
+        dtype={"customer_id": str, "date": str},
+    )
+    log["date"] = pd.to_datetime(log.date, format="%Y%m%d")
+    before, after = date(1997, 9, 30), date(1997, 12, 30)
+    columns = ["tenure_days", "recency_days"]
+    reference, current = _recency_and_tenure(log, before), _recency_and_tenure(log, after)
+    as_values = drift.drift_table(drift.profiles(reference, columns), current, columns)
+    as_days = drift.drift_table(
+        drift.profiles(reference, columns, dated=columns, as_of=before),
+        current,
+        columns,
+        as_of=after,
+    )
+    assert {c: row["form"] for c, row in as_values.items()} == dict.fromkeys(columns, "value")
+    assert {c: row["form"] for c, row in as_days.items()} == dict.fromkeys(columns, "date")
+    assert as_values["tenure_days"]["psi"] > 5 and as_values["recency_days"]["psi"] > 1
+    assert as_days["tenure_days"]["psi"] == pytest.approx(0.0, abs=1e-9)
+    assert 0.01 < as_days["recency_days"]["psi"] < 0.25  # the quarter's buyers, no breach
+    # a week later only that week's buyers move
+    week = drift.drift_table(
+        drift.profiles(reference, columns, dated=columns, as_of=before),
+        _recency_and_tenure(log, date(1997, 10, 7)),
+        columns,
+        as_of=date(1997, 10, 7),
+    )
+    assert max(row["psi"] for row in week.values()) < 0.01
+    with pytest.raises(ValueError, match="tenure_days: the date form needs the as-of date"):
+        drift.drift_table(
+            drift.profiles(reference, columns, dated=columns, as_of=before), current, columns
+        )
+
+
+def test_new_customers_move_the_date_form_of_tenure():
+    rng = np.random.default_rng(3)
+    first_days = rng.integers(0, 700, 3000)  # customers arriving over two years
+    as_of = date(2024, 12, 1)
+    reference = pd.DataFrame({"tenure_days": 700 - first_days})
+    arrivals = pd.DataFrame({"tenure_days": rng.integers(0, 7, 1500)})  # a week's campaign
+    current = pd.concat([reference + 7, arrivals])
+    profile = drift.profiles(reference, ["tenure_days"], dated=["tenure_days"], as_of=as_of)
+    later = as_of + timedelta(days=7)
+    quiet = drift.drift_table(profile, reference + 7, ["tenure_days"], as_of=later)
+    busy = drift.drift_table(profile, current, ["tenure_days"], as_of=later)
+    assert quiet["tenure_days"]["psi"] == pytest.approx(0.0, abs=1e-9)
+    assert busy["tenure_days"]["status"] == "breach"
+
+
+def test_a_profile_without_a_form_is_compared_as_values():
+    values = pd.DataFrame({"tenure_days": np.arange(100.0)})
+    old = {"tenure_days": drift.profile(values.tenure_days)}  # as a release before forms held it
+    row = drift.drift_table(old, values, ["tenure_days"], as_of=date(2024, 1, 1))["tenure_days"]
+    assert row["form"] == "value" and row["psi"] == pytest.approx(0.0)
 
 
 def test_point_masses_and_missing_values_get_their_own_bins():
