@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from models.btyd import family
-from pipeline import config, lock, tracking
+from pipeline import config, lock, logs, tracking
 from pipeline.credentials import redact
 from pipeline.errors import CvmError, explain
 
@@ -111,8 +111,8 @@ def _retrain(args: argparse.Namespace) -> int:
     code, summary = retrain.run(cfg, args.log, as_of, args.wait)
     if summary.get("status") == "failed":
         if summary["error"].get("traceback"):
-            print(summary["error"]["traceback"], file=sys.stderr)
-        print(f"cvm: error: retrain {summary['message']}", file=sys.stderr)
+            logs.error(summary["error"]["traceback"])
+        logs.error(f"cvm: error: retrain {summary['message']}")
     else:
         print(f"cvm retrain: {summary['message']}")
     return code
@@ -202,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
         "default: retrain.scored (paths.scored)",
     )
     p_score.add_argument("--as-of", help="YYYY-MM-DD; default: the log's last transaction day")
+    for p in sub.choices.values():
+        p.add_argument("--quiet", action="store_true", help="warnings and errors only")
+        p.add_argument("--log-file", type=Path, help="also write every record here")
+        p.add_argument("--log-format", choices=logs.FORMATS, default="text")
     for p in (p_stage, p_run, p_retrain, p_score):  # one of them at a time in a project
         p.add_argument("--params", type=Path, default=config.PARAMS_FILE)
         p.add_argument(
@@ -219,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     # before any stage loads an OpenMP runtime (LightGBM, numba): see models/churn/classifier.py
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("pipeline").setLevel(logging.INFO)
+    logs.configure(args.quiet, args.log_file, args.log_format)
     handle = (
         args.command in ("retrain", "score")
         and threading.current_thread() is threading.main_thread()
@@ -252,13 +255,13 @@ def _command(args: argparse.Namespace) -> int:
         else:
             _stages(STAGES, args.params, args.wait)
     except lock.LockHeld as err:
-        print(f"cvm: {err}", file=sys.stderr)
+        logs.error(f"cvm: {err}")
         return 5  # pipeline.retrain.EXIT_LOCKED
     except Exception as err:
         message = str(err) if isinstance(err, CvmError) else explain(err)
         if message is None:
             raise  # a bug: its traceback
-        print(f"cvm: error: {redact(message)}", file=sys.stderr)
+        logs.error(f"cvm: error: {redact(message)}")
         return 2
     return 0
 

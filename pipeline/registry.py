@@ -14,7 +14,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from pipeline import churn_store, clv_store, serving
+from pipeline import churn_store, clv_store, logs, serving
 from pipeline.errors import CvmError, first_line
 from pipeline.serving import ChurnPyfunc, ClvModel, ScorerPyfunc
 
@@ -104,7 +104,7 @@ def numeric_dtypes(frame: pd.DataFrame) -> dict[str, str]:
 
 def _log(name: str, python_model, artifacts: dict[str, str], signature, registered: str):
     """Log a pyfunc with its code and register it; returns its version."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, logs.printed_as_records("mlflow.registry"):
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=python_model,
