@@ -11,8 +11,9 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import REPO, built_once
+from tests.conftest import CDNOW_SAMPLE, REPO, built_once
 from tests.cvm_forks import command_on_path
+from tests.pipeline.test_faults import STAGES, fingerprints
 
 pytestmark = [pytest.mark.dvc, pytest.mark.xdist_group("dvc")]
 
@@ -60,8 +61,9 @@ def git_commit(root: Path, message: str) -> None:
 def _build_experiment(root: Path) -> None:
     """A git repository of the project's pipeline files on the CDNOW sample (MAP fits; the
     MLflow store is relative, so it lands here): `dvc repro`, `dvc repro` again, both outputs
-    kept in ``.out/``; the results committed; then `dvc exp run -S churn.num_leaves=15` (named
-    ``leaves15``, its output kept too) left in the workspace."""
+    kept in ``.out/`` with the fingerprints of what the first wrote; the results committed;
+    then `dvc exp run -S churn.num_leaves=15` (named ``leaves15``, its output kept too) left in
+    the workspace."""
     copy_project(root)
     # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
     for path, old, new in (
@@ -78,6 +80,7 @@ def _build_experiment(root: Path) -> None:
     out = root / ".out"
     out.mkdir()
     (out / "repro.txt").write_text(sh(root, "dvc", "repro"))
+    (out / "repro_fingerprints.json").write_text(json.dumps(fingerprints(root)))
     (out / "repro_again.txt").write_text(sh(root, "dvc", "repro"))
     git_commit(root, "results")
     exp = sh(root, "dvc", "exp", "run", "-n", "leaves15", "-S", "churn.num_leaves=15")
@@ -103,6 +106,27 @@ def test_repro_runs_the_cdnow_sample_then_does_nothing(project):
     assert report["customers"] == 2357
     again = (project / ".out/repro_again.txt").read_text()
     assert "Running stage" not in again and "up to date" in again
+
+
+def test_repro_writes_the_bytes_cvm_run_writes(project, pipeline_outputs):
+    """Two runs from scratch in two folders, `dvc repro` and the suite's `cvm run`, write the
+    same bytes; only the ingest report names the log as each was told (relative, absolute)."""
+    written = json.loads((project / ".out/repro_fingerprints.json").read_text())
+    expected = json.loads(json.dumps(fingerprints(pipeline_outputs)))
+    assert set(written) == set(STAGES)
+    for stage in STAGES:
+        if stage != "ingest":
+            assert written[stage] == expected[stage], stage
+    assert written["ingest"][:2] == expected["ingest"][:2]  # the clean log, the quarantine
+    reports = [
+        json.loads((p / "data/interim/ingest_report.json").read_text())
+        for p in (project, pipeline_outputs)
+    ]
+    assert reports[0].pop("source") == "data/raw/cdnow/CDNOW_sample.txt"
+    assert reports[1].pop("source") == str(CDNOW_SAMPLE)
+    assert reports[0] == reports[1]
+    parquet = [p for p in pipeline_outputs.rglob("*.parquet") if ".cvm" not in p.parts]
+    assert len(parquet) >= 8  # the clean log, the quarantine, five feature tables, the table
 
 
 def ran(output: str) -> set[str]:

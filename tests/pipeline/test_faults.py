@@ -141,16 +141,6 @@ def two_logs(tmp_path_factory, pipeline_outputs):
     return {"root": root, "y_log": root / "sample_y.txt", "points": points, **runs}
 
 
-def test_two_runs_from_scratch_write_the_same_bytes(two_logs, tmp_path):
-    use_log(tmp_path, CDNOW_SAMPLE, *SAMPLE)
-    assert cvm(tmp_path, "run").returncode == 0
-    again = fingerprints(tmp_path)
-    for stage in STAGES:
-        assert again[stage] == two_logs["x"][stage], stage
-    parquet = [p for p in tmp_path.rglob("*.parquet") if ".cvm" not in p.parts]
-    assert len(parquet) >= 8  # the clean log, the quarantine, five feature tables, the table
-
-
 @pytest.mark.parametrize("stage", STAGES)
 def test_cvm_run_killed_at_a_write_point_leaves_whole_outputs(two_logs, tmp_path, stage):
     """Killed before the stage's commit, then between its renames: each time the stage's outputs
