@@ -29,10 +29,7 @@ from numpy.typing import ArrayLike
 
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share, so the log stays finite
 STATUSES = ("ok", "warn", "breach")
-FORMS = {
-    "value": "the value as it is",
-    "date": "the day it counts back to from the as-of date (a day number)",
-}
+FORMS = ("value", "date")  # as it is; the day it counts back to from the as-of date
 
 
 def _values(values: ArrayLike, name: str) -> np.ndarray:

@@ -39,25 +39,24 @@ class _Json(logging.Formatter):
         return json.dumps(line)
 
 
+class _Text(logging.Formatter):
+    """``TEXT``, but a command's error (logger ``cvm``) as it is: ``cvm: error: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage() if record.name == "cvm" else super().format(record)
+
+
 def _console_filter(level: int):
     def keep(record: logging.LogRecord) -> bool:
-        if not getattr(record, "console", True):
-            return False
         ours = record.name.split(".")[0] in OURS
         return record.levelno >= (level if ours else logging.ERROR)
 
     return keep
 
 
-_json_lines = False
-
-
 def error(text: str) -> None:
-    """A command's error (``cvm: error: ...``) on standard error, as it is or as a JSON record
-    (``--log-format json``), and in the log file."""
-    if not _json_lines:
-        print(text, file=sys.stderr)
-    logging.getLogger("cvm").error("%s", text, extra={"console": _json_lines})
+    """A command's error (``cvm: error: ...``) on the console and in the log file."""
+    logging.getLogger("cvm").error("%s", text)
 
 
 def configure(quiet: bool = False, log_file: Path | None = None, fmt: str = "text") -> None:
@@ -65,11 +64,10 @@ def configure(quiet: bool = False, log_file: Path | None = None, fmt: str = "tex
     installed, leaves other handlers alone)."""
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow's own console handler
     logging.captureWarnings(True)
-    global _json_lines
-    _json_lines = json_lines = fmt == "json"
+    json_lines = fmt == "json"
     console = logging.StreamHandler(sys.stderr)
     console.addFilter(_console_filter(logging.WARNING if quiet else logging.INFO))
-    console.setFormatter(_Json() if json_lines else logging.Formatter(TEXT))
+    console.setFormatter(_Json() if json_lines else _Text(TEXT))
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
