@@ -12,6 +12,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PYTENSOR_FLAGS := blas__ldflags=
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
+# the project's own modules and pytest's rewritten tests are compiled once and cached
+# (__pycache__), as the installed packages are (UV_COMPILE_BYTECODE)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup run test test-fast lint params
 

@@ -20,6 +20,8 @@ from pipeline.errors import CvmError
 CONF_DIR = Path("conf")
 PARAMS_FILE = Path("params.yaml")
 DAYS_PER_MONTH = 365.25 / 12
+# libyaml's parser where PyYAML was built with it: every command reads params.yaml first
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def compose(
@@ -60,7 +62,7 @@ def load_params(path: Path = PARAMS_FILE) -> DictConfig:
     if not path.is_file():
         raise CvmError(f"{path}: not found; run `cvm params` to compose it from conf/")
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError as err:
         raise CvmError(f"{path}: not valid YAML: {err}") from None
     config_check.validate(tree, str(path), Path.cwd())
