@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from models.btyd.predict import PredictionSettings
+from models.churn.reasons import REASON_COLUMNS, churn_reasons
 from models.segments import (
     RFM_COLUMNS,
     LifecycleRules,
@@ -89,17 +90,18 @@ def population(
 
 
 def score_rows(features: pd.DataFrame, clv, churn, settings: ScoringSettings) -> pd.DataFrame:
-    """Row for row: ``customer_id``, every CLV prediction with its interval and
-    ``churn_probability`` (the churn model fed with what the CLV model's purchase model expects).
+    """Row for row: ``customer_id``, every CLV prediction with its interval,
+    ``churn_probability`` (the churn model fed with what the CLV model's purchase model expects)
+    and its reasons (:func:`models.churn.reasons.churn_reasons`).
 
     ``clv`` is a :class:`models.btyd.clv.FittedClv` (already thinned), ``churn`` a
     :class:`models.churn.classifier.ChurnModel`. Works on a batch as on the whole table.
     """
     features = features.reset_index(drop=True)
     scores = clv.predict(features, settings.prediction)
-    scores["churn_probability"] = churn.predict(
-        clv.churn_features(features, settings.churn_horizon)
-    )
+    churn_features = clv.churn_features(features, settings.churn_horizon)
+    scores["churn_probability"] = churn.predict(churn_features)
+    scores[list(REASON_COLUMNS)] = churn_reasons(churn, churn_features).to_numpy()
     scores.insert(0, "customer_id", features["customer_id"].astype(str).to_numpy())
     return scores
 
@@ -168,6 +170,8 @@ def scored_table(
     preds = predictions.reset_index(drop=True).reindex(columns=list(PREDICTION_COLUMNS))
     table = pd.concat([table, preds], axis=1)
     table["churn_probability"] = np.asarray(churn_probability, dtype=float)
+    reasons = predictions.reindex(columns=list(REASON_COLUMNS)).reset_index(drop=True)
+    table[list(REASON_COLUMNS)] = reasons.astype("str")
     order = "clv" if "clv" in predictions.columns else "expected_purchases"
     value = tier_value(table, features, tiers.by, value_per_purchase)
     ranks = None if reference is None else reference["tier_value"].to_numpy(dtype=float)
@@ -223,6 +227,14 @@ COLUMN_DOCS: dict[str, str] = {
     "log without amounts.",
     "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days "
     "(see p_alive for how the two differ).",
+    **{
+        column: f"The {rank} strongest reason for churn_probability: the feature that moved "
+        "the score furthest from the churn model's base value in the way it went (towards "
+        "churn for a score above the base, away from it below), with the customer's own value; "
+        "null where fewer features moved it. 'Purchase model' reasons read the CLV model's "
+        "forecast over the churn window (features.churn_horizon_days)."
+        for rank, column in zip(("first", "second", "third"), REASON_COLUMNS, strict=True)
+    },
     "value_tier": "Value tier from what tiers.by names (default CLV; tiers config), best first; "
     "without spend, from clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",

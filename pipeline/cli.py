@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -13,9 +14,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from models.btyd import family
-from pipeline import config, lock, logs, tracking
+from pipeline import config, lock, logs, status, stops, tracking
 from pipeline.credentials import redact
 from pipeline.errors import CvmError, explain
+from pipeline.stops import exit_code
 
 STAGES = ("ingest", "features", "fit_clv", "train_churn", "evaluate", "score", "report")
 
@@ -96,10 +98,6 @@ def _backtest(args: argparse.Namespace) -> None:
         )
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _retrain(args: argparse.Namespace) -> int:
     from pipeline import retrain
 
@@ -134,6 +132,18 @@ def _score(args: argparse.Namespace) -> None:
     )
 
 
+def _status(args: argparse.Namespace) -> int:
+    from pipeline.staging import RetrainSettings
+
+    retrain = RetrainSettings.from_cfg(config.load_params(args.params))
+    found = status.status(retrain.work_dir, retrain.scored, retrain.lock_file, args.max_age_days)
+    if args.log_format == "json":
+        print(json.dumps(found, default=str))
+    else:
+        print(f"cvm status: {found['status']}: {found['reason']}")
+    return found["exit_code"]
+
+
 EXIT_CODES = """exit codes of retrain and score:
   0  success: retrain promoted the challenger (or the first champion); score wrote the table
   1  unexpected error (a bug, the disk, the tracking store); nothing was changed
@@ -141,6 +151,7 @@ EXIT_CODES = """exit codes of retrain and score:
   3  retrain: nothing to do (this as-of date, log and config were already processed)
   4  retrain: promotion refused; the champions stay and the table was re-scored with them
   5  another cvm run, stage, retrain or score holds the lock; this run did nothing
+  130, 143  stopped by Ctrl-C or SIGTERM: nothing half-written, its MLflow runs KILLED
 """
 
 
@@ -202,6 +213,18 @@ def _parser() -> argparse.ArgumentParser:
         "default: retrain.scored (paths.scored)",
     )
     p_score.add_argument("--as-of", help="YYYY-MM-DD; default: the log's last transaction day")
+    p_status = sub.add_parser(
+        "status",
+        help="is the scheduled work healthy? one line; exit 0 ok, 1 the last retraining "
+        "failed, 6 the published table is stale, 5 a run holds the lock",
+    )
+    p_status.add_argument("--params", type=Path, default=config.PARAMS_FILE)
+    p_status.add_argument(
+        "--max-age-days",
+        type=float,
+        default=status.DEFAULT_MAX_AGE_DAYS,
+        help="the published table's age beyond which it is stale (default: %(default)s)",
+    )
     for p in sub.choices.values():
         p.add_argument("--quiet", action="store_true", help="warnings and errors only")
         p.add_argument("--log-file", type=Path, help="also write every record here")
@@ -224,17 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _parser().parse_args(argv)
     logs.configure(args.quiet, args.log_file, args.log_format)
-    handle = (
-        args.command in ("retrain", "score")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if handle:
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # a stopped timer: fail cleanly
+    handle = threading.current_thread() is threading.main_thread()
+    if handle:  # Ctrl-C, a stopped unit, a timeout: an exception the command ends cleanly with
+        previous = {s: signal.signal(s, stops.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _command(args)
     finally:
         if handle:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            for number, action in previous.items():
+                signal.signal(number, action if action is not None else signal.SIG_DFL)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -243,6 +264,8 @@ def _command(args: argparse.Namespace) -> int:
             return _retrain(args)
         if args.command == "score":
             _score(args)
+        elif args.command == "status":
+            return _status(args)
         elif args.command == "params":
             composed = config.compose(args.overrides, project=Path.cwd())
             config.write_params(composed, args.output)
@@ -257,6 +280,10 @@ def _command(args: argparse.Namespace) -> int:
     except lock.LockHeld as err:
         logs.error(f"cvm: {err}")
         return 5  # pipeline.retrain.EXIT_LOCKED
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: outputs are whole, runs marked KILLED
+        tracking.close_own_runs()
+        logs.error("cvm: interrupted; the outputs are as the last complete write left them")
+        return exit_code(err)
     except Exception as err:
         message = str(err) if isinstance(err, CvmError) else explain(err)
         if message is None:

@@ -289,6 +289,8 @@ class RetrainConfig:
 class TableNames:
     customers: Text
     segments: Text
+    kpis: Text
+    migration: Text
 
 
 @settings

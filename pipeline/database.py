@@ -23,13 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import faults
+from pipeline import faults, stops
 from pipeline.credentials import redact
 from pipeline.errors import CvmError, first_line
 
 NEW = "__cvm_new"  # suffix of a table being written
 AS_OF = "as_of_date"  # a day: DATE in the database
+PREVIOUS_AS_OF = "previous_as_of_date"  # the KPI history's day before
 SCHEMES = ("duckdb", "postgresql")
+PIPELINE_PREFIX = "pipeline_"  # the score stage's tables, beside those cvm score / retrain publish
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,19 @@ class DatabaseSettings:
     url: str | None
     schema: str
     tables: dict[str, str]  # what is published ("customers", "segments") → table name
-    from_pipeline: bool = False  # the score stage publishes too, not only cvm score / retrain
+    from_pipeline: bool = False  # the score stage publishes its own tables too (for_pipeline)
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> DatabaseSettings:
         return cls(
             section["url"], section["schema"], dict(section["tables"]), section["from_pipeline"]
         )
+
+    def for_pipeline(self) -> DatabaseSettings:
+        """Where the score stage publishes (with ``from_pipeline``): beside the tables teams
+        read, under names of its own (``pipeline_customers``...), never in their place."""
+        names = {key: PIPELINE_PREFIX + name for key, name in self.tables.items()}
+        return DatabaseSettings(self.url, self.schema, names, self.from_pipeline)
 
     @property
     def where(self) -> str:
@@ -65,15 +73,15 @@ def publish(frames: dict[str, pd.DataFrame], settings: DatabaseSettings) -> dict
 def staged(
     frames: dict[str, pd.DataFrame],
     settings: DatabaseSettings,
-    comments: dict[str, str] | None = None,
+    comments: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[dict]:
     """The new tables written (and committed) under temporary names before the block, and
     swapped in, all together, after it: what files published in the block wait for, so that
     a database that refuses the tables leaves the files as they were. The block failing drops
     the staged tables; the swap failing after it names what stays. Yields the rows of each.
 
-    A column ``as_of_date`` is a DATE; a column named in ``comments`` carries its text as the
-    column's comment (what a reader's SQL client shows)."""
+    A column ``as_of_date`` is a DATE; a column named in a table's ``comments`` (by the key of
+    its frame) carries its text as the column's comment (what a reader's SQL client shows)."""
     tables = {key: settings.tables[key] for key in frames}
     with _transaction(settings, "cannot write the new tables") as (con, load, schema):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -81,10 +89,11 @@ def staged(
             new = f"{schema}.{_quote(tables[key] + NEW)}"
             con.execute(f"DROP TABLE IF EXISTS {new}")
             load(con, frame, new)
-            if AS_OF in frame.columns:
-                con.execute(f"ALTER TABLE {new} ALTER COLUMN {_quote(AS_OF)} TYPE DATE")
-            for column in set(comments or {}) & set(frame.columns):
-                text = comments[column].replace("'", "''")
+            for day in {AS_OF, PREVIOUS_AS_OF} & set(frame.columns):
+                con.execute(f"ALTER TABLE {new} ALTER COLUMN {_quote(day)} TYPE DATE")
+            docs = (comments or {}).get(key, {})
+            for column in set(docs) & set(frame.columns):
+                text = docs[column].replace("'", "''")
                 con.execute(f"COMMENT ON COLUMN {new}.{_quote(column)} IS '{text}'")
     faults.checkpoint("database:written")
     try:
@@ -99,7 +108,7 @@ def staged(
         f"{', '.join(t + NEW for t in tables.values())}; everything else was published, the "
         "database still holds the previous tables: run the command again to publish them"
     )
-    with _transaction(settings, stays) as (con, _, schema):
+    with stops.held(), _transaction(settings, stays) as (con, _, schema):
         for table in tables.values():
             con.execute(f"DROP TABLE IF EXISTS {schema}.{_quote(table)}")
             con.execute(f"ALTER TABLE {schema}.{_quote(table + NEW)} RENAME TO {_quote(table)}")
@@ -133,10 +142,16 @@ def _scheme(settings: DatabaseSettings) -> str:
 
 
 @contextmanager
-def scored_staged(table: pd.DataFrame, settings: DatabaseSettings | None) -> Iterator[dict | None]:
-    """The scored table and its segment summary staged in the database for the block (see
-    :func:`staged`; nothing without settings or a URL); every table carries the as-of date
-    and the models that scored. Yields what is published."""
+def scored_staged(
+    table: pd.DataFrame,
+    settings: DatabaseSettings | None,
+    history: dict[str, pd.DataFrame] | None = None,
+) -> Iterator[dict | None]:
+    """The scored table, its segment summary and the KPI ``history`` (:mod:`pipeline.history`)
+    staged in the database for the block (see :func:`staged`; nothing without settings or a
+    URL); the table and the summary carry the as-of date and the models that scored. Yields
+    what is published."""
+    from models.kpis import COLUMN_DOCS as KPI_DOCS
     from models.scoring import COLUMN_DOCS
     from models.value_views import segment_summary
 
@@ -145,8 +160,9 @@ def scored_staged(table: pd.DataFrame, settings: DatabaseSettings | None) -> Ite
         return
     stamp = ["as_of_date", "clv_model", "churn_model"]
     segments = segment_summary(table).assign(**{c: table[c].iloc[0] for c in stamp})
-    frames = {"customers": table, "segments": segments}
-    with staged(frames, settings, COLUMN_DOCS) as rows:
+    frames = {"customers": table, "segments": segments, **(history or {})}
+    comments = {"customers": COLUMN_DOCS} | {kind: KPI_DOCS[kind] for kind in history or {}}
+    with staged(frames, settings, comments) as rows:
         tables = {key: f"{settings.schema}.{settings.tables[key]}" for key in rows}
         yield {"url": settings.where, "tables": tables, "rows": rows}
 

@@ -439,15 +439,20 @@ def _quote(name: str) -> str:
 
 
 def map_on_spark(engine_cfg: dict, features_path: Path, scorer, features: pd.DataFrame):
-    """``scorer`` (a frame of customers -> ``customer_id`` and float columns) run by Spark's
-    executors over partitions of the feature file (``mapInPandas``, the scorer broadcast);
-    the result aligned with ``features``."""
+    """``scorer`` (a frame of customers -> ``customer_id``, float and text columns) run by
+    Spark's executors over partitions of the feature file (``mapInPandas``, the scorer
+    broadcast); the result aligned with ``features``."""
+    import pandas as pd
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-    columns = scorer(features.iloc[:1]).columns
+    example = scorer(features.iloc[:1])
     schema = StructType(
         [StructField("customer_id", StringType(), False)]
-        + [StructField(c, DoubleType(), True) for c in columns[1:]]
+        + [
+            StructField(c, DoubleType() if pd.api.types.is_float_dtype(t) else StringType(), True)
+            for c, t in example.dtypes.items()
+            if c != "customer_id"
+        ]
     )
     with session(engine_cfg) as con:
         spark = con._session

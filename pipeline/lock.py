@@ -92,3 +92,27 @@ def exclusive(path: Path, command: str, wait: float = 0.0) -> Iterator[dict]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def holder(path: Path) -> dict | None:
+    """What the lock file says about a run that holds the lock now, without taking it (a probe
+    that took it, however briefly, could turn a starting run away): a holder writes itself into
+    the file and empties it on release; a killed one leaves its lines, but its process is gone
+    (``alive`` says whether it could be checked: on another host it cannot)."""
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not info:
+        return None
+    if info.get("host") != socket.gethostname():
+        return info | {"alive": None}
+    try:
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return None  # a killed run's lines: the lock went with its process
+    except PermissionError:
+        pass  # alive: another user's process
+    except (KeyError, ValueError, TypeError):
+        return info | {"alive": None}  # lines of another format
+    return info | {"alive": True}

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import faults, processes
+from pipeline import faults, processes, stops
 from pipeline.errors import CvmError
 
 _MARK = ".cvm-"
@@ -58,18 +58,21 @@ def atomic_outputs(*targets: Path, state: Path) -> Iterator[list[Path]]:
             if target.exists() and target.is_dir() != tmp.is_dir():
                 kind = "a directory" if target.is_dir() else "a file"
                 raise OSError(f"{target} is {kind}; it cannot be replaced by the new output")
-    except BaseException:
+        faults.checkpoint(f"outputs:before_commit:{_label(targets[0])}")
+    except BaseException:  # an error, or a stop (Ctrl-C, SIGTERM) before the commit
         for tmp in temps:
             _remove(tmp)
         raise
-    faults.checkpoint(f"outputs:before_commit:{_label(targets[0])}")
-    state.mkdir(parents=True, exist_ok=True)
-    journal = state / f"commit{_MARK}{tag}.json"
-    moves = [[stored(tmp, state), stored(t, state)] for tmp, t in zip(temps, targets, strict=True)]
-    pending = journal.with_suffix(".pending")
-    pending.write_text(json.dumps({"moves": moves}))
-    os.replace(pending, journal)
-    _finish(journal, _moves(journal))
+    with stops.held():  # a stop during the commit waits for its end
+        state.mkdir(parents=True, exist_ok=True)
+        journal = state / f"commit{_MARK}{tag}.json"
+        moves = [
+            [stored(tmp, state), stored(t, state)] for tmp, t in zip(temps, targets, strict=True)
+        ]
+        pending = journal.with_suffix(".pending")
+        pending.write_text(json.dumps({"moves": moves}))
+        os.replace(pending, journal)
+        _finish(journal, _moves(journal))
 
 
 @contextmanager

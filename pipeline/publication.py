@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import config, faults, io, outputs, registry
+from pipeline import config, faults, io, outputs, registry, stops
 from pipeline.catalog import scored_files, segment_files, segments_beside
 from pipeline.database import DatabaseSettings, scored_staged
 from pipeline.errors import CvmError
+from pipeline.history import history_files
 
 JOURNAL = "publish.json"  # in the state folder while the aliases follow a new table
 
@@ -62,10 +63,12 @@ def write_table(
     segments: Path | None = None,
     extra: dict[Path, dict] | None = None,
     database: DatabaseSettings | None = None,
+    history: dict[str, pd.DataFrame] | None = None,
 ) -> dict | None:
     """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), its segment
-    summary's two at ``segments`` (default ``<base>_segments``) and the ``extra`` JSON files, all
-    at once; with ``database``, its copy there too, staged before the files
+    summary's two at ``segments`` (default ``<base>_segments``), the ``extra`` JSON files and the
+    KPI ``history`` with this table's snapshot (:func:`pipeline.history.next_history`), all at
+    once; with ``database``, their copy there too, staged before the files
     (:func:`pipeline.database.scored_staged`). A table without the value views (not from
     :func:`models.scoring.score_customers`) has no summary. Returns what the database got."""
     from models.scoring import table_schema
@@ -76,10 +79,16 @@ def write_table(
     if summary is not None:
         files += segment_files(segments or segments_beside(base)).values()
     extra = extra or {}
+    kept = history or {}
+    kept_files = [history_files(base)[kind] for kind in kept]
     with (
-        scored_staged(table, database) as published,
-        outputs.atomic_outputs(*files, *extra, state=state) as temps,
+        scored_staged(table, database, kept) as published,
+        outputs.atomic_outputs(*files, *kept_files, *extra, state=state) as temps,
     ):
+        for temp, frame in zip(
+            temps[len(files) : len(files) + len(kept)], kept.values(), strict=True
+        ):
+            frame.to_parquet(temp, index=False)
         io.write_table_files(
             table,
             table_schema(table),
@@ -88,7 +97,7 @@ def write_table(
             segments=summary,
             segment_paths=(temps[3], temps[4]) if summary is not None else None,
         )
-        for temp, content in zip(temps[len(files) :], extra.values(), strict=True):
+        for temp, content in zip(temps[len(files) + len(kept) :], extra.values(), strict=True):
             io.write_json(content, temp, atomic=False)
     return published
 
@@ -103,8 +112,10 @@ def publish_with_aliases(
     after: list[list],
     before: list[list],
     database: DatabaseSettings,
+    history: dict[str, pd.DataFrame] | None = None,
 ) -> dict | None:
-    """Replace the scored table at ``base`` (and its copy in the ``database``: :func:`write_table`),
+    """Replace the scored table at ``base`` (and its copy in the ``database``, with the KPI
+    ``history``: :func:`write_table`),
     then move the registry aliases to ``after``
     (rows ``[model name, alias, version]``), behind a journal: a command stopped anywhere in
     between (even killed) leaves it to :func:`recover`, which moves them forward when the table
@@ -117,12 +128,15 @@ def publish_with_aliases(
         "before": before,
     }
     io.write_json(plan, state / JOURNAL)
-    faults.checkpoint("publish:journal")
     try:
-        published = write_table(table, base, state, guard_formulas, database=database)
+        faults.checkpoint("publish:journal")
+        published = write_table(
+            table, base, state, guard_formulas, database=database, history=history
+        )
         faults.checkpoint("publish:table")
     finally:
-        recover(state, client)
+        with stops.held():  # stopped or not, the aliases follow the table in place
+            recover(state, client)
     return published
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from models.scoring import total_or_none
 from pipeline import config, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
+from pipeline.history import kpi_metrics, latest_kpis, next_history
 from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,16 @@ def run(
         models = registry.ScoringModels(names, versions)
         table = publication.score_features(features, models, settings, day)
         publication.check_table(table, len(features), models.labels())
-        # a table written elsewhere (--out) leaves the production tables alone
+        # a table written elsewhere (--out) leaves the production tables and history alone
         production = settings.database if out is None else None
+        history = next_history(table, base) if out is None else None
         published = publication.write_table(
-            table, base, settings.catalog.state, settings.guard_formulas, database=production
+            table,
+            base,
+            settings.catalog.state,
+            settings.guard_formulas,
+            database=production,
+            history=history,
         )
         summary = {
             "log": str(source),
@@ -92,10 +99,12 @@ def run(
             "models": models.labels(),
             "scored": str(base.with_suffix(".parquet")),
             "database": published,
+            "kpis": latest_kpis(history),
         }
         params = {"as_of": summary["as_of"], "log": summary["log"], **models.labels()}
         with Tracker(settings.tracking).run("score_registry", params):
             tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
+            tracking.log_metrics(kpi_metrics(summary["kpis"]))
             tracking.log_dict(summary, "score_summary.json")
         shutil.rmtree(root, ignore_errors=True)
     return summary

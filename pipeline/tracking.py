@@ -70,7 +70,11 @@ class Tracker:
             tags["mlflow.parentRunId"] = self.parent_run_id
         with mlflow.start_run(run_name=stage, tags=tags) as run:
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-            yield run
+            try:
+                yield run
+            except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): not a failure of the stage
+                mlflow.end_run("KILLED")
+                raise
 
 
 def execution_tags() -> dict[str, str]:
@@ -166,6 +170,9 @@ def finish_pipeline(tracker: Tracker, metrics: dict[str, float]) -> None:
     client.set_terminated(tracker.parent_run_id, "FINISHED")
 
 
+_CONNECTED: list[str] = []  # the tracking stores this process connected to
+
+
 def connect(config: dict[str, Any]) -> None:
     import mlflow
 
@@ -176,6 +183,24 @@ def connect(config: dict[str, Any]) -> None:
         relocate(uri)  # a moved or copied project: its own runs, not the original's
     mlflow.set_tracking_uri(config["uri"])
     mlflow.set_registry_uri(registry)
+    _CONNECTED.append(config["uri"])
+
+
+def close_own_runs() -> list[str]:
+    """Mark ``KILLED`` the runs this process opened and left ``RUNNING`` (a command stopped by
+    Ctrl-C or SIGTERM: its execution's parent run, say), in the stores it connected to; returns
+    their ids."""
+    import mlflow
+
+    me, closed = processes.identity(), []
+    for uri in dict.fromkeys(_CONNECTED):
+        client = mlflow.MlflowClient(uri)
+        ids = [e.experiment_id for e in client.search_experiments()]
+        for run in client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []:
+            if run.data.tags.get("cvm.process") == me:
+                client.set_terminated(run.info.run_id, status="KILLED")
+                closed.append(run.info.run_id)
+    return closed
 
 
 def owner_tags() -> dict[str, str]:

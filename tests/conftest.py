@@ -6,6 +6,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 import traceback
@@ -88,6 +89,13 @@ def write_params(project: Path, *overrides: str, new_store: bool = False) -> dic
     if not new_store:
         seed_store(project, cfg)
     return cfg
+
+
+def readme_query(first_line: str) -> str:
+    """The README's SQL block that starts with the comment ``first_line``, as printed."""
+    blocks = re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    (query,) = [b for b in blocks if b.startswith(first_line)]
+    return query
 
 
 def seed_store(project: Path, cfg: dict) -> None:

@@ -182,14 +182,17 @@ def sample_posterior(
         raise ValueError(f"unknown sampler {sampler!r}")
     if sampler == "nutpie" and built.density is not None:
         settings = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "seed": seed}
-        return _sample_direct(
-            built.density, settings, target_accept, low_rank_mass_matrix, progressbar
+        return _whole(
+            _sample_direct(
+                built.density, settings, target_accept, low_rank_mass_matrix, progressbar
+            ),
+            draws,
         )
     nuts: dict = {"target_accept": target_accept}
     if sampler == "nutpie":
         nuts["adaptation"] = "low_rank" if low_rank_mass_matrix else "diag"
     with built.pymc:
-        return pm.sample(
+        drawn = pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
@@ -200,6 +203,16 @@ def sample_posterior(
             compute_convergence_checks=False,
             nuts=nuts,
         )
+    return _whole(drawn, draws)
+
+
+def _whole(drawn: xr.DataTree, draws: int) -> xr.DataTree:
+    """The posterior draws, all of them: nutpie and PyMC catch Ctrl-C (or a stop signal) and
+    return what they drew so far, which is an interrupted run, not a posterior to diagnose."""
+    got = drawn["posterior"].sizes.get("draw", 0)
+    if got < draws:
+        raise KeyboardInterrupt(f"sampling interrupted after {got} of {draws} draws per chain")
+    return drawn
 
 
 def _sample_direct(

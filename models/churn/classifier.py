@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from models.churn.calibration import apply_calibrator, shift_to_mean
+from models.churn.calibration import apply_calibrator, logit, shift_to_mean
 from models.churn.design import design_matrix
 from models.churn.level import SHAPE_COLUMNS, shape_p_no_purchase
 from models.churn.settings import Calibration, ChurnSettings
@@ -28,6 +28,8 @@ from models.churn.settings import Calibration, ChurnSettings
 ARTIFACT_FORMAT = "cvm.churn/1"
 # a saved model's files (:meth:`ChurnModel.save`)
 FILES = {"model": "model.txt", "meta": "meta.json", "importance": "importance.parquet"}
+# the calibration prior's part of a score (:meth:`ChurnModel.contributions`), named as no column
+PRIOR_PART = "calibration prior"
 
 
 def shifted_to(
@@ -50,9 +52,9 @@ def shifted_to(
         model = replace(model, prior_shape=level["shape"]["target"])
     prior = prior_of(target, model.settings, model.prior_shape)
     params = {k: v for k, v in model.calibrator.items() if k != "shift"}
-    logit = special.logit(apply_calibrator("platt", params, model.predict_raw(target), prior))
+    z = special.logit(apply_calibrator("platt", params, model.predict_raw(target), prior))
     goal = float(prior.mean() if level is None else level["mean"])
-    shift = shift_to_mean(logit, goal)
+    shift = shift_to_mean(z, goal)
     selection = model.selection | {"shift": shift, "target_mean": goal}
     if level is not None:
         selection["level"] = dict(level)
@@ -145,6 +147,33 @@ class ChurnModel:
             self.predict_raw(frame),
             prior_of(frame, self.settings, self.prior_shape),
         )
+
+    def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Each row's score as additive parts on the log-odds scale: a base value and one column
+        per feature, plus :data:`PRIOR_PART` (with Platt calibration that uses a prior). Base
+        plus parts is the logit of :meth:`predict` with Platt calibration; with
+        isotonic, the logit of the booster's raw probability, which the calibrator maps
+        monotonically.
+
+        LightGBM's per-feature contributions (TreeSHAP, ``pred_contrib``) split the booster's
+        log-odds from its base value, the mean over the rows it was trained on; Platt's ``a``
+        scales them and ``c`` the prior's logit, measured from that same base, so that every
+        part reads against the average training row.
+        """
+        x = design_matrix(frame, self.features, self.categories)
+        parts = np.asarray(self.booster.predict(x, pred_contrib=True), dtype=float)
+        phi, phi0 = parts[:, :-1], parts[:, -1]
+        table = pd.DataFrame(phi, columns=list(self.features), index=frame.index)
+        if self.calibration == "isotonic":
+            return phi0, table
+        params = self.calibrator
+        base = params["a"] * phi0 + params["b"] + params.get("shift", 0.0)
+        table *= params["a"]
+        if params.get("c", 0.0) != 0:
+            prior = logit(prior_of(frame, self.settings, self.prior_shape))
+            table[PRIOR_PART] = params["c"] * (prior - phi0)
+            base = base + params["c"] * phi0
+        return base, table
 
     def save(self, directory: Path, extra: Mapping[str, Any] | None = None) -> None:
         """Write the model into ``directory`` (created): the LightGBM text model, its metadata

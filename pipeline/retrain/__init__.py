@@ -45,6 +45,7 @@ from pipeline.retrain.record import (
     RetrainRun,
     now,
 )
+from pipeline.stops import exit_code
 
 __all__ = ["EXIT_ERROR", "EXIT_LOCKED", "EXIT_NOTHING_TO_DO", "EXIT_REFUSED", "EXIT_SUCCESS", "run"]
 
@@ -93,7 +94,9 @@ def execute(state: RetrainRun) -> int:
         return retrain(state)
     except CvmError as err:
         return state.failed(err, EXIT_REJECTED)
-    except (Exception, KeyboardInterrupt) as err:
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: 130, 143
+        return state.failed(err, exit_code(err))
+    except Exception as err:
         return state.failed(err, EXIT_ERROR, traceback.format_exc())
 
 

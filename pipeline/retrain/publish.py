@@ -9,6 +9,7 @@ from datetime import date
 import pandas as pd
 
 from pipeline import io, publication, registry
+from pipeline.history import kpi_metrics, latest_kpis, next_history
 from pipeline.retrain.compare import RELEASE
 from pipeline.retrain.feed import Feed
 from pipeline.retrain.record import RetrainRun
@@ -66,6 +67,7 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
     before = {kind: registry.aliases(run.client, run.names[kind]) for kind in kinds}
     aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
     winners = run.challenger if promoted else {k: before[k].get(registry.CHAMPION) for k in before}
+    history = next_history(table, run.retrain.scored)
     published = publication.publish_with_aliases(
         table,
         run.retrain.scored,
@@ -76,6 +78,10 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
         after=[[run.names[k], a, run.challenger[k]] for a in aliases for k in kinds],
         before=[[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
         database=run.settings.database,
+        history=history,
     )
     run.published = True
     run.summary["database"] = published
+    run.summary["kpis"] = latest_kpis(history)
+    for name, value in kpi_metrics(run.summary["kpis"]).items():
+        run.client.log_metric(run.run_id, name, value)

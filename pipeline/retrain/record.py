@@ -140,7 +140,9 @@ class RetrainRun:
                     )
             io.write_json(summary, self.retrain.summary)
             self.append_history()
-            self.close_run("FAILED", "failed", code)
+            self.close_run(
+                "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED", "failed", code
+            )
         except Exception:  # the record is best effort: the failure itself is what matters
             log.exception("retrain: could not record the failure")
         return code
@@ -194,7 +196,9 @@ class RetrainRun:
             "challenger": s.get("challenger"),
             "champion_after": s.get("champion_after"),
             "drift": (s.get("drift") or {}).get("status"),
-            "reason": (s.get("decision") or {}).get("reason") or s.get("message"),
+            "reason": s.get("message")
+            if s.get("status") == "failed"
+            else (s.get("decision") or {}).get("reason") or s.get("message"),
         }
         history = self.retrain.work_dir / "history.jsonl"
         history.parent.mkdir(parents=True, exist_ok=True)

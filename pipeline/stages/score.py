@@ -69,8 +69,10 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()
         },
     }
-    # cvm score and cvm retrain publish to the database; the pipeline only when asked
-    database_settings = settings.database if settings.database.from_pipeline else None
+    # cvm score and cvm retrain publish the tables teams read; the pipeline, when asked, its own
+    database_settings = (
+        settings.database.for_pipeline() if settings.database.from_pipeline else None
+    )
     published = publication.write_table(
         table,
         catalog.scored,

@@ -41,3 +41,24 @@ def test_too_short_chain_is_reported(cdnow: pd.DataFrame) -> None:
     problems = convergence_problems(idata)
     assert problems
     assert any(p.startswith("bulk ESS of ") and "(< 400)" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_sampling_is_an_interruption_not_a_failed_fit(cdnow: pd.DataFrame) -> None:
+    """nutpie catches Ctrl-C and returns the draws made so far; a fit must not then report
+    that too few draws did not converge ("sample longer"): the interruption goes on."""
+    import signal
+    import threading
+
+    import nutpie  # noqa: F401  (imported before the timer starts: it takes seconds)
+
+    model = bgnbd.build_model(cdnow, Priors())
+    ctrl_c = threading.Timer(
+        3.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
+    )
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match=r"sampling interrupted after \d+ of 10000000"):
+            sample_posterior(model, draws=10_000_000, tune=1000, chains=2, cores=2, seed=1)
+    finally:
+        ctrl_c.cancel()

@@ -15,7 +15,7 @@ import pytest
 from pipeline import faults
 from pipeline.database import DatabaseSettings, publish, read
 from pipeline.errors import CvmError
-from tests.conftest import REPO
+from tests.conftest import REPO, readme_query
 
 TABLES = {"customers": "customers", "segments": "customer_segments"}
 
@@ -97,7 +97,9 @@ def test_the_tables_carry_dates_and_the_column_docs_readers_see(database):
     the documented query ``cvm.customers`` was ambiguous (its catalog was named cvm too)."""
     from pipeline.database import staged
 
-    with staged({"customers": scored(1.0)}, database, {"clv": "The customer's value."}):
+    with staged(
+        {"customers": scored(1.0)}, database, {"customers": {"clv": "The customer's value."}}
+    ):
         pass
     if database.url.startswith("duckdb"):
         import duckdb
@@ -130,10 +132,15 @@ def test_a_bad_url_is_named():
         publish({"customers": scored(1.0)}, settings)
 
 
-def test_the_score_stage_publishes_only_when_asked(pipeline_outputs, tmp_path, monkeypatch):
-    """`dvc repro` leaves the database alone unless export.database.from_pipeline is set."""
+def test_the_score_stage_publishes_only_when_asked_and_beside_the_teams_tables(
+    pipeline_outputs, tmp_path, monkeypatch
+):
+    """`dvc repro` leaves the database alone unless export.database.from_pipeline is set; then
+    the stage writes tables of its own (pipeline_customers...) beside those `cvm score` and
+    `cvm retrain` publish, never in their place, and the README's comparison query runs."""
     import shutil
 
+    import duckdb
     import yaml
 
     from pipeline.cli import main
@@ -143,17 +150,34 @@ def test_the_score_stage_publishes_only_when_asked(pipeline_outputs, tmp_path, m
     monkeypatch.chdir(project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["tracking"]["enabled"] = False
+    file = project / "data/published/customers.duckdb"
+    database = DatabaseSettings.from_config(params["export"]["database"])
+    scored = pd.read_parquet(project / "data/scored/customers.parquet")
     for from_pipeline in (False, True):
         params["export"]["database"]["from_pipeline"] = from_pipeline
         (project / "local.yaml").write_text(yaml.safe_dump(params))
         assert main(["stage", "score", "--params", "local.yaml"]) == 0
-        assert (project / "data/published/customers.duckdb").exists() == from_pipeline
-    database = DatabaseSettings.from_config(params["export"]["database"])
-    published = read(database, "customers").sort_values("customer_id", ignore_index=True)
-    scored = pd.read_parquet(project / "data/scored/customers.parquet")
+        assert file.exists() == from_pipeline
+        if not from_pipeline:  # the teams' table, as `cvm score` published it the week before
+            champion = scored.assign(
+                recommended_action=scored.recommended_action.where(
+                    scored.index % 7 > 0, "phone them"
+                )
+            )
+            publish({"customers": champion}, database)
+    published = read(database.for_pipeline(), "customers").sort_values("customer_id")
     assert published.customer_id.tolist() == sorted(scored.customer_id)
     assert published.clv.sum() == pytest.approx(scored.clv.sum())
-    assert len(read(database, "segments")) > 0
+    assert len(read(database.for_pipeline(), "segments")) > 0
+    assert read(database, "customers").recommended_action.eq("phone them").sum() == len(scored[::7])
+
+    query = readme_query("-- customers whose recommended action differs")
+    with duckdb.connect(str(file), read_only=True) as con:
+        found = con.sql(query).df()
+    changed = scored.iloc[::7]
+    changed = changed[changed.recommended_action != "phone them"]
+    assert sorted(found.customer_id) == sorted(changed.customer_id)
+    assert (found.recommended_action == "phone them").all()
 
 
 @pytest.mark.parametrize("refusal", ["duckdb_locked_by_a_reader", "postgresql_down"])

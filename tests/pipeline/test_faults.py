@@ -59,10 +59,18 @@ STAGES = tuple(STAGE_OUTPUTS)
 SAMPLE = ("data=cdnow_sample", "clv.method=map", "tracking.uri=sqlite:///mlflow.db")
 
 
-def cvm(project: Path, *args: str, kill_at: str | None = None, trace: Path | None = None):
-    """``python -m pipeline ARGS`` in ``project``, killed at ``kill_at``."""
+def cvm(
+    project: Path,
+    *args: str,
+    kill_at: str | None = None,
+    trace: Path | None = None,
+    stop: str | None = None,
+):
+    """``python -m pipeline ARGS`` in ``project``, killed at ``kill_at`` (or sent the signal
+    ``stop`` there)."""
     env = {faults.VARIABLE: kill_at} if kill_at else {}
-    return run_cvm(project, *args, **env, **({faults.TRACE: str(trace)} if trace else {}))
+    env |= {faults.TRACE: str(trace)} if trace else {}
+    return run_cvm(project, *args, **env, **({faults.STOP_SIGNAL: stop} if stop else {}))
 
 
 def use_log(project: Path, log: Path, *overrides: str) -> None:
@@ -204,6 +212,34 @@ def test_a_project_moved_or_copied_after_a_kill_finishes_its_own_write(two_logs,
         assert fingerprints(project) == before and leftovers(project)
 
 
+@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_run_ends_cleanly_and_marks_its_runs_killed(two_logs, tmp_path, stop, code):
+    """`systemctl stop` (SIGTERM) or Ctrl-C (SIGINT) in the middle of a stage's write: the
+    run says it was interrupted and exits 128 + the signal; the write is undone (the stage's
+    outputs are the previous run's, nothing left behind) and no MLflow run stays RUNNING: the
+    execution's is KILLED. The next run finishes the stage."""
+    project = tmp_path / "project"
+    shutil.copytree(two_logs["root"] / "y1", project)
+    stopped = cvm(project, "run", kill_at=point("features", "before_commit"), stop=stop)
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.stderr.endswith(
+        "cvm: interrupted; the outputs are as the last complete write left them\n"
+    )
+    assert "Traceback" not in stopped.stderr
+    found = fingerprints(project)
+    assert (
+        found["features"] == two_logs["x"]["features"]
+        and found["ingest"] == two_logs["y"]["ingest"]
+    )
+    assert not leftovers(project)
+    assert not runs_with_status(project)
+    killed = {r.data.tags["cvm.stage"] for r in runs_with_status(project, "KILLED")}
+    assert "pipeline" in killed  # the execution's (the stage records its run once written)
+    again = cvm(project, "stage", "features")
+    assert again.returncode == 0, again.stderr
+    assert fingerprints(project)["features"] == two_logs["y"]["features"]
+
+
 # --------------------------------------------------------------------------------------------
 # cvm retrain, killed while publishing
 # --------------------------------------------------------------------------------------------
@@ -286,6 +322,28 @@ def test_retrain_killed_while_publishing_moves_champions_with_the_table(
         again = cvm(project, "retrain", "--as-of", str(as_of(1)), "--log", str(log))
         assert again.returncode in (0, 4), again.stderr
         assert not leftovers(project)
+
+
+def test_a_retrain_stopped_while_publishing_rolls_back_and_says_so(champion_project, tmp_path):
+    """SIGTERM (a unit stopped, a timeout) after the publication's journal was written: the
+    retraining puts the aliases back, records the run as interrupted (KILLED in MLflow) and exits
+    143; the table and the champions stay as they were, and `cvm status` names the stop."""
+    origin, log = champion_project
+    project = tmp_path / "project"
+    shutil.copytree(origin, project)
+    before = registry_state(project), table_labels(project)
+    args = ("retrain", "--as-of", str(as_of(1)), "--log", str(log))
+    stopped = cvm(project, *args, kill_at="publish:journal", stop="SIGTERM")
+    assert stopped.returncode == 143, stopped.stderr
+    assert "interrupted" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert (registry_state(project), table_labels(project)) == before
+    assert not (project / ".cvm" / JOURNAL).exists() and not runs_with_status(project)
+    retrains = [
+        r for r in runs_with_status(project, "KILLED") if r.data.tags["cvm.stage"] == "retrain"
+    ]
+    assert len(retrains) == 1 and retrains[0].data.tags["cvm.exit_code"] == "143"
+    status = cvm(project, "status")
+    assert status.returncode == 1 and "interrupted" in status.stdout, status.stdout
 
 
 def test_a_retrain_after_a_killed_publication_removes_its_temporaries(champion_project, tmp_path):

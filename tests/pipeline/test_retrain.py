@@ -11,6 +11,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from pipeline.database import DatabaseSettings
 from pipeline.retrain import run as retrain_run
 from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
-from tests.conftest import REPO
+from tests.conftest import REPO, readme_query
 from tests.cvm_forks import start_holding_the_lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -109,7 +110,8 @@ def write(log: pd.DataFrame, path: Path) -> Path:
 
 
 def state(project: Path) -> dict:
-    """Everything a failed or idle run must leave alone: the scored table (bytes), its rows in
+    """Everything a failed or idle run must leave alone: the scored table, its segment summary
+    and KPI history (bytes), its rows in
     the database, the aliases, the registered versions and the completed-run records."""
     uri = f"sqlite:///{project}/mlflow.db"
     client = mlflow.MlflowClient(uri, registry_uri=uri)
@@ -119,7 +121,7 @@ def state(project: Path) -> dict:
     return {
         "scored": {
             p.name: p.read_bytes()
-            for p in sorted((project / "data/published").glob("customers.*"))
+            for p in sorted((project / "data/published").glob("customers*"))
             if p.is_file() and p != db_file  # its bytes move with any write: its rows below
         },
         "database": db_file.is_file()
@@ -420,6 +422,24 @@ def test_weekly_retraining_promotes_only_better_challengers(
         "train_churn",
         "evaluate",
     }
+    # the KPI history: a snapshot per week published (week 0 scored again replaced its own),
+    # the realised retention since the week before, every customer's move between tiers
+    kpis = pd.read_parquet(project / "data/published/customers_kpis.parquet")
+    everyone = kpis[kpis.dimension == "all"].set_index("as_of_date")
+    assert [d.date() for d in everyone.index] == [as_of(w) for w in range(4)]
+    assert everyone.retention_rate.iloc[1:].between(0.01, 0.99).all()
+    assert everyone.retention_rate.isna().iloc[0] and everyone.customers.is_monotonic_increasing
+    moves = pd.read_parquet(project / "data/published/customers_migration.parquet")
+    moved = moves.groupby(["as_of_date", "dimension"]).customers.sum().unstack()
+    assert (everyone.customers.iloc[1:] == moved.T).all().all()
+    in_database = DatabaseSettings(DEFAULT_DATABASE, "cvm", {"kpis": "kpi_history"})
+    assert len(database.read(in_database, "kpis")) == len(kpis)
+    with duckdb.connect("data/published/customers.duckdb", read_only=True) as con:
+        weekly = con.sql(readme_query("-- the realised weekly retention per value tier")).df()
+    assert len(weekly) == 3 * 4 and weekly.retention_rate.between(0, 1).all()  # weeks 1-3
+    metrics = client.get_run(promoted.info.run_id).data.metrics
+    assert metrics["kpis_customers"] in set(everyone.customers)
+
     # a champion pair split by hand (as a kill while publishing once left it): refused by both
     uri = f"sqlite:///{project}/mlflow.db"
     registry = mlflow.MlflowClient(uri, registry_uri=uri)

@@ -108,6 +108,38 @@ def test_the_scored_table_covers_every_customer(sample_run):
     assert (table.churn_model == f"cvm-churn@{churn['scoring']['model_id']}").all()
 
 
+def test_each_churn_score_has_reasons_whose_parts_add_up_to_it(sample_run):
+    """The scoring churn model's parts of each customer's score (log-odds) plus its base give
+    the published probability; the reasons are distinct and read the customer's own values."""
+    from scipy.special import expit
+
+    from models.churn.reasons import REASON_COLUMNS
+    from pipeline import churn_store, clv_store, config
+
+    settings = config.Settings(config.load_params(sample_run / "params.yaml"))
+    features = pd.read_parquet(sample_run / "data/features/scoring.parquet")
+    clv = clv_store.load(sample_run / "artifacts/clv/scoring")
+    churn = churn_store.load(sample_run / "artifacts/churn/scoring")
+    base, parts = churn.contributions(clv.churn_features(features, settings.churn_horizon))
+    table = pd.read_parquet(sample_run / "data/scored/customers.parquet").set_index("customer_id")
+    published = table.churn_probability.loc[features.customer_id.astype(str)].to_numpy()
+    assert abs(expit(base + parts.sum(axis=1).to_numpy()) - published).max() < 1e-9
+    reasons = table[list(REASON_COLUMNS)]
+    assert not reasons.apply(lambda r: r.duplicated().any(), axis=1).any()
+    own = (
+        reasons.eq(table.recency_days.map("last purchase {:,.0f} days ago".format), axis=0)
+        | reasons.eq(table.tenure_days.map("first purchase {:,.0f} days ago".format), axis=0)
+        | reasons.eq(
+            (table.tenure_days - table.recency_days).map(
+                "{:,.0f} days from first to last purchase".format
+            ),
+            axis=0,
+        )
+    )
+    other = ~reasons.apply(lambda c: c.str.contains("days ago|days from first"))
+    assert (own | other).all().all()  # a phrase of days is the customer's own
+
+
 def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     evaluation = json.loads((sample_run / "reports/evaluation.json").read_text())
     churn = evaluation["churn"]
