@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline import lock, processes
@@ -63,8 +64,8 @@ class Tracker:
         import mlflow
 
         connect(self.config)
-        experiment = mlflow.set_experiment(self.config["experiment"])
-        close_orphans(mlflow.MlflowClient(), experiment.experiment_id)
+        experiment = experiment_id(self.config["experiment"])
+        close_orphans(mlflow.MlflowClient(), experiment)
         tags = {"cvm.stage": stage, **owner_tags(), **self.tags}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
@@ -75,6 +76,21 @@ class Tracker:
             except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): not a failure of the stage
                 mlflow.end_run("KILLED")
                 raise
+
+
+KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on its runs
+
+
+def experiment_id(name: str) -> str:
+    """The id of the experiment ``name`` (created if need be), made the active one and marked as
+    one of model development, so that MLflow's UI opens it on its runs, not on GenAI traces."""
+    import mlflow
+
+    experiment = mlflow.set_experiment(name)
+    for key, value in KIND.items():
+        if key not in experiment.tags:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def execution_tags() -> dict[str, str]:
@@ -136,7 +152,7 @@ def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
     tags["cvm.execution"] = own or key.hexdigest()[:16]
     connect(config)
     client = mlflow.MlflowClient()
-    experiment = mlflow.set_experiment(config["experiment"]).experiment_id
+    experiment = experiment_id(config["experiment"])
     found = client.search_runs(
         [experiment],
         f"tags.`cvm.execution` = '{tags['cvm.execution']}' and attributes.status = 'RUNNING'",
@@ -144,7 +160,10 @@ def pipeline_tracker(config: dict[str, Any], params: dict[str, Any]) -> Tracker:
     )
     if found:
         return tracker.child(found[0].info.run_id, **tags)
-    name = tags.get("cvm.dvc_experiment", "pipeline")
+    # distinct names: the DVC experiment (or pipeline), the log and the calibration cutoff
+    log = Path(str(params.get("data", {}).get("path", ""))).stem
+    cutoff = params.get("data", {}).get("calibration_end")
+    name = " ".join(str(p) for p in (tags.get("cvm.dvc_experiment", "pipeline"), log, cutoff) if p)
     # a parent of this process alone names it, so that a later run closes it if it dies
     owner = owner_tags() if own else {}
     parent = client.create_run(

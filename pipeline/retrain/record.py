@@ -68,15 +68,14 @@ class RetrainRun:
 
     def start_tracking(self, log_sha: str) -> None:
         """This run's MLflow run, created (not activated) so stage runs nest under it."""
-        import mlflow
 
         self.begin("tracking")
         self.client = registry.connect(self.settings.tracking)
-        experiment = mlflow.set_experiment(self.settings.tracking["experiment"])
-        tracking.close_orphans(self.client, experiment.experiment_id)
+        experiment = tracking.experiment_id(self.settings.tracking["experiment"])
+        tracking.close_orphans(self.client, experiment)
         run = self.client.create_run(
-            experiment.experiment_id,
-            run_name="retrain",
+            experiment,
+            run_name=f"retrain {self.summary['as_of_requested'] or ''}".strip(),
             tags={"cvm.stage": "retrain", "cvm.log_sha256": log_sha, **tracking.owner_tags()},
         )
         self.run_id = run.info.run_id
@@ -153,6 +152,7 @@ class RetrainRun:
         from mlflow.entities import Param
 
         s = self.summary
+        self.client.update_run(self.run_id, name=f"retrain {s.get('as_of')}")  # as resolved
         self.client.set_tag(self.run_id, "cvm.decision", decision)
         self.client.set_tag(self.run_id, "cvm.exit_code", str(code))
         if "error" in s:

@@ -397,6 +397,8 @@ def test_weekly_retraining_promotes_only_better_challengers(
     experiment = client.get_experiment_by_name("cvm")
     runs = client.search_runs([experiment.experiment_id], "tags.`cvm.stage` = 'retrain'")
     decisions = sorted(r.data.tags.get("cvm.decision") for r in runs)
+    weeks = {f"retrain {as_of(w)}" for w in range(4)}
+    assert {r.info.run_name for r in runs} == weeks  # each named by the as-of date it ran for
     assert decisions.count("promoted") == 2 and decisions.count("kept") == 2
     assert decisions.count("failed") == 5
     for run in runs:  # the promotion table of every run that compared, the refused ones too

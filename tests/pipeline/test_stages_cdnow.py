@@ -77,6 +77,9 @@ def test_one_run_per_execution_holds_the_config_and_the_headline_figures(sample_
     )
     assert len(stages) == 7
     assert parent.info.status == "FINISHED"
+    # named apart from other executions; the UI opens the experiment on its runs
+    assert parent.info.run_name == "pipeline CDNOW_sample 1997-09-30"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # the whole composed config, flattened, once
     assert parent.data.params["data.mapping.amount"] == "dollar_value"
     assert parent.data.params["churn.num_leaves"] == "7"
