@@ -53,6 +53,8 @@ def test_ctrl_c_while_sampling_is_an_interruption_not_a_failed_fit(cdnow: pd.Dat
     import nutpie  # noqa: F401  (imported before the timer starts: it takes seconds)
 
     model = bgnbd.build_model(cdnow, Priors())
+    # Ctrl-C as Python handles it (a library of this process, Spark, may have installed its own)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     ctrl_c = threading.Timer(
         3.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
     )
@@ -62,3 +64,4 @@ def test_ctrl_c_while_sampling_is_an_interruption_not_a_failed_fit(cdnow: pd.Dat
             sample_posterior(model, draws=10_000_000, tune=1000, chains=2, cores=2, seed=1)
     finally:
         ctrl_c.cancel()
+        signal.signal(signal.SIGINT, previous)
