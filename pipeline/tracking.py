@@ -215,10 +215,7 @@ def close_own_runs() -> list[str]:
     for uri in dict.fromkeys(_CONNECTED):
         client = mlflow.MlflowClient(uri)
         ids = [e.experiment_id for e in client.search_experiments()]
-        for run in client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []:
-            if run.data.tags.get("cvm.process") == me:
-                client.set_terminated(run.info.run_id, status="KILLED")
-                closed.append(run.info.run_id)
+        closed += _kill_running(client, ids, lambda tags: tags.get("cvm.process") == me)
     return closed
 
 
@@ -238,16 +235,22 @@ def close_orphans(client, experiment_id: str) -> list[str]:
     (killed); returns their ids. A run made under the project lock ended when this process
     holds the lock under another token, whatever host made it; any other run ended when its
     process, on this host, no longer runs."""
+    return _kill_running(client, [experiment_id], _ended)
+
+
+def _kill_running(client, experiment_ids: list[str], which) -> list[str]:
+    """Mark ``KILLED`` the ``RUNNING`` runs of the experiments whose tags ``which`` accepts;
+    their ids."""
     from mlflow.entities import ViewType
 
+    if not experiment_ids:
+        return []
     running = client.search_runs(
-        [experiment_id], "attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY
+        experiment_ids, "attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY
     )
-    closed = []
-    for found in running:
-        if _ended(found.data.tags):
-            client.set_terminated(found.info.run_id, status="KILLED")
-            closed.append(found.info.run_id)
+    closed = [found.info.run_id for found in running if which(found.data.tags)]
+    for run_id in closed:
+        client.set_terminated(run_id, status="KILLED")
     return closed
 
 
