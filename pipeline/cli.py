@@ -183,9 +183,16 @@ def _add_simulation_commands(sub) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cvm", description="Customer Value Models")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_params = sub.add_parser("params", help="compose conf/ into params.yaml")
+    p_params = sub.add_parser(
+        "params", help="make Hydra overrides the project's choices; compose conf/ into params.yaml"
+    )
     p_params.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
-    p_params.add_argument("--output", type=Path, default=config.PARAMS_FILE)
+    p_params.add_argument(
+        "--output",
+        type=Path,
+        default=config.PARAMS_FILE,
+        help="write the composition here instead, leaving the project's choices as they are",
+    )
     p_stage = sub.add_parser("stage", help="run one pipeline stage")
     p_stage.add_argument("name", choices=STAGES)
     p_run = sub.add_parser("run", help="run every stage in order")
@@ -267,8 +274,7 @@ def _command(args: argparse.Namespace) -> int:
         elif args.command == "status":
             return _status(args)
         elif args.command == "params":
-            composed = config.compose(args.overrides, project=Path.cwd())
-            config.write_params(composed, args.output)
+            config.make_params(args.overrides, args.output)
         elif args.command == "simulate":
             _simulate(args)
         elif args.command == "backtest":

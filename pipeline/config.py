@@ -12,7 +12,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from features.spec import ColumnMapping, FeatureSpec, IngestRules
-from pipeline import config_check, config_model, path_check, progress
+from pipeline import choices, config_check, config_model, path_check, progress
 from pipeline.catalog import Catalog
 from pipeline.config_model import Config
 from pipeline.errors import CvmError
@@ -37,17 +37,33 @@ def compose(
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     source = " ".join([str(conf_dir), *(["with", *overrides] if overrides else [])])
     try:
         with initialize_config_dir(str(conf_dir.resolve()), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides or []))
-    except (HydraException, ValueError) as err:  # ValueError: e.g. a group set to null
+        composed = OmegaConf.to_container(cfg, resolve=True)
+    # ValueError: e.g. a group set to null; OmegaConf's: e.g. a removed key another refers to
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise CvmError(f"{source}: cannot compose the config: {err}") from None
-    composed = OmegaConf.to_container(cfg, resolve=True)
     if validate:
         config_check.validate(composed, source, project)
     return composed  # type: ignore[return-value]
+
+
+def make_params(overrides: list[str], output: Path = PARAMS_FILE) -> None:
+    """`cvm params`: ``conf/`` composed with ``overrides`` into ``output``. Into the project's
+    ``params.yaml``, the overrides replace the project's choices (:mod:`pipeline.choices`), which
+    every later composition reads, `dvc exp run`'s too; any other ``output`` is a composition to
+    look at (the choices and then ``overrides``), and the project stays as it was."""
+    if output.resolve() != PARAMS_FILE.resolve():
+        write_params(compose(overrides, project=Path.cwd()), output)
+        return
+    with choices.set_aside(CONF_DIR):
+        composed = compose(overrides, project=Path.cwd())
+        choices.write(overrides, CONF_DIR)
+    write_params(composed, output)
 
 
 def write_params(cfg: dict[str, Any], path: Path = PARAMS_FILE) -> None:
@@ -66,6 +82,8 @@ def load_params(path: Path = PARAMS_FILE) -> DictConfig:
     except yaml.YAMLError as err:
         raise CvmError(f"{path}: not valid YAML: {err}") from None
     config_check.validate(tree, str(path), Path.cwd())
+    if path.resolve() == PARAMS_FILE.resolve() and (CONF_DIR / "config.yaml").is_file():
+        choices.log_mismatch(tree, compose(validate=False), path)
     cfg = OmegaConf.create(_plain(tree))
     OmegaConf.set_struct(cfg, True)
     return cfg

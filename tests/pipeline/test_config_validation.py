@@ -357,6 +357,7 @@ def test_cvm_params_refuses_a_bad_override_and_leaves_params_yaml(tmp_path):
         "'abc'; expected an integer > 0\n"
     )
     assert (tmp_path / "params.yaml").read_bytes() == before
+    assert not (tmp_path / "conf/project").exists()  # nor made it the project's choice
 
 
 @pytest.fixture

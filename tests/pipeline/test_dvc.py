@@ -59,21 +59,22 @@ def git_commit(root: Path, message: str) -> None:
 
 
 def _build_experiment(root: Path) -> None:
-    """A git repository of the project's pipeline files on the CDNOW sample (MAP fits; the
-    MLflow store is relative, so it lands here): `dvc repro`, `dvc repro` again, both outputs
-    kept in ``.out/`` with the fingerprints of what the first wrote; the results committed;
+    """A git repository of the project's pipeline files, made to run on the CDNOW sample (MAP
+    fits) by `cvm params` (the MLflow store is relative, so it lands here): `dvc repro`, `dvc
+    repro` again, both outputs kept in ``.out/`` with the fingerprints of what the first wrote;
+    the results committed;
     then `dvc exp run -S churn.num_leaves=15` (named ``leaves15``, its output kept too) left in
     the workspace."""
     copy_project(root)
-    # `dvc exp run -S` recomposes params.yaml from conf/: the defaults themselves change
-    for path, old, new in (
-        ("conf/config.yaml", "- data: cdnow\n", "- data: cdnow_sample\n"),
-        ("conf/clv/bgnbd.yaml", "method: nuts", "method: map"),
-    ):
-        text = (root / path).read_text()
-        assert old in text, f"{path} no longer holds {old!r}"
-        (root / path).write_text(text.replace(old, new))
-    sh(root, str(Path(sys.executable).parent / "cvm"), "params")  # the installed command itself
+    # the project's choices, which `dvc exp run -S` composes conf/ with too (the installed
+    # command itself)
+    sh(
+        root,
+        str(Path(sys.executable).parent / "cvm"),
+        "params",
+        "data=cdnow_sample",
+        "clv.method=map",
+    )
     sh(root, "git", "init", "-q")
     (root / ".git/info/exclude").write_text(".out/\n")
     git_commit(root, "project")
@@ -134,10 +135,13 @@ def ran(output: str) -> set[str]:
 
 
 def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
+    """... on the project's log: `dvc exp run` recomposed params.yaml with the project's
+    choices (the probe: it ran on CDNOW, conf/'s default)."""
     out = (project / ".out/leaves15.txt").read_text()  # `dvc exp run -S churn.num_leaves=15`
     assert ran(out) == {"train_churn", "evaluate", "score", "report"}
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["churn"]["num_leaves"] == 15
+    assert (params["data"]["name"], params["clv"]["method"]) == ("cdnow_sample", "map")
     scored = project / "data/scored/customers.parquet"
     assert scored.is_file()
     # the experiment's MLflow runs: one execution run naming the experiment and the revision,
@@ -171,3 +175,30 @@ def test_a_features_knob_reruns_features_and_leaves_what_follows_stale(project, 
     assert report["train_cutoffs"]["calibration"][0] == "1997-07-02"  # 90 days before 1997-09-30
     stale = json.loads(sh(project, "dvc", "status", "--json"))
     assert set(stale) == {"fit_clv", "train_churn", "evaluate", "score"}
+
+
+def test_an_experiment_on_another_log_stops_at_its_first_stage(project, tmp_path):
+    """`dvc exp run -S data=cdnow` in the project set to the sample: the ingest stage stops
+    before it reads anything, naming both logs; nothing after it ran, and `git checkout .` and
+    `dvc checkout` give the workspace back (DVC set the stage's outputs aside before it started
+    it)."""
+    project = shutil.copytree(project, tmp_path / "project", symlinks=True)
+    git_commit(project, "lock")
+    before = fingerprints(project)
+    path = f"{command_on_path()}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    done = subprocess.run(
+        ["dvc", "exp", "run", "-S", "data=cdnow"],
+        cwd=project,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert (
+        "cvm: error: params.yaml reads the log cdnow (data/raw/cdnow/CDNOW_master.txt), but this "
+        "project's log is cdnow_sample (data/raw/cdnow/CDNOW_sample.txt)" in done.stderr
+    ), done.stderr
+    assert ran(done.stdout + done.stderr) == {"ingest"}
+    sh(project, "git", "checkout", ".")
+    sh(project, "dvc", "checkout")
+    assert fingerprints(project) == before

@@ -39,8 +39,8 @@ def problems(root: Path, *overrides: str) -> list[str]:
 
 
 def write_sample_params(project: Path) -> None:
-    composed = config.compose(["data=cdnow_sample"], REPO / "conf")
-    config.write_params(composed, project / "params.yaml")
+    """`cvm params data=cdnow_sample` in ``project`` (the working directory)."""
+    config.make_params(["data=cdnow_sample"])
 
 
 def test_the_committed_paths_are_clear_of_each_other_and_of_the_code():

@@ -1,10 +1,14 @@
 """params.yaml is the composition of conf/, by our command and by DVC's Hydra support alike."""
 
+import json
+import shutil
+from pathlib import Path
+
 import yaml
 from dvc.utils.hydra import compose_and_dump
 
 from pipeline import config
-from tests.conftest import REPO
+from tests.conftest import CDNOW_SAMPLE, REPO, run_cvm
 
 
 def test_committed_params_match_conf():
@@ -59,3 +63,73 @@ def test_the_readme_s_four_key_data_config_runs(tmp_path):
     assert ingested.returncode == 0, ingested.stderr
     report = yaml.safe_load((tmp_path / "data/interim/ingest_report.json").read_text())
     assert report["rows_kept"] == 3
+
+
+def sample_project(root: Path) -> Path:
+    """A project folder: conf/ and the CDNOW sample where conf/data/cdnow_sample.yaml reads it."""
+    shutil.copytree(REPO / "conf", root / "conf")
+    (root / "data/raw/cdnow").mkdir(parents=True)
+    shutil.copy(CDNOW_SAMPLE, root / "data/raw/cdnow")
+    return root
+
+
+def dvc_composes(root: Path, *overrides: str) -> dict:
+    """``params.yaml`` as `dvc exp run -S OVERRIDE...` composes it in ``root``."""
+    compose_and_dump(root / "params.yaml", str(root / "conf"), None, "config", str(root), overrides)
+    return yaml.safe_load((root / "params.yaml").read_text())
+
+
+def test_cvm_params_makes_its_overrides_the_project_s_choices(tmp_path):
+    """The probe: after `cvm params data=mylog`, `dvc exp run -S clv=pareto_nbd` recomposed
+    conf/ alone and ran on CDNOW. The overrides are now kept in conf/project/choices.yaml, which
+    every composition reads, DVC's too; the next `cvm params` replaces them, none removes them."""
+    project = sample_project(tmp_path)
+    chosen = ("data=cdnow_sample", "clv.method=map", f"paths.input_roots=['{tmp_path}']")
+    done = run_cvm(project, "params", *chosen)
+    assert done.returncode == 0, done.stderr
+    assert (project / "conf/project/choices.yaml").is_file()
+    expected = config.compose(list(chosen), REPO / "conf")
+    assert yaml.safe_load((project / "params.yaml").read_text()) == expected
+    by_dvc = dvc_composes(project, "churn.num_leaves=15")
+    assert by_dvc == config.compose([*chosen, "churn.num_leaves=15"], REPO / "conf")
+    assert by_dvc["data"]["name"] == "cdnow_sample" and by_dvc["clv"]["method"] == "map"
+
+    assert run_cvm(project, "params", "clv=pareto_nbd").returncode == 0  # replaces them all
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert (params["data"]["name"], params["clv"]["model"]) == ("cdnow", "pareto_nbd")
+    assert run_cvm(project, "params").returncode == 0  # none: conf/'s defaults
+    assert not (project / "conf/project/choices.yaml").exists()
+    assert yaml.safe_load((project / "params.yaml").read_text()) == config.compose(
+        [], REPO / "conf"
+    )
+
+
+def test_a_run_on_another_log_than_the_project_s_stops_before_it_reads_it(tmp_path):
+    project = sample_project(tmp_path)
+    assert run_cvm(project, "params", "data=cdnow_sample", "tracking.enabled=false").returncode == 0
+    dvc_composes(project, "data=cdnow")  # `dvc exp run -S data=cdnow`
+    stopped = run_cvm(project, "stage", "ingest")
+    assert stopped.returncode == 2
+    assert stopped.stderr == (
+        "cvm: error: params.yaml reads the log cdnow (data/raw/cdnow/CDNOW_master.txt), but this "
+        "project's log is cdnow_sample (data/raw/cdnow/CDNOW_sample.txt), the one conf/ composes "
+        "to. To work on another log, make it the project's: `cvm params data=cdnow ...`, then "
+        "`dvc repro` or `dvc exp run` (whose -S options change anything but the log)\n"
+    )
+    assert not (project / "data/interim").exists()
+    dvc_composes(project, "features.time_unit=days")  # any other experiment runs on the sample
+    ran = run_cvm(project, "stage", "ingest")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads((project / "data/interim/ingest_report.json").read_text())
+    assert report["customers"] == 2357
+
+
+def test_what_cannot_be_a_choice_is_refused_and_the_choices_stay(tmp_path):
+    project = sample_project(tmp_path)
+    assert run_cvm(project, "params", "data=cdnow_sample").returncode == 0
+    kept = (project / "conf/project/choices.yaml").read_bytes()
+    for bad in (("~data.rules.start",), ("clv=no_such_model",), ("~seed",)):
+        done = run_cvm(project, "params", *bad)
+        assert done.returncode == 2 and done.stderr.startswith("cvm: error: "), done.stderr
+        assert "Traceback" not in done.stderr
+        assert (project / "conf/project/choices.yaml").read_bytes() == kept
