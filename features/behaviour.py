@@ -1,8 +1,9 @@
 """Behavioural features of each customer at a cutoff, for the churn model.
 
 Counts and spend in trailing windows, recency, tenure, gaps between purchases and the spend
-trend. They use only the days on or before the cutoff. Undefined values (e.g. gap statistics of
-a one-time buyer) are NULL, which the churn model treats as missing.
+trend; the margin to date where the log has one. They use only the days on or before the
+cutoff. Undefined values (e.g. gap statistics of a one-time buyer) are NULL, which the churn
+model treats as missing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ibis.expr.types as ir
 
 from features.spec import FeatureSpec
 from features.summary import money_sum
+from models.columns import MARGIN
 
 
 def behaviour_aggregates(d: ir.Table, cutoff: date, spec: FeatureSpec) -> dict[str, ir.Value]:
@@ -37,6 +39,8 @@ def behaviour_aggregates(d: ir.Table, cutoff: date, spec: FeatureSpec) -> dict[s
     for w in spec.windows_days:
         aggregates[f"purchases_{w}d"] = (d.purchase & (age < w)).cast("int64").sum()
         aggregates[f"spend_{w}d"] = money_sum(ibis.ifelse(age < w, d.spend, 0.0))
+    if "margin" in d.columns:  # the log maps a margin column
+        aggregates[MARGIN] = money_sum(d.margin)
     return aggregates
 
 
@@ -64,6 +68,7 @@ def behaviour_columns(agg: ir.Table, cutoff: date, spec: FeatureSpec) -> dict[st
             ibis.null("float64"),
         ),
         **{k: agg[k] for k in ("lines", "total_spend", "max_day_spend", "total_quantity")},
+        **({MARGIN: agg[MARGIN]} if MARGIN in agg.columns else {}),
         **{k: agg[k] for k in windows},
         "mean_day_spend": agg.total_spend / agg.occasions.cast("float64"),
         "spend_trend": ibis.ifelse(swing > 0, (agg.recent_spend - agg.prior_spend) / swing, 0.0),

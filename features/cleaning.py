@@ -30,7 +30,10 @@ REASONS = (
     "non_finite_amount",
     "amount_out_of_range",
     "non_numeric_quantity",
+    "missing_margin",
     "non_numeric_margin",
+    "non_finite_margin",
+    "margin_out_of_range",
     "timestamp_before_start",
     "timestamp_after_end",
     "timestamp_after_as_of",
@@ -221,8 +224,13 @@ def classify(
         ]
     if qty_text is not None:
         checks.append((qty_text.notnull() & (~qty_ok | qty.isnan()), "non_numeric_quantity"))
-    if mrg_text is not None:
-        checks.append((mrg_text.notnull() & (~mrg_ok | mrg.isnan()), "non_numeric_margin"))
+    if mrg_text is not None:  # a line's margin is summed as its amount is: one each
+        checks += [
+            (mrg_text.isnull(), "missing_margin"),
+            (~mrg_ok, "non_numeric_margin"),
+            (_non_finite(mrg), "non_finite_margin"),
+            (mrg.abs() >= MAX_AMOUNT, "margin_out_of_range"),
+        ]
     if rules.start is not None:
         checks.append((ts < ibis.timestamp(rules.start.isoformat()), "timestamp_before_start"))
     if rules.end is not None:

@@ -18,9 +18,10 @@ def money_sum(values: ir.NumericColumn) -> ir.FloatingScalar:
     return values.cast(MONEY).sum().cast("float64")
 
 
-def purchase_days(txn: ir.Table) -> ir.Table:
+def purchase_days(txn: ir.Table, margin: bool = False) -> ir.Table:
     """One row per customer and calendar day: net spend, lines, quantity, purchase flag, the
-    customer's first purchase day and the days since their previous purchase day (``gap``).
+    customer's first purchase day and the days since their previous purchase day (``gap``);
+    with ``margin`` (the log maps a margin column), the day's net margin too.
 
     Transactions on the same day merge into one purchase occasion. A day whose lines are all
     returns (negative amounts) is not a purchase occasion, but its spend still nets against the
@@ -32,6 +33,7 @@ def purchase_days(txn: ir.Table) -> ir.Table:
         lines=txn.count(),
         quantity=txn.quantity.sum(),
         purchase=(txn.amount.fill_null(0.0) >= 0).any(),  # a purchase-only log: every line
+        **({"margin": money_sum(txn.margin)} if margin else {}),
     )
     purchase_day = ibis.ifelse(days.purchase, days.day, ibis.null("date"))
     history = {"group_by": "customer_id", "order_by": "day"}

@@ -2,3 +2,4 @@
 module with no imports, so that both (and a registered model shipping ``models``) can use it."""
 
 COVARIATE_PREFIX = "cov_"  # a customer covariate: cov_<column> or cov_<column>_<level>
+MARGIN = "total_margin"  # net margin to date: the features carry it where the log has margins

@@ -13,16 +13,25 @@ import pandas as pd
 
 from models.btyd.predict import PredictionSettings
 from models.churn.reasons import REASON_COLUMNS, churn_reasons
+from models.columns import MARGIN
+from models.margin import MARGIN_COLUMNS, margin_columns
 from models.segments import (
     RFM_COLUMNS,
     LifecycleRules,
     TierSettings,
+    TierWeights,
     assign_tiers,
     lifecycle_stage,
     rfm_scores,
 )
-from models.settings import AtLeastOne, PositiveNumber, settings
-from models.value_views import ValueViewSettings, tier_value, value_columns
+from models.settings import AtLeastOne, PositiveNumber, number, settings
+from models.value_views import (
+    ValueViewSettings,
+    forward_value,
+    tier_value,
+    value_columns,
+    weighted_score,
+)
 
 SUMMARY_COLUMNS = (
     "customer_id",
@@ -46,7 +55,8 @@ PREDICTION_COLUMNS = tuple(
 class ScoringSettings:
     """How customers are scored: CLV predictions (from at most ``max_draws`` posterior draws),
     the churn horizon in model time units, the tier and lifecycle rules, and the value matrix
-    and action table of the value views. Without a spend model, tiers rank
+    and action table of the value views; with a margin column, the weight of the population's
+    margin share in each customer's (:mod:`models.margin`). Without a spend model, tiers rank
     ``value_per_purchase`` (default 1) times the expected purchases."""
 
     prediction: PredictionSettings
@@ -56,6 +66,7 @@ class ScoringSettings:
     lifecycle: LifecycleRules
     value_per_purchase: PositiveNumber | None = None
     views: ValueViewSettings = field(default_factory=ValueViewSettings)
+    margin_prior_days: number(ge=0) = 3.0
 
     def to_dict(self) -> dict:
         """Plain JSON-able values (:meth:`from_dict` rebuilds the settings)."""
@@ -71,22 +82,32 @@ REFERENCE_COLUMNS = ("tier_value", *RFM_COLUMNS, "historical_value", "clv")
 
 
 def population(
-    table: pd.DataFrame, value_per_purchase: float | None = None, by: str = "clv"
+    table: pd.DataFrame,
+    value_per_purchase: float | None = None,
+    by: str = "clv",
+    weights: TierWeights | None = None,
 ) -> pd.DataFrame:
-    """What tiers, RFM scores and the value matrix rank a customer against, from a scored table:
-    the value the tiers rank (``by``: CLV, or ``value_per_purchase`` x expected purchases
-    without spend; value to date with ``historical_value``), the RFM columns, and the two axes
-    of the value matrix. Scoring with it as ``reference`` labels a batch of any size as in that
-    table."""
-    if by == "historical_value" and table["historical_value"].notna().any():
-        value = table["historical_value"]
+    """What tiers, RFM scores, the value matrix and the margin shares rank a customer against,
+    from a scored table: the value the tiers rank (``by``: CLV, or ``value_per_purchase`` x
+    expected purchases without spend; the margin CLV with ``margin_clv``, value to date with
+    ``historical_value``, the score of ``weights`` with ``weighted``), the RFM columns, the two
+    axes of the value matrix (its ``clv`` the margin CLV where the log has margins) and the
+    margin to date where it has them. Scoring with it as ``reference`` labels a batch of any
+    size as in that table."""
+    if by == "weighted":
+        value = weighted_score(table, weights or TierWeights())
+    elif by in ("historical_value", "margin_clv") and table[by].notna().any():
+        value = table[by]
     elif table["clv"].notna().any():
         value = table["clv"]
     else:
         value = table["expected_purchases"] * (value_per_purchase or 1.0)
-    columns = [*RFM_COLUMNS, "historical_value", "clv"]
-    out = table[columns].astype(float).assign(tier_value=value.astype(float))
-    return out[list(REFERENCE_COLUMNS)].reset_index(drop=True)
+    columns = [*RFM_COLUMNS, "historical_value"]
+    out = table[columns].astype(float).assign(clv=forward_value(table), tier_value=value)
+    if MARGIN in table.columns:
+        out[MARGIN] = table[MARGIN].astype(float)
+    margin = [MARGIN] if MARGIN in table.columns else []
+    return out[[*REFERENCE_COLUMNS, *margin]].astype(float).reset_index(drop=True)
 
 
 def score_rows(features: pd.DataFrame, clv, churn, settings: ScoringSettings) -> pd.DataFrame:
@@ -141,6 +162,7 @@ def score_customers(
         settings.value_per_purchase,
         reference,
         views=settings.views,
+        margin_prior_days=settings.margin_prior_days,
     )
 
 
@@ -155,9 +177,12 @@ def scored_table(
     value_per_purchase: float | None = None,
     reference: pd.DataFrame | None = None,
     views: ValueViewSettings | None = None,
+    margin_prior_days: float = 3.0,
 ) -> pd.DataFrame:
     """One row per customer: summary, predictions with intervals, churn, tier, stage, RFM
-    and the value views (:func:`models.value_views.value_columns`, with ``views``).
+    and the value views (:func:`models.value_views.value_columns`, with ``views``); where the
+    features carry the margin to date, the margin share and CLV (:mod:`models.margin`, shrunk
+    toward ``reference``'s share, or the table's, by ``margin_prior_days``).
 
     ``predictions`` is aligned with ``features`` (as returned by
     :func:`models.btyd.predict.predict_customers`); ``provenance`` names the models
@@ -166,14 +191,19 @@ def scored_table(
     and the tiers rank ``value_per_purchase`` (default 1) times the expected purchases.
     Tiers and RFM scores rank the customers among themselves, or among ``reference``.
     """
-    table = features[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+    margin = MARGIN in features.columns
+    summary = [*SUMMARY_COLUMNS, MARGIN] if margin else list(SUMMARY_COLUMNS)
+    table = features[summary].reset_index(drop=True)
     preds = predictions.reset_index(drop=True).reindex(columns=list(PREDICTION_COLUMNS))
     table = pd.concat([table, preds], axis=1)
+    if margin:
+        pool = reference if reference is not None and MARGIN in reference.columns else table
+        table[list(MARGIN_COLUMNS)] = margin_columns(table, pool, margin_prior_days)
     table["churn_probability"] = np.asarray(churn_probability, dtype=float)
     reasons = predictions.reindex(columns=list(REASON_COLUMNS)).reset_index(drop=True)
     table[list(REASON_COLUMNS)] = reasons.astype("str")
     order = "clv" if "clv" in predictions.columns else "expected_purchases"
-    value = tier_value(table, features, tiers.by, value_per_purchase)
+    value = tier_value(table, features, tiers.by, value_per_purchase, tiers.weights, reference)
     ranks = None if reference is None else reference["tier_value"].to_numpy(dtype=float)
     table["value_tier"] = assign_tiers(value, tiers, ranks)
     table["lifecycle_stage"] = lifecycle_stage(table, lifecycle)
@@ -217,6 +247,7 @@ COLUMN_DOCS: dict[str, str] = {
     "tenure_days": "Days since the first purchase.",
     "purchase_days": "Purchase days in total, the first included.",
     "total_spend": "Net spend in total.",
+    MARGIN: "Net margin in total (the log's margin column; only where data.mapping.margin is set).",
     "p_alive": "Probability the customer has not dropped out for good (purchase model), "
     "posterior mean. Not the chance of buying soon: under BG/NBD a one-time buyer has p_alive 1 "
     "however long ago, and may still have a churn_probability near 1.",
@@ -225,6 +256,12 @@ COLUMN_DOCS: dict[str, str] = {
     "for a log without amounts.",
     "clv": "Discounted margin over clv.prediction.clv_months months, posterior mean; null for a "
     "log without amounts.",
+    "margin_share": "The customer's margin share of spend: total_margin / total_spend, shrunk "
+    "toward the population's share as if by clv.prediction.margin_prior_days more purchase "
+    "days at its mean spend (only with a margin column).",
+    "margin_clv": "clv x margin_share: the profit to come (only with a margin column).",
+    "margin_clv_lower": "Lower bound of the credible interval of margin_clv.",
+    "margin_clv_upper": "Upper bound of the credible interval of margin_clv.",
     "churn_probability": "Calibrated probability of no purchase in features.churn_horizon_days "
     "(see p_alive for how the two differ).",
     **{
@@ -235,7 +272,8 @@ COLUMN_DOCS: dict[str, str] = {
         "forecast over the churn window (features.churn_horizon_days)."
         for rank, column in zip(("first", "second", "third"), REASON_COLUMNS, strict=True)
     },
-    "value_tier": "Value tier from what tiers.by names (default CLV; tiers config), best first; "
+    "value_tier": "Value tier from what tiers.by names (clv, margin_clv or historical_value; "
+    "default clv), best first; "
     "without spend, from clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
     "rfm_recency": "Recency quintile score, 5 = most recent.",
@@ -246,11 +284,13 @@ COLUMN_DOCS: dict[str, str] = {
     "..., rfm_lost; the prefix tells them from the lifecycle stages).",
     "historical_value": "Value to date: net spend to date (margin to date where the features "
     "carry it); null for a log without amounts.",
-    "value_at_risk": "clv x churn_probability: the value expected to leave if the customer "
-    "churns; null for a log without amounts.",
+    "value_at_risk": "clv x churn_probability (margin_clv x churn_probability with a margin "
+    "column): the value expected to leave if the customer churns; null for a log without "
+    "amounts.",
     "retention_priority": "Rank by value_at_risk, 1 = highest, no gaps, ties by customer_id; "
     "without amounts, by expected_purchases x churn_probability.",
-    "value_segment": "Cell of the value matrix of historical_value x clv quantiles "
+    "value_segment": "Cell of the value matrix of historical_value x clv quantiles (margin_clv "
+    "with a margin column) "
     "(tiers.value_matrix: stars, fading, rising, low_value by default); null for a log without "
     "amounts.",
     "recommended_action": "Action for the value tier x lifecycle stage (tiers.actions), else "
@@ -264,6 +304,13 @@ for _name in ("p_alive", "expected_purchases", "expected_spend", "clv"):
         COLUMN_DOCS[f"{_name}{_suffix}"] = (
             f"{_word.capitalize()} bound of the credible interval of {_name}."
         )
+
+
+def value_totals(table: pd.DataFrame) -> dict[str, float | None]:
+    """The scored table's ``total_clv`` (:func:`total_or_none`), and its ``total_margin_clv``
+    where the log has margins: the headline figures of every scoring's summary."""
+    margin = {"total_margin_clv": total_or_none(table.margin_clv)} if "margin_clv" in table else {}
+    return {"total_clv": total_or_none(table.clv), **margin}
 
 
 def total_or_none(values: pd.Series) -> float | None:

@@ -5,6 +5,7 @@ Rules are plain and documented so the teams that act on them can explain every l
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import Literal
 
 import numpy as np
@@ -13,12 +14,30 @@ import pandas as pd
 from models.settings import Count, Share, Text, listing, model_rules, number, settings
 
 LIFECYCLE_STAGES = ("new", "active", "loyal", "at_risk", "lost")
-TierBasis = Literal["clv", "historical_value"]
+TierBasis = Literal["clv", "margin_clv", "historical_value", "weighted"]
+
+
+@settings
+class TierWeights:
+    """``tiers.by: weighted`` (accounts, B2B): each customer's purchase ``frequency`` (purchase
+    days), ``amount`` (spend to date) and ``profit`` (margin to date) scored by the share of
+    customers below it, the scores averaged with these weights."""
+
+    frequency: number(ge=0) = 1.0
+    amount: number(ge=0) = 1.0
+    profit: number(ge=0) = 1.0
+
+    @model_rules
+    def _a_weight_to_rank_by(self) -> list[str]:
+        if any((self.frequency, self.amount, self.profit)):
+            return []
+        return ["tiers.weights are all 0; expected a weight above 0 to rank by"]
 
 
 @settings
 class TierSettings:
-    """Value tiers, best first, from what ``by`` names (``clv`` or ``historical_value``; see
+    """Value tiers, best first, from what ``by`` names (``clv``, ``margin_clv``,
+    ``historical_value``, or ``weighted``: frequency, amount and profit by ``weights``; see
     :func:`models.value_views.tier_value`): CLV by default.
 
     ``quantile``: ``bounds`` are quantiles of that value that open each tier but the last (e.g.
@@ -30,6 +49,7 @@ class TierSettings:
     names: listing(Text, min_len=2, unique=True) = ("platinum", "gold", "silver", "bronze")
     bounds: listing(number(), min_len=1) = (0.95, 0.80, 0.50)
     by: TierBasis = "clv"
+    weights: TierWeights = field(default_factory=TierWeights)
 
     @model_rules
     def _bounds_separate_the_tiers(self) -> list[str]:

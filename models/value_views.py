@@ -14,7 +14,8 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 
-from models.segments import LIFECYCLE_STAGES, LifecycleRules, TierSettings
+from models.columns import MARGIN
+from models.segments import LIFECYCLE_STAGES, LifecycleRules, TierSettings, TierWeights
 from models.settings import Expect, Text, listing, model_rules, number, settings
 
 # labels on a grid: row names to {column name: non-empty text}; which rows and columns exist
@@ -28,8 +29,6 @@ VIEW_COLUMNS = (
     "value_segment",
     "recommended_action",
 )
-# a feature column of margin to date: value to date where the features carry it
-MARGIN_FEATURE = "total_margin"
 
 
 def _quadrant_names() -> dict[str, dict[str, str]]:
@@ -167,8 +166,8 @@ def historical_value(features: pd.DataFrame) -> pd.Series:
     """Value to date: margin to date where the features carry it (``total_margin``), else the
     net spend to date (``total_spend``); null for a log without amounts."""
     spend = features["total_spend"].astype(float)
-    if MARGIN_FEATURE in features.columns and features[MARGIN_FEATURE].notna().any():
-        spend = features[MARGIN_FEATURE].astype(float)
+    if MARGIN in features.columns:
+        spend = features[MARGIN].astype(float)
     return pd.Series(spend.to_numpy(), name="historical_value")
 
 
@@ -177,18 +176,58 @@ def tier_value(
     features: pd.DataFrame,
     by: str = "clv",
     value_per_purchase: float | None = None,
+    weights: TierWeights | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> pd.Series:
-    """What the value tiers rank (``tiers.by``): ``clv`` or ``historical_value``. Without
-    spend, ``clv`` ranks ``value_per_purchase`` (default 1) x expected purchases;
-    ``historical_value`` needs spend (a ``ValueError``)."""
+    """What the value tiers rank (``tiers.by``): ``clv``, ``margin_clv``, ``historical_value``
+    or the ``weighted`` score (:func:`weighted_score`, among ``reference`` when given). Without
+    spend, ``clv`` ranks ``value_per_purchase`` (default 1) x expected purchases; the others
+    need spend, ``margin_clv`` a margin column too (a ``ValueError``)."""
     features = features.reset_index(drop=True)
+    if by == "margin_clv" and "margin_clv" not in table.columns:
+        raise ValueError("tiers.by margin_clv needs a log with a margin column")
+    if by == "weighted":
+        return weighted_score(table, weights or TierWeights(), reference)
     if not table["clv"].notna().any():
-        if by == "historical_value":
-            raise ValueError("tiers.by historical_value needs a log with amounts")
+        if by != "clv":
+            raise ValueError(f"tiers.by {by} needs a log with amounts")
         return table["expected_purchases"] * (value_per_purchase or 1.0)
     if by == "historical_value":
         return historical_value(features)
-    return table["clv"]
+    return table[by]
+
+
+# what each weight of tiers.by weighted scores
+WEIGHED = {"frequency": "purchase_days", "amount": "total_spend", "profit": MARGIN}
+
+
+def weighted_score(
+    customers: pd.DataFrame, weights: TierWeights, reference: pd.DataFrame | None = None
+) -> pd.Series:
+    """The ``weights``-average of each customer's frequency, amount and profit scores (the
+    :data:`WEIGHED` columns), each the share of customers with a lower value: among
+    ``customers``, or among ``reference`` (a population with those columns) when given. From 0
+    (the lowest on every count) to nearly 1. A weighed column the table lacks (profit without
+    a margin column, amount without amounts) is a ``ValueError``."""
+    score, total = np.zeros(len(customers)), 0.0
+    for name, column in WEIGHED.items():
+        weight = getattr(weights, name)
+        if not weight:
+            continue
+        pool = customers if reference is None else reference
+        if column not in customers.columns or not pool[column].notna().any():
+            raise ValueError(f"tiers.weights.{name} is {weight}; the log has no {column}")
+        ranked = np.sort(pool[column].to_numpy(dtype=float))
+        below = np.searchsorted(ranked, customers[column].to_numpy(dtype=float), side="left")
+        score += weight * below / len(ranked)
+        total += weight
+    return pd.Series(score / total, index=customers.index, name="weighted_score")
+
+
+def forward_value(table: pd.DataFrame) -> pd.Series:
+    """The value to come the views weigh: the margin CLV where the log has margins (profit),
+    else the CLV."""
+    return table["margin_clv" if "margin_clv" in table.columns else "clv"].astype(float)
 
 
 def value_at_risk(clv: pd.Series, churn_probability: pd.Series) -> pd.Series:
@@ -273,12 +312,14 @@ def value_columns(
     reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The view columns (:data:`VIEW_COLUMNS`) of a scored table that has its predictions,
-    churn probability, value tier and lifecycle stage; ``features`` is aligned with it. The
+    churn probability, value tier and lifecycle stage; ``features`` is aligned with it. Where
+    the log has margins, value at risk and the value matrix weigh the margin CLV. The
     value matrix cuts at the quantiles of ``reference`` when given (see :func:`value_segment`);
     the retention priority ranks the customers of ``table``."""
     features = features.reset_index(drop=True)
     history = historical_value(features)
-    at_risk = value_at_risk(table["clv"], table["churn_probability"])
+    value = forward_value(table)
+    at_risk = value_at_risk(value, table["churn_probability"])
     fallback = table["expected_purchases"] * table["churn_probability"]
     out = pd.DataFrame(
         {
@@ -287,7 +328,7 @@ def value_columns(
             "retention_priority": retention_priority(
                 at_risk, table["customer_id"], fallback
             ).to_numpy(),
-            "value_segment": value_segment(history, table["clv"], settings.matrix, reference).array,
+            "value_segment": value_segment(history, value, settings.matrix, reference).array,
             "recommended_action": recommended_action(
                 table["value_tier"], table["lifecycle_stage"], settings.actions
             ).to_numpy(),

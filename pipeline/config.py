@@ -155,6 +155,12 @@ class Settings:
         return self.config.data.mapping
 
     @property
+    def has_margin(self) -> bool:
+        """The log maps a margin column (``data.mapping.margin``): the features carry the
+        margin to date, the scored table the margin CLV."""
+        return self.mapping.margin is not None
+
+    @property
     def rules(self) -> IngestRules:
         return self.config.data.rules
 
@@ -247,6 +253,7 @@ class Settings:
             lifecycle=tiers.lifecycle,
             value_per_purchase=self.config.clv.prediction.value_per_purchase,
             views=tiers.views,
+            margin_prior_days=self.config.clv.prediction.margin_prior_days,
         )
 
     @property

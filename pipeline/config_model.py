@@ -144,13 +144,14 @@ class DataConfig:
         )
 
     @model_rules
-    def _no_margin_yet(self) -> list[str]:
-        """Nothing aggregates a margin column yet: a mapped one would be read and do nothing."""
-        if self.mapping.margin is None:
+    def _margin_needs_amounts(self) -> list[str]:
+        """A margin is a share of spend (:mod:`models.margin`): it needs the amounts too."""
+        if self.mapping.margin is None or self.mapping.amount is not None:
             return []
         return [
-            f"data.mapping.margin is {self.mapping.margin!r}; expected null: no stage uses a "
-            "margin column yet (the CLV applies the flat clv.prediction.margin)"
+            f"data.mapping.margin is {self.mapping.margin!r}; expected null with "
+            "data.mapping.amount null (a margin is a share of the spend a log without amounts "
+            "does not have)"
         ]
 
     @model_rules
@@ -376,11 +377,36 @@ class Config:
 
     @model_rules
     def _tiers_rank_a_value_the_log_has(self) -> list[str]:
-        if self.tiers.by != "historical_value" or self.data.mapping.amount is not None:
+        mapping, weights = self.data.mapping, self.tiers.weights
+        if self.tiers.by == "weighted":
+            return [
+                f"tiers.weights.{name} is {getattr(weights, name)!r}; expected 0 with "
+                f"data.mapping.{column} null (the log has no {name} to weigh)"
+                for name, column in (("profit", "margin"), ("amount", "amount"))
+                if getattr(weights, name) and getattr(mapping, column) is None
+            ]
+        if self.tiers.by == "margin_clv" and mapping.margin is None:
+            return [
+                "tiers.by is 'margin_clv'; expected clv or historical_value with "
+                "data.mapping.margin null (map the log's margin column to rank by profit)"
+            ]
+        if self.tiers.by != "historical_value" or mapping.amount is not None:
             return []
         return [
             "tiers.by is 'historical_value'; expected clv with data.mapping.amount null (a log "
             "without amounts has no value to date)"
+        ]
+
+    @model_rules
+    def _one_margin(self) -> list[str]:
+        """A margin column gives each customer's own margin: a flat one on top would count the
+        margin twice."""
+        margin = self.clv.prediction.margin
+        if self.data.mapping.margin is None or margin == 1:
+            return []
+        return [
+            f"clv.prediction.margin is {margin!r}; expected 1.0 with data.mapping.margin set "
+            "(the margin column gives each customer's own share: margin_clv)"
         ]
 
     @model_rules

@@ -188,14 +188,16 @@ def register_scorer(
     ``provenance``; register it and return its version. ``features`` is the scoring feature
     table: its customers are the population tiers and RFM scores rank against, its first rows
     document the signature."""
+    from models.columns import MARGIN
     from models.scoring import SUMMARY_COLUMNS, population, score_customers
 
     if not tracking.get("enabled", True):
         return None
     clv, churn = clv_store.load(clv_dir), churn_store.load(churn_dir)
     table = score_customers(features, clv, churn, scoring, provenance, as_of)
-    reference = population(table, scoring.value_per_purchase, scoring.tiers.by)
-    inputs = [c for c in features.columns if c in SUMMARY_COLUMNS or c in churn.features]
+    tiers = scoring.tiers
+    reference = population(table, scoring.value_per_purchase, tiers.by, tiers.weights)
+    inputs = [c for c in features.columns if c in (*SUMMARY_COLUMNS, MARGIN) or c in churn.features]
     example = features[inputs].head(10)
     output = score_customers(example, clv, churn, scoring, provenance, as_of, reference=reference)
     spec = {

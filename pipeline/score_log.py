@@ -13,7 +13,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from models.scoring import total_or_none
+from models.scoring import value_totals
 from pipeline import config, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
 from pipeline.history import kpi_metrics, latest_kpis, next_history
@@ -95,7 +95,7 @@ def run(
             "quarantine_share": share,
             "rows_after_as_of": later,
             "customers": len(table),
-            "total_clv": total_or_none(table.clv),
+            **value_totals(table),
             "models": models.labels(),
             "scored": str(base.with_suffix(".parquet")),
             "database": published,
@@ -103,7 +103,7 @@ def run(
         }
         params = {"as_of": summary["as_of"], "log": summary["log"], **models.labels()}
         with Tracker(settings.tracking).run("score_registry", params):
-            tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
+            tracking.log_metrics({"customers": len(table), **value_totals(table)})
             tracking.log_metrics(kpi_metrics(summary["kpis"]))
             tracking.log_dict(summary, "score_summary.json")
         shutil.rmtree(root, ignore_errors=True)

@@ -215,6 +215,6 @@ def scoring_features(settings: config.Settings, clean: Path, as_of: date):
     from pipeline import engine
 
     with engine.session(settings.engine) as con:
-        days = purchase_days(engine.read_parquet(con, clean))
+        days = purchase_days(engine.read_parquet(con, clean), settings.has_margin)
         expr = customer_features(days, as_of, settings.features).order_by(["cutoff", "customer_id"])
         return con.to_pyarrow(expr).to_pandas()

@@ -110,9 +110,9 @@ class FittedClv:
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        """The columns a table to predict needs (besides the covariates): the summary, and on a
+        """The columns a table to predict needs: the summary, the covariates, and on a
         seasonal clock where each customer stands in the calendar."""
-        summary = ("frequency", "recency", "T", "monetary_value")
+        summary = ("frequency", "recency", "T", "monetary_value", *self.settings.covariates)
         return summary + (("cutoff", "tenure_days", "recency_days") if self.season else ())
 
     @property

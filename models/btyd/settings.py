@@ -62,7 +62,9 @@ class ConvergenceSettings:
 class PredictionConfig:
     """What the predictions cover, in calendar units (``clv.prediction``): expected purchases
     over ``horizon_days``, the CLV over ``clv_months`` discounted at ``annual_discount_rate``
-    with the share ``margin`` of spend as profit, credible intervals of width ``interval``,
+    with the share ``margin`` of spend as profit (with a margin column, each customer's own
+    share, shrunk toward the population's by ``margin_prior_days``: :mod:`models.margin`),
+    credible intervals of width ``interval``,
     ``chunk_size`` distinct summaries at a time from at most ``max_draws`` posterior draws
     (None: all); a log without amounts ranks ``value_per_purchase`` x expected purchases."""
 
@@ -70,6 +72,7 @@ class PredictionConfig:
     clv_months: Positive = 12
     annual_discount_rate: NonNegative = 0.1
     margin: number(gt=0, le=1) = 1.0
+    margin_prior_days: number(ge=0) = 3.0
     interval: OpenShare = 0.9
     chunk_size: Positive = 2000
     max_draws: integer(gt=0) | None = 1000

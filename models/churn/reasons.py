@@ -57,6 +57,7 @@ PHRASES: dict[str, Phrase] = {
     ),
     "lines": _each("{:,.0f} order lines in all", "lines"),
     "total_spend": _each("{:,.2f} spent in all", "total_spend"),
+    "total_margin": _each("{:,.2f} margin in all", "total_margin"),
     "max_day_spend": _each("largest day's spend {:,.2f}", "max_day_spend"),
     "total_quantity": _each("{:,.0f} items in all", "total_quantity"),
     "mean_day_spend": _each("{:,.2f} spent per purchase day", "mean_day_spend"),

@@ -31,7 +31,7 @@ import traceback
 from datetime import date
 from pathlib import Path
 
-from models.scoring import total_or_none
+from models.scoring import value_totals
 from pipeline import config, io, lock, outputs, publication, registry, staging
 from pipeline.errors import CvmError
 from pipeline.retrain import challenger, compare, feed, publish
@@ -134,7 +134,7 @@ def retrain(state: RetrainRun) -> int:
         "rows": len(table),
         "sha256": io.file_sha256(scored),
         **labels,
-        "total_clv": total_or_none(table.clv),
+        **value_totals(table),
     }
     code = EXIT_SUCCESS if promoted else EXIT_REFUSED
     state.summary |= {"status": "promoted" if promoted else "kept", "exit_code": code}

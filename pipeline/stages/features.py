@@ -40,7 +40,7 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
         with engine.query_progress(con, "features: purchase days", rows):
             days = engine.stage(
                 con,
-                purchase_days(engine.read_parquet(con, catalog.clean)),
+                purchase_days(engine.read_parquet(con, catalog.clean), settings.has_margin),
                 staging / "days.parquet",
             )
         attributes = _attributes(settings, con, days, staging)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from models.scoring import total_or_none
+from models.scoring import value_totals
 from pipeline import (
     churn_store,
     clv_store,
@@ -63,7 +63,7 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
     )
     summary = {
         "customers": len(table),
-        "total_clv": total_or_none(table.clv),
+        **value_totals(table),
         "tiers": {str(k): int(v) for k, v in table.value_tier.value_counts(sort=False).items()},
         "lifecycle": {
             str(k): int(v) for k, v in table.lifecycle_stage.value_counts(sort=False).items()
@@ -83,6 +83,6 @@ def score(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dict
         database=database_settings,
     )
     with tracker.run("score", {"provenance": provenance}):
-        tracking.log_metrics({"customers": len(table), "total_clv": summary["total_clv"]})
+        tracking.log_metrics({"customers": len(table), **value_totals(table)})
         tracking.log_dict(summary | {"database": published}, "score_summary.json")
     return summary

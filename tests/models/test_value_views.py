@@ -298,6 +298,9 @@ def test_a_purchase_only_table_cannot_tier_by_value_to_date():
 
 
 def test_unknown_tier_basis_is_refused():
-    for basis in ("spend", "margin_clv"):  # no margin is aggregated: nothing to rank by
-        with pytest.raises(ValidationError, match="'clv' or 'historical_value'"):
-            TierSettings(by=basis)
+    with pytest.raises(
+        ValidationError, match="'clv', 'margin_clv', 'historical_value' or 'weighted'"
+    ):
+        TierSettings(by="spend")
+    with pytest.raises(ValueError, match="margin column"):  # a table without margins
+        _scored_with("margin_clv")

@@ -40,7 +40,15 @@ def test_the_committed_views_are_valid_and_terciles_too():
 @pytest.mark.parametrize(
     ("tiers", "expected"),
     [
-        ({"by": "margin_clv"}, "tiers.by is 'margin_clv'; expected one of clv, historical_value"),
+        (
+            {"by": "margin"},
+            "tiers.by is 'margin'; expected one of clv, margin_clv, historical_value",
+        ),
+        (
+            {"by": "margin_clv"},
+            "tiers.by is 'margin_clv'; expected clv or historical_value with data.mapping.margin "
+            "null (map the log's margin column to rank by profit)",
+        ),
         (
             {"value_matrix": TERCILES | {"levels": ["low", "high"]}},
             "tiers.value_matrix.levels is ['low', 'high']; expected one level more than",
@@ -84,11 +92,23 @@ def test_a_bad_view_setting_is_named(tiers, expected):
     assert found and expected in found[0], found
 
 
-def test_a_margin_column_is_refused_until_something_uses_it():
+def test_a_margin_column_ranks_by_profit_and_is_the_only_margin():
     cfg = copy.deepcopy(COMMITTED)
     cfg["data"]["mapping"]["margin"] = "profit"
+    cfg["tiers"]["by"] = "margin_clv"
+    assert config_check.problems(cfg) == []
+    cfg["clv"]["prediction"]["margin"] = 0.3  # a flat margin on top would count it twice
     (problem,) = config_check.problems(cfg)
-    assert problem.startswith("data.mapping.margin is 'profit'; expected null: no stage uses")
+    assert problem == (
+        "clv.prediction.margin is 0.3; expected 1.0 with data.mapping.margin set (the margin "
+        "column gives each customer's own share: margin_clv)"
+    )
+    cfg["clv"]["prediction"]["margin"] = 1.0
+    cfg["data"]["mapping"]["amount"] = None  # a margin without the spend it is a share of
+    assert any(
+        p.startswith("data.mapping.margin is 'profit'; expected null with data.mapping.amount")
+        for p in config_check.problems(cfg)
+    )
 
 
 def test_value_to_date_cannot_rank_a_log_without_amounts():
