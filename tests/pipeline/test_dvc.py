@@ -1,5 +1,6 @@
 """The DVC pipeline: a real `dvc repro` on the CDNOW sample, caching, and `dvc exp run -S`."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -202,3 +203,18 @@ def test_an_experiment_on_another_log_stops_at_its_first_stage(project, tmp_path
     sh(project, "git", "checkout", ".")
     sh(project, "dvc", "checkout")
     assert fingerprints(project) == before
+
+
+def test_checkout_gives_back_the_baseline_s_outputs_report_too(project, tmp_path):
+    """The probe: after `git checkout . && dvc checkout`, reports/report.html still showed the
+    experiment (``cache: false``, not in git), and `dvc status` called it modified until a
+    `dvc repro`. It is in DVC's cache now, restored with the rest."""
+    project = shutil.copytree(project, tmp_path / "project", symlinks=True)
+    lock = yaml.safe_load(sh(project, "git", "show", "HEAD:dvc.lock"))
+    (report,) = [o for o in lock["stages"]["report"]["outs"] if o["path"].endswith(".html")]
+    experiment = (project / report["path"]).read_bytes()
+    sh(project, "git", "checkout", ".")
+    sh(project, "dvc", "checkout")
+    assert hashlib.md5((project / report["path"]).read_bytes()).hexdigest() == report["md5"]
+    assert (project / report["path"]).read_bytes() != experiment
+    assert "up to date" in sh(project, "dvc", "status")
