@@ -8,8 +8,10 @@ same Ibis expressions on both (``features/``).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -43,7 +45,7 @@ def session(engine: dict[str, Any]) -> Iterator[Any]:
     DuckDB gets ``threads``, ``memory_limit`` and ``temp_directory`` (where it spills; a
     temporary directory removed on exit when null). Spark starts a session from ``master`` and
     ``conf`` and stops it on exit, unless a session was already running (a notebook or a test):
-    that one is used as it is and left running.
+    that one is used as it is and left running. The caller's Ctrl-C handler stays in place.
     """
     name = engine.get("name")
     if name == "duckdb":
@@ -55,7 +57,12 @@ def session(engine: dict[str, Any]) -> Iterator[Any]:
             stack.callback(con.disconnect)
             yield con
     elif name == "spark":
+        handler = signal.getsignal(signal.SIGINT)
         spark, started = _spark_session(engine)
+        if started and threading.current_thread() is threading.main_thread() and handler:
+            # the SparkContext put its own Ctrl-C handler in place of the caller's (`cvm`'s,
+            # which defers a stop while outputs are committed) and leaves it after it stops
+            signal.signal(signal.SIGINT, handler)
         try:
             yield _ibis_spark(spark)
         finally:

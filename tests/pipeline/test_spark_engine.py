@@ -311,20 +311,32 @@ def test_a_stage_starts_spark_quietly_and_stops_it(tmp_path):
     p = params(tmp_path, "engine=spark", f"data.path={log}", "data.format=csv")
     script = textwrap.dedent(
         f"""
+        import signal
+        from pathlib import Path
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
+        from pipeline import config, engine
         from pipeline.cli import main
         assert main(["stage", "ingest", "--params", {str(p)!r}]) == 0
         assert SparkSession.getActiveSession() is None
         assert SparkContext._active_spark_context is None
         print("stopped")
+        # the caller's Ctrl-C handler (`cvm`'s defers a stop during a commit) stays in place:
+        # Spark's own, which it leaves behind when it stops, does not replace it
+        def caller(number, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, caller)
+        with engine.session(config.load_params(Path({str(p)!r}))["engine"]):
+            assert signal.getsignal(signal.SIGINT) is caller
+        assert signal.getsignal(signal.SIGINT) is caller
+        print("handler kept")
         """
     )
     run = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "stopped"
+    assert run.stdout.split() == ["stopped", "handler", "kept"]
     # the JVM's own notice about incubator modules is the only line on stderr
     noise = [
         line
