@@ -5,6 +5,8 @@ A publication killed half-way leaves the previous tables readable and whole."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ TABLES = {"customers": "customers", "segments": "customer_segments"}
 def database(request, tmp_path, monkeypatch) -> DatabaseSettings:
     monkeypatch.chdir(tmp_path)
     if request.param == "duckdb":
-        return DatabaseSettings("duckdb:///published/customers.duckdb", "cvm", TABLES)
+        return DatabaseSettings("duckdb:///data/published/customers.duckdb", "cvm", TABLES)
     # one schema per test: the server is shared by the session
     return DatabaseSettings(request.getfixturevalue("postgres"), tmp_path.name[-40:], TABLES)
 
@@ -104,12 +106,21 @@ def test_the_tables_carry_dates_and_the_column_docs_readers_see(database):
     if database.url.startswith("duckdb"):
         import duckdb
 
-        with duckdb.connect("published/customers.duckdb", read_only=True) as con:
+        with duckdb.connect("data/published/customers.duckdb", read_only=True) as con:
             assert con.execute("select count(*) from cvm.customers").fetchone() == (3,)
             found = con.execute(
                 "select column_name, data_type, comment from duckdb_columns() "
                 "where schema_name = 'cvm' and table_name = 'customers'"
             ).fetchall()
+        # the README's command, as printed
+        (command,) = re.findall(
+            r"```sh\n(\.venv/bin/python -c .*?)\n```", (REPO / "README.md").read_text()
+        )
+        shown = subprocess.run(
+            [sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "customer_id" in shown.stdout and shown.stdout.count("c0") == 1
     else:
         import psycopg
 
@@ -235,3 +246,41 @@ con = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 time.sleep(600)
 """
+
+
+@pytest.mark.postgres
+def test_the_readme_queries_run_on_postgresql_as_printed(pipeline_outputs, postgres):
+    """The README's SQL, as printed, on the tables as `cvm score`, `cvm retrain` and the
+    pipeline publish them to PostgreSQL (schema ``cvm``): the KPI history's retention per tier
+    and the customers whose recommended action differs from the pipeline's."""
+    import psycopg
+
+    from models.kpis import snapshot
+
+    table = pd.read_parquet(pipeline_outputs / "data/scored/customers.parquet")
+    week_before = table.assign(as_of_date=table.as_of_date - pd.Timedelta(days=7))
+    champion = table.assign(
+        recommended_action=table.recommended_action.where(table.index % 7 > 0, "phone them")
+    )
+    tables = {"customers": "customers", "kpis": "kpi_history"}
+    settings = DatabaseSettings(postgres, "cvm", tables)
+    history = pd.concat([snapshot(week_before), snapshot(table, week_before)], ignore_index=True)
+    publish({"customers": champion, "kpis": history}, settings)
+    publish({"customers": table}, settings.for_pipeline())
+
+    with psycopg.connect(postgres) as con:
+        retention = con.execute(readme_query("-- the realised weekly retention per value tier"))
+        rows = retention.fetchall()
+        differs = con.execute(readme_query("-- customers whose recommended action differs"))
+        changed = pd.DataFrame(differs.fetchall(), columns=[d[0] for d in differs.description])
+    # one row per tier of the second week, the share of last week's tier that bought since
+    expected = snapshot(table, week_before).query("dimension == 'value_tier'")
+    assert [(r[1], r[2]) for r in rows] == list(
+        zip(expected.group, expected.previous_customers, strict=True)
+    )
+    assert [r[3] for r in rows] == pytest.approx(expected.retention_rate.tolist())
+    want = table.iloc[::7]
+    want = want[want.recommended_action != "phone them"]
+    assert sorted(changed.customer_id) == sorted(want.customer_id)
+    assert (changed.recommended_action == "phone them").all()
+    assert changed.clv.is_monotonic_decreasing  # ORDER BY c.clv DESC
