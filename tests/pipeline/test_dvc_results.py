@@ -102,6 +102,9 @@ def test_plots_diff_draws_each_plot_once_and_a_line_per_score(experiment):
         content = renders[0]["content"]
         assert content["title"]["text"] == PLOTS[name]["title"]
         assert sorted(renders[0]["revisions"]) == ["HEAD", "workspace"], name
+        # the axes are titled in words, never by a column name such as "x" or "y"
+        titles = axis_titles(content)
+        assert titles == {PLOTS[name]["x_label"], PLOTS[name]["y_label"]}, (name, titles)
         if name in DENSITIES:
             assert {p["rev"] for p in content["data"]["values"]} == {"HEAD", "workspace"}
             continue
@@ -113,3 +116,17 @@ def test_plots_diff_draws_each_plot_once_and_a_line_per_score(experiment):
             assert len(lines) == 2 * SCORES[name], (name, lines)
         else:
             assert (dash, len(lines)) == ("field", 4), name  # actual and predicted
+
+
+def axis_titles(spec) -> set[str]:
+    """Every title of an x or y encoding in a rendered plot's Vega-Lite spec."""
+    if isinstance(spec, list):
+        return set().union(*(axis_titles(v) for v in spec))
+    if not isinstance(spec, dict):
+        return set()
+    own = {
+        v["title"]
+        for k, v in spec.items()
+        if k in ("x", "y") and isinstance(v, dict) and "title" in v
+    }
+    return own.union(*(axis_titles(v) for v in spec.values()))
