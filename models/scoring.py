@@ -102,11 +102,9 @@ def population(
         value = table["clv"]
     else:
         value = table["expected_purchases"] * (value_per_purchase or 1.0)
-    columns = [*RFM_COLUMNS, "historical_value"]
-    out = table[columns].astype(float).assign(clv=forward_value(table), tier_value=value)
-    if MARGIN in table.columns:
-        out[MARGIN] = table[MARGIN].astype(float)
     margin = [MARGIN] if MARGIN in table.columns else []
+    columns = [*RFM_COLUMNS, "historical_value", *margin]
+    out = table[columns].astype(float).assign(clv=forward_value(table), tier_value=value)
     return out[[*REFERENCE_COLUMNS, *margin]].astype(float).reset_index(drop=True)
 
 
@@ -272,8 +270,8 @@ COLUMN_DOCS: dict[str, str] = {
         "forecast over the churn window (features.churn_horizon_days)."
         for rank, column in zip(("first", "second", "third"), REASON_COLUMNS, strict=True)
     },
-    "value_tier": "Value tier from what tiers.by names (clv, margin_clv or historical_value; "
-    "default clv), best first; "
+    "value_tier": "Value tier from what tiers.by names (clv, margin_clv, historical_value or "
+    "the weighted score of frequency, amount and profit; default clv), best first; "
     "without spend, from clv.prediction.value_per_purchase (default 1) x expected_purchases.",
     "lifecycle_stage": "new, active, loyal, at_risk or lost (tiers.lifecycle rules).",
     "rfm_recency": "Recency quintile score, 5 = most recent.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import mlflow
@@ -39,28 +39,41 @@ def with_margins(source: Path, target: Path) -> pd.Series:
     return truth
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+APPAREL_RUN = (
+    "data=apparel",
+    "data.mapping.margin=Margin",
+    "tiers.by=margin_clv",
+    "clv.method=map",
+    "tracking.register=true",
+    "tracking.uri=sqlite:///mlflow.db",
+)
+
+
+def ran(tmp_path_factory, name: str, write_log, *overrides: str) -> Path:
+    """A project (built once) holding what ``write_log(project)`` wrote and its `cvm run` with
+    params.yaml composed from ``overrides``."""
+
     def build(root: Path) -> None:
-        raw = root / "data/raw/apparel"
-        raw.mkdir(parents=True)
-        truth = with_margins(APPAREL / "apparelTrans.csv", raw / "apparelTrans.csv")
-        truth.rename("share").to_csv(root / "true_shares.csv", index_label="customer_id")
-        shutil.copy(APPAREL / "apparelStaticCov.csv", raw)
-        write_params(
-            root,
-            "data=apparel",
-            "data.mapping.margin=Margin",
-            "tiers.by=margin_clv",
-            "clv.method=map",
-            "tracking.register=true",
-            "tracking.uri=sqlite:///mlflow.db",
-            new_store=True,
-        )
+        write_log(root)
+        write_params(root, *overrides, new_store=True)
         done = run_cvm(root, "run")
         assert done.returncode == 0, done.stderr[-3000:]
 
-    return built_once(tmp_path_factory, "margin_apparel", build)
+    return built_once(tmp_path_factory, name, build)
+
+
+def apparel_with_margins(root: Path) -> None:
+    """The apparel log with margins (:func:`with_margins`), its true shares beside it."""
+    raw = root / "data/raw/apparel"
+    raw.mkdir(parents=True)
+    truth = with_margins(APPAREL / "apparelTrans.csv", raw / "apparelTrans.csv")
+    truth.rename("share").to_csv(root / "true_shares.csv", index_label="customer_id")
+    shutil.copy(APPAREL / "apparelStaticCov.csv", raw)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return ran(tmp_path_factory, "margin_apparel", apparel_with_margins, *APPAREL_RUN)
 
 
 def test_the_table_tiers_customers_by_the_profit_they_bring(project):
@@ -131,23 +144,21 @@ def b2b_log(path: Path) -> None:
     log[["customer_id", "timestamp", "amount", "margin"]].to_csv(path, index=False)
 
 
+B2B_RUN = (
+    *FAST,
+    "data.path=accounts.csv",
+    "data.mapping.margin=margin",
+    "data.calibration_end=2024-06-25",  # 540 days after the first account's first order
+    "tiers.by=weighted",
+    "tracking.enabled=false",
+)
+
+
 @pytest.fixture(scope="module")
 def b2b_project(tmp_path_factory) -> Path:
-    def build(root: Path) -> None:
-        b2b_log(root / "accounts.csv")
-        write_params(
-            root,
-            *FAST,
-            f"data.path={root / 'accounts.csv'}",
-            "data.mapping.margin=margin",
-            f"data.calibration_end={B2B_START + timedelta(days=540)}",
-            "tiers.by=weighted",
-            "tracking.enabled=false",
-        )
-        done = run_cvm(root, "run")
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    return built_once(tmp_path_factory, "margin_b2b", build)
+    return ran(
+        tmp_path_factory, "margin_b2b", lambda root: b2b_log(root / "accounts.csv"), *B2B_RUN
+    )
 
 
 def test_accounts_are_tiered_by_frequency_amount_and_profit_together(b2b_project):
