@@ -34,6 +34,10 @@ REASONS = (
     "non_numeric_margin",
     "non_finite_margin",
     "margin_out_of_range",
+    "missing_cost",
+    "non_numeric_cost",
+    "non_finite_cost",
+    "cost_out_of_range",
     "timestamp_before_start",
     "timestamp_after_end",
     "timestamp_after_as_of",
@@ -205,7 +209,9 @@ def classify(
     absent = (None, None, null_f)
     amt_text, amt_ok, amt = _number(src(mapping.amount), dialect) if mapping.amount else absent
     qty_text, qty_ok, qty = _number(src(mapping.quantity), dialect) if mapping.quantity else absent
-    mrg_text, mrg_ok, mrg = _number(src(mapping.margin), dialect) if mapping.margin else absent
+    kind = mapping.profit  # the line's margin, or its cost
+    given_profit = getattr(mapping, kind) if kind else None
+    mrg_text, mrg_ok, mrg = _number(src(given_profit), dialect) if kind else absent
     order = _text(src(mapping.order_id), dialect) if mapping.order_id else ibis.null("string")
 
     checks: list[tuple[ir.BooleanValue, str | ir.StringValue]] = [
@@ -226,11 +232,13 @@ def classify(
         checks.append((qty_text.notnull() & (~qty_ok | qty.isnan()), "non_numeric_quantity"))
     if mrg_text is not None:  # a line's margin is summed as its amount is: one each
         checks += [
-            (mrg_text.isnull(), "missing_margin"),
-            (~mrg_ok, "non_numeric_margin"),
-            (_non_finite(mrg), "non_finite_margin"),
-            (mrg.abs() >= MAX_AMOUNT, "margin_out_of_range"),
+            (mrg_text.isnull(), f"missing_{kind}"),
+            (~mrg_ok, f"non_numeric_{kind}"),
+            (_non_finite(mrg), f"non_finite_{kind}"),
+            (mrg.abs() >= MAX_AMOUNT, f"{kind}_out_of_range"),
         ]
+        if kind == "cost":
+            mrg = amt - mrg
     if rules.start is not None:
         checks.append((ts < ibis.timestamp(rules.start.isoformat()), "timestamp_before_start"))
     if rules.end is not None:

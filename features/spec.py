@@ -46,13 +46,19 @@ class ColumnMapping:
     amount: Column | None = None  # None: a log without spend
     quantity: Column | None = None
     order_id: Column | None = None
-    margin: Column | None = None
+    margin: Column | None = None  # each line's gross margin, in money
+    cost: Column | None = None  # or its cost: the margin is the amount less the cost
 
     def source_columns(self) -> list[str]:
         """Source columns in canonical order, optional ones only when mapped."""
         cols = [self.customer_id, self.timestamp]
-        optional = (self.amount, self.quantity, self.order_id, self.margin)
+        optional = (self.amount, self.quantity, self.order_id, self.margin, self.cost)
         return cols + [c for c in optional if c is not None]
+
+    @property
+    def profit(self) -> str | None:
+        """What gives each line's margin: ``margin`` or ``cost`` (mapped), else ``None``."""
+        return "margin" if self.margin else "cost" if self.cost else None
 
 
 @settings

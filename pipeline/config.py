@@ -156,9 +156,9 @@ class Settings:
 
     @property
     def has_margin(self) -> bool:
-        """The log maps a margin column (``data.mapping.margin``): the features carry the
-        margin to date, the scored table the margin CLV."""
-        return self.mapping.margin is not None
+        """The log maps a margin (or cost) column (``data.mapping.margin``, ``.cost``): the
+        features carry the margin to date, the scored table the margin CLV."""
+        return self.mapping.profit is not None
 
     @property
     def rules(self) -> IngestRules:

@@ -144,12 +144,20 @@ class DataConfig:
         )
 
     @model_rules
-    def _margin_needs_amounts(self) -> list[str]:
-        """A margin is a share of spend (:mod:`models.margin`): it needs the amounts too."""
-        if self.mapping.margin is None or self.mapping.amount is not None:
+    def _one_profit_with_amounts(self) -> list[str]:
+        """A margin is a share of spend (:mod:`models.margin`): it needs the amounts too, and
+        comes from one column, the margin's or the cost's."""
+        mapping = self.mapping
+        if mapping.margin is not None and mapping.cost is not None:
+            return [
+                f"data.mapping.cost is {mapping.cost!r}; expected null with data.mapping.margin "
+                f"set ({mapping.margin!r}): each line's margin comes from one of them"
+            ]
+        kind = mapping.profit
+        if kind is None or mapping.amount is not None:
             return []
         return [
-            f"data.mapping.margin is {self.mapping.margin!r}; expected null with "
+            f"data.mapping.{kind} is {getattr(mapping, kind)!r}; expected null with "
             "data.mapping.amount null (a margin is a share of the spend a log without amounts "
             "does not have)"
         ]
@@ -378,17 +386,20 @@ class Config:
     @model_rules
     def _tiers_rank_a_value_the_log_has(self) -> list[str]:
         mapping, weights = self.data.mapping, self.tiers.weights
+        missing = {"profit": mapping.profit is None, "amount": mapping.amount is None}
+        column = {"profit": "margin and data.mapping.cost", "amount": "amount"}
         if self.tiers.by == "weighted":
             return [
                 f"tiers.weights.{name} is {getattr(weights, name)!r}; expected 0 with "
-                f"data.mapping.{column} null (the log has no {name} to weigh)"
-                for name, column in (("profit", "margin"), ("amount", "amount"))
-                if getattr(weights, name) and getattr(mapping, column) is None
+                f"data.mapping.{column[name]} null (the log has no {name} to weigh)"
+                for name in ("profit", "amount")
+                if getattr(weights, name) and missing[name]
             ]
-        if self.tiers.by == "margin_clv" and mapping.margin is None:
+        if self.tiers.by == "margin_clv" and missing["profit"]:
             return [
                 "tiers.by is 'margin_clv'; expected clv or historical_value with "
-                "data.mapping.margin null (map the log's margin column to rank by profit)"
+                "data.mapping.margin and data.mapping.cost null (map the log's margin or cost "
+                "column to rank by profit)"
             ]
         if self.tiers.by != "historical_value" or mapping.amount is not None:
             return []
@@ -401,12 +412,12 @@ class Config:
     def _one_margin(self) -> list[str]:
         """A margin column gives each customer's own margin: a flat one on top would count the
         margin twice."""
-        margin = self.clv.prediction.margin
-        if self.data.mapping.margin is None or margin == 1:
+        margin, kind = self.clv.prediction.margin, self.data.mapping.profit
+        if kind is None or margin == 1:
             return []
         return [
-            f"clv.prediction.margin is {margin!r}; expected 1.0 with data.mapping.margin set "
-            "(the margin column gives each customer's own share: margin_clv)"
+            f"clv.prediction.margin is {margin!r}; expected 1.0 with data.mapping.{kind} set "
+            f"(the {kind} column gives each customer's own share: margin_clv)"
         ]
 
     @model_rules

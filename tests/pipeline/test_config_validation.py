@@ -146,7 +146,7 @@ def test_missing_and_unknown_keys_are_named_with_the_allowed_ones():
     assert "clv.sampler.chains is missing; expected an integer >= 1" in text
     assert (
         "data.mapping.store is not a config key; data.mapping has the keys customer_id, "
-        "timestamp, timestamp_format, amount, quantity, order_id, margin"
+        "timestamp, timestamp_format, amount, quantity, order_id, margin, cost"
     ) in text
     assert "extra is not a config key; the config has the keys data, clv, churn" in text
     assert message(None).startswith("params.yaml: the config is None; expected a section")

@@ -238,3 +238,26 @@ def test_an_absurd_amount_is_found_and_handled_as_the_rule_says(make_params, tmp
         assert clean.amount.max() == pytest.approx(found["limit"])
     else:
         assert clean.amount.max() < 100 and quarantine.reason.tolist() == ["extreme_amount"]
+
+
+@pytest.mark.parametrize("kind", ["margin", "cost"])
+def test_a_margin_or_a_cost_column_gives_each_line_its_margin(make_params, tmp_path, kind):
+    """The margin column as given, or the amount less the cost column; a line without a number
+    there is quarantined, naming the column it lacks."""
+    text = (
+        "cust,when,value,qty,extra\n"
+        "c1,2024-01-05,10.50,1,4.00\n"
+        "c2,2024-01-06,8.00,1,\n"
+        "c3,2024-01-07,9.00,1,lots\n"
+        "c4,2024-01-08,5.00,1,inf\n"
+        "c5,2024-02-01,5.00,2,1e16\n"
+    )
+    assert run_ingest(make_params, tmp_path, text, f"data.mapping.{kind}=extra") == 0
+    clean, quarantine, report = outputs(tmp_path)
+    assert clean.margin.tolist() == [4.0 if kind == "margin" else 6.5]
+    assert report["quarantined_by_reason"] == {
+        f"missing_{kind}": 1,
+        f"non_numeric_{kind}": 1,
+        f"non_finite_{kind}": 1,
+        f"{kind}_out_of_range": 1,
+    }

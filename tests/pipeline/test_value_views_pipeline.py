@@ -47,7 +47,7 @@ def test_the_committed_views_are_valid_and_terciles_too():
         (
             {"by": "margin_clv"},
             "tiers.by is 'margin_clv'; expected clv or historical_value with data.mapping.margin "
-            "null (map the log's margin column to rank by profit)",
+            "and data.mapping.cost null (map the log's margin or cost column to rank by profit)",
         ),
         (
             {"value_matrix": TERCILES | {"levels": ["low", "high"]}},
@@ -104,9 +104,15 @@ def test_a_margin_column_ranks_by_profit_and_is_the_only_margin():
         "column gives each customer's own share: margin_clv)"
     )
     cfg["clv"]["prediction"]["margin"] = 1.0
-    cfg["data"]["mapping"]["amount"] = None  # a margin without the spend it is a share of
+    cfg["data"]["mapping"]["cost"] = "cost"  # one column gives the margin, not two
+    (problem,) = config_check.problems(cfg)
+    assert problem == (
+        "data.mapping.cost is 'cost'; expected null with data.mapping.margin set ('profit'): "
+        "each line's margin comes from one of them"
+    )
+    cfg["data"]["mapping"] |= {"margin": None, "amount": None}  # a cost without the spend
     assert any(
-        p.startswith("data.mapping.margin is 'profit'; expected null with data.mapping.amount")
+        p.startswith("data.mapping.cost is 'cost'; expected null with data.mapping.amount")
         for p in config_check.problems(cfg)
     )
 
