@@ -78,17 +78,18 @@ def write_table(
     summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
     if summary is not None:
         files += segment_files(segments or segments_beside(base)).values()
-    extra = extra or {}
-    kept = history or {}
-    kept_files = [history_files(base)[kind] for kind in kept]
+    # what is written beside the table: the history's Parquet files, the extra JSON files
+    beside = {history_files(base)[kind]: frame for kind, frame in (history or {}).items()}
+    beside |= extra or {}
     with (
-        scored_staged(table, database, kept) as published,
-        outputs.atomic_outputs(*files, *kept_files, *extra, state=state) as temps,
+        scored_staged(table, database, history) as published,
+        outputs.atomic_outputs(*files, *beside, state=state) as temps,
     ):
-        for temp, frame in zip(
-            temps[len(files) : len(files) + len(kept)], kept.values(), strict=True
-        ):
-            frame.to_parquet(temp, index=False)
+        for temp, content in zip(temps[len(files) :], beside.values(), strict=True):
+            if isinstance(content, pd.DataFrame):
+                content.to_parquet(temp, index=False)
+            else:
+                io.write_json(content, temp, atomic=False)
         io.write_table_files(
             table,
             table_schema(table),
@@ -97,8 +98,6 @@ def write_table(
             segments=summary,
             segment_paths=(temps[3], temps[4]) if summary is not None else None,
         )
-        for temp, content in zip(temps[len(files) + len(kept) :], extra.values(), strict=True):
-            io.write_json(content, temp, atomic=False)
     return published
 
 

@@ -189,7 +189,7 @@ def finish_pipeline(tracker: Tracker, metrics: dict[str, float]) -> None:
     client.set_terminated(tracker.parent_run_id, "FINISHED")
 
 
-_CONNECTED: list[str] = []  # the tracking stores this process connected to
+_CONNECTED: set[str] = set()  # the tracking stores this process connected to
 
 
 def connect(config: dict[str, Any]) -> None:
@@ -202,7 +202,7 @@ def connect(config: dict[str, Any]) -> None:
         relocate(uri)  # a moved or copied project: its own runs, not the original's
     mlflow.set_tracking_uri(config["uri"])
     mlflow.set_registry_uri(registry)
-    _CONNECTED.append(config["uri"])
+    _CONNECTED.add(config["uri"])
 
 
 def close_own_runs() -> list[str]:
@@ -212,7 +212,7 @@ def close_own_runs() -> list[str]:
     import mlflow
 
     me, closed = processes.identity(), []
-    for uri in dict.fromkeys(_CONNECTED):
+    for uri in sorted(_CONNECTED):
         client = mlflow.MlflowClient(uri)
         ids = [e.experiment_id for e in client.search_experiments()]
         closed += _kill_running(client, ids, lambda tags: tags.get("cvm.process") == me)
