@@ -1,7 +1,7 @@
 # `make run`: set up .venv from uv.lock and run the pipeline on the bundled data (dvc repro).
 # `make test`: set up and run the tests. Nothing but Python 3.12 and make is needed beforehand.
 # `make test-fast`: the tests without the end-to-end, fault, DVC, Spark, PostgreSQL, serving,
-# notebook and slow-fit ones (the edit loop).
+# notebook, browser and slow-fit ones (the edit loop).
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
@@ -34,7 +34,7 @@ run: setup
 # pytest-xdist: one worker per core; a group's tests (--dist loadgroup) share one worker and its
 # module fixtures, and the costly fixtures every worker needs are built once (tests/conftest.py)
 PYTEST_XDIST := -n $(or $(WORKERS),auto) --dist loadgroup
-FAST_TESTS := not (slow or e2e or faults or dvc or spark or postgres or serving or notebooks)
+FAST_TESTS := not (slow or e2e or faults or dvc or spark or postgres or serving or notebooks or browser)
 
 test: setup
 	pytest $(PYTEST_XDIST)

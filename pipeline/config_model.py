@@ -23,6 +23,7 @@ from features.spec import ColumnMapping, FeatureSpec, IngestRules
 from models.btyd.settings import ClvConfig
 from models.churn.settings import ChurnSettings
 from models.promotion import MetricRule
+from models.report.settings import ReportSettings
 from models.settings import (
     AtLeastOne,
     Column,
@@ -382,6 +383,19 @@ class Config:
     export: ExportConfig
     paths: Paths
     features: FeatureSpec = field(default_factory=FeatureSpec)
+    report: ReportSettings = field(default_factory=ReportSettings)
+
+    @model_rules
+    def _not_contacted_are_actions(self) -> list[str]:
+        actions = self.tiers.actions
+        known = {a for stages in actions.table.values() for a in stages.values()}
+        known.add(actions.default)
+        return [
+            f"report.not_contacted names {name!r}; expected one of the recommended actions of "
+            f"tiers.actions ({', '.join(sorted(known))})"
+            for name in self.report.not_contacted
+            if name not in known
+        ]
 
     @model_rules
     def _tiers_rank_a_value_the_log_has(self) -> list[str]:

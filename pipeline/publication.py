@@ -55,18 +55,49 @@ def check_table(table: pd.DataFrame, customers: int, labels: dict[str, str]) -> 
         raise CvmError(f"the scored table is not fit to publish: {'; '.join(problems)}")
 
 
+def report_page(
+    settings: config.Settings,
+    table: pd.DataFrame,
+    made: str,
+    history: dict[str, pd.DataFrame] | None = None,
+    appendix: str = "",
+    warnings: list[str] = (),
+    no_history: str | None = None,
+) -> str:
+    """The report for the people who decide (:mod:`models.report`) of a scored ``table``
+    that the command ``made`` names, with the published tables' KPI ``history``."""
+    from models.report.page import Context, decision_page
+
+    context = Context(
+        made,
+        settings.features.churn_horizon_days,
+        settings.config.clv.prediction.clv_months,
+        **({"no_history": no_history} if no_history else {}),
+    )
+    page = decision_page(
+        table, settings.config.report, settings.scoring, context, history, appendix, warnings
+    )
+    return page
+
+
+def report_file(base: Path) -> Path:
+    """The report written beside the table published at ``base``."""
+    return base.with_name(f"{base.name}_report.html")
+
+
 def write_table(
     table: pd.DataFrame,
     base: Path,
     state: Path,
     guard_formulas: bool = True,
     segments: Path | None = None,
-    extra: dict[Path, dict] | None = None,
+    extra: dict[Path, dict | str] | None = None,
     database: DatabaseSettings | None = None,
     history: dict[str, pd.DataFrame] | None = None,
 ) -> dict | None:
     """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), its segment
-    summary's two at ``segments`` (default ``<base>_segments``), the ``extra`` JSON files and the
+    summary's two at ``segments`` (default ``<base>_segments``), the ``extra`` files (JSON of a
+    mapping, a text as it is) and the
     KPI ``history`` with this table's snapshot (:func:`pipeline.history.next_history`), all at
     once; with ``database``, their copy there too, staged before the files
     (:func:`pipeline.database.scored_staged`). A table without the value views (not from
@@ -78,7 +109,7 @@ def write_table(
     summary = segment_summary(table) if set(SUMMARY_READS) <= set(table.columns) else None
     if summary is not None:
         files += segment_files(segments or segments_beside(base)).values()
-    # what is written beside the table: the history's Parquet files, the extra JSON files
+    # what is written beside the table: the history's Parquet files, the extra files
     beside = {history_files(base)[kind]: frame for kind, frame in (history or {}).items()}
     beside |= extra or {}
     with (
@@ -88,6 +119,8 @@ def write_table(
         for temp, content in zip(temps[len(files) :], beside.values(), strict=True):
             if isinstance(content, pd.DataFrame):
                 content.to_parquet(temp, index=False)
+            elif isinstance(content, str):
+                temp.write_text(content)
             else:
                 io.write_json(content, temp, atomic=False)
         io.write_table_files(
@@ -112,9 +145,10 @@ def publish_with_aliases(
     before: list[list],
     database: DatabaseSettings,
     history: dict[str, pd.DataFrame] | None = None,
+    extra: dict[Path, dict | str] | None = None,
 ) -> dict | None:
     """Replace the scored table at ``base`` (and its copy in the ``database``, with the KPI
-    ``history``: :func:`write_table`),
+    ``history``, and the ``extra`` files beside it: :func:`write_table`),
     then move the registry aliases to ``after``
     (rows ``[model name, alias, version]``), behind a journal: a command stopped anywhere in
     between (even killed) leaves it to :func:`recover`, which moves them forward when the table
@@ -130,7 +164,7 @@ def publish_with_aliases(
     try:
         faults.checkpoint("publish:journal")
         published = write_table(
-            table, base, state, guard_formulas, database=database, history=history
+            table, base, state, guard_formulas, extra=extra, database=database, history=history
         )
         faults.checkpoint("publish:table")
     finally:

@@ -13,6 +13,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+from models.report.appendix import facts
 from models.scoring import value_totals
 from pipeline import config, lock, outputs, publication, registry, staging, tracking
 from pipeline.errors import CvmError
@@ -79,11 +80,29 @@ def run(
         # a table written elsewhere (--out) leaves the production tables and history alone
         production = settings.database if out is None else None
         history = next_history(table, base) if out is None else None
+        scoring = [
+            ("log", source),
+            ("its SHA-256", sha256),
+            ("as of", day),
+            ("rows read", f"{report['rows_read']:,}"),
+            ("share quarantined", f"{share:.2%}"),
+            ("rows after the as-of date (not used)", f"{later:,}"),
+            *models.labels().items(),
+        ]
+        page = publication.report_page(
+            settings,
+            table,
+            "cvm score",
+            history,
+            appendix=facts("The scoring", scoring),
+            no_history=None if out is None else "a table written with --out has no history",
+        )
         published = publication.write_table(
             table,
             base,
             settings.catalog.state,
             settings.guard_formulas,
+            extra={publication.report_file(base): page},
             database=production,
             history=history,
         )
@@ -98,6 +117,7 @@ def run(
             **value_totals(table),
             "models": models.labels(),
             "scored": str(base.with_suffix(".parquet")),
+            "report": str(publication.report_file(base)),
             "database": published,
             "kpis": latest_kpis(history),
         }
@@ -106,6 +126,7 @@ def run(
             tracking.log_metrics({"customers": len(table), **value_totals(table)})
             tracking.log_metrics(kpi_metrics(summary["kpis"]))
             tracking.log_dict(summary, "score_summary.json")
+            tracking.log_file(publication.report_file(base))
         shutil.rmtree(root, ignore_errors=True)
     return summary
 

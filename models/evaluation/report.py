@@ -1,4 +1,4 @@
-"""The HTML report: one self-contained page with the headline metrics and the plots."""
+"""The model evaluation for data scientists: the appendix of the report (:mod:`models.report`)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,9 @@ import base64
 import html
 import io as bytes_io
 
-import numpy as np
 import pandas as pd
 
 from models.evaluation import plots
-
-STYLE = """
-body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc;
-padding: 4px 8px; text-align: right; } th { background: #f3f3f3; }
-.warning { color: #a00; font-weight: bold; }
-.grid { display: flex; flex-wrap: wrap; gap: 12px; } img { max-width: 540px; }
-"""
 
 
 def _png(fig) -> str:
@@ -30,29 +21,16 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(float_format=lambda v: f"{v:,.4f}", na_rep="–", border=0)
 
 
-def _segment_tables(segments: pd.DataFrame, cells: pd.DataFrame, levels: list[str]) -> str:
-    """The value matrix (a grid of customers and CLV per cell, high values first) and the
-    segment summary by value tier x lifecycle stage; nothing without a summary."""
+def _segment_tables(segments: pd.DataFrame, cells: pd.DataFrame) -> str:
+    """The segment summary: the value matrix's cells, and the value tier x lifecycle stage
+    pairs; nothing without a summary."""
     if segments.empty:
         return ""
-    parts = []
+    parts = ["<h3>Segment summary</h3>"]
     if len(cells):
-        label = cells.value_segment + ": " + cells.customers.map("{:,}".format) + " customers"
-        label += cells.total_clv.map(", CLV {:,.0f}".format)
-        best_first = list(reversed(levels))
-        grid = (
-            cells.assign(label=label)
-            .pivot(index="historical_level", columns="clv_level", values="label")
-            .reindex(index=best_first, columns=best_first)
-            .rename_axis(index="historical value", columns="predicted CLV")
-        )
-        parts.append(f"<h2>Value matrix</h2>{grid.to_html(border=0)}")
         parts.append(_table(_summary_columns(cells).set_index("value_segment")))
     pairs = segments[(segments.view == "tier_lifecycle") & (segments.customers > 0)]
-    parts.append(
-        "<h2>Segments: value tier x lifecycle stage</h2>"
-        + _table(_summary_columns(pairs).set_index(["value_tier", "lifecycle_stage"]))
-    )
+    parts.append(_table(_summary_columns(pairs).set_index(["value_tier", "lifecycle_stage"])))
     return "".join(parts)
 
 
@@ -116,40 +94,30 @@ def _purchase_model_section(fits: dict) -> str:
                 f"({choice['customers']:,} customers): {html.escape(choice['reason'])}. Rule: "
                 f"{html.escape(choice['rule'])}.</p>{_table(scores)}"
             )
-    return "<h3>Purchase model</h3>" + "".join(parts) if parts else ""
+    return "<h4>Purchase model</h4>" + "".join(parts) if parts else ""
 
 
-def report_page(
+def evaluation_appendix(
     scored: pd.DataFrame,
     evaluation: dict,
     importance: pd.DataFrame,
     curves: dict[str, pd.DataFrame],
-    warnings: list[str] = (),
     selection: dict | None = None,
     segments: pd.DataFrame | None = None,
     levels: list[str] = (),
     fits: dict | None = None,
 ) -> str:
-    """The page for a scored table, its evaluation results, the churn model's feature
-    importances and the evaluation's plot data (``tracking``, ``calibration_holdout``,
-    ``churn_roc``, ``churn_calibration``); ``warnings`` are shown at the top (e.g. a model kept
-    although its posterior did not converge). ``segments`` is the segment summary, its value
-    matrix rows with their ``historical_level`` and ``clv_level`` (of ``levels``, lowest
-    first); ``fits`` is ``fit_clv``'s report (the purchase model of each fit, how chosen)."""
+    """The model evaluation for data scientists (the report's appendix, :mod:`models.report`):
+    a scored table, its evaluation results, the churn model's feature importances and the
+    evaluation's plot data (``tracking``, ``calibration_holdout``, ``churn_roc``,
+    ``churn_calibration``). ``segments`` is the segment summary, its value matrix rows with their
+    ``historical_level`` and ``clv_level`` (of ``levels``, lowest first); ``fits`` is
+    ``fit_clv``'s report (the purchase model of each fit, how chosen)."""
     churn = pd.DataFrame(evaluation["churn"]).T.drop(columns=["n", "base_rate"])
     clv = pd.DataFrame(evaluation["clv"]).T.drop(columns=["n"])
-    tiers = scored.groupby("value_tier", observed=False).agg(
-        customers=("customer_id", "size"),
-        clv=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        churn_probability=("churn_probability", "mean"),
-    )
-    stages = scored.lifecycle_stage.value_counts().rename("customers").to_frame()
     aucs = {k: v["roc_auc"] for k, v in evaluation["churn"].items()}
     holdout = evaluation["holdout_length"]
     has_spend = bool(scored.clv.notna().any())  # a log without amounts predicts no spend
-    if not has_spend:
-        tiers["clv"] = np.nan  # not 0.0: no money was predicted
     segments = pd.DataFrame(columns=["view"]) if segments is None else segments
     placed = segments.view == "value_matrix"
     placed &= segments["historical_level"].notna() if "historical_level" in segments else False
@@ -175,7 +143,7 @@ def report_page(
         plots.reliability(curves["churn_calibration"]),
         plots.feature_importance(importance),
     ]
-    images = "".join(f'<img src="data:image/png;base64,{_png(f)}">' for f in figures)
+    images = "".join(f'<img src="data:image/png;base64,{_png(f)}" alt="">' for f in figures)
     beats = evaluation["churn_model_beats"]
     margins = evaluation["churn_intervals"]["margins"]
     verdict = "; ".join(
@@ -185,31 +153,15 @@ def report_page(
         f"{margins[m][v['strongest_baseline']]['high']:+.4f})"
         for m, v in beats.items()
     )
-    as_of = pd.Timestamp(scored.as_of_date.iloc[0]).date()
-    value = (
-        f"total CLV {scored.clv.sum():,.2f}"
-        if has_spend
-        else "purchase-only: the log has no amounts, so no spend or CLV is predicted and the "
-        "tiers rank expected purchases"
-    )
-    page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>cvm report {as_of}</title><style>{STYLE}</style></head><body>
-<h1>Customer value report, as of {as_of}</h1>
-{"".join(f'<p class="warning">Warning: {html.escape(w)}</p>' for w in warnings)}
-<p>{len(scored):,} customers; {value}; models
-{html.escape(scored.clv_model.iloc[0])} and {html.escape(scored.churn_model.iloc[0])}.</p>
-<h2>Value tiers</h2>{_table(tiers)}
-<h2>Lifecycle stages</h2>{_table(stages)}
-{_segment_tables(segments, cells, list(levels))}
-<h2>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h2>
-<h3>CLV model: holdout purchases and spend per customer</h3>{_table(clv)}
+    return f"""
+<h3>Holdout evaluation (calibration cutoff {evaluation["dates"]["calibration_end"]})</h3>
+<h4>CLV model: holdout purchases and spend per customer</h4>{_table(clv)}
 <p>{html.escape(_reference_sentence(evaluation))}</p>
 {_purchase_model_section(fits or {})}
-<h3>Churn model and baselines</h3><p>{html.escape(verdict)}</p>
+<h4>Churn model and baselines</h4><p>{html.escape(verdict)}</p>
 <p>Published churn score: {html.escape((selection or {}).get("reason", "the booster"))}
 ({html.escape((selection or {}).get("rule", ""))}).{html.escape(_level_sentence(selection))}</p>
 {_table(churn)}
-<h2>Plots</h2><div class="grid">{images}</div>
-</body></html>
+{_segment_tables(segments, cells)}
+<h3>Plots</h3><div class="grid">{images}</div>
 """
-    return page

@@ -8,6 +8,7 @@ from datetime import date
 
 import pandas as pd
 
+from models.report.appendix import promotion
 from pipeline import io, publication, registry
 from pipeline.history import kpi_metrics, latest_kpis, next_history
 from pipeline.retrain.compare import RELEASE
@@ -68,6 +69,10 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
     aliases = [registry.CHALLENGER, *([registry.CHAMPION] if promoted else [])]
     winners = run.challenger if promoted else {k: before[k].get(registry.CHAMPION) for k in before}
     history = next_history(table, run.retrain.scored)
+    report = publication.report_file(run.retrain.scored)
+    page = publication.report_page(
+        run.settings, table, "cvm retrain", history, appendix=promotion(run.summary)
+    )
     published = publication.publish_with_aliases(
         table,
         run.retrain.scored,
@@ -79,8 +84,11 @@ def publish(run: RetrainRun, table: pd.DataFrame, promoted: bool) -> None:
         before=[[run.names[k], a, before[k].get(a)] for a in aliases for k in kinds],
         database=run.settings.database,
         history=history,
+        extra={report: page},
     )
     run.published = True
+    run.summary["report"] = str(report)
+    run.client.log_artifact(run.run_id, str(report))
     run.summary["database"] = published
     run.summary["kpis"] = latest_kpis(history)
     for name, value in kpi_metrics(run.summary["kpis"]).items():

@@ -1,4 +1,5 @@
-"""report: one self-contained HTML page with the headline metrics and the plots."""
+"""report: the report for the people who decide, with the model evaluation in its appendix
+(one self-contained HTML page)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import churn_store, config, io, outputs, stages, tracking
+from pipeline import churn_store, config, io, outputs, publication, stages, tracking
 from pipeline.catalog import Catalog
 from pipeline.stages.evaluate import read_plots
 from pipeline.tracking import Tracker
@@ -18,21 +19,29 @@ def run(cfg) -> Path:
 
 def report(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> Path:
     """Write the HTML report; returns its path."""
-    from models.evaluation.report import report_page
+    from models.evaluation.report import evaluation_appendix
 
     scored = io.read_parquet(catalog.scored_files()[".parquet"])
     matrix = settings.scoring.views.matrix
     fits = io.read_json(catalog.fit_report)
-    page = report_page(
+    appendix = evaluation_appendix(
         scored,
         io.read_json(catalog.evaluation),
         churn_store.importance(catalog.churn_scoring),
         read_plots(catalog.plots),
-        _warnings(fits),
         io.read_json(catalog.train_report)["scoring"].get("selection", {}),
         with_levels(io.read_parquet(catalog.segment_files()[".parquet"]), matrix),
         list(matrix.levels),
         fits,
+    )
+    page = publication.report_page(
+        settings,
+        scored,
+        "the pipeline (dvc repro)",
+        appendix=appendix,
+        warnings=_warnings(fits),
+        no_history="the pipeline's table stands alone; the tables cvm score and cvm retrain "
+        "publish keep a history, and their reports show the change",
     )
     with outputs.atomic_outputs(catalog.report, state=catalog.state) as (tmp,):
         tmp.write_text(page)

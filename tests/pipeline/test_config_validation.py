@@ -89,6 +89,8 @@ BAD_VALUES = [
     ("retrain.work_dir", None, "a path"),
     ("data.delimiter", ";;", "a single character"),
     ("engine.memory_limit", "lots", "a size such as 2GB, 512MB or 80%"),
+    ("report.currency", 1, "a text"),
+    ("report.contacts_per_action", -1, "an integer in [0, 1000]"),
     # a mapping of user-named sections, and a section where a value belongs
     ("retrain.promotion.metrics", {}, "a mapping of metric names to"),
     ("retrain.promotion.metrics.churn_brier.tolerance", -0.1, "a number >= 0"),
@@ -163,6 +165,11 @@ def test_every_problem_is_listed_at_once():
 
 # (changes, the problem): every rule between keys
 RULE_CASES = [
+    (
+        {"report.not_contacted": ["let go"]},
+        "report.not_contacted names 'let go'; expected one of the recommended actions of "
+        "tiers.actions (",
+    ),
     (
         {"data.scoring_date": "1997-06-30"},
         "data.scoring_date is '1997-06-30'; expected a date on or after data.calibration_end "

@@ -25,8 +25,10 @@ from pipeline.database import DatabaseSettings
 from pipeline.retrain import run as retrain_run
 from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
+from tests.browser import render
 from tests.conftest import REPO, readme_query
 from tests.cvm_forks import start_holding_the_lock
+from tests.html_tables import table_under
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -439,6 +441,27 @@ def test_weekly_retraining_promotes_only_better_challengers(
     with duckdb.connect("data/published/customers.duckdb", read_only=True) as con:
         weekly = con.sql(readme_query("-- the realised weekly retention per value tier")).df()
     assert len(weekly) == 3 * 4 and weekly.retention_rate.between(0, 1).all()  # weeks 1-3
+    # the report beside the table: the latest week against the week before, the decision
+    report = project / "data/published/customers_report.html"
+    page = report.read_text()
+    assert "by cvm retrain" in page and "The challenger was not promoted" in page
+    week3 = kpis[(kpis.dimension == "value_tier") & (kpis.as_of_date == pd.Timestamp(as_of(3)))]
+    tiers = table_under(page, "Change since the previous table")
+    assert {r["Value tier"]: int(r["Customers now"].replace(",", "")) for r in tiers} == dict(
+        zip(week3.group, week3.customers, strict=True)
+    )
+    assert all(r[f"Customers {as_of(2)}"] for r in tiers)
+    grid = table_under(page, "Migration between value tiers")
+    counts = sum(int(v.replace(",", "")) for r in grid for k, v in list(r.items())[1:])
+    tier_moves = moves[
+        (moves.dimension == "value_tier") & (moves.as_of_date == pd.Timestamp(as_of(3)))
+    ]
+    assert counts == tier_moves.customers.sum()
+    assert page.count("<svg") == 5  # the KPIs over the four weeks
+    assert render(report, "report_retrain.png") == {"console": [], "fetched": []}
+    scored_elsewhere = (project / "check/customers_report.html").read_text()
+    assert "by cvm score" in scored_elsewhere
+    assert "a table written with --out has no history" in scored_elsewhere
     metrics = client.get_run(promoted.info.run_id).data.metrics
     assert metrics["kpis_customers"] in set(everyone.customers)
 

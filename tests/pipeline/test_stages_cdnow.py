@@ -195,7 +195,7 @@ def test_evaluation_reports_every_metric_next_to_every_baseline(sample_run):
     html = (sample_run / "reports/report.html").read_text()
     assert html.count("data:image/png;base64,") == 13 and "Churn model and baselines" in html
     assert "the stationary BG/NBD fit on the same customers" in html
-    assert "<h3>Purchase model</h3><p>calibration fit: bgnbd.</p>" in html
+    assert "<h4>Purchase model</h4><p>calibration fit: bgnbd.</p>" in html
     assert "Its prior is the P(no purchase) of the" in html
 
 

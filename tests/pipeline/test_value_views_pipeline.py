@@ -170,13 +170,13 @@ def test_the_score_stage_writes_the_segment_summary_with_the_table(pipeline_outp
 def test_the_report_shows_the_value_matrix_and_the_segments(pipeline_outputs):
     summary = pd.read_parquet(pipeline_outputs / "data/scored/customers_segments.parquet")
     html = (pipeline_outputs / "reports/report.html").read_text()
-    assert "<h2>Value matrix</h2>" in html
-    assert "<h2>Segments: value tier x lifecycle stage</h2>" in html
+    assert "<h3>Value matrix</h3>" in html and "<h3>Segment summary</h3>" in html
     for cell in summary[summary.view == "value_matrix"].itertuples():
-        assert f"{cell.value_segment}: {cell.customers:,} customers, CLV " in html
-    grid = html.index("<h2>Value matrix</h2>")
-    # high historical value and high CLV first, as in the README
-    assert html.index("stars: ", grid) < html.index("low_value: ", grid)
+        assert f"{cell.value_segment}: {cell.customers:,} customers, CLV $" in html
+    grid = html.index("<h3>Value matrix</h3>")
+    # as the heat map draws it: high historical value first, predicted CLV from low to high
+    cells = [html.index(f"{name}: ", grid) for name in ("fading", "stars", "low_value", "rising")]
+    assert cells == sorted(cells)
 
 
 def test_publishing_a_table_writes_its_summary_beside_it(pipeline_outputs, tmp_path):
