@@ -165,7 +165,8 @@ def test_a_churn_knob_reruns_only_what_follows_the_churn_model(project):
 
 def test_a_features_knob_reruns_features_and_leaves_what_follows_stale(project, tmp_path):
     """The experiment runs up to the features stage (what follows it runs as the churn knob's
-    experiment shows); DVC then finds every stage reading the features stale, and nothing else."""
+    experiment shows); DVC then finds every stage reading the features (or the knob: the
+    report's glossary states the churn horizon) stale, and nothing else."""
     project = shutil.copytree(project, tmp_path / "project", symlinks=True)
     git_commit(project, "lock")
     out = sh(project, "dvc", "exp", "run", "-S", "features.churn_horizon_days=90", "features")
@@ -175,7 +176,7 @@ def test_a_features_knob_reruns_features_and_leaves_what_follows_stale(project, 
     report = json.loads((project / "data/features/report.json").read_text())
     assert report["train_cutoffs"]["calibration"][0] == "1997-07-02"  # 90 days before 1997-09-30
     stale = json.loads(sh(project, "dvc", "status", "--json"))
-    assert set(stale) == {"fit_clv", "train_churn", "evaluate", "score"}
+    assert set(stale) == {"fit_clv", "train_churn", "evaluate", "score", "report"}
 
 
 def test_an_experiment_on_another_log_stops_at_its_first_stage(project, tmp_path):
