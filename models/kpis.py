@@ -1,9 +1,10 @@
 """KPIs over time: what each published scoring adds to the history the teams follow.
 
 A snapshot holds, for all customers and per value tier, lifecycle stage and value segment:
-customers, CLV, value at risk and the expected churn rate (mean churn probability), and the
-realised retention since the previous published table: the share of that table's customers of
-the group (as it labelled them then) who bought since its as-of date. The migration counts
+customers, CLV, margin CLV (with a margin column), value at risk and the expected churn rate
+(mean churn probability), and the realised retention since the previous published table: the
+share of that table's customers of the group (as it labelled them then) who bought since its
+as-of date. The migration counts
 customers between the previous table's tiers (and lifecycle stages) and this one's.
 """
 
@@ -24,6 +25,7 @@ SNAPSHOT_COLUMNS = (
     "group",
     "customers",
     "clv",
+    "margin_clv",
     "value_at_risk",
     "expected_churn_rate",
     "previous_customers",
@@ -47,6 +49,7 @@ COLUMN_DOCS = {  # the history tables' column comments in the database
         "group": "The tier, stage or segment (all for every customer).",
         "customers": "Customers of the group in the table.",
         "clv": "Their total CLV; null for a log without amounts.",
+        "margin_clv": "Their total margin CLV (the profit to come); null without a margin column.",
         "value_at_risk": "Their total value at risk (CLV x churn probability); null without "
         "amounts.",
         "expected_churn_rate": "Their mean churn probability: the share expected not to buy "
@@ -94,6 +97,7 @@ def snapshot(table: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.Da
     """The KPI rows of a scored ``table`` (:data:`SNAPSHOT_COLUMNS`), with the retention since
     the ``previous`` published table when there is one (else null)."""
     day = as_of(table)
+    margin = "margin_clv" in table
     before = None if previous is None else as_of(previous)
     retained = None
     if previous is not None:
@@ -120,6 +124,7 @@ def snapshot(table: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.Da
                     "group": name,
                     "customers": len(rows_of),
                     "clv": _money(rows_of["clv"]),
+                    "margin_clv": _money(rows_of["margin_clv"]) if margin else np.nan,
                     "value_at_risk": _money(rows_of["value_at_risk"]),
                     "expected_churn_rate": float(rows_of["churn_probability"].mean())
                     if len(rows_of)

@@ -357,6 +357,7 @@ SUMMARY_COLUMNS = (
     "customers",
     "total_clv",
     "mean_clv",
+    "total_margin_clv",
     "total_value_at_risk",
     "mean_churn_probability",
     "expected_purchases",
@@ -366,8 +367,9 @@ SUMMARY_COLUMNS = (
 def segment_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per value tier x lifecycle stage (``view`` ``tier_lifecycle``) and per
     value-matrix cell (``value_matrix``; not for a log without amounts), every pair listed,
-    empty ones too: customers, total and mean CLV, total value at risk, mean churn probability
-    and the expected purchases summed. Within a view the customers add up to the table's."""
+    empty ones too: customers, total and mean CLV, the total margin CLV (null without a margin
+    column), total value at risk, mean churn probability and the expected purchases summed.
+    Within a view the customers add up to the table's."""
     parts = [_summarise(table, ["value_tier", "lifecycle_stage"], "tier_lifecycle")]
     if table["value_segment"].notna().any():
         parts.append(_summarise(table, ["value_segment"], "value_matrix"))
@@ -379,12 +381,14 @@ def segment_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _summarise(table: pd.DataFrame, keys: list[str], view: str) -> pd.DataFrame:
-    has_clv = table["clv"].notna().any()
-    groups = table.groupby(keys, observed=False, sort=True)
+    has_clv, has_margin = table["clv"].notna().any(), "margin_clv" in table
+    margin = table["margin_clv"] if has_margin else pd.Series(np.nan, index=table.index)
+    groups = table.assign(margin_clv=margin).groupby(keys, observed=False, sort=True)
     out = groups.agg(
         customers=("customer_id", "size"),
         total_clv=("clv", "sum"),
         mean_clv=("clv", "mean"),
+        total_margin_clv=("margin_clv", "sum"),
         total_value_at_risk=("value_at_risk", "sum"),
         mean_churn_probability=("churn_probability", "mean"),
         expected_purchases=("expected_purchases", "sum"),
@@ -392,5 +396,7 @@ def _summarise(table: pd.DataFrame, keys: list[str], view: str) -> pd.DataFrame:
     out["customers"] = out["customers"].astype("int64")
     if not has_clv:  # a log without amounts: no money to add up
         out[["total_clv", "total_value_at_risk"]] = np.nan
+    if not has_margin:  # nor margin without a margin column
+        out["total_margin_clv"] = np.nan
     out.insert(0, "view", view)
     return out.reindex(columns=list(SUMMARY_COLUMNS))

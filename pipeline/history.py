@@ -36,7 +36,14 @@ def next_history(table: pd.DataFrame, base: Path) -> dict[str, pd.DataFrame]:
     return {"kpis": kpis.appended(old["kpis"], snapshot), "migration": moves}
 
 
-HEADLINE = ("customers", "clv", "value_at_risk", "expected_churn_rate", "retention_rate")
+HEADLINE = (
+    "customers",
+    "clv",
+    "margin_clv",
+    "value_at_risk",
+    "expected_churn_rate",
+    "retention_rate",
+)
 
 
 def latest_kpis(history: dict[str, pd.DataFrame] | None) -> dict[str, float | None] | None:

@@ -261,11 +261,13 @@ def _tiers(scored, f: Formats, has_money: bool, matrix) -> str:
     ]
     if has_money:
         rows["clv_share"] = rows["clv"] / rows["clv"].sum()
-        columns += [
-            ("clv", "CLV", f.money),
-            ("clv_share", "Share of CLV", f.percent),
-            ("value_at_risk", "Value at risk", f.money),
-        ]
+        columns += [("clv", "CLV", f.money), ("clv_share", "Share of CLV", f.percent)]
+    if "margin_clv" in scored:
+        margins = scored.groupby("value_tier", observed=False)["margin_clv"].sum()
+        rows["margin_clv"] = rows["value_tier"].map(margins).astype(float)
+        columns.append(("margin_clv", "Margin CLV", f.money))
+    if has_money:
+        columns.append(("value_at_risk", "Value at risk", f.money))
     stages = pd.crosstab(scored["value_tier"], scored["lifecycle_stage"].astype("str"))
     stages = stages.reindex(columns=[s for s in (*ACTIVE, "at_risk", "lost") if s in stages])
     stage_rows = stages.reset_index()
@@ -383,7 +385,10 @@ def _over_time(snaps: pd.DataFrame, f: Formats, has_money: bool) -> str:
     every = snaps[snaps["dimension"] == kpis.ALL].sort_values("as_of_date")
     series = [("customers", "Customers", f.count)]
     if has_money:
-        series += [("clv", "Total CLV", f.money), ("value_at_risk", "Value at risk", f.money)]
+        series += [("clv", "Total CLV", f.money)]
+        if "margin_clv" in every and every["margin_clv"].notna().any():
+            series += [("margin_clv", "Total margin CLV", f.money)]
+        series += [("value_at_risk", "Value at risk", f.money)]
     series += [
         ("expected_churn_rate", "Expected churn rate", f.percent),
         ("retention_rate", "Realised retention", f.percent),

@@ -68,6 +68,13 @@ def test_a_first_snapshot_has_the_kpis_and_no_retention():
     gold = row(snap, "value_tier", "gold")
     assert gold.customers == 2 and gold.clv == 180.0
     assert set(snap.dimension) == {"all", "value_tier", "lifecycle_stage", "value_segment"}
+    assert snap.margin_clv.isna().all()  # no margin column: no profit to total
+
+
+def test_with_margins_a_snapshot_totals_the_profit_too():
+    snap = snapshot(WEEK1.assign(margin_clv=WEEK1.clv * 0.25))
+    assert row(snap, "all", "all").margin_clv == 55.0
+    assert row(snap, "value_tier", "gold").margin_clv == 45.0
 
 
 def test_retention_counts_who_bought_since_as_the_previous_table_grouped_them():

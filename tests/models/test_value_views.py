@@ -201,6 +201,10 @@ def test_the_segment_summary_adds_up_to_the_table_in_each_view():
         assert rows["total_clv"].sum() == pytest.approx(full["clv"].sum())
         assert rows["total_value_at_risk"].sum() == pytest.approx(full["value_at_risk"].sum())
         assert rows["expected_purchases"].sum() == pytest.approx(full["expected_purchases"].sum())
+        assert rows["total_margin_clv"].isna().all()  # no margin column
+    margins = segment_summary(full.assign(margin_clv=full["clv"] * 0.3))
+    for _, rows in margins.groupby("view"):
+        assert rows["total_margin_clv"].sum() == pytest.approx(0.3 * full["clv"].sum())
     # every tier x stage pair is listed, empty ones too; every matrix cell once
     pairs = summary[summary["view"] == "tier_lifecycle"]
     assert len(pairs) == 4 * 5

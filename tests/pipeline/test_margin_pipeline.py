@@ -17,6 +17,7 @@ import pytest
 from models.scoring import COLUMN_DOCS
 from models.simulate import SimulationSettings, simulate_log
 from tests.conftest import REPO, built_once, run_cvm, write_params
+from tests.html_tables import table_under
 from tests.pipeline.test_retrain import FAST
 from tests.pipeline.test_scorer_model import assert_rows_match
 
@@ -105,6 +106,25 @@ def test_the_table_tiers_customers_by_the_profit_they_bring(project):
     assert set(table.columns) == set(COLUMN_DOCS)  # every column documented, margins too
     summary = json.loads((project / "reports/score_summary.json").read_text())
     assert summary["total_margin_clv"] == pytest.approx(table.margin_clv.sum())
+
+
+def test_the_segment_summary_the_kpis_and_the_report_total_the_profit(project):
+    from models.kpis import snapshot
+
+    table = pd.read_parquet(project / "data/scored/customers.parquet")
+    segments = pd.read_parquet(project / "data/scored/customers_segments.parquet")
+    for view, rows in segments.groupby("view"):
+        assert rows.total_margin_clv.sum() == pytest.approx(table.margin_clv.sum()), view
+    pairs = segments[segments.view == "tier_lifecycle"].groupby("value_tier").total_margin_clv
+    by_tier = table.groupby("value_tier", observed=True).margin_clv.sum()
+    assert pairs.sum().loc[by_tier.index].to_numpy() == pytest.approx(by_tier.to_numpy())
+    kpis = snapshot(table).set_index(["dimension", "group"])
+    assert kpis.loc[("all", "all"), "margin_clv"] == pytest.approx(table.margin_clv.sum())
+    assert kpis.loc[("value_tier", "gold"), "margin_clv"] == pytest.approx(by_tier["gold"])
+    page = (project / "reports/report.html").read_text()
+    tiers = {r["Value tier"]: r for r in table_under(page, "Value tiers")}
+    assert tiers["gold"]["Margin CLV"] == f"${by_tier['gold']:,.0f}"
+    assert f"${table.margin_clv.sum():,.0f}" in page  # the headline's margin CLV
 
 
 def test_the_registered_scorer_ranks_exactly_as_the_table(project):
