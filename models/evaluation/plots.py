@@ -17,15 +17,24 @@ def _figure(width: float = 6.4, height: float = 3.6):
 
 
 def tier_shares(scored: pd.DataFrame) -> Figure:
-    """Share of customers and of total CLV per value tier."""
+    """Share of customers and of total CLV per value tier; without amounts (no CLV), of the
+    expected purchases the tiers rank instead."""
+    value, label = (
+        ("clv", "CLV")
+        if scored["clv"].notna().any()
+        else (
+            "expected_purchases",
+            "expected purchases",
+        )
+    )
     groups = scored.groupby("value_tier", observed=False).agg(
-        customers=("customer_id", "size"), clv=("clv", "sum")
+        customers=("customer_id", "size"), value=(value, "sum")
     )
     shares = groups / groups.sum()
     fig, ax = _figure()
     x = np.arange(len(shares))
     ax.bar(x - 0.2, shares.customers * 100, 0.4, label="customers")
-    ax.bar(x + 0.2, shares.clv * 100, 0.4, label="CLV")
+    ax.bar(x + 0.2, shares.value * 100, 0.4, label=label)
     ax.set_xticks(x, [str(t) for t in shares.index])
     ax.set_ylabel("% of total")
     ax.set_title("Value tiers: customers and value")

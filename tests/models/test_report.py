@@ -37,6 +37,7 @@ def scored(as_of: str, n: int = 60, seed: int = 0, money: bool = True) -> pd.Dat
             "as_of_date": pd.Timestamp(as_of),
             "clv": clv,
             "p_alive": 1 - churn / 2,
+            "expected_purchases": rng.gamma(1.0, 2.0, n).round(3),
             "churn_probability": churn,
             "value_at_risk": clv * churn,
             "recency_days": rng.integers(0, 400, n),
@@ -150,3 +151,18 @@ def test_the_glossary_explains_every_label_the_page_shows(money):
     for label in labels:
         assert f"<dt>{label}</dt>" in glossary
     assert "<dt>platinum</dt><dd>Value tier: the top 5 % of customers by" in glossary
+
+
+@pytest.mark.parametrize("money", [True, False])
+def test_the_tier_shares_plot_draws_what_the_tiers_rank(money):
+    """Without amounts the second bars are the expected purchases' shares, not empty CLV bars."""
+    from models.evaluation.plots import tier_shares
+
+    table = scored("2024-03-31", money=money)
+    ax = tier_shares(table).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["customers", "CLV" if money else "expected purchases"]
+    value = table.clv if money else table.expected_purchases
+    shares = value.groupby(table.value_tier, observed=False).sum() / value.sum() * 100
+    heights = [bar.get_height() for bar in ax.containers[1]]
+    assert heights == pytest.approx(shares.to_list())
