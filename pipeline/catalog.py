@@ -24,19 +24,24 @@ class Catalog:
     clean: Path
     quarantine: Path
     ingest_report: Path
+    ingest_metrics: Path
     features_calibration: Path
     features_scoring: Path
     features_train_calibration: Path
     features_train_scoring: Path
     features_repeats: Path
     features_report: Path
+    features_metrics: Path
     clv_calibration: Path
     clv_scoring: Path
     fit_report: Path
+    fit_metrics: Path
     churn_calibration: Path
     churn_scoring: Path
     train_report: Path
+    train_metrics: Path
     evaluation: Path
+    evaluation_metrics: Path
     plots: Path
     scored: Path
     segments: Path

@@ -341,6 +341,7 @@ class Paths:
     clean: PathText
     quarantine: PathText
     ingest_report: PathText
+    ingest_metrics: PathText
     features_dir: PathText
     features_calibration: PathText
     features_scoring: PathText
@@ -348,16 +349,20 @@ class Paths:
     features_train_scoring: PathText
     features_repeats: PathText
     features_report: PathText
+    features_metrics: PathText
     clv_dir: PathText
     clv_calibration: PathText
     clv_scoring: PathText
     fit_report: PathText
+    fit_metrics: PathText
     churn_dir: PathText
     churn_calibration: PathText
     churn_scoring: PathText
     train_report: PathText
+    train_metrics: PathText
     reports_dir: PathText
     evaluation: PathText
+    evaluation_metrics: PathText
     plots: PathText
     score_summary: PathText
     report: PathText

@@ -375,6 +375,27 @@ def write_json(obj: object, path: Path, atomic: bool = True) -> None:
         path.write_text(text)
 
 
+def write_report(report: dict, path: Path, metrics: Path) -> None:
+    """A stage's ``report`` at ``path`` and its numbers alone at ``metrics`` (both temporary
+    paths already): the file DVC shows and compares as metrics, without the dates, texts,
+    hashes and lists that would read as metrics there."""
+    write_json(report, path, atomic=False)
+    write_json(numbers_only(report) or {}, metrics, atomic=False)
+
+
+def numbers_only(obj):
+    """``obj`` with only its numbers (a flag as 0 or 1), the mappings left empty dropped;
+    ``None`` when nothing is left."""
+    if isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, int | float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        kept = {k: v for k, v in ((k, numbers_only(v)) for k, v in obj.items()) if v is not None}
+        return kept or None
+    return None
+
+
 def _finite(obj):
     """``obj`` with NaN and infinite floats as ``None``: JSON has no such numbers."""
     if isinstance(obj, float):

@@ -49,12 +49,10 @@ def evaluate(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> d
         progress=lambda label: Progress(label, "customers"),
     )
     results = {"dates": dates} | results
-    with outputs.atomic_outputs(catalog.evaluation, catalog.plots, state=catalog.state) as (
-        evaluation_tmp,
-        plots_tmp,
-    ):
+    targets = (catalog.evaluation, catalog.evaluation_metrics, catalog.plots)
+    with outputs.atomic_outputs(*targets, state=catalog.state) as (*files, plots_tmp):
         write_plots(plots, plots_tmp)
-        io.write_json(results, evaluation_tmp, atomic=False)
+        io.write_report(results, *files)
     with tracker.run("evaluate", {"dates": dates}):
         tracking.log_metrics(
             {

@@ -28,7 +28,8 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
         raise CvmError(f"{catalog.clean}: not found; run the stage that produces it first")
     if io.parquet_row_count(catalog.clean) == 0:
         raise CvmError(_nothing_clean(settings, catalog))
-    targets = [catalog.features(name) for name in TABLES] + [catalog.features_report]
+    targets = [catalog.features(name) for name in TABLES]
+    targets += [catalog.features_report, catalog.features_metrics]
     with (
         engine.session(settings.engine) as con,
         outputs.atomic_outputs(*targets, state=catalog.state) as temps,
@@ -46,7 +47,7 @@ def build_features(settings: config.Settings, catalog: Catalog, tracker: Tracker
         attributes = _attributes(settings, con, days, staging)
         out = dict(zip(TABLES, temps, strict=False))
         report = _write_tables(settings, con, days, out, staging, attributes)
-        io.write_json(report, temps[-1], atomic=False)
+        io.write_report(report, *temps[-2:])
     params = {"features": settings.section("features"), "dates": report["dates"]}
     with tracker.run("features", params):
         tracking.log_metrics({k: v for k, v in report.items() if k.endswith("_rows")})

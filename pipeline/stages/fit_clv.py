@@ -38,9 +38,14 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         | {"map": fit.map_point, **fit.fit_info}
         for name, fit in fits.items()
     }
-    targets = (catalog.clv_calibration, catalog.clv_scoring, catalog.fit_report)
+    targets = (
+        catalog.clv_calibration,
+        catalog.clv_scoring,
+        catalog.fit_report,
+        catalog.fit_metrics,
+    )
     with (
-        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, report_tmp),
+        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, *files),
         tracker.run("fit_clv", settings.section("clv")),
     ):
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
@@ -54,7 +59,7 @@ def fit_clv(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> di
         # fit times and the registry version go to MLflow only: the file depends on the inputs
         for name in FITS:
             del report[name]["seconds"]
-        io.write_json(report, report_tmp, atomic=False)
+        io.write_report(report, *files)
         report["scoring"]["registry_version"] = version
     return report
 

@@ -57,12 +57,12 @@ def ingest(settings: config.Settings, catalog: Catalog, tracker: Tracker) -> dic
 def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Catalog) -> dict:
     """Classify the raw rows and write the clean log, the quarantine and the report together."""
     mapping = settings.mapping
-    targets = (catalog.clean, catalog.quarantine, catalog.ingest_report)
+    targets = (catalog.clean, catalog.quarantine, catalog.ingest_report, catalog.ingest_metrics)
     with (
         outputs.atomic_outputs(*targets, state=catalog.state) as temps,
         outputs.scratch(catalog.clean.parent, "ingest") as staging,
     ):
-        clean_tmp, quarantine_tmp, report_tmp = temps
+        clean_tmp, quarantine_tmp, report_tmp, metrics_tmp = temps
         # the raw file is parsed and classified once, into a staging file the rest reads
         with engine.query_progress(con, "ingest: classify", rows_read):
             classified = engine.stage(
@@ -111,7 +111,7 @@ def _classify(con, raw, rows_read: int, settings: config.Settings, catalog: Cata
         if not rows_read == rows_kept + rows_quarantined == kept + sum(counts.values()):
             raise RuntimeError(f"ingest lost rows: {report}")
         io.restrict_like([clean_tmp, quarantine_tmp], settings.source)
-        io.write_json(report, report_tmp, atomic=False)
+        io.write_report(report, report_tmp, metrics_tmp)
     return report
 
 

@@ -41,9 +41,10 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         }
         for name, model in models.items()
     }
-    targets = (catalog.churn_calibration, catalog.churn_scoring, catalog.train_report)
+    targets = (catalog.churn_calibration, catalog.churn_scoring)
+    targets += (catalog.train_report, catalog.train_metrics)
     with (
-        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, report_tmp),
+        outputs.atomic_outputs(*targets, state=catalog.state) as (cal_dir, scoring_dir, *files),
         tracker.run("train_churn", settings.section("churn")),
     ):
         for name, directory in (("calibration", cal_dir), ("scoring", scoring_dir)):
@@ -62,7 +63,7 @@ def train_churn(settings: config.Settings, catalog: Catalog, tracker: Tracker) -
         versions = _register(settings, catalog, scoring_dir) if tracker.register else {}
         tracking.set_tags({f"cvm.churn.{n}.{k}": v for n in FITS for k, v in _tags(report[n])})
         tracking.log_dict(report, "churn_report.json")
-        io.write_json(report, report_tmp, atomic=False)  # the registry version is MLflow's
+        io.write_report(report, *files)  # the registry version is MLflow's
         report["scoring"]["registry_version"] = versions.get("churn")
         report["scoring"]["scorer_version"] = versions.get("scorer")
     log.info("train_churn: %s", json.dumps(report["calibration"]["validation"]))

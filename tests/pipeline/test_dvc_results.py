@@ -26,6 +26,15 @@ METRICS = sorted(
     for metric in stage.get("metrics", [])
     for entry in metric
 )
+# the stages' reports (numbers, dates and texts), committed beside their metrics
+REPORTS = sorted(
+    PARAMS["paths"][name.strip("${}").removeprefix("paths.")]
+    for stage in DVC["stages"].values()
+    for out in stage.get("outs", [])
+    if isinstance(out, dict)
+    for name, options in out.items()
+    if options.get("cache") is False and name != "${paths.plots}"
+)
 PLOTS = {name: spec for plot in DVC["plots"] for name, spec in plot.items()}
 # a file per line: the churn scores (the model, the CLV probability, recency), the customers
 SCORES = {"churn_roc": 3, "churn_calibration": 2, "p_alive_paths": 3}
@@ -59,9 +68,27 @@ def test_the_metrics_and_plot_data_are_committed_and_nothing_else(experiment):
         for p in spec["y"]
     }
     raw = {p for p in tracked if p.startswith("data/raw/")}
-    assert tracked - raw == set(METRICS) | plot_files
-    assert len(METRICS) == 6
+    assert tracked - raw == set(METRICS) | set(REPORTS) | plot_files
+    assert len(METRICS) == 6 and len(REPORTS) == 5
     assert sum((experiment / p).stat().st_size for p in plot_files) < 100_000
+
+
+def test_the_metric_files_hold_numbers_only(experiment):
+    """Texts, dates, hashes and lists stay in the reports: `dvc metrics diff` and `dvc exp show`
+    compare numbers (the probe: 38 texts and lists in train_report.json, model_id hashes)."""
+
+    def leaves(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                yield from leaves(value)
+        else:
+            yield node
+
+    for path in METRICS:
+        values = list(leaves(json.loads((experiment / path).read_text())))
+        assert values and all(type(v) in (int, float) for v in values), path
+    train = json.loads((experiment / "artifacts/churn/train_report.json").read_text())
+    assert isinstance(train["scoring"]["selection"]["reason"], str)  # kept in the report
 
 
 def test_exp_show_has_numbers_for_the_baseline_and_the_experiment(experiment):
@@ -72,7 +99,7 @@ def test_exp_show_has_numbers_for_the_baseline_and_the_experiment(experiment):
         metrics = row["data"]["metrics"]
         assert sorted(metrics) == METRICS, row["name"]
         assert not [m for m, v in metrics.items() if "error" in v], metrics
-        auc = metrics["reports/evaluation.json"]["data"]["churn"]["churn_model"]["roc_auc"]
+        auc = metrics["reports/evaluation_metrics.json"]["data"]["churn"]["churn_model"]["roc_auc"]
         assert 0.5 < auc < 1.0
     params = leaves15["data"]["params"]["params.yaml"]["data"]
     assert params["churn"]["num_leaves"] == 15
@@ -80,8 +107,8 @@ def test_exp_show_has_numbers_for_the_baseline_and_the_experiment(experiment):
 
 def test_metrics_diff_shows_what_the_experiment_changed(experiment):
     diff = dvc_json(experiment, "metrics", "diff")  # HEAD against the experiment's workspace
-    model = diff["artifacts/churn/train_report.json"]["scoring.model_id"]  # num_leaves changes it
-    assert model["old"] != model["new"]
+    churn = diff["artifacts/churn/train_metrics.json"]  # num_leaves changes the churn model
+    assert churn and all(isinstance(v["diff"], int | float) for v in churn.values())
     assert [k for k in diff["reports/score_summary.json"] if k.startswith("lifecycle.")]
     assert "data/interim/ingest_report.json" not in diff  # upstream of the churn model
 
@@ -90,8 +117,8 @@ def test_exp_diff_compares_the_experiment_with_its_baseline(experiment):
     diff = dvc_json(experiment, "exp", "diff", "HEAD", "leaves15")
     leaves = diff["params"]["params.yaml"]["churn.num_leaves"]
     assert (leaves["old"], leaves["new"]) == (PARAMS["churn"]["num_leaves"], 15)
-    model = diff["metrics"]["artifacts/churn/train_report.json"]["scoring.model_id"]
-    assert model["old"] != model["new"]
+    shift = diff["metrics"]["artifacts/churn/train_metrics.json"]["scoring.selection.shift"]
+    assert shift["old"] != shift["new"]
 
 
 def test_plots_diff_draws_each_plot_once_and_a_line_per_score(experiment):

@@ -53,3 +53,24 @@ def test_reports_are_valid_json_without_nan(tmp_path):
     text = target.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"r_hat": None, "ess": [1.0, None], "ok": 2.5}
+
+
+def test_a_report_s_metrics_are_its_numbers_alone(tmp_path):
+    from pipeline.io import write_report
+
+    report = {
+        "rows": 12,
+        "share": 0.25,
+        "as_of": "2024-06-30",
+        "model_id": "1c17ffccd29a",
+        "beats": True,
+        "cutoffs": ["2024-01-31"],
+        "largest": None,
+        "nothing": float("nan"),
+        "fit": {"model": "bgnbd", "loglik": -95.5, "season": []},
+        "texts": {"rule": "the simpler model within noise"},
+    }
+    write_report(report, tmp_path / "report.json", tmp_path / "metrics.json")
+    assert json.loads((tmp_path / "report.json").read_text())["model_id"] == "1c17ffccd29a"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == {"rows": 12, "share": 0.25, "beats": 1, "fit": {"loglik": -95.5}}

@@ -139,6 +139,7 @@ def test_the_outputs_are_replaced_together(make_params, tmp_path, capsys):
     assert "blocked" in err and "a file stands where a folder is needed" in err, err
     assert clean.read_bytes() == before
     assert sorted(p.name for p in clean.parent.iterdir()) == [
+        "ingest_metrics.json",
         "ingest_report.json",
         "quarantine.parquet",
         "transactions.parquet",
