@@ -24,11 +24,11 @@ SHOW = (
     "'Experiment|churn\\.num_leaves|churn\\.churn_model\\.(roc_auc|brier)|^total_clv'"
 )
 DIFF = "dvc exp diff main leaves15 --no-path"
-PLOTS = "dvc plots diff main leaves15"
+PLOTS = "cvm plots main leaves15"
 COMMENTS = {
     RUN: "# train_churn, evaluate, score, report",
     DIFF: "# every metric and parameter that changed",
-    PLOTS: "# dvc_plots/index.html: both runs' curves",
+    PLOTS: "# dvc_plots/index.html: both runs' curves, offline",
 }
 KEPT_METRICS = ("churn.churn_model.brier", "churn.churn_model.roc_auc")
 

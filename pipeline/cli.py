@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from models.btyd import family
-from pipeline import config, lock, logs, status, stops, tracking
+from pipeline import config, lock, logs, plots, status, stops, tracking
 from pipeline.credentials import redact
 from pipeline.errors import CvmError, explain
 from pipeline.stops import exit_code
@@ -232,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
         default=status.DEFAULT_MAX_AGE_DAYS,
         help="the published table's age beyond which it is stale (default: %(default)s)",
     )
+    p_plots = sub.add_parser(
+        "plots",
+        help="the DVC plots of revisions (none: the workspace) as one page that opens offline",
+    )
+    p_plots.add_argument("revisions", nargs="*", help="git revisions or experiments to compare")
+    p_plots.add_argument("--out", type=Path, default=plots.DEFAULT_OUT)
     for p in sub.choices.values():
         p.add_argument("--quiet", action="store_true", help="warnings and errors only")
         p.add_argument("--log-file", type=Path, help="also write every record here")
@@ -273,6 +279,8 @@ def _command(args: argparse.Namespace) -> int:
             _score(args)
         elif args.command == "status":
             return _status(args)
+        elif args.command == "plots":
+            print(f"cvm plots: {plots.run(args.revisions, args.out)}")
         elif args.command == "params":
             config.make_params(args.overrides, args.output)
         elif args.command == "simulate":

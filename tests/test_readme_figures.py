@@ -16,7 +16,7 @@ README = (REPO / "README.md").read_text()
 
 def example() -> list[str]:
     start = README.index("$ dvc exp run -n leaves15")
-    return README[start : README.index("$ dvc plots diff", start)].splitlines()
+    return README[start : README.index("$ cvm plots", start)].splitlines()
 
 
 def committed() -> list[str]:

@@ -4,6 +4,7 @@ both, and each plot is drawn once, the churn plots with a line per score."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.browser import render
 from tests.conftest import REPO
 from tests.pipeline.test_dvc import sample_experiment, sh
 
@@ -157,3 +159,38 @@ def axis_titles(spec) -> set[str]:
         if k in ("x", "y") and isinstance(v, dict) and "title" in v
     }
     return own.union(*(axis_titles(v) for v in spec.values()))
+
+
+@pytest.mark.browser
+def test_cvm_plots_draws_both_revisions_offline_with_a_colour_per_line(experiment, tmp_path):
+    """`cvm plots HEAD` (against the workspace, as `dvc plots diff HEAD`): every plot as SVG in
+    one page with no script; it opens offline with no console message. The churn scores, told
+    apart by DVC only by dash, get a colour each and the revisions the dashes."""
+    from pipeline import plots
+
+    out = tmp_path / "plots.html"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["cvm", "plots", "HEAD", "--out", str(out)],
+        cwd=experiment,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert page.count("<svg") == len(PLOTS) and "<script" not in page
+    assert (
+        "<h1>Plots of HEAD, workspace</h1>" in page or "<h1>Plots of workspace, HEAD</h1>" in page
+    )
+    for spec in PLOTS.values():
+        assert html.escape(spec["title"]) in page
+    assert render(out, "plots_diff.png") == {"console": [], "fetched": []}
+    roc = plots.distinguishable(
+        dvc_json(experiment, "plots", "diff", "HEAD")["data"]["churn_roc"][0]["content"]
+    )
+    encoding = roc["encoding"]
+    assert (
+        encoding["color"]["field"] == "filename" and len(encoding["color"]["scale"]["domain"]) == 3
+    )
+    assert sorted(encoding["strokeDash"]["scale"]["domain"]) == ["HEAD", "workspace"]
