@@ -142,6 +142,7 @@ def evaluate_both(run: RetrainRun, feed: Feed, champion) -> tuple[dict, dict | N
         clv_calibration=release / "clv" / "calibration",
         churn_calibration=release / "churn" / "calibration",
         evaluation=reports / "evaluation.json",
+        evaluation_metrics=reports / "evaluation_metrics.json",
         plots=reports / "plots",
     )
     try:

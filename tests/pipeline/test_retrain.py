@@ -22,6 +22,7 @@ from models.simulate import SimulationSettings, simulate_log
 from pipeline import config, database
 from pipeline.cli import main
 from pipeline.database import DatabaseSettings
+from pipeline.io import numbers_only
 from pipeline.retrain import run as retrain_run
 from pipeline.stages.score import score as score_stage
 from pipeline.tracking import Tracker
@@ -349,6 +350,11 @@ def test_weekly_retraining_promotes_only_better_challengers(
     assert forms["tenure_days"] == forms["recency_days"] == "date" and forms["frequency"] == "value"
     assert champions(project) == {"cvm-clv": "3", "cvm-churn": "3", "cvm-scorer": "3"}
     assert_table_matches_champions(project, log1, as_of(1))
+    # the challenger's metrics are its own evaluation's numbers, the champion's kept apart
+    reports = project / "artifacts/retrain/staging/project/reports"
+    evaluation = json.loads((reports / "evaluation.json").read_text())
+    metrics = json.loads((reports / "evaluation_metrics.json").read_text())
+    assert metrics == numbers_only(evaluation)
 
     # the same week again: nothing to do, nothing touched
     before = state(project)

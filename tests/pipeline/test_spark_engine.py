@@ -52,6 +52,7 @@ def params(directory: Path, *overrides: str, roots: tuple[Path, ...] = ()) -> Pa
             f"paths.clean={d}/interim/transactions.parquet",
             f"paths.quarantine={d}/interim/quarantine.parquet",
             f"paths.ingest_report={d}/interim/ingest_report.json",
+            f"paths.ingest_metrics={d}/interim/ingest_metrics.json",
             f"paths.features_dir={d}/features",
             f"paths.features_report={d}/features/report.json",
             f"paths.scored={d}/scored/customers",
