@@ -74,10 +74,9 @@ def report_page(
         settings.config.clv.prediction.clv_months,
         **({"no_history": no_history} if no_history else {}),
     )
-    page = decision_page(
+    return decision_page(
         table, settings.config.report, settings.scoring, context, history, appendix, warnings
     )
-    return page
 
 
 def report_file(base: Path) -> Path:
@@ -97,11 +96,11 @@ def write_table(
 ) -> dict | None:
     """The scored table's three files at ``base`` (.parquet, .csv, .schema.json), its segment
     summary's two at ``segments`` (default ``<base>_segments``), the ``extra`` files (JSON of a
-    mapping, a text as it is) and the
-    KPI ``history`` with this table's snapshot (:func:`pipeline.history.next_history`), all at
-    once; with ``database``, their copy there too, staged before the files
-    (:func:`pipeline.database.scored_staged`). A table without the value views (not from
-    :func:`models.scoring.score_customers`) has no summary. Returns what the database got."""
+    mapping, a text as it is) and the KPI ``history`` with this table's snapshot
+    (:func:`pipeline.history.next_history`), all at once; with ``database``, their copy there
+    too, staged before the files (:func:`pipeline.database.scored_staged`). A table without the
+    value views (not from :func:`models.scoring.score_customers`) has no summary. Returns what
+    the database got."""
     from models.scoring import table_schema
     from models.value_views import SUMMARY_READS, segment_summary
 

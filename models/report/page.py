@@ -172,16 +172,28 @@ def _headline(scored, f: Formats, context: Context, has_money: bool, history) ->
     return f'<h2>Headline</h2><div class="cards">{"".join(cards)}</div>'
 
 
-def _actions(scored, f: Formats, has_money: bool) -> str:
-    """Customers and value per recommended action, the most value at risk first."""
-    groups = scored.groupby("recommended_action", sort=True, observed=True)
-    rows = groups.agg(
+def _per_group(scored, by: str, f: Formats, title: str) -> tuple[pd.DataFrame, list]:
+    """Customers (and their share), CLV, value at risk and expected churn per group of ``by``
+    (every tier, even an empty one; the actions given), with the columns that show them."""
+    rows = scored.groupby(by, sort=True, observed=by == "recommended_action").agg(
         customers=("customer_id", "size"),
         clv=("clv", "sum"),
         value_at_risk=("value_at_risk", "sum"),
         churn=("churn_probability", "mean"),
-    ).reset_index()
-    rows["share"] = rows["customers"] / len(scored)
+    )
+    rows = rows.reset_index().assign(share=lambda t: t.customers / len(scored))
+    columns = [
+        (by, title, text),
+        ("customers", "Customers", f.count),
+        ("share", "Share", f.percent),
+        ("churn", "Expected churn", f.percent),
+    ]
+    return rows, columns
+
+
+def _actions(scored, f: Formats, has_money: bool) -> str:
+    """Customers and value per recommended action, the most value at risk first."""
+    rows, columns = _per_group(scored, "recommended_action", f, "Recommended action")
     order = "value_at_risk" if has_money else "customers"
     rows = rows.sort_values([order, "recommended_action"], ascending=[False, True])
     top = rows[order].max() or 1
@@ -190,12 +202,6 @@ def _actions(scored, f: Formats, has_money: bool) -> str:
     def bar(share) -> str:
         return f'<span class="bar" style="width:{120 * share:.0f}px"></span>'
 
-    columns = [
-        ("recommended_action", "Recommended action", text),
-        ("customers", "Customers", f.count),
-        ("share", "Share", f.percent),
-        ("churn", "Expected churn", f.percent),
-    ]
     if has_money:
         columns += [("clv", "CLV", f.money), ("value_at_risk", "Value at risk", f.money)]
     columns.append(("bar", "", bar))
@@ -246,19 +252,7 @@ def _reasons(row: pd.Series) -> str:
 
 
 def _tiers(scored, f: Formats, has_money: bool, matrix) -> str:
-    rows = scored.groupby("value_tier", observed=False).agg(
-        customers=("customer_id", "size"),
-        clv=("clv", "sum"),
-        value_at_risk=("value_at_risk", "sum"),
-        churn=("churn_probability", "mean"),
-    )
-    rows = rows.reset_index().assign(share=lambda t: t.customers / len(scored))
-    columns = [
-        ("value_tier", "Value tier", text),
-        ("customers", "Customers", f.count),
-        ("share", "Share", f.percent),
-        ("churn", "Expected churn", f.percent),
-    ]
+    rows, columns = _per_group(scored, "value_tier", f, "Value tier")
     if has_money:
         rows["clv_share"] = rows["clv"] / rows["clv"].sum()
         columns += [("clv", "CLV", f.money), ("clv_share", "Share of CLV", f.percent)]
