@@ -43,6 +43,8 @@ def _params(ctx: Context):
     """The pipeline's params for this log, composed from ``conf/`` as ``cvm params`` does, with
     tracking off and the features written into the step's directory."""
     cutoff = ctx.cutoff.isoformat()
+    # the log's folder, and the step's when it is another (making the log, it is not)
+    roots = ",".join(repr(str(p)) for p in dict.fromkeys((ctx.log_dir, ctx.work)))
     overrides = [
         "data=simulated",
         f"data.calibration_end={ctx.meta['calibration_end']}",
@@ -52,7 +54,7 @@ def _params(ctx: Context):
         f"paths.clean={ctx.clean_log}",
         f"paths.features_dir={ctx.output('tables')}",
         f"paths.features_report={ctx.output('report.json')}",
-        f"paths.output_roots=['{ctx.log_dir}','{ctx.work}']",
+        f"paths.output_roots=[{roots}]",
         f"paths.input_roots=['{ctx.log_dir}']",
     ]
     path = ctx.output("params.yaml")
