@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ ARTIFACTS = REPO / "test-artifacts"  # screenshots the tests keep (not in git)
 BROWSER_HOSTS = ("google.com/", "googleapis.com/", "gvt1.com/")
 QUIET = (
     "--headless",
-    "--no-sandbox",  # run as root in a container
+    "--no-sandbox",  # chromium's sandbox refuses to start as root
     "--disable-gpu",
     "--hide-scrollbars",
     "--no-first-run",
@@ -37,7 +38,7 @@ QUIET = (
 
 def chromium() -> str:
     """The path of ``chromium``; installed from Debian's packages when missing."""
-    with FileLock(Path(os.environ.get("TMPDIR", "/tmp")) / "cvm-tests-chromium.lock"):
+    with FileLock(Path(tempfile.gettempdir()) / "cvm-tests-chromium.lock"):
         found = shutil.which("chromium")
         if found:
             return found
