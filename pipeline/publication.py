@@ -72,7 +72,7 @@ def report_page(
         made,
         settings.features.churn_horizon_days,
         settings.config.clv.prediction.clv_months,
-        **({"no_history": no_history} if no_history else {}),
+        no_history,
     )
     return decision_page(
         table, settings.config.report, settings.scoring, context, history, appendix, warnings

@@ -13,7 +13,10 @@ from models.churn.reasons import REASON_COLUMNS
 from models.report import charts, glossary
 from models.report.fmt import Formats, table, text
 from models.report.settings import ReportSettings
+from models.scoring import total_or_none
+from models.segments import LIFECYCLE_STAGES
 
+FIRST_TABLE = "this is the first published table: there is nothing to compare with yet"
 ACTIVE = ("new", "active", "loyal")  # the lifecycle stages counted as active customers
 
 STYLE = """
@@ -46,7 +49,11 @@ class Context:
     made: str
     churn_days: int
     clv_months: int
-    no_history: str = "this is the first published table: there is nothing to compare with yet"
+    no_history: str | None = None  # None: the first published table
+
+    @property
+    def why_no_change(self) -> str:
+        return self.no_history or FIRST_TABLE
 
 
 def decision_page(
@@ -120,25 +127,27 @@ def _headline(scored, f: Formats, context: Context, has_money: bool, history) ->
     n = len(scored)
     active = int(scored["lifecycle_stage"].astype("str").isin(ACTIVE).sum())
     churn = float(scored["churn_probability"].mean())
-    clv = scored["clv"].sum() if has_money else None
-    risk = scored["value_at_risk"].sum() if has_money else None
+    clv, risk = total_or_none(scored["clv"]), total_or_none(scored["value_at_risk"])
     before = _previous(history, pd.Timestamp(kpis.as_of(scored)))
+
+    def then(column: str):
+        return _figure(before, kpis.ALL, kpis.ALL, column)
 
     def since(now, column):
         if before is None:
             return ""
-        then = _figure(before, kpis.ALL, kpis.ALL, column)
-        return f"{f.change(now, then)} since {pd.Timestamp(before.as_of_date.iloc[0]).date()}"
+        return (
+            f"{f.change(now, then(column))} since {pd.Timestamp(before.as_of_date.iloc[0]).date()}"
+        )
 
     active_before = ""
     if before is not None:
         stages = before[before["dimension"] == "lifecycle_stage"]
-        then = stages[stages["group"].isin(ACTIVE)]["customers"].sum()
-        active_before = f"; {f.change(active, then)} since the previous table"
+        active_then = stages[stages["group"].isin(ACTIVE)]["customers"].sum()
+        active_before = f"; {f.change(active, active_then)} since the previous table"
     churn_note = f"no purchase expected in the next {context.churn_days} days"
     if before is not None:
-        then = _figure(before, kpis.ALL, kpis.ALL, "expected_churn_rate")
-        churn_note += f"; {f.points(churn - then)} since the previous table"
+        churn_note += f"; {f.points(churn - then('expected_churn_rate'))} since the previous table"
     cards = [
         _card("Customers", f.count(n), since(n, "customers")),
         _card("Active customers", f.count(active), f"{f.percent(active / n)}{active_before}"),
@@ -263,7 +272,7 @@ def _tiers(scored, f: Formats, has_money: bool, matrix) -> str:
     if has_money:
         columns.append(("value_at_risk", "Value at risk", f.money))
     stages = pd.crosstab(scored["value_tier"], scored["lifecycle_stage"].astype("str"))
-    stages = stages.reindex(columns=[s for s in (*ACTIVE, "at_risk", "lost") if s in stages])
+    stages = stages.reindex(columns=[s for s in LIFECYCLE_STAGES if s in stages])
     stage_rows = stages.reset_index()
     stage_columns = [("value_tier", "Value tier", text)] + [(s, s, f.count) for s in stages.columns]
     return (
@@ -307,16 +316,15 @@ def _change(history, f: Formats, context: Context, has_money: bool, tiers: list[
     the KPIs over every published table."""
     head = "<h2>Change since the previous table</h2>"
     if history is None or history["kpis"].empty:
-        return f"{head}<p>No history: {html.escape(context.no_history)}.</p>"
+        return f"{head}<p>No history: {html.escape(context.why_no_change)}.</p>"
     snaps = history["kpis"]
     dates = pd.to_datetime(snaps["as_of_date"])
     latest = snaps[dates == dates.max()]
     before = _previous(history, dates.max())
     parts = [head]
     if before is None:
-        parts.append(
-            f"<p>{html.escape(context.no_history[0].upper() + context.no_history[1:])}.</p>"
-        )
+        why = context.why_no_change
+        parts.append(f"<p>{html.escape(why[:1].upper() + why[1:])}.</p>")
     else:
         day = pd.Timestamp(before.as_of_date.iloc[0]).date()
         rows = latest[latest["dimension"] == "value_tier"].merge(
