@@ -72,13 +72,30 @@ def _node(c, start, end, node, alpha, s, beta, k, log=np.log, expm1=np.expm1, ma
 
 
 def _log_died(c, start, end, alpha, s, beta, k) -> np.ndarray:
-    """``log int_start^end (alpha+u)^-c f(u) du`` in numpy, node by node (bounded memory)."""
-    out = -np.inf
-    with np.errstate(divide="ignore", invalid="ignore"):  # start = end: log 0
+    """``log int_start^end (alpha+u)^-c f(u) du`` in numpy: :func:`_node`'s quadrature with
+    what does not depend on the node computed once, node by node with a running log-sum-exp
+    (bounded memory)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # start = end: log 0
+        e = c + s * k
+        m = np.maximum(1.0, 1.0 / k)
+        low = alpha + start
+        y_end = -np.expm1(e * (np.log(low) - np.log(alpha + end)))
+        outer = -e * np.log(low) - np.log(e) + np.log(y_end / 2) + np.log(m)
+        outer = outer + np.log(s * k) + s * np.log(beta)
+        top, total = -np.inf, 0.0
         for node, weight in zip(NODES, WEIGHTS, strict=True):
-            term = _node(c, start, end, node, alpha, s, beta, k) + np.log(weight)
-            out = np.logaddexp(out, np.where(np.isnan(term), -np.inf, term))
-    return out
+            w = (node + 1) / 2
+            y = y_end * w**m
+            u = low * (1 - y) ** (-1 / e) - alpha
+            term = (s * k + 1) * np.log(alpha + u) + (k - 1) * np.log(u)
+            term = term - (s + 1) * np.log(beta + u**k) + (m - 1) * np.log(w) + np.log(weight)
+            term = np.where(np.isnan(term), -np.inf, term)
+            new_top = np.maximum(top, term)
+            anchor = np.where(np.isfinite(new_top), new_top, 0.0)
+            total = total * np.exp(top - anchor) + np.exp(term - anchor)
+            top = new_top
+        out = outer + top + np.log(total)
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:

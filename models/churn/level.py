@@ -17,9 +17,10 @@ probability of whichever ranked the validation customers best (:func:`churn_leve
 ``shape``, applied to any feature table by :func:`shape_p_no_purchase`), so that a season or
 an ageing the CLV model does not know orders the customers too.
 
-A season is the change of clock of :mod:`models.btyd.season`. The Weibull lifetimes are
-gamma-mixed: ``S(t) = (beta / (beta + t**k)) ** s``; ``k = 1`` is Pareto/NBD. Maximum
-likelihood, on at most :data:`MAX_CUSTOMERS` customers drawn at random.
+The models are the family's (:mod:`models.btyd.bgnbd`, :mod:`models.btyd.weibull_nbd`: their
+likelihoods and P(no purchase)); a season is the change of clock of :mod:`models.btyd.season`.
+Maximum likelihood jointly with the season (:func:`~models.btyd.season.fit_joint`), on at most
+:data:`MAX_CUSTOMERS` customers drawn at random.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize
 
+from models.btyd import weibull_nbd
 from models.btyd.bgnbd import BGNBD
 from models.btyd.season import (
     MIN_HISTORY_DAYS,
@@ -39,62 +41,24 @@ from models.btyd.season import (
     fit_joint,
     seasonal_time,
 )
+from models.btyd.weibull_nbd import WEIBULL_NBD
 from models.churn.calibration import at_mean
 from models.evaluation.metrics import log_losses
 
 WEEK = 7.0  # the fits' time unit, in days
 MAX_CUSTOMERS = 10_000
-CHUNK = 100_000  # customers per quadrature pass when predicting: 16 nodes each
-NODES, WEIGHTS = np.polynomial.legendre.leggauss(16)
+CHUNK = 100_000  # customers per prediction pass: bounded memory
 
 
-def _weibull_terms(log_params: np.ndarray, x, t_x, age):
-    """log P(alive at ``age``, purchases) and log P(died in (t_x, age], purchases), without
-    the factor common to both."""
-    r, alpha, s, beta, k = np.exp(log_params)
-    lo, hi = t_x[:, None], age[:, None]
-    u = np.maximum((hi - lo) / 2 * NODES + (hi + lo) / 2, 1e-9)
-    log_f = np.log(s * k) + (k - 1) * np.log(u) + s * np.log(beta) - (s + 1) * np.log(beta + u**k)
-    terms = -(r + x[:, None]) * np.log(alpha + u) + log_f + np.log(WEIGHTS)
-    log_died = special.logsumexp(terms, axis=1) + np.log(np.maximum(age - t_x, 1e-12) / 2)
-    log_alive = -(r + x) * np.log(alpha + age) + s * (np.log(beta) - np.log(beta + age**k))
-    return log_alive, log_died
+def _weibull_loglik(log_params: np.ndarray, x, t_x, age) -> float:
+    """Weibull/NBD's summed log-likelihood at log-parameters ``(r, alpha, s, beta, k)``."""
+    params = dict(zip(WEIBULL_NBD.param_names, map(float, np.exp(log_params)), strict=True))
+    return float(np.sum(weibull_nbd.loglik_numpy(params, x, t_x, age)))
 
 
-def _weibull_loglik(log_params, x, t_x, age) -> float:
-    r, alpha = np.exp(log_params[:2])
-    log_alive, log_died = _weibull_terms(log_params, x, t_x, age)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    return float(np.sum(common + np.logaddexp(log_alive, log_died)))
-
-
-def _weibull_p_no_purchase(log_params, x, t_x, age, horizon) -> np.ndarray:
-    r, alpha, s, beta, k = np.exp(log_params)
-    log_alive, log_died = _weibull_terms(log_params, x, t_x, age)
-    p_alive = np.exp(log_alive - np.logaddexp(log_alive, log_died))
-    t, h = age[:, None], horizon[:, None]
-    u = h / 2 * (NODES + 1)  # time after the cutoff
-    # given alive at the cutoff: the rate ~ Gamma(r + x, alpha + age), the hazard scale
-    # ~ Gamma(s, beta + age**k); no purchase until death within h, or in all of h
-    density = s * k * (t + u) ** (k - 1) * (beta + t**k) ** s / (beta + (t + u) ** k) ** (s + 1)
-    quiet = ((alpha + t) / (alpha + t + u)) ** (r + x[:, None])
-    died = (density * quiet * WEIGHTS).sum(axis=1) * horizon / 2
-    survived = ((beta + age**k) / (beta + (age + horizon) ** k)) ** s
-    lived = survived * ((alpha + age) / (alpha + age + horizon)) ** (r + x)
-    return 1 - p_alive + p_alive * (died + lived)
-
-
-def _bgnbd_params(log_params) -> dict[str, float]:
-    return dict(zip(("r", "alpha", "a", "b"), map(float, np.exp(log_params)), strict=True))
-
-
-MODELS = {  # name: (starting log-parameters, log-likelihood, P(no purchase))
-    "bgnbd": (
-        np.log([0.25, 4.0, 0.8, 2.5]),
-        bgnbd_loglik,
-        lambda p, x, t_x, age, h: BGNBD.p_no_purchase(_bgnbd_params(p), h, x, t_x, age),
-    ),
-    "weibull": (np.log([0.25, 4.0, 0.6, 10.0, 1.0]), _weibull_loglik, _weibull_p_no_purchase),
+MODELS = {  # name: (the family's model, its summed log-likelihood, starting log-parameters)
+    "bgnbd": (BGNBD, bgnbd_loglik, np.log([0.25, 4.0, 0.8, 2.5])),
+    "weibull": (WEIBULL_NBD, _weibull_loglik, np.log([0.25, 4.0, 0.6, 10.0, 1.0])),
 }
 
 
@@ -111,12 +75,12 @@ class LevelFit:
         clock = [seasonal_time(c.cutoff + d, a, b, WEEK) for d in (0, horizon_days)]
         horizon = clock[1] - clock[0]
         horizon = np.broadcast_to(horizon, c.x.shape)
+        model = MODELS[self.model][0]
+        params = dict(zip(model.param_names, map(float, np.exp(self.log_params)), strict=True))
         out = np.empty(len(c.x))
         for part in (slice(i, i + CHUNK) for i in range(0, len(c.x), CHUNK)):  # bounded memory
             with np.errstate(all="ignore"):
-                p = MODELS[self.model][2](
-                    self.log_params, *(v[part] for v in (c.x, t_x, age, horizon))
-                )
+                p = model.p_no_purchase(params, *(v[part] for v in (horizon, c.x, t_x, age)))
             out[part] = np.clip(p, 0, 1)
         return out
 
@@ -146,12 +110,32 @@ def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
 def fit_level(model: str, seasonal: bool, c: Customers, repeats: Repeats) -> LevelFit:
     """Maximum likelihood of ``model`` (``bgnbd`` or ``weibull``), with a season or not, on the
     customers ``c``; ``repeats``: the log's repeat purchases, for the season's ``sum log s``."""
-    start, loglik, _ = MODELS[model]
+    _, loglik, start = MODELS[model]
     bounds = [(-7.0, 7.0)] * len(start)
     if model == "weibull":
         bounds[4] = (np.log(0.3), np.log(5.0))
+        if not seasonal:  # on the calendar's clock: the model's exact gradient
+            return LevelFit(model, _weibull_mle(start, bounds, c), (0.0, 0.0))
     log_params, season = fit_joint(loglik, start, bounds, c, repeats if seasonal else None, WEEK)
     return LevelFit(model, log_params, season)
+
+
+def _weibull_mle(start: np.ndarray, bounds, c: Customers) -> np.ndarray:
+    """Weibull/NBD's maximum likelihood in log-parameters with the exact gradient of its
+    numpy likelihood (:func:`models.btyd.weibull_nbd.loglik_and_grad`)."""
+    t_x, age = c.on_clock(0.0, 0.0, WEEK)
+    weights = np.ones(len(c.x))
+
+    def loss(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.exp(log_params)
+        value, grad = weibull_nbd.loglik_and_grad(theta, c.x, t_x, age, weights)
+        if not np.isfinite(value):
+            return 1e12, np.zeros_like(theta)  # finite: the line search must compare
+        return -value, -grad * theta
+
+    with np.errstate(all="ignore"):  # the search passes through overflowing corners
+        res = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return res.x
 
 
 SPECS = {
