@@ -276,10 +276,13 @@ def point_as_posterior(point: dict[str, float], names: tuple[str, ...]) -> xr.Da
     return draws_as_posterior({n: np.array([point[n]]) for n in names})
 
 
-def _fit_part(part: str, built: BuiltModel, settings: ClvSettings) -> dict:
-    """Fit one model: ``tree``, ``point``, ``problems``, ``seconds``, ``diagnostics``."""
+def _fit_part(
+    part: str, built: BuiltModel, settings: ClvSettings, sample: tuple | None = None
+) -> dict:
+    """Fit one model: ``tree``, ``point``, ``problems``, ``seconds``, ``diagnostics``;
+    ``sample``: where the MAP search starts (:func:`~models.btyd.inference.fit_map`)."""
     start = time.perf_counter()
-    point = fit_map(built, seed=settings.seed)
+    point = fit_map(built, seed=settings.seed, sample=sample)
     out = {"point": point, "problems": [], "diagnostics": {}}
     out["seconds"] = {f"{part}_map": time.perf_counter() - start}
     if settings.method == "map":
@@ -373,7 +376,7 @@ def fit_clv(
     if season is not None:
         summary = season.summaries(summary)
     built = build_purchase(purchase, summary, settings.priors, settings.covariates)
-    tx = _fit_part("transactions", built, settings)
+    tx = _fit_part("transactions", built, settings, _map_sample(purchase, summary, settings))
     parts = [tx]
     map_point = {"purchase": {k: tx["point"][k] for k in (*built.names, "loglik")}}
     if settings.spend:
@@ -405,6 +408,22 @@ def fit_clv(
         | info,
         season=season,
     )
+
+
+MAP_SAMPLE = 40_000  # customers a purchase model's MAP on many more starts from
+
+
+def _map_sample(
+    purchase: PurchaseModel, summary: pd.DataFrame, settings: ClvSettings
+) -> tuple[BuiltModel, float] | None:
+    """For a model without a grouped density (whose every evaluation reads each distinct
+    summary) on more than twice :data:`MAP_SAMPLE` customers: the model on that many of them,
+    drawn at random, and how many times fewer they are; ``None`` otherwise."""
+    if purchase.factored is not None or len(summary) <= 2 * MAP_SAMPLE:
+        return None
+    rows = summary.sample(MAP_SAMPLE, random_state=settings.seed)
+    built = build_purchase(purchase, rows, settings.priors, settings.covariates)
+    return built, len(summary) / MAP_SAMPLE
 
 
 def _season(

@@ -183,6 +183,14 @@ class PurchaseModel:
         return 1.0 - alive + alive * self.p_no_purchase_if_alive(params, t, x, T)
 
 
+def no_purchase_dropout(
+    params: Mapping[str, float], shift: ArrayLike, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A model whose customers never leave at a purchase (Pareto/NBD's lifetimes): the
+    log-weights ``-inf`` (dropped right after the last purchase) and 0 (not dropped)."""
+    return np.full_like(x, -np.inf), np.zeros_like(x)
+
+
 def per_row_model(
     names: Sequence[str],
     loglik_rows: Callable[..., pt.TensorVariable],

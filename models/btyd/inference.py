@@ -6,6 +6,8 @@ nutpie and ArviZ are imported where NUTS draws are made or diagnosed: together t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,43 +33,22 @@ def _loglik_expression(model: pm.Model) -> pt.TensorVariable:
     return pt.add(*terms) if len(terms) > 1 else terms[0]
 
 
-def fit_map(
-    built: BuiltModel,
-    seed: int | None = 0,
-    *,
-    jitter: float = 0.0,
-    maxiter: int = 10_000,
-) -> dict[str, float]:
-    """Maximum a-posteriori point by L-BFGS-B on the unconstrained (transformed) space.
+@dataclass(frozen=True)
+class Objective:
+    """A model's negative log posterior (without the transforms' Jacobian) on the unconstrained
+    vector, with its gradient (``neg``); the starting point ``x0``; and ``report``, the
+    :func:`fit_map` values at a point."""
 
-    The log-posterior *without* the log-Jacobian of the transforms and its gradient are compiled
-    once into a single function; with flat priors (``Priors(kind="flat")``) the optimum is the
-    maximum-likelihood estimate.
+    neg: Callable[[np.ndarray], tuple[float, np.ndarray]]
+    x0: np.ndarray
+    report: Callable[[np.ndarray], dict[str, float]]
 
-    A model with a numpy log density (``built.density``) is optimised on it directly, with no
-    compilation; otherwise the PyMC model is compiled.
 
-    Parameters
-    ----------
-    built : BuiltModel
-        Model whose free variables are scalars or small arrays.
-    seed : int, optional
-        Seed of the jitter applied to the starting point.
-    jitter : float
-        Half-width of the uniform jitter added to the unconstrained starting point (0 = none).
-    maxiter : int
-        Maximum L-BFGS iterations.
-
-    Returns
-    -------
-    dict of str to float
-        The constrained free variables (and scalar deterministics) at the optimum, plus
-        ``"loglik"`` (data log-likelihood, i.e. the potentials/observed terms),
-        ``"logp"`` (the maximised log-posterior without Jacobian), ``"n_iter"`` and
-        ``"converged"`` (1.0 or 0.0).
-    """
+def objective(built: BuiltModel, seed: int | None = 0) -> Objective:
+    """The :class:`Objective` of ``built``: its numpy density where it has one, otherwise the
+    PyMC model compiled once into one function."""
     if built.density is not None:
-        return _fit_map_direct(built.density, seed, jitter, maxiter)
+        return _direct_objective(built.density)
     model = built.pymc
     value_vars = list(model.value_vars)
     start = model.initial_point(random_seed=seed)
@@ -75,8 +56,6 @@ def fit_map(
     shapes = [np.shape(start[n]) for n in names]
     sizes = [int(np.prod(s)) for s in shapes]
     x0 = np.concatenate([np.ravel(start[n]).astype(float) for n in names])
-    if jitter > 0:
-        x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
 
     logp = model.logp(jacobian=False)
     grads = pt.grad(logp, value_vars)
@@ -101,41 +80,139 @@ def fit_map(
             return np.inf, np.zeros_like(theta)
         return -float(val), -np.concatenate([np.ravel(gi) for gi in g])
 
-    res = _maximise(neg, x0, maxiter)
-    values = fn(*split(res.x))[1 + n_grads :]
-    result = {var.name: float(val) for var, val in zip(reported, values[:-1], strict=True)}
-    result["loglik"] = float(values[-1])
-    result["logp"] = -float(res.fun)
-    result["n_iter"] = float(res.nit)
-    result["converged"] = float(bool(res.success))
-    return result
+    def report(theta: np.ndarray) -> dict[str, float]:
+        values = fn(*split(theta))
+        result = {
+            var.name: float(v) for var, v in zip(reported, values[1 + n_grads : -1], strict=True)
+        }
+        return result | {"loglik": float(values[-1]), "logp": float(values[0])}
+
+    return Objective(neg, x0, report)
 
 
-def _maximise(neg, x0: np.ndarray, maxiter: int) -> optimize.OptimizeResult:
-    """L-BFGS-B on a handful of parameters; one BLAS thread, because multithreaded BLAS spends
-    milliseconds per iteration waking and spinning threads for vectors of length 4."""
-    options = {"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20}
-    with threadpool_limits(1, user_api="blas"):
-        return optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", options=options)
-
-
-def _fit_map_direct(density: LogDensity, seed: int | None, jitter: float, maxiter: int):
-    """:func:`fit_map` on a numpy log density: reports ``log_<name>`` and ``<name>``
+def _direct_objective(density: LogDensity) -> Objective:
+    """The :class:`Objective` of a numpy log density: reports ``log_<name>`` and ``<name>``
     (``<name>`` alone for the unconstrained)."""
-    x0 = np.array(density.start, dtype=float)
-    if jitter > 0:
-        x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
+
+    last: dict = {}  # the latest point's values: the optimum is reported where it was found
+
+    def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, float]:
+        if "u" not in last or not np.array_equal(last["u"], u):
+            last.update(u=u.copy(), values=density.evaluate(u))
+        return last["values"]
 
     def neg(u: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad, _ = density.evaluate(u)
+        value, grad, _ = evaluate(u)
         return (-value, -grad) if np.isfinite(value) else (np.inf, np.zeros_like(u))
 
-    res = _maximise(neg, x0, maxiter)
-    logp, _, loglik = density.evaluate(res.x)
-    result = {n: float(v) for n, v in density.values(res.x).items()}
-    result |= {"loglik": float(loglik), "logp": float(logp), "n_iter": float(res.nit)}
-    result["converged"] = float(bool(res.success))
-    return result
+    def report(u: np.ndarray) -> dict[str, float]:
+        logp, _, loglik = evaluate(u)
+        values = {n: float(v) for n, v in density.values(u).items()}
+        return values | {"loglik": float(loglik), "logp": float(logp)}
+
+    return Objective(neg, np.array(density.start, dtype=float), report)
+
+
+def fit_map(
+    built: BuiltModel,
+    seed: int | None = 0,
+    *,
+    jitter: float = 0.0,
+    maxiter: int = 10_000,
+    sample: tuple[BuiltModel, float] | None = None,
+) -> dict[str, float]:
+    """Maximum a-posteriori point by L-BFGS-B on the unconstrained (transformed) space.
+
+    The log-posterior *without* the log-Jacobian of the transforms and its gradient are compiled
+    once into a single function; with flat priors (``Priors(kind="flat")``) the optimum is the
+    maximum-likelihood estimate.
+
+    A model with a numpy log density (``built.density``) is optimised on it directly, with no
+    compilation; otherwise the PyMC model is compiled.
+
+    Parameters
+    ----------
+    built : BuiltModel
+        Model whose free variables are scalars or small arrays.
+    seed : int, optional
+        Seed of the jitter applied to the starting point.
+    jitter : float
+        Half-width of the uniform jitter added to the unconstrained starting point (0 = none).
+    maxiter : int
+        Maximum L-BFGS iterations.
+    sample : (BuiltModel, float), optional
+        The same model on a random sample of the customers and how many times fewer they are.
+        For many customers: L-BFGS on the sample, then Newton steps on all of them with the
+        sample's Hessian scaled up (:func:`_newton`), a few evaluations of the whole data where
+        L-BFGS from the prior would take dozens.
+
+    Returns
+    -------
+    dict of str to float
+        The constrained free variables (and scalar deterministics) at the optimum, plus
+        ``"loglik"`` (data log-likelihood, i.e. the potentials/observed terms),
+        ``"logp"`` (the maximised log-posterior without Jacobian), ``"n_iter"`` and
+        ``"converged"`` (1.0 or 0.0).
+    """
+    whole = objective(built, seed)
+    x0 = whole.x0
+    if jitter > 0:
+        x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
+    if sample is not None:
+        part, ratio = objective(sample[0], seed), sample[1]
+        # only a start: settled to the Newton steps' own tolerance
+        first = _maximise(part.neg, x0, maxiter, NEWTON_SETTLED / abs(part.neg(x0)[0]))
+        x, steps = _newton(whole.neg, first.x, ratio * _hessian(part.neg, first.x))
+        if x is not None:
+            return whole.report(x) | {"n_iter": float(first.nit + steps), "converged": 1.0}
+        x0 = first.x  # Newton did not settle: L-BFGS on every customer from the sample's optimum
+    res = _maximise(whole.neg, x0, maxiter)
+    return whole.report(res.x) | {"n_iter": float(res.nit), "converged": float(bool(res.success))}
+
+
+NEWTON_STEPS = 8
+# a step that raises the log posterior by less than this (nats) settles the optimum: a change of
+# the likelihood that no test could tell from none (L-BFGS's own tolerance is relative, 1e-14
+# of a log posterior in the millions)
+NEWTON_SETTLED = 1e-2
+
+
+def _hessian(neg, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """The Hessian of ``neg`` at ``x`` by central differences of its gradient."""
+    columns = []
+    for i in range(len(x)):
+        e = np.zeros(len(x))
+        e[i] = h
+        columns.append((neg(x + e)[1] - neg(x - e)[1]) / (2 * h))
+    hessian = np.column_stack(columns)
+    return (hessian + hessian.T) / 2
+
+
+def _newton(neg, x: np.ndarray, hessian: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Newton steps on ``neg`` from ``x`` with a fixed ``hessian`` until a step gains less than
+    :data:`NEWTON_SETTLED`; the optimum and the steps taken, ``None`` when a step does not
+    lower ``neg`` or the steps do not settle."""
+    value, grad = neg(x)
+    for step in range(1, NEWTON_STEPS + 1):
+        try:
+            delta = np.linalg.solve(hessian, grad)
+        except np.linalg.LinAlgError:
+            return None, step
+        new_value, new_grad = neg(x - delta)
+        if not np.isfinite(new_value) or new_value > value + 1e-9 * abs(value):
+            return None, step
+        x, gain, value, grad = x - delta, value - new_value, new_value, new_grad
+        if gain < NEWTON_SETTLED:
+            return x, step
+    return None, NEWTON_STEPS
+
+
+def _maximise(neg, x0: np.ndarray, maxiter: int, ftol: float = 1e-14) -> optimize.OptimizeResult:
+    """L-BFGS-B on a handful of parameters; one BLAS thread, because multithreaded BLAS spends
+    milliseconds per iteration waking and spinning threads for vectors of length 4."""
+    options = {"maxiter": maxiter, "ftol": ftol, "gtol": 1e-9, "maxcor": 20}
+    with threadpool_limits(1, user_api="blas"):
+        return optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", options=options)
 
 
 def sample_posterior(

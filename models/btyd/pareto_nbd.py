@@ -33,10 +33,12 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
+from models.btyd import weibull_nbd
 from models.btyd.common import (
     BuiltModel,
     LogAndHazard,
     PurchaseModel,
+    no_purchase_dropout,
     param_arrays,
     per_row_model,
 )
@@ -136,9 +138,21 @@ def build_model(
     -------
     BuiltModel
         The PyMC model (free variables ``log_<name>``, deterministics ``r, alpha, s, beta``,
-        the weighted log-likelihood as the potential ``"loglik"``); no numpy log density.
+        the weighted log-likelihood as the potential ``"loglik"``) and its numpy log density
+        (:func:`loglik_and_grad`), which MAP and NUTS use.
     """
-    return per_row_model(PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse)
+    return per_row_model(
+        PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, loglik_and_grad
+    )
+
+
+def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
+    """The weighted log-likelihood at ``theta = (r, alpha, s, beta)`` and its gradient in
+    numpy: Weibull/NBD's at ``k = 1``, which is Pareto/NBD (its quadrature of the dropout
+    integral, exact derivatives; the closed form's derivatives in the Gauss hypergeometric
+    function's parameters have no closed form)."""
+    value, grad = weibull_nbd.loglik_and_grad(np.append(theta, 1.0), x, t_x, T, w)
+    return value, grad[:4]
 
 
 # --------------------------------------------------------------------------- predictions
@@ -240,14 +254,6 @@ def lifetime(params: Mapping[str, float], shift: ArrayLike) -> LogAndHazard:
     return log_survival, hazard
 
 
-def purchase_dropout(
-    params: Mapping[str, float], shift: ArrayLike, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """No dropout at a purchase: log-weights ``-inf`` (dropped right after the last purchase)
-    and 0 (not dropped)."""
-    return np.full_like(x, -np.inf), np.zeros_like(x)
-
-
 PARETO_NBD = PurchaseModel(
     name="pareto_nbd",
     param_names=PARAM_NAMES,
@@ -263,5 +269,5 @@ PARETO_NBD = PurchaseModel(
     draw_dropout=draw_dropout,
     drop_after_purchase=None,
     lifetime=lifetime,
-    purchase_dropout=purchase_dropout,
+    purchase_dropout=no_purchase_dropout,
 )

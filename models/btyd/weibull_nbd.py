@@ -33,10 +33,10 @@ from models.btyd.common import (
     BuiltModel,
     LogAndHazard,
     PurchaseModel,
+    no_purchase_dropout,
     param_arrays,
     per_row_model,
 )
-from models.btyd.pareto_nbd import purchase_dropout
 from models.btyd.priors import Priors
 
 PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "s", "beta", "k")
@@ -327,5 +327,5 @@ WEIBULL_NBD = PurchaseModel(
     draw_dropout=draw_dropout,
     drop_after_purchase=None,
     lifetime=lifetime,
-    purchase_dropout=purchase_dropout,
+    purchase_dropout=no_purchase_dropout,
 )
