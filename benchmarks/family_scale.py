@@ -3,7 +3,9 @@ benchmark's simulated logs (``python benchmarks/scale.py --logs-only --sizes 100
 them, BG/NBD purchases and Gamma-Gamma spend), each step in a process of its own.
 
     python benchmarks/family_scale.py [--models bgnbd mbgnbd pareto_nbd weibull_nbd]
-        [--sizes 100k 1M] [--out benchmarks/results/family_scale.json]
+        [--sizes 100k 1M] [--steps map nuts clv] [--out benchmarks/results/family_scale.json]
+
+The rows measured replace those of the same model, size and step in ``--out``; the others stay.
 
 A step's time excludes imports, reading the summary and one warm-up fit on 2,000 customers (the
 kernels' compilation, paid once per process); its memory is the process's peak. The targets are
@@ -75,14 +77,20 @@ def measure(model: str, size: str, step: str, timeout: float) -> dict:
     return {"status": "ok"} | json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(models: list[str], sizes: list[str], out: Path, timeout: float) -> list[dict]:
-    results = []
+def run(
+    models: list[str], sizes: list[str], steps: list[str], out: Path, timeout: float
+) -> list[dict]:
+    results = json.loads(out.read_text()) if out.exists() else []
     for size in sizes:
         for model in models:
-            for step in STEPS:
+            for step in steps:
                 row = {"model": model, "size": size, "step": step}
                 row |= measure(model, size, step, timeout)
-                results.append(row)
+                keys = [(r["model"], r["size"], r["step"]) for r in results]
+                if (model, size, step) in keys:  # in its place
+                    results[keys.index((model, size, step))] = row
+                else:
+                    results.append(row)
                 out.write_text(json.dumps(results, indent=1) + "\n")
                 print(table_row(row), flush=True)
     return results
@@ -106,12 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--sizes", nargs="+", default=["100k", "1M"])
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS)
     parser.add_argument("--out", type=Path, default=BENCH / "results/family_scale.json")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds per step")
     args = parser.parse_args()
     from models.btyd.family import NAMES
 
-    run(args.models or list(NAMES), args.sizes, args.out, args.timeout)
+    run(args.models or list(NAMES), args.sizes, args.steps, args.out, args.timeout)
 
 
 if __name__ == "__main__":
