@@ -18,8 +18,8 @@ probability of whichever ranked the validation customers best (:func:`churn_leve
 an ageing the CLV model does not know orders the customers too.
 
 The models are the family's (:mod:`models.btyd.bgnbd`, :mod:`models.btyd.weibull_nbd`: their
-likelihoods and P(no purchase)); a season is the change of clock of :mod:`models.btyd.season`.
-Maximum likelihood jointly with the season (:func:`~models.btyd.season.fit_joint`), on at most
+likelihoods and P(no purchase)); a season is the change of clock of :mod:`models.btyd.season`,
+BG/NBD's as the CLV's seasonal candidates have it. Maximum likelihood, on at most
 :data:`MAX_CUSTOMERS` customers drawn at random.
 """
 
@@ -50,15 +50,9 @@ MAX_CUSTOMERS = 10_000
 CHUNK = 100_000  # customers per prediction pass: bounded memory
 
 
-def _weibull_loglik(log_params: np.ndarray, x, t_x, age) -> float:
-    """Weibull/NBD's summed log-likelihood at log-parameters ``(r, alpha, s, beta, k)``."""
-    params = dict(zip(WEIBULL_NBD.param_names, map(float, np.exp(log_params)), strict=True))
-    return float(np.sum(weibull_nbd.loglik_numpy(params, x, t_x, age)))
-
-
-MODELS = {  # name: (the family's model, its summed log-likelihood, starting log-parameters)
-    "bgnbd": (BGNBD, bgnbd_loglik, np.log([0.25, 4.0, 0.8, 2.5])),
-    "weibull": (WEIBULL_NBD, _weibull_loglik, np.log([0.25, 4.0, 0.6, 10.0, 1.0])),
+MODELS = {  # name: (the family's model, starting log-parameters)
+    "bgnbd": (BGNBD, np.log([0.25, 4.0, 0.8, 2.5])),
+    "weibull": (WEIBULL_NBD, np.log([0.25, 4.0, 0.6, 10.0, 1.0])),
 }
 
 
@@ -109,21 +103,27 @@ def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
 
 def fit_level(model: str, seasonal: bool, c: Customers, repeats: Repeats) -> LevelFit:
     """Maximum likelihood of ``model`` (``bgnbd`` or ``weibull``), with a season or not, on the
-    customers ``c``; ``repeats``: the log's repeat purchases, for the season's ``sum log s``."""
-    _, loglik, start = MODELS[model]
-    bounds = [(-7.0, 7.0)] * len(start)
-    if model == "weibull":
-        bounds[4] = (np.log(0.3), np.log(5.0))
-        if not seasonal:  # on the calendar's clock: the model's exact gradient
-            return LevelFit(model, _weibull_mle(start, bounds, c), (0.0, 0.0))
-    log_params, season = fit_joint(loglik, start, bounds, c, repeats if seasonal else None, WEEK)
-    return LevelFit(model, log_params, season)
+    customers ``c``; ``repeats``: the log's repeat purchases, for the season's ``sum log s``.
+
+    The season is BG/NBD's, fit jointly with its parameters, as the CLV's seasonal candidates'
+    (:func:`models.btyd.season.fit_season`); Weibull/NBD is fit on its clock with the exact
+    gradient of its likelihood."""
+    start = MODELS[model][1]
+    if model == "bgnbd":
+        bounds = [(-7.0, 7.0)] * len(start)
+        log_params, season = fit_joint(
+            bgnbd_loglik, start, bounds, c, repeats if seasonal else None, WEEK
+        )
+        return LevelFit(model, log_params, season)
+    season = fit_level("bgnbd", True, c, repeats).season if seasonal else (0.0, 0.0)
+    return LevelFit(model, _weibull_mle(start, c, season), season)
 
 
-def _weibull_mle(start: np.ndarray, bounds, c: Customers) -> np.ndarray:
-    """Weibull/NBD's maximum likelihood in log-parameters with the exact gradient of its
-    numpy likelihood (:func:`models.btyd.weibull_nbd.loglik_and_grad`)."""
-    t_x, age = c.on_clock(0.0, 0.0, WEEK)
+def _weibull_mle(start: np.ndarray, c: Customers, season: tuple[float, float]) -> np.ndarray:
+    """Weibull/NBD's maximum likelihood in log-parameters on the ``season``'s clock, with the
+    exact gradient of its numpy likelihood (:func:`models.btyd.weibull_nbd.loglik_and_grad`);
+    ``k`` within [0.3, 5]."""
+    t_x, age = c.on_clock(*season, WEEK)
     weights = np.ones(len(c.x))
 
     def loss(log_params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -133,6 +133,7 @@ def _weibull_mle(start: np.ndarray, bounds, c: Customers) -> np.ndarray:
             return 1e12, np.zeros_like(theta)  # finite: the line search must compare
         return -value, -grad * theta
 
+    bounds = [(-7.0, 7.0)] * 4 + [(np.log(0.3), np.log(5.0))]
     with np.errstate(all="ignore"):  # the search passes through overflowing corners
         res = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     return res.x

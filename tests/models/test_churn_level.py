@@ -148,7 +148,7 @@ def test_predicting_in_chunks_gives_the_same_probabilities(model, monkeypatch):
     from models.churn import level
 
     customers, _ = _at(_log(seed=4, seasonality=0.0, aging=0.0), _day("2025-03-31"))
-    fit = LevelFit(model, level.MODELS[model][2], (0.2, -0.1))  # at the start point
+    fit = LevelFit(model, level.MODELS[model][1], (0.2, -0.1))  # at the start point
     whole = fit.p_no_purchase(customers, HORIZON)
     monkeypatch.setattr(level, "CHUNK", 7)
     np.testing.assert_array_equal(fit.p_no_purchase(customers, HORIZON), whole)
