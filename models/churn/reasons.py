@@ -104,6 +104,20 @@ def phrase_of(name: str) -> Phrase:
     return as_is
 
 
+def prior_phrase(shape: dict | None) -> Phrase:
+    """How the prior's part reads: the CLV model's P(no purchase), or a level model's
+    (:mod:`models.churn.level`) named by what it knows that the CLV model does not, so that it
+    does not read as the CLV model's own ``btyd_p_no_purchase``."""
+    if shape is None:
+        return PHRASES[PRIOR_PART]
+    fit = shape["fit"]
+    knows = [("ageing", fit["model"] == "weibull"), ("seasonal", any(fit["season"]))]
+    label = " and ".join(name for name, known in knows if known) or "level"
+    return _each(
+        f"{label} purchase model: {{:.0%}} chance of no purchase in the churn window", PRIOR_PART
+    )
+
+
 def _text(value) -> str:
     if isinstance(value, bool | np.bool_):
         return str(value)
@@ -132,5 +146,6 @@ def churn_reasons(model: ChurnModel, frame: pd.DataFrame, k: int = len(REASON_CO
         moved = np.take_along_axis(signed, chosen[:, None], axis=1)[:, 0] > MIN_PART
         for j in np.unique(chosen[moved]):
             where = moved & (chosen == j)
-            out.loc[where, column] = phrase_of(names[j])(rows[where])
+            phrase = prior_phrase(model.prior_shape) if names[j] == PRIOR_PART else None
+            out.loc[where, column] = (phrase or phrase_of(names[j]))(rows[where])
     return out

@@ -13,7 +13,7 @@ from scipy.special import expit
 from models.churn import training
 from models.churn.calibration import fit_calibrator
 from models.churn.classifier import PRIOR_PART
-from models.churn.reasons import REASON_COLUMNS, churn_reasons, phrase_of
+from models.churn.reasons import REASON_COLUMNS, churn_reasons, phrase_of, prior_phrase
 from tests.models.test_churn import FAST, stacked
 
 PLATT = replace(FAST, calibration="platt", calibration_prior="prior", exclude=("prior",))
@@ -132,3 +132,23 @@ def test_a_prior_that_is_a_feature_too_is_one_reason(scored):
 )
 def test_each_feature_is_phrased_with_the_value(name, row, text):
     assert phrase_of(name)(pd.DataFrame([row])) == [text]
+
+
+@pytest.mark.parametrize(
+    ("model", "season", "label"),
+    [
+        ("weibull", [0.0, 0.0], "ageing"),
+        ("bgnbd", [0.2, -0.1], "seasonal"),
+        ("weibull", [0.2, -0.1], "ageing and seasonal"),
+    ],
+)
+def test_a_level_models_prior_reads_apart_from_the_clv_models_probability(model, season, label):
+    # the score's prior is a level model's P(no purchase) (models/churn/level.py): beside the
+    # CLV model's own at the same value, the two reasons must not read alike
+    rows = pd.DataFrame({PRIOR_PART: [0.953], "btyd_p_no_purchase": [0.951]})
+    shape = {"fit": {"model": model, "log_params": [0.0] * 5, "season": season}}
+    (level,) = prior_phrase(shape)(rows)
+    (clv,) = phrase_of("btyd_p_no_purchase")(rows)
+    assert level == f"{label} purchase model: 95% chance of no purchase in the churn window"
+    assert clv == "purchase model: 95% chance of no purchase in the churn window"
+    assert prior_phrase(None)(rows) == [clv]  # the CLV model's own prior reads as itself
