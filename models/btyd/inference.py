@@ -161,7 +161,7 @@ def fit_map(
     if sample is not None:
         part, ratio = objective(sample[0], seed), sample[1]
         # only a start: settled to the Newton steps' own tolerance
-        first = _maximise(part.neg, x0, maxiter, NEWTON_SETTLED / abs(part.neg(x0)[0]))
+        first = _maximise(part.neg, x0, maxiter, NEWTON_SETTLED / max(abs(part.neg(x0)[0]), 1.0))
         x, steps = _newton(whole.neg, first.x, ratio * _hessian(part.neg, first.x))
         if x is not None:
             return whole.report(x) | {"n_iter": float(first.nit + steps), "converged": 1.0}

@@ -146,6 +146,7 @@ def churn_reasons(model: ChurnModel, frame: pd.DataFrame, k: int = len(REASON_CO
         moved = np.take_along_axis(signed, chosen[:, None], axis=1)[:, 0] > MIN_PART
         for j in np.unique(chosen[moved]):
             where = moved & (chosen == j)
-            phrase = prior_phrase(model.prior_shape) if names[j] == PRIOR_PART else None
-            out.loc[where, column] = (phrase or phrase_of(names[j]))(rows[where])
+            name = names[j]
+            phrase = prior_phrase(model.prior_shape) if name == PRIOR_PART else phrase_of(name)
+            out.loc[where, column] = phrase(rows[where])
     return out
