@@ -13,8 +13,8 @@ likelihood of ``(x, t_x, T)`` is, with ``C = G(r+x) alpha^r / G(r)``,
 ``L = C [ (alpha+T)^-(r+x) S(T) + int_{t_x}^T (alpha+u)^-(r+x) f(u) du ]``
 
 (alive at ``T``, or died after the last purchase), the integral by Gauss-Legendre quadrature
-(:data:`NODES` points). MAP fits and NUTS use its numpy form with the exact gradient of that
-quadrature (:func:`loglik_and_grad`), not the compiled PyMC model. The predictions integrate
+(:data:`NODES` points). MAP fits and NUTS use that quadrature with its exact gradient in one
+fused numba pass (:func:`loglik_and_grad`), not the compiled PyMC model. The predictions integrate
 the lifetime the same way, one node at a time (bounded memory: no customers x draws x nodes
 array).
 """
@@ -29,6 +29,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
+from models.btyd import weibull_kernel
 from models.btyd.common import (
     BuiltModel,
     LogAndHazard,
@@ -113,75 +114,6 @@ def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:
     return (const + pt.logaddexp(alive, died))[..., 0]
 
 
-def _d_log_alive(c, T, alpha, s, beta, k) -> np.ndarray:
-    """Derivatives in ``(r, alpha, s, beta, k)`` of the alive term ``-c log(alpha+T) + log
-    S(T)``."""
-    Tk = T**k
-    with np.errstate(divide="ignore"):  # T = 0: log T, multiplied by T^k = 0
-        log_T = np.where(T > 0, np.log(T), 0.0)
-    return np.stack(
-        [
-            -np.log(alpha + T),
-            -c / (alpha + T),
-            np.log(beta) - np.log(beta + Tk),
-            s / beta - s / (beta + Tk),
-            -s * Tk * log_T / (beta + Tk),
-        ]
-    )
-
-
-def _died_and_grad(c, t_x, T, alpha, s, beta, k) -> tuple[np.ndarray, np.ndarray]:
-    """``log int_{t_x}^T (alpha+u)^-c f(u) du`` by the quadrature of :func:`_node`, and its
-    exact derivatives in ``(r, alpha, s, beta, k)``: forward mode through the change of
-    variable, node by node with a running log-sum-exp (bounded memory). What does not depend
-    on the node is computed once."""
-    d_e = np.array([1.0, 0.0, k, 0.0, s])[:, None]  # e = r + x + s k
-    d_alpha = np.array([0.0, 1.0, 0.0, 0.0, 0.0])[:, None]
-    d_sk = np.array([0.0, 0.0, k, 0.0, s])[:, None]
-    m = max(1.0, 1.0 / k)
-    d_m = np.array([0.0, 0.0, 0.0, 0.0, -1.0 / k**2 if k < 1 else 0.0])[:, None]
-    top = np.full(np.shape(c), -np.inf)
-    total = np.zeros(np.shape(c))
-    grad = np.zeros((5, *np.shape(c)))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # t_x = T: log 0
-        e = c + s * k
-        low, log_low = alpha + t_x, np.log(alpha + t_x)
-        gap = log_low - np.log(alpha + T)
-        y_end = -np.expm1(e * gap)
-        d_y_end = -np.exp(e * gap) * (d_e * gap + e * d_alpha * (1 / low - 1 / (alpha + T)))
-        scale = -e * log_low - np.log(e) + np.log(y_end / 2) + np.log(m)
-        d_scale = -d_e * log_low - e * d_alpha / low - d_e / e + d_y_end / y_end + d_m / m
-        for node, weight in zip(NODES, WEIGHTS, strict=True):
-            w = (node + 1) / 2
-            y = y_end * w**m
-            d_y = w**m * d_y_end + y * np.log(w) * d_m
-            log_rest = np.log1p(-y)
-            q = np.exp(-log_rest / e)
-            u = low * q - alpha
-            d_u = d_alpha * (q - 1) + low * q * (d_y / ((1 - y) * e) + log_rest * d_e / e**2)
-            log_u, log_au = np.log(u), np.log(alpha + u)
-            uk = np.exp(k * log_u)
-            log_buk = np.log(beta + uk)
-            term = (s * k + 1) * log_au + scale + (m - 1) * np.log(w) + np.log(weight)
-            term += np.log(s * k) + (k - 1) * log_u + s * np.log(beta) - (s + 1) * log_buk
-            term = np.where(np.isnan(term), -np.inf, term)
-            d_term = d_sk * log_au + (s * k + 1) * (d_alpha + d_u) / (alpha + u) + d_scale
-            d_term = d_term + d_m * np.log(w)
-            # log f(u) in its own parameters, then through u
-            share = uk / (beta + uk)
-            d_term[2] += 1 / s + np.log(beta) - log_buk
-            d_term[3] += s / beta - (s + 1) / (beta + uk)
-            d_term[4] += 1 / k + log_u * (1 - (s + 1) * share)
-            d_term += ((k - 1) - (s + 1) * k * share) / u * d_u
-            new_top = np.maximum(top, term)
-            anchor = np.where(np.isfinite(new_top), new_top, 0.0)
-            rescale, mass = np.exp(top - anchor), np.exp(term - anchor)
-            total = total * rescale + mass
-            grad = grad * rescale + np.where(mass > 0, mass * d_term, 0.0)
-            top = new_top
-        return top + np.log(total), grad / total
-
-
 def _log_terms(r, alpha, s, beta, k, x, t_x, T) -> tuple[np.ndarray, np.ndarray]:
     """log (alive at ``T``) and log (died in ``(t_x, T]``) terms of the likelihood, without
     ``G(r+x) alpha^r / G(r)``."""
@@ -199,33 +131,14 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
     return const + np.logaddexp(alive, died)
 
 
-BLOCK = 8192  # rows per block of the likelihood and its gradient
-
-
 def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    """The weighted log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient, in
-    blocks of :data:`BLOCK` rows (the node loop's arrays stay in the CPU cache)."""
-    value, grad = 0.0, np.zeros(5)
-    for i in range(0, len(x), BLOCK):
-        rows = slice(i, i + BLOCK)
-        block_value, block_grad = _loglik_and_grad(theta, x[rows], t_x[rows], T[rows], w[rows])
-        value, grad = value + block_value, grad + block_grad
-    return value, grad
-
-
-def _loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    r, alpha, s, beta, k = theta
-    c = r + x
-    alive = -c * np.log(alpha + T) + _log_s(T, s, beta, k)
-    d_alive = _d_log_alive(c, T, alpha, s, beta, k)
-    died, d_died = _died_and_grad(c, t_x, T, alpha, s, beta, k)
-    share = special.expit(alive - died)  # of the alive term; 1 where nothing is integrated
-    const = special.gammaln(c) - special.gammaln(r) + r * np.log(alpha)
-    rows = const + np.logaddexp(alive, died)
-    grad = share * d_alive + np.where(share < 1, (1 - share) * d_died, 0.0)
-    grad[0] += special.digamma(c) - special.digamma(r) + np.log(alpha)
-    grad[1] += r / alpha
-    return float(w @ rows), grad @ w
+    """The weighted log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient:
+    :func:`loglik_numpy`'s quadrature, differentiated exactly, in one fused pass
+    (:mod:`models.btyd.weibull_kernel`)."""
+    x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
+    theta = np.asarray(theta, dtype=float)
+    rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS)
+    return float(w @ rows), grads @ w
 
 
 def build_model(

@@ -1,0 +1,161 @@
+"""Weibull/NBD's per-customer log-likelihood and its gradient as one fused numba pass.
+
+The numpy form (:func:`models.btyd.weibull_nbd.loglik_numpy`) evaluates the quadrature of the
+lifetime integral node by node, each node a dozen array operations over every customer, and
+the gradient five times that: at a million customers MAP and NUTS spend their time there. Here
+each customer's 32 nodes and five derivatives are one loop in registers, the customers spread
+over the cores. The arithmetic is :func:`models.btyd.weibull_nbd._node`'s change of variable,
+differentiated forward; the tests hold it to the PyMC model's value and gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+P = 5  # r, alpha, s, beta, k
+
+
+ROWS = 256  # customers per parallel task; a task reuses one set of scratch vectors
+
+
+@numba.njit(parallel=True, cache=True)
+def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compiled
+    """Each customer's log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient
+    in ``theta`` (shape ``(5, n)``); ``nodes`` and ``weights``: Gauss-Legendre's on [-1, 1]."""
+    r, alpha, s, beta, k = theta[0], theta[1], theta[2], theta[3], theta[4]
+    n = x.shape[0]
+    rows = np.empty(n)
+    grads = np.empty((P, n))
+    m = max(1.0, 1.0 / k)
+    sk = s * k
+    log_sk, log_beta = math.log(sk), math.log(beta)
+    const_r = -math.lgamma(r) + r * math.log(alpha)
+    digamma_r = _digamma(r)
+    # derivatives in (r, alpha, s, beta, k) of e = r + x + s k, of alpha, of s k and of m
+    d_e = np.array([1.0, 0.0, k, 0.0, s])
+    d_alpha = np.array([0.0, 1.0, 0.0, 0.0, 0.0])
+    d_sk = np.array([0.0, 0.0, k, 0.0, s])
+    d_m = np.array([0.0, 0.0, 0.0, 0.0, -1.0 / (k * k) if k < 1.0 else 0.0])
+    # what each node contributes whatever the customer
+    half = (nodes + 1.0) / 2.0
+    log_w = np.log(half)
+    wm = half**m
+    node_const = (m - 1.0) * log_w + np.log(weights) + log_sk + s * log_beta
+    for block in numba.prange((n + ROWS - 1) // ROWS):
+        d_alive = np.empty(P)
+        d_y_end = np.empty(P)
+        d_scale = np.empty(P)
+        d_term = np.empty(P)
+        g = np.empty(P)
+        for i in range(block * ROWS, min(n, (block + 1) * ROWS)):
+            c = r + x[i]
+            e = c + sk
+            # alive at T: -c log(alpha+T) + log S(T)
+            aT = alpha + T[i]
+            Tk = T[i] ** k
+            log_T = math.log(T[i]) if T[i] > 0.0 else 0.0
+            log_bTk = math.log(beta + Tk)
+            alive = -c * math.log(aT) + s * (log_beta - log_bTk)
+            d_alive[0] = -math.log(aT)
+            d_alive[1] = -c / aT
+            d_alive[2] = log_beta - log_bTk
+            d_alive[3] = s / beta - s / (beta + Tk)
+            d_alive[4] = -s * Tk * log_T / (beta + Tk)
+            # died in (t_x, T]: the quadrature, with a running log-sum-exp
+            low = alpha + t_x[i]
+            log_low = math.log(low)
+            gap = log_low - math.log(aT)
+            y_end = -math.expm1(e * gap)
+            top = -math.inf
+            total = 0.0
+            if y_end > 0.0:
+                eg = math.exp(e * gap)
+                scale = -e * log_low - math.log(e) + math.log(y_end / 2.0) + math.log(m)
+                for j in range(P):
+                    d_y_end[j] = -eg * (d_e[j] * gap + e * d_alpha[j] * (1.0 / low - 1.0 / aT))
+                    d_scale[j] = (
+                        -d_e[j] * log_low
+                        - e * d_alpha[j] / low
+                        - d_e[j] / e
+                        + d_y_end[j] / y_end
+                        + d_m[j] / m
+                    )
+                    g[j] = 0.0
+                for q in range(nodes.shape[0]):
+                    y = y_end * wm[q]
+                    log_rest = math.log1p(-y)
+                    qq = math.exp(-log_rest / e)
+                    u = low * qq - alpha
+                    if not u > 0.0:
+                        continue
+                    log_u = math.log(u)
+                    log_au = math.log(alpha + u)
+                    uk = math.exp(k * log_u)
+                    log_buk = math.log(beta + uk)
+                    term = (sk + 1.0) * log_au + scale + node_const[q]
+                    term += (k - 1.0) * log_u - (s + 1.0) * log_buk
+                    if math.isnan(term):
+                        continue
+                    share = uk / (beta + uk)
+                    through_u = ((k - 1.0) - (s + 1.0) * k * share) / u
+                    to_u = low * qq / ((1.0 - y) * e)
+                    for j in range(P):
+                        d_y = wm[q] * d_y_end[j] + y * log_w[q] * d_m[j]
+                        d_u = d_alpha[j] * (qq - 1.0) + to_u * d_y
+                        d_u += low * qq * log_rest * d_e[j] / (e * e)
+                        d_term[j] = (
+                            d_sk[j] * log_au
+                            + (sk + 1.0) * (d_alpha[j] + d_u) / (alpha + u)
+                            + d_scale[j]
+                            + d_m[j] * log_w[q]
+                            + through_u * d_u
+                        )
+                    d_term[2] += 1.0 / s + log_beta - log_buk
+                    d_term[3] += s / beta - (s + 1.0) / (beta + uk)
+                    d_term[4] += 1.0 / k + log_u * (1.0 - (s + 1.0) * share)
+                    if term > top:
+                        rescale = math.exp(top - term)
+                        total = total * rescale + 1.0
+                        for j in range(P):
+                            g[j] = g[j] * rescale + d_term[j]
+                        top = term
+                    else:
+                        mass = math.exp(term - top)
+                        total += mass
+                        for j in range(P):
+                            g[j] += mass * d_term[j]
+            const = math.lgamma(c) + const_r
+            if total > 0.0:
+                died = top + math.log(total)
+                hi, lo = max(alive, died), min(alive, died)
+                rows[i] = const + hi + math.log1p(math.exp(lo - hi))
+                share_alive = 1.0 / (1.0 + math.exp(died - alive))
+                for j in range(P):
+                    grads[j, i] = share_alive * d_alive[j] + (1.0 - share_alive) * g[j] / total
+            else:  # nothing to integrate: the last purchase at T
+                rows[i] = const + alive
+                for j in range(P):
+                    grads[j, i] = d_alive[j]
+            grads[0, i] += _digamma(c) - digamma_r + math.log(alpha)
+            grads[1, i] += r / alpha
+    return rows, grads
+
+
+@numba.njit(cache=True)
+def _digamma(z):  # pragma: no cover - compiled
+    """The digamma function for ``z > 0``: the recurrence up to 6, then the asymptotic series."""
+    out = 0.0
+    while z < 6.0:
+        out -= 1.0 / z
+        z += 1.0
+    inv = 1.0 / z
+    inv2 = inv * inv
+    return (
+        out
+        + math.log(z)
+        - 0.5 * inv
+        - inv2 * (1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240))))
+    )
