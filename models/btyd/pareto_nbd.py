@@ -147,9 +147,9 @@ def build_model(
 
 
 def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    """The weighted log-likelihood at ``theta = (r, alpha, s, beta)`` and its gradient in
-    numpy: Weibull/NBD's at ``k = 1``, which is Pareto/NBD (its quadrature of the dropout
-    integral, exact derivatives; the closed form's derivatives in the Gauss hypergeometric
+    """The weighted log-likelihood at ``theta = (r, alpha, s, beta)`` and its gradient:
+    Weibull/NBD's at ``k = 1``, which is Pareto/NBD (its quadrature of the dropout integral,
+    differentiated exactly; the closed form's derivatives in the Gauss hypergeometric
     function's parameters have no closed form)."""
     value, grad = weibull_nbd.loglik_and_grad(np.append(theta, 1.0), x, t_x, T, w)
     return value, grad[:4]
