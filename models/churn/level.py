@@ -101,13 +101,19 @@ def shape_p_no_purchase(shape: dict, frame: pd.DataFrame) -> np.ndarray:
     return fit.p_no_purchase(Customers.from_table(frame), shape["horizon_days"])
 
 
-def fit_level(model: str, seasonal: bool, c: Customers, repeats: Repeats) -> LevelFit:
+def fit_level(
+    model: str,
+    seasonal: bool,
+    c: Customers,
+    repeats: Repeats,
+    season: tuple[float, float] | None = None,
+) -> LevelFit:
     """Maximum likelihood of ``model`` (``bgnbd`` or ``weibull``), with a season or not, on the
     customers ``c``; ``repeats``: the log's repeat purchases, for the season's ``sum log s``.
 
     The season is BG/NBD's, fit jointly with its parameters, as the CLV's seasonal candidates'
-    (:func:`models.btyd.season.fit_season`); Weibull/NBD is fit on its clock with the exact
-    gradient of its likelihood."""
+    (:func:`models.btyd.season.fit_season`), or ``season`` when that fit was made already;
+    Weibull/NBD is fit on its clock with the exact gradient of its likelihood."""
     start = MODELS[model][1]
     if model == "bgnbd":
         bounds = [(-7.0, 7.0)] * len(start)
@@ -115,7 +121,10 @@ def fit_level(model: str, seasonal: bool, c: Customers, repeats: Repeats) -> Lev
             bgnbd_loglik, start, bounds, c, repeats if seasonal else None, WEEK
         )
         return LevelFit(model, log_params, season)
-    season = fit_level("bgnbd", True, c, repeats).season if seasonal else (0.0, 0.0)
+    if not seasonal:
+        season = (0.0, 0.0)
+    elif season is None:
+        season = fit_level("bgnbd", True, c, repeats).season
     return LevelFit(model, _weibull_mle(start, c, season), season)
 
 
@@ -147,8 +156,14 @@ SPECS = {
 LEVELS = ("clv", *SPECS)  # ties go to the earlier
 
 
-def _fit(name: str, c: Customers, repeats: Repeats) -> LevelFit:
-    return fit_level(*SPECS[name], c, repeats)
+def _fits(names, c: Customers, repeats: Repeats) -> dict[str, LevelFit]:
+    """The level models ``names`` (of :data:`SPECS`, in its order) fit on ``c``; BG/NBD's
+    seasonal fit, whose season the seasonal Weibull/NBD runs on, made once."""
+    fits: dict[str, LevelFit] = {}
+    for name in (n for n in SPECS if n in names):
+        made = fits.get("bgnbd_season")
+        fits[name] = fit_level(*SPECS[name], c, repeats, made.season if made else None)
+    return fits
 
 
 def churn_level(
@@ -179,11 +194,8 @@ def churn_level(
     """
     observed = float(np.mean(validation_churned))
     v = validation.sample(MAX_CUSTOMERS, seed)
-    fits = {
-        name: _fit(name, v, repeats)
-        for name, (_, seasonal) in SPECS.items()
-        if not seasonal or validation.cutoff - repeats.start >= MIN_HISTORY_DAYS
-    }
+    history = validation.cutoff - repeats.start >= MIN_HISTORY_DAYS
+    fits = _fits([n for n, (_, seasonal) in SPECS.items() if history or not seasonal], v, repeats)
     errors = {"clv": float(np.mean(validation_clv)) - observed} | {
         name: fit.mean_p_no_purchase(v, horizon_days) - observed for name, fit in fits.items()
     }
@@ -197,7 +209,7 @@ def churn_level(
     shape, shape_noise = _shape(losses)
     fitted = shape != "clv"
     t = target.sample(MAX_CUSTOMERS, seed)
-    at_target = {name: _fit(name, t, repeats) for name in {choice, shape} - {"clv"}}
+    at_target = _fits({choice, shape} - {"clv"}, t, repeats)
     mean = target_clv_mean
     if choice != "clv":
         mean = at_target[choice].mean_p_no_purchase(t, horizon_days)
