@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import ibis
@@ -11,6 +12,7 @@ import ibis.expr.types as ir
 # money is added up as exact decimals: a float sum depends on the order the engine's threads add
 # in, and the same log must give the same bytes (amounts are kept to 6 decimal places)
 MONEY = dt.Decimal(38, 6)
+LOG_GAP = dt.Decimal(38, 12)  # a log of days between purchases, to 12 decimal places
 
 
 def money_sum(values: ir.NumericColumn) -> ir.FloatingScalar:
@@ -56,11 +58,15 @@ def summary_aggregates(d: ir.Table) -> dict[str, ir.Value]:
         "last_day": d.day.max(where=d.purchase),
         "occasions": d.purchase.cast("int64").sum(),
         "repeat_spend": money_sum(ibis.ifelse(d.day > d.first_day, d.spend, 0.0)),
+        # exact decimals again, so the sum does not depend on the order it is taken in
+        "log_gaps": d.gap.cast("float64").ln().cast(LOG_GAP).sum().coalesce(0).cast("float64"),
     }
 
 
 def summary_columns(agg: ir.Table, cutoff: date, unit_days: int) -> dict[str, ir.Value]:
-    """``frequency``, ``recency``, ``T`` and ``monetary_value`` from ``summary_aggregates``."""
+    """``frequency``, ``recency``, ``T``, ``monetary_value`` and ``log_gap_sum`` (the sum of
+    the logs of the times between consecutive purchases, in units of ``unit_days``: what
+    MBG/CNBD-k's regularity is chosen by) from ``summary_aggregates``."""
     frequency = agg.occasions - 1
     monetary = ibis.ifelse(
         frequency > 0, ibis.greatest(agg.repeat_spend, 0.0) / frequency.cast("float64"), 0.0
@@ -71,11 +77,13 @@ def summary_columns(agg: ir.Table, cutoff: date, unit_days: int) -> dict[str, ir
         "recency": agg.last_day.delta(agg.first_day, unit="day").cast("float64") / unit_days,
         "T": cut.delta(agg.first_day, unit="day").cast("float64") / unit_days,
         "monetary_value": monetary,
+        "log_gap_sum": agg.log_gaps - frequency.cast("float64") * math.log(unit_days),
     }
 
 
 def btyd_summary(days: ir.Table, cutoff: date, unit_days: int) -> ir.Table:
-    """``frequency``, ``recency``, ``T`` (in units of ``unit_days``) and ``monetary_value``.
+    """``frequency``, ``recency``, ``T`` (in units of ``unit_days``), ``monetary_value`` and
+    ``log_gap_sum``.
 
     ``frequency`` counts repeat purchase days, ``recency`` is the age at the last purchase and
     ``T`` the age at the cutoff, both from the first purchase; ``monetary_value`` is the mean net

@@ -8,12 +8,15 @@ they are alive at ``T``) comes with the histories.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from models.btyd.family import NAMES, purchase_model
+
+if TYPE_CHECKING:
+    from models.btyd.common import PurchaseModel
 from models.settings import (
     AtLeastOne,
     Count,
@@ -27,7 +30,7 @@ from models.settings import (
 
 
 def _purchases(
-    model: str,
+    model: str | PurchaseModel,
     params: dict[str, float],
     T: np.ndarray,
     rng: np.random.Generator,
@@ -41,7 +44,8 @@ def _purchases(
     The purchase rate is Gamma(r, alpha); how customers drop out is the purchase model's
     (``draw_dropout`` and ``drop_after_purchase`` of its
     :class:`~models.btyd.common.PurchaseModel`; BG/NBD: after each repeat purchase with
-    probability p ~ Beta(a, b); Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta)).
+    probability p ~ Beta(a, b); Pareto/NBD: lifetime ~ Exp(mu), mu ~ Gamma(s, beta)); a model
+    with regular purchases (MBG/CNBD-k) waits ``k`` events of the rate between purchases.
     ``rate_shift`` multiplies the rate by ``exp(shift)`` (``alpha_i = alpha exp(-shift)``);
     ``drop_shift`` raises the dropout as the covariate models do (:mod:`models.btyd.covariates`:
     BG/NBD's ``b_i = b exp(-shift)``, Pareto/NBD's ``beta_i = beta exp(-shift)``). ``aging``
@@ -50,7 +54,8 @@ def _purchases(
     ``season`` = (first purchase time of each customer, amplitude, period) modulates the rate
     by ``1 + amplitude * sin(2 pi (first + age) / period)`` (events thinned from the peak rate).
     """
-    purchase = purchase_model(model)
+    purchase = purchase_model(model) if isinstance(model, str) else model
+    shape = purchase.regularity or 1  # Erlang-k times between purchases, k events of the rate
     n = len(T)
     rate = rng.gamma(params["r"], 1.0 / params["alpha"], n) * np.exp(rate_shift)
     amplitude = season[1] if season is not None else 0.0
@@ -62,7 +67,7 @@ def _purchases(
     active = np.ones(n, dtype=bool)
     while active.any():
         idx = np.flatnonzero(active)
-        nxt = now[idx] + rng.exponential(1.0 / (rate[idx] * (1.0 + amplitude)))
+        nxt = now[idx] + rng.gamma(shape, 1.0 / (rate[idx] * (1.0 + amplitude)))
         inside = (nxt <= T[idx]) & (nxt <= death[idx])
         active[idx[~inside]] = False
         now[idx[inside]] = nxt[inside]
@@ -82,26 +87,43 @@ def _purchases(
         "rate": rate,
         "dropout": dropout,
         "alive": death > T,
+        "death": death,
         "owner": np.concatenate(owners),
         "age": np.concatenate(ages),
     }
 
 
 def simulate_histories(
-    model: str, params: dict[str, float], T: np.ndarray, rng: np.random.Generator
+    model: str | PurchaseModel,
+    params: dict[str, float],
+    T: np.ndarray,
+    rng: np.random.Generator,
+    holdout: float = 0.0,
 ) -> pd.DataFrame:
-    """``frequency``, ``recency``, ``T`` plus the latent ``rate``, ``alive`` of each customer.
+    """``frequency``, ``recency``, ``T``, ``log_gap_sum`` (the sum of the logs of the times
+    between purchases) plus the latent ``rate`` and ``alive`` (at ``T``) of each customer; with
+    a ``holdout``, their ``holdout_purchases`` in ``(T, T + holdout]``.
 
     Each customer is observed from their first purchase (time 0) for ``T`` time units.
+    ``model``: a registry name or a :class:`~models.btyd.common.PurchaseModel` (e.g. MBG/CNBD-k
+    at a regularity of one's choice).
     """
     T = np.asarray(T, dtype=float)
-    sim = _purchases(model, params, T, rng)
-    x = np.bincount(sim["owner"], minlength=len(T))
+    sim = _purchases(model, params, T + holdout, rng)
+    order = np.lexsort((sim["age"], sim["owner"]))
+    owner, age = sim["owner"][order], sim["age"][order]
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    gap = age - np.where(first, 0.0, np.r_[0.0, age[:-1]])
+    seen = age <= T[owner]
+    x = np.bincount(owner[seen], minlength=len(T))
     t_x = np.zeros(len(T))
-    np.maximum.at(t_x, sim["owner"], sim["age"])
-    return pd.DataFrame(
-        {"frequency": x, "recency": t_x, "T": T, "rate": sim["rate"], "alive": sim["alive"]}
-    )
+    np.maximum.at(t_x, owner[seen], age[seen])
+    log_gaps = np.bincount(owner[seen], weights=np.log(gap[seen]), minlength=len(T))
+    frame = {"frequency": x, "recency": t_x, "T": T, "log_gap_sum": log_gaps}
+    frame |= {"rate": sim["rate"], "alive": sim["death"] > T}
+    if holdout:
+        frame["holdout_purchases"] = np.bincount(owner[~seen], minlength=len(T))
+    return pd.DataFrame(frame)
 
 
 def simulate_spend(

@@ -24,6 +24,7 @@ from models.btyd.common import BuiltModel, PurchaseModel
 from models.btyd.covariates import build_purchase, coefficient_names
 from models.btyd.family import NAMES, purchase_model
 from models.btyd.inference import convergence_problems, diagnostics, fit_map, sample_posterior
+from models.btyd.mbgcnbd import LOG_GAPS, MAX_REGULARITY, regularity_loglik
 from models.btyd.predict import PredictionSettings, predict_customers, predict_with_covariates
 from models.btyd.priors import Priors
 from models.btyd.season import OMEGA, YEAR, Repeats, Season, SeasonError, fit_season, named
@@ -189,6 +190,8 @@ class FittedClv:
         }
         if self.season is not None:
             attrs["cvm_season"] = json.dumps(self.season.to_dict())
+        if self.purchase.regularity:
+            attrs["cvm_regularity"] = self.purchase.regularity
         trees = {"purchase": self.purchase_posterior, "spend": self.spend_posterior}
         out = {}
         for part, tree in trees.items():
@@ -206,7 +209,7 @@ class FittedClv:
         if spend is not None and spend.attrs.get("cvm_map_point") != attrs.get("cvm_map_point"):
             raise ValueError("the purchase and spend posteriors come from different fits")
         return cls(
-            purchase=purchase_model(attrs["cvm_model"]),
+            purchase=purchase_model(attrs["cvm_model"], int(attrs.get("cvm_regularity", 0))),
             purchase_posterior=purchase,
             spend_posterior=spend,
             map_point=json.loads(attrs["cvm_map_point"]),
@@ -369,12 +372,18 @@ def fit_clv(
     ``summary`` also has ``cutoff``, ``tenure_days`` and ``recency_days``; ``repeats`` are the
     log's repeat purchases per period; ``unit_days`` the days in a model time unit) and the
     purchase model on the summaries on its clock.
+
+    A model with regular purchases (MBG/CNBD-k) is fit at the regularity its likelihood
+    prefers (:func:`fit_regularity`; ``summary`` also has ``log_gap_sum``).
     """
     purchase = purchase_model(settings.model)
     buyers = check_data(summary, settings)
     season = _season(summary, settings, repeats, unit_days) if settings.season else None
     if season is not None:
         summary = season.summaries(summary)
+    info = {"season": season_info(season)} if season is not None else {}
+    if purchase.regularity:
+        purchase, info["regularity"] = fit_regularity(purchase.name, summary, settings)
     built = build_purchase(purchase, summary, settings.priors, settings.covariates)
     tx = _fit_part("transactions", built, settings, _map_sample(purchase, summary, settings))
     parts = [tx]
@@ -392,7 +401,6 @@ def fit_clv(
     if settings.covariates:
         columns = ["frequency", "recency", "T", *settings.covariates]
         counts["distinct_rows"] = len(summary[columns].drop_duplicates())
-    info = {"season": season_info(season)} if season is not None else {}
     return FittedClv(
         purchase=purchase,
         purchase_posterior=tx["tree"],
@@ -408,6 +416,30 @@ def fit_clv(
         | info,
         season=season,
     )
+
+
+def fit_regularity(
+    name: str, summary: pd.DataFrame, settings: ClvSettings
+) -> tuple[PurchaseModel, dict]:
+    """The purchase model ``name`` at the regularity ``k`` of highest likelihood, the MAP fit
+    at each ``k`` plus the part only ``k`` moves (``regularity_loglik``); ``k`` from 1 up,
+    stopping once the likelihood has fallen twice in a row (BTYDplus's search). Returns the
+    model and ``{"k": k, "loglik": {k: value}}``."""
+    if LOG_GAPS not in summary.columns:
+        raise DegenerateData(
+            f"clv.model={name} chooses its regularity by the summary's {LOG_GAPS} column (the "
+            "sum of the logs of each customer's times between purchases), which this table lacks"
+        )
+    loglik: dict[int, float] = {}
+    for k in range(1, MAX_REGULARITY + 1):
+        model = purchase_model(name, k)
+        built = build_purchase(model, summary, settings.priors, settings.covariates)
+        point = fit_map(built, seed=settings.seed, sample=_map_sample(model, summary, settings))
+        loglik[k] = point["loglik"] + regularity_loglik(summary, k)
+        if k > 2 and loglik[k] < loglik[k - 1] < loglik[k - 2]:
+            break
+    best = max(loglik, key=loglik.__getitem__)
+    return purchase_model(name, best), {"k": best, "loglik": loglik}
 
 
 MAP_SAMPLE = 40_000  # customers a purchase model's MAP on many more starts from

@@ -153,6 +153,12 @@ class PurchaseModel:
     and the hazard of the lifetime as functions of age; ``purchase_dropout(params, shift, x)``
     returns the log-weights of (left right after the last of ``x`` repeat purchases, did not
     leave at a purchase).
+
+    Regularity: ``regularity`` is ``k`` where the times between purchases are Erlang-k
+    (MBG/CNBD-k, :mod:`models.btyd.mbgcnbd`), 0 where they are exponential. A regular model's
+    ``expected_purchases_if_alive`` and ``p_no_purchase_if_alive`` also take ``t_x`` (after
+    ``T``): the phase of the customer's rhythm; :meth:`expected_if_alive` and
+    :meth:`none_if_alive` call either kind.
     """
 
     name: str
@@ -170,17 +176,34 @@ class PurchaseModel:
     drop_after_purchase: Callable[..., np.ndarray] | None
     lifetime: Callable[..., LogAndHazard] | None
     purchase_dropout: Callable[..., tuple[np.ndarray, np.ndarray]]
+    regularity: int = 0  # k of Erlang-k times between purchases (MBG/CNBD-k); 0: exponential
+
+    @property
+    def if_alive_columns(self) -> tuple[str, ...]:
+        """The summary columns the forecasts of a customer alive at ``T`` depend on: ``(x,
+        T)``, and the recency too where purchases are regular (the phase of the rhythm)."""
+        return ("frequency", "T", "recency") if self.regularity else ("frequency", "T")
+
+    def expected_if_alive(self, params, t, x, t_x, T) -> np.ndarray:
+        """Expected purchases in ``(T, T+t]`` of a customer alive at ``T``."""
+        extra = (t_x,) if self.regularity else ()
+        return self.expected_purchases_if_alive(params, t, x, T, *extra)
+
+    def none_if_alive(self, params, t, x, t_x, T) -> np.ndarray:
+        """Probability of no purchase in ``(T, T+t]`` of a customer alive at ``T``."""
+        extra = (t_x,) if self.regularity else ()
+        return self.p_no_purchase_if_alive(params, t, x, T, *extra)
 
     def conditional_expected_purchases(self, params, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in ``(T, T+t]`` given ``(x, t_x, T)``: P(alive) times the
         expectation given alive."""
-        return self.p_alive(params, x, t_x, T) * self.expected_purchases_if_alive(params, t, x, T)
+        return self.p_alive(params, x, t_x, T) * self.expected_if_alive(params, t, x, t_x, T)
 
     def p_no_purchase(self, params, t, x, t_x, T) -> np.ndarray:
         """Probability of no purchase in ``(T, T+t]``: ``1 - P(alive) + P(alive) P(none |
         alive)``."""
         alive = self.p_alive(params, x, t_x, T)
-        return 1.0 - alive + alive * self.p_no_purchase_if_alive(params, t, x, T)
+        return 1.0 - alive + alive * self.none_if_alive(params, t, x, t_x, T)
 
 
 def no_purchase_dropout(

@@ -23,14 +23,17 @@ if TYPE_CHECKING:
 MODULES: dict[str, tuple[str, str]] = {
     "bgnbd": ("models.btyd.bgnbd", "BGNBD"),
     "mbgnbd": ("models.btyd.mbgnbd", "MBGNBD"),
+    "mbgcnbd": ("models.btyd.mbgcnbd", "MBGCNBD"),
     "pareto_nbd": ("models.btyd.pareto_nbd", "PARETO_NBD"),
     "weibull_nbd": ("models.btyd.weibull_nbd", "WEIBULL_NBD"),
 }
 NAMES: tuple[str, ...] = tuple(MODULES)  # the allowed values of clv.model and cvm simulate --model
 
 
-def purchase_model(name: str) -> PurchaseModel:
-    """The purchase model called ``name``.
+def purchase_model(name: str, regularity: int = 0) -> PurchaseModel:
+    """The purchase model called ``name``; at ``regularity`` ``k`` (Erlang-k times between
+    purchases) for a model whose regularity is chosen in the fit (its module's
+    ``at_regularity``), its registry default otherwise.
 
     Raises
     ------
@@ -40,4 +43,6 @@ def purchase_model(name: str) -> PurchaseModel:
     if name not in MODULES:
         raise ValueError(f"unknown purchase model {name!r}; expected one of {', '.join(NAMES)}")
     module, attribute = MODULES[name]
+    if regularity:
+        return import_module(module).at_regularity(regularity)
     return getattr(import_module(module), attribute)

@@ -99,11 +99,13 @@ def value_per_spend_if_alive(
     T: np.ndarray,
     settings: PredictionSettings,
     period_ends: Sequence[float] | None = None,
+    t_x: np.ndarray | None = None,
 ) -> np.ndarray:
     """Discounted purchases of a customer alive at ``T``: ``sum_k (G(k f) - G((k-1) f)) / (1+d)^k``.
 
     ``G(t)`` is the expected number of purchases in ``(T, T+t]`` given alive
-    (``model.expected_purchases_if_alive``) and ``f = time_units_per_period`` (``k f`` is
+    (``model.expected_if_alive``; ``t_x`` where the model's forecast depends on the recency)
+    and ``f = time_units_per_period`` (``k f`` is
     ``period_ends[k - 1]`` where those are given: a clock that is not uniform); times
     ``P(alive)``, the margin and the expected spend it is the discounted CLV (the construction
     of lifetimes' ``customer_lifetime_value``). Arrays broadcast.
@@ -114,7 +116,7 @@ def value_per_spend_if_alive(
     total = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(tx_params["r"])))
     previous = np.zeros_like(total)
     for k, end in enumerate(period_ends, start=1):
-        current = model.expected_purchases_if_alive(tx_params, end, x, T)
+        current = model.expected_if_alive(tx_params, end, x, t_x, T)
         total += (current - previous) / (1.0 + settings.discount_rate) ** k
         previous = current
     return total
@@ -164,7 +166,8 @@ def predict_customers(
     Notes
     -----
     Every prediction is ``P(alive | x, t_x, T)`` times a quantity that depends on ``(x, T)``
-    only (and, for spend, on ``(x, mbar)``). Customers collapse to distinct summaries sorted by
+    only (``model.if_alive_columns``: with regular purchases on ``t_x`` too) and, for spend, on
+    ``(x, mbar)``. Customers collapse to distinct summaries sorted by
     ``(x, T, t_x)``, those to distinct ``(x, T)``, and the units scored are the distinct
     (summary, mean spend) pairs in that order; each chunk of ``chunk_size`` units evaluates the
     costly ``(x, T)`` terms (hypergeometric functions, one per discounting period) for the few
@@ -191,8 +194,8 @@ def predict_customers(
 
     summaries = collapse(customers, ["frequency", "T", "recency"])
     x_s, T_s, t_x_s = (summaries.unique[c].to_numpy(dtype=float) for c in summaries.unique)
-    ages = collapse(summaries.unique, ["frequency", "T"])
-    x_a, T_a = (ages.unique[c].to_numpy(dtype=float)[:, None] for c in ages.unique)
+    ages = collapse(summaries.unique, list(model.if_alive_columns))
+    age = {c: ages.unique[c].to_numpy(dtype=float)[:, None] for c in ages.unique}
     if gg is None:
         mbar = np.zeros(len(customers))
     else:
@@ -209,10 +212,11 @@ def predict_customers(
     for sl in _chunks(len(m_of_unit), rows):
         s_idx, s_local = np.unique(summary_of_unit[sl], return_inverse=True)
         a_idx, a_local = np.unique(ages.inverse[s_idx], return_inverse=True)
-        x_c, T_c = x_a[a_idx], T_a[a_idx]
+        x_c, T_c = age["frequency"][a_idx], age["T"][a_idx]
+        t_x_c = age["recency"][a_idx] if "recency" in age else None
         alive = model.p_alive(tx, x_s[s_idx, None], t_x_s[s_idx, None], T_s[s_idx, None])
-        expected = model.expected_purchases_if_alive(tx, settings.horizon, x_c, T_c)
-        none = model.p_no_purchase_if_alive(tx, settings.horizon, x_c, T_c)
+        expected = model.expected_if_alive(tx, settings.horizon, x_c, t_x_c, T_c)
+        none = model.none_if_alive(tx, settings.horizon, x_c, t_x_c, T_c)
         _store(per_summary, "p_alive", summarise_rows(alive, *q), s_idx)
         _store(
             per_summary, "expected_purchases", summarise_rows(alive * expected[a_local], *q), s_idx
@@ -229,7 +233,7 @@ def predict_customers(
         scale = (
             settings.margin
             * alive
-            * value_per_spend_if_alive(model, tx, x_c, T_c, settings, period_ends)[a_local]
+            * value_per_spend_if_alive(model, tx, x_c, T_c, settings, period_ends, t_x_c)[a_local]
         )
         m = m_of_unit[sl]
         ones, first = np.ones((1, n_draws)), np.zeros(len(m), dtype=np.int64)

@@ -30,7 +30,9 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "holdout_purchases",
     "holdout_spend",
 )
-DEFAULT_EXCLUDE: tuple[str, ...] = IDENTIFIERS + LABEL_COLUMNS
+# the purchase model's input for choosing its regularity (``gap_mean``/``gap_std`` carry the
+# customer's rhythm for the churn model)
+DEFAULT_EXCLUDE: tuple[str, ...] = IDENTIFIERS + LABEL_COLUMNS + ("log_gap_sum",)
 
 Calibration = Literal["isotonic", "platt"]
 

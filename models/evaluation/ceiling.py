@@ -71,12 +71,18 @@ def churn_ceiling(
     Raises
     ------
     ValueError
-        An unknown model, or covariate effects without ``customers``.
+        An unknown model, a model with regular purchases, or covariate effects without
+        ``customers``.
     """
     params, unit = truth["params"], float(truth["time_unit_days"])
     if truth["model"] not in NAMES:
         raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
     model = purchase_model(truth["model"])
+    if model.regularity > 1:
+        raise ValueError(
+            f"churn ceiling: {truth['model']!r} buys at a regular rhythm (Erlang-"
+            f"{model.regularity}); the ceiling integrates Poisson purchases only"
+        )
     # every per-customer quantity a column, so that it broadcasts over quadrature nodes
     rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
     tenure = frame["tenure_days"].to_numpy(dtype=float)[:, None]

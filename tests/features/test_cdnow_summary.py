@@ -3,6 +3,7 @@
 from datetime import date
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,3 +46,15 @@ def test_holdout_counts_merge_same_day_purchases(days):
     table = calibration_table(days, CALIBRATION_END, date(1998, 6, 30), FeatureSpec()).execute()
     assert len(table) == 2357
     assert table.holdout_purchases.sum() == 1882
+
+
+def test_the_log_gap_sum_adds_the_logs_of_the_weeks_between_purchase_days(days, cdnow_sample_clean):
+    ours = btyd_summary(days, CALIBRATION_END, unit_days=7).execute().set_index("customer_id")
+    log = cdnow_sample_clean.assign(day=cdnow_sample_clean.timestamp.dt.normalize())
+    log = log[log.day <= pd.Timestamp(CALIBRATION_END)].drop_duplicates(["customer_id", "day"])
+    log = log.sort_values(["customer_id", "day"])
+    weeks = log.groupby("customer_id").day.diff().dt.days / 7  # none at a first purchase
+    expected = np.log(weeks).groupby(log.customer_id).sum()  # the sum skips the first's NaN
+    both = ours.join(expected.rename("expected"))
+    assert (ours.frequency > 0).sum() == 946 and (both.log_gap_sum[ours.frequency == 0] == 0).all()
+    np.testing.assert_allclose(both.log_gap_sum, both.expected, atol=1e-9)

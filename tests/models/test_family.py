@@ -87,6 +87,10 @@ def test_the_ceiling_bounds_every_model(name: str) -> None:
         "time_unit_days": 7,
         "covariate_effects": [],
     }
+    if purchase_model(name).regularity > 1:  # Erlang-k purchases: refused, with the reason
+        with pytest.raises(ValueError, match="regular rhythm"):
+            churn_ceiling(truth, frame, date(2025, 6, 30), 180)
+        return
     ceiling = churn_ceiling(truth, frame, date(2025, 6, 30), 180)
     assert ((ceiling > 0) & (ceiling < 1)).all()
     with pytest.raises(ValueError, match="unknown simulation model"):
