@@ -35,7 +35,6 @@ def child(model: str, size: str, step: str) -> dict:
     from steps_common import CLV_DRAWS, NUTS
 
     from models.btyd.clv import ClvSettings, fit_clv
-    from models.btyd.family import purchase_model
     from models.btyd.predict import PredictionSettings, predict_customers
     from models.btyd.settings import ConvergenceSettings, SamplerSettings
 
@@ -56,7 +55,7 @@ def child(model: str, size: str, step: str) -> dict:
     if step == "clv":
         tx, spend = fit.purchase_draws(CLV_DRAWS), fit.spend_draws(CLV_DRAWS)
         started = time.perf_counter()
-        scored = predict_customers(tx, spend, data, purchase_model(model), PredictionSettings())
+        scored = predict_customers(tx, spend, data, fit.purchase, PredictionSettings())
         seconds = time.perf_counter() - started
         record["total_clv"] = float(np.sum(scored["clv"]))
     if method == "nuts":

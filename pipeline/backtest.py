@@ -155,7 +155,10 @@ def run_case(
     fit = io.read_json(catalog.fit_report)["calibration"]
     first_day = date.fromisoformat(io.read_json(catalog.features_report)["first_day"])
     verdict = case_verdict(result)
-    ceiling = _ceiling(catalog, verdict, settings, cutoff, simulated) if simulated else None
+    ceiling, clv_ceiling = (
+        _ceilings(catalog, verdict, settings, cutoff, simulated) if simulated else (None, None)
+    )
+    full_year = (cutoff - first_day).days >= MIN_HISTORY_DAYS
     return {
         "log": spec.name,
         "cutoff": cutoff.isoformat(),
@@ -166,20 +169,35 @@ def run_case(
         **({"ceiling": ceiling} if ceiling else {}),
         "clv": clv_accuracy(result),
         "clv_model": fit["model"],
-        "clv_verdict": clv_verdict(result, (cutoff - first_day).days >= MIN_HISTORY_DAYS),
+        "clv_verdict": clv_verdict(result, full_year, ceiling=clv_ceiling),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")},
         "seconds": seconds,
     }
 
 
-def _ceiling(catalog: Catalog, verdict: dict, settings: config.Settings, cutoff: date, log: Path):
-    """The churn ceiling of a case whose log was simulated into ``log`` with its truth."""
-    from models.evaluation.backtest import ceiling_verdict
-    from models.evaluation.ceiling import churn_ceiling
+def _ceilings(
+    catalog: Catalog, verdict: dict, settings: config.Settings, cutoff: date, log: Path
+) -> tuple[dict, dict]:
+    """The churn and CLV ceilings of a case whose log was simulated into ``log`` with its
+    truth: the churn verdict's, and the CLV ceiling's accuracy on the holdout purchases."""
+    from models.evaluation.backtest import ceiling_verdict, clv_ceiling_accuracy
+    from models.evaluation.ceiling import churn_ceiling, clv_ceiling
 
     table = io.read_parquet(catalog.features_calibration)
     truth, customers = io.read_json(log / "truth.json"), io.read_parquet(log / "customers.parquet")
     horizon = settings.features.churn_horizon_days
-    ceiling = churn_ceiling(truth, table, cutoff, horizon, customers)
-    return ceiling_verdict(table["churned"].to_numpy(dtype=int), ceiling, verdict)
+    churn = churn_ceiling(truth, table, cutoff, horizon, customers)
+    holdout = (settings.dates["holdout_end"] - cutoff).days
+    expected = clv_ceiling(truth, table, cutoff, holdout, customers)
+    # the truth counts purchases, the features purchase days: scaled by their ratio before the
+    # cutoff (heavy buyers' purchases on one day are one)
+    bought = io.read_parquet(log / "transactions.parquet")["timestamp"]
+    repeats = int((bought.dt.date <= cutoff).sum()) - len(table)
+    days_per_purchase = float(table["frequency"].sum()) / max(repeats, 1)
+    actual = table["holdout_purchases"].to_numpy(dtype=float)
+    accuracy = clv_ceiling_accuracy(expected * days_per_purchase, actual)
+    return (
+        ceiling_verdict(table["churned"].to_numpy(dtype=int), churn, verdict),
+        accuracy | {"days_per_purchase": days_per_purchase},
+    )

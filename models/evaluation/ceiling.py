@@ -74,45 +74,111 @@ def churn_ceiling(
         An unknown model, a model with regular purchases, or covariate effects without
         ``customers``.
     """
-    params, unit = truth["params"], float(truth["time_unit_days"])
-    if truth["model"] not in NAMES:
-        raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
-    model = purchase_model(truth["model"])
-    if model.regularity > 1:
-        raise ValueError(
-            f"churn ceiling: {truth['model']!r} buys at a regular rhythm (Erlang-"
-            f"{model.regularity}); the ceiling integrates Poisson purchases only"
-        )
-    # every per-customer quantity a column, so that it broadcasts over quadrature nodes
-    rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
-    tenure = frame["tenure_days"].to_numpy(dtype=float)[:, None]
-    x = frame["frequency"].to_numpy(dtype=float)[:, None]
-    T, t_x = tenure / unit, (tenure - frame["recency_days"].to_numpy(dtype=float)[:, None]) / unit
-    first = ((cutoff - date.fromisoformat(str(truth["start"]))).days - tenure) / unit
-    alpha = params["alpha"] * np.exp(-rate_shift)
-    life = _Lifetime(model, truth, drop_shift)
+    h = _Histories(truth, frame, cutoff, customers)
+    end = h.T + horizon_days / h.unit
+    with np.errstate(divide="ignore"):  # log 0: a path that cannot happen
+        within = h.died(h.T, end)
+        quiet = h.life.log_survival(end) + h.log_lambda(end)
+        paths = special.logsumexp([h.before, within, quiet], axis=0)
+        churned = np.logaddexp(h.dropped, h.kept + paths)
+    return np.exp(churned - h.history)[:, 0]
 
-    def log_lambda(d: np.ndarray) -> np.ndarray:  # the Gamma integral over the rate, up to d
-        return -(params["r"] + x) * np.log(
-            alpha + _exposure(first, d, truth["seasonality"], 365.25 / unit)
-        )
 
-    def died(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # log int_lo^hi f_D(d) G(d) dd
+def clv_ceiling(
+    truth: Mapping,
+    frame: pd.DataFrame,
+    cutoff: date,
+    horizon_days: float,
+    customers: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Each row's expected purchases in the ``horizon_days`` after ``cutoff`` under the truth
+    (arguments as :func:`churn_ceiling`): the forecast no model of the history can beat in
+    expectation.
+
+    A customer still purchasing at ``T`` (probability ``P(alive)``, the history's paths through
+    ``alive`` against all) has their lifetime past ``T``, drawn from its prior beyond ``T``
+    (the history says nothing more of it); given it ends at ``d``, the window's purchases are
+    the model's expectation for a customer alive over the exposure ``E(min(d, T + h)) - E(T)``,
+    with the rate's posterior after the exposure ``E(T)`` and the dropout at purchases (BG/NBD:
+    the closed form of its conditional expectation on that exposure; a model whose customers
+    leave only at the end of a lifetime: the rate's posterior mean times the exposure).
+    """
+    h = _Histories(truth, frame, cutoff, customers)
+    end = h.T + horizon_days / h.unit
+    exposure_T = h.exposure(h.T)
+
+    def purchases(d: np.ndarray) -> np.ndarray:  # expected, the lifetime ending at d >= T
+        return h.expected_if_alive(h.exposure(np.minimum(d, end)) - exposure_T, exposure_T)
+
+    d = (end - h.T) / 2 * NODES + (end + h.T) / 2
+    with np.errstate(divide="ignore"):
+        died = np.exp(h.life.log_density(d) - h.life.log_survival(h.T)) * purchases(d)
+        lives = np.exp(h.life.log_survival(end) - h.life.log_survival(h.T)) * purchases(end)
+        alive = np.exp(h.kept + h.alive - h.history)
+    return (alive * (lives + (died @ WEIGHTS)[:, None] * (end - h.T) / 2))[:, 0]
+
+
+class _Histories:
+    """The customers' histories at a cutoff under the truth, as the ceilings integrate them:
+    per customer (a column, so it broadcasts over quadrature nodes) the log-probabilities of
+    the history's paths (``dropped`` right after the last purchase; ``kept``, then died
+    ``before`` ``T`` or ``alive`` at it) and their total, ``history``."""
+
+    def __init__(
+        self, truth: Mapping, frame: pd.DataFrame, cutoff: date, customers: pd.DataFrame | None
+    ) -> None:
+        self.params, self.unit = truth["params"], float(truth["time_unit_days"])
+        if truth["model"] not in NAMES:
+            raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
+        model = self.model = purchase_model(truth["model"])
+        if model.regularity > 1:
+            raise ValueError(
+                f"churn ceiling: {truth['model']!r} buys at a regular rhythm (Erlang-"
+                f"{model.regularity}); the ceiling integrates Poisson purchases only"
+            )
+        self.rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
+        tenure = frame["tenure_days"].to_numpy(dtype=float)[:, None]
+        self.x = frame["frequency"].to_numpy(dtype=float)[:, None]
+        recency = frame["recency_days"].to_numpy(dtype=float)[:, None]
+        self.T, t_x = tenure / self.unit, (tenure - recency) / self.unit
+        self.first = ((cutoff - date.fromisoformat(str(truth["start"]))).days - tenure) / self.unit
+        self.amplitude = truth["seasonality"]
+        self.alpha = self.params["alpha"] * np.exp(-self.rate_shift)
+        self.drop_shift = drop_shift
+        self.life = _Lifetime(model, truth, drop_shift)
+        with np.errstate(divide="ignore"):  # log 0: a path that cannot happen
+            dropped, self.kept = self.life.branches(self.params, self.x)
+            self.dropped = dropped + self.life.log_survival(t_x) + self.log_lambda(t_x)
+            self.before = self.died(t_x, self.T)
+            self.alive = self.life.log_survival(self.T) + self.log_lambda(self.T)
+            paths = np.logaddexp(self.before, self.alive)
+            self.history = np.logaddexp(self.dropped, self.kept + paths)
+
+    def exposure(self, age: np.ndarray) -> np.ndarray:
+        return _exposure(self.first, age, self.amplitude, 365.25 / self.unit)
+
+    def log_lambda(self, d: np.ndarray) -> np.ndarray:
+        """The Gamma integral over the rate of purchasing until ``d``."""
+        return -(self.params["r"] + self.x) * np.log(self.alpha + self.exposure(d))
+
+    def died(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """``log int_lo^hi f_D(d) G(d) dd``: died in ``(lo, hi]``, no purchase since ``lo``."""
         d = (hi - lo) / 2 * NODES + (hi + lo) / 2
-        terms = life.log_density(d) + log_lambda(d) + np.log(WEIGHTS)
+        terms = self.life.log_density(d) + self.log_lambda(d) + np.log(WEIGHTS)
         log_sum = special.logsumexp(terms, axis=1, keepdims=True)
         return log_sum + np.log(np.maximum(hi - lo, 1e-300) / 2)
 
-    h = horizon_days / unit
-    with np.errstate(divide="ignore"):  # log 0: a path that cannot happen
-        dropped, kept = life.branches(params, x)
-        dropped = dropped + life.log_survival(t_x) + log_lambda(t_x)
-        before, within = died(t_x, T), died(T, T + h)
-        quiet = life.log_survival(T + h) + log_lambda(T + h)
-        alive = life.log_survival(T) + log_lambda(T)
-        churned = np.logaddexp(dropped, kept + special.logsumexp([before, within, quiet], axis=0))
-        history = np.logaddexp(dropped, kept + np.logaddexp(before, alive))
-    return np.exp(churned - history)[:, 0]
+    def expected_if_alive(self, window: np.ndarray, exposed: np.ndarray) -> np.ndarray:
+        """Expected purchases over the exposure ``window`` of a customer purchasing after the
+        exposure ``exposed`` with ``x`` repeat purchases, leaving only at purchases."""
+        if self.model.drop_after_purchase is None:  # leaves only at the end of a lifetime
+            return (self.params["r"] + self.x) / (self.alpha + exposed) * window
+        scaled = self.model.scaled[1]  # the dropout parameter the covariates scale
+        params = dict(self.params) | {
+            "alpha": self.alpha,
+            scaled: self.params[scaled] * np.exp(-self.drop_shift),
+        }
+        return self.model.expected_purchases_if_alive(params, window, self.x, exposed)
 
 
 def _exposure(first: np.ndarray, age: np.ndarray, amplitude: float, period: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The churn ceiling: the true model's own churn probability on a simulated log."""
+"""The ceilings: the true model's own churn probability and expected purchases on a simulated
+log."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from models.btyd.family import NAMES, purchase_model
-from models.evaluation.ceiling import churn_ceiling
+from models.evaluation.ceiling import churn_ceiling, clv_ceiling
 from models.simulate import SimulationSettings, simulate_log
 
 BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -50,6 +51,11 @@ def test_without_ageing_or_season_it_is_the_models_closed_form(model, params):
         params, HORIZON / 7, x, (tenure - recency) / 7, tenure / 7
     )
     np.testing.assert_allclose(ceiling, closed, rtol=0, atol=ATOL.get(model, 1e-9))
+    expected = clv_ceiling(_truth(model, params), frame, CUTOFF, HORIZON)
+    closed = purchase_model(model).conditional_expected_purchases(
+        params, HORIZON / 7, x, (tenure - recency) / 7, tenure / 7
+    )
+    np.testing.assert_allclose(expected, closed, rtol=1e-9, atol=ATOL.get(model, 0))
 
 
 def _history(transactions: pd.DataFrame, cutoff: date, horizon_days: int) -> pd.DataFrame:
@@ -59,14 +65,16 @@ def _history(transactions: pd.DataFrame, cutoff: date, horizon_days: int) -> pd.
     cut, end = pd.Timestamp(cutoff), pd.Timestamp(cutoff + timedelta(days=horizon_days))
     seen = transactions[day <= cut].assign(day=day).drop_duplicates(["customer_id", "day"])
     per = seen.groupby("customer_id").day.agg(["min", "max", "count"])
-    later = set(transactions.customer_id[(day > cut) & (day <= end)])
+    window = transactions[(day > cut) & (day <= end)].assign(day=day)
+    bought = window.drop_duplicates(["customer_id", "day"]).customer_id.value_counts()
     return pd.DataFrame(
         {
             "customer_id": per.index,
             "frequency": per["count"].to_numpy() - 1,
             "tenure_days": (cut - per["min"]).dt.days.to_numpy(),
             "recency_days": (cut - per["max"]).dt.days.to_numpy(),
-            "churned": [c not in later for c in per.index],
+            "churned": [c not in bought.index for c in per.index],
+            "holdout_purchases": bought.reindex(per.index, fill_value=0).to_numpy(),
         }
     )
 
@@ -86,6 +94,13 @@ def test_on_a_log_that_ages_and_has_a_season_it_is_calibrated_and_beats_the_stat
     stationary = churn_ceiling(_truth("bgnbd", BGNBD), frame, CUTOFF, HORIZON)
     assert roc_auc_score(y, ceiling) > roc_auc_score(y, stationary) + 0.002
     assert brier_score_loss(y, ceiling) < brier_score_loss(y, stationary) - 0.002
+    # the CLV ceiling: the purchases in the window in the large, and closer per customer
+    expected = clv_ceiling(truth, frame, CUTOFF, HORIZON)
+    bought = frame.holdout_purchases.to_numpy(dtype=float)
+    assert abs(expected.sum() - bought.sum()) < 3 * bought.std() * np.sqrt(len(bought))
+    blind = clv_ceiling(_truth("bgnbd", BGNBD), frame, CUTOFF, HORIZON)
+    assert abs(blind.sum() / bought.sum() - 1) > 0.1  # what the ageing and season change
+    assert np.abs(expected - bought).mean() < np.abs(blind - bought).mean()
 
 
 @pytest.mark.parametrize(("model", "params"), MODELS)
@@ -115,6 +130,11 @@ def test_covariates_shift_each_customers_parameters_as_simulated(model, params):
     t_x = (tenure - frame.recency_days.to_numpy(float)) / 7
     closed = purchase_model(model).p_no_purchase(own, HORIZON / 7, x, t_x, tenure / 7)
     np.testing.assert_allclose(ceiling, closed, rtol=0, atol=ATOL.get(model, 1e-9))
+    expected = clv_ceiling(truth, frame, CUTOFF, HORIZON, customers)
+    closed = purchase_model(model).conditional_expected_purchases(
+        own, HORIZON / 7, x, t_x, tenure / 7
+    )
+    np.testing.assert_allclose(expected, closed, rtol=1e-9, atol=ATOL.get(model, 0))
     blind = churn_ceiling(_truth(model, params), frame, CUTOFF, HORIZON)
     assert brier_score_loss(y, ceiling) < brier_score_loss(y, blind)
     assert abs(ceiling.mean() - y.mean()) < 3 * np.sqrt(y.mean() * (1 - y.mean()) / len(y))

@@ -71,6 +71,12 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
             ceiling["roc_auc"] - verdict["roc_auc"]["baseline_value"]
         )
         assert abs(ceiling["calibration_in_the_large"]) < 0.05
+        # and its own forecast of the holdout purchases: BG/NBD's, as the model fit to its log
+        truth = clv["ceiling"]
+        assert abs(truth["aggregate_error_pct"]) < 10 and truth["mae"] > 0
+        gap = clv["purchases"]["aggregate_error_pct"] - truth["aggregate_error_pct"]
+        assert truth["gap_points"] == pytest.approx(gap)
+        assert truth["met"] == (abs(gap) <= 3) and 0.9 < truth["days_per_purchase"] <= 1
     assert results["summary"]["cases"] == 2
     out = capsys.readouterr().out
     assert "best baseline" in out and "small" in out and "ceiling" in out
