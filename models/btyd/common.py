@@ -182,7 +182,7 @@ class PurchaseModel:
     def if_alive_columns(self) -> tuple[str, ...]:
         """The summary columns the forecasts of a customer alive at ``T`` depend on: ``(x,
         T)``, and the recency too where purchases are regular (the phase of the rhythm)."""
-        return ("frequency", "T", "recency") if self.regularity else ("frequency", "T")
+        return ("frequency", "T", "recency") if self.regularity > 1 else ("frequency", "T")
 
     def expected_if_alive(self, params, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in ``(T, T+t]`` of a customer alive at ``T``."""

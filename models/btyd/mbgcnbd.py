@@ -39,8 +39,16 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from models.btyd import bgnbd, mbgnbd
-from models.btyd.common import BuiltModel, PurchaseModel, param_arrays, per_row_model
+from models.btyd.common import (
+    BuiltModel,
+    PurchaseModel,
+    levels,
+    param_arrays,
+    weighted_model,
+    weighted_rows,
+)
 from models.btyd.priors import Priors
+from models.btyd.sufficient import TRANSACTION_COLUMNS
 
 PARAM_NAMES = bgnbd.PARAM_NAMES
 MAX_REGULARITY = 12  # the largest k searched (BTYDplus's grid)
@@ -62,55 +70,167 @@ def _phase_logs(R, A, D, k: int, module=np):
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T, k: int) -> np.ndarray:
     """Per-row log-likelihood of ``(x, t_x, T)`` without the regularity term (BTYDplus's
-    ``mbgcnbd.LL`` minus ``(k-1) litt - x log (k-1)!``)."""
-    value, _ = _loglik_and_grad_rows(np.array(param_arrays(params, PARAM_NAMES)), x, t_x, T, k)
-    return value
-
-
-def _loglik_and_grad_rows(theta, x, t_x, T, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's log-likelihood and its gradient in ``(r, alpha, a, b)`` (shape ``(4, n)``)."""
-    r, alpha, a, b = theta
+    ``mbgcnbd.LL`` minus ``(k-1) litt - x log (k-1)!``), at one parameter point."""
+    theta = np.array([float(np.asarray(params[n])) for n in PARAM_NAMES])
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    R, A, B, D = r + k * x, alpha + T, alpha + t_x, T - t_x
-    log_a_big, log_b_big = np.log(A), np.log(B)
-    bx = b + x - 1 + M
-    log_s1 = np.log(a) - np.log(bx) + R * (log_a_big - log_b_big)
-    phases = _phase_logs(R, A, D, k)
-    total = np.logaddexp.reduce(np.stack([log_s1, *phases]), axis=0)
-    e1 = np.exp(log_s1 - total)
-    dg = special.digamma
-    d_r = e1 * (log_a_big - log_b_big)
-    d_alpha = e1 * R * (1 / A - 1 / B)
-    psi_r = dg(R)
-    for j, log_c in enumerate(phases[1:], start=1):
-        e = np.exp(log_c - total)
-        d_r = d_r + e * (dg(R + j) - psi_r)
-        d_alpha = d_alpha - e * j / A
-    gl = special.gammaln
-    rest = (
-        special.betaln(a, b + x + M)
-        - special.betaln(a, b)
-        + gl(R)
-        - gl(r)
-        + r * np.log(alpha)
-        - R * log_a_big
+    f = factor(x, t_x, T, np.ones(len(x)))
+    _, _, part = _evaluate(theta, f, k)
+    ix, iT = f["x_index"], f["T_index"]
+    return part["per_x"][ix] - part["R"][ix] * part["log_A"][iT] + part["s_rows"]
+
+
+def factor(x, t_x, T, w) -> dict[str, np.ndarray]:
+    """Weighted summary rows → what :func:`loglik_and_grad` reads: distinct ``x``, ``T`` and
+    ``t_x`` with each row's position among them, ``log(T - t_x)`` per row (data only), and the
+    weights summed per distinct ``x`` and ``T`` (``weighted_x_by_T``: of ``w x``)."""
+    x, t_x, T, w = (np.asarray(v, dtype=float) for v in (x, t_x, T, w))
+    xs, ix = levels(x)
+    Ts, iT = levels(T)
+    ts, it = levels(t_x)
+    with np.errstate(divide="ignore"):
+        log_d = np.log(T - t_x)  # -inf where the last purchase is at T
+    return {
+        "x_levels": xs,
+        "T_levels": Ts,
+        "t_x_levels": ts,
+        "x_index": ix,
+        "T_index": iT,
+        "t_x_index": it,
+        "log_d": log_d,
+        "weight": w,
+        "weight_by_x": np.bincount(ix, weights=w, minlength=len(xs)),
+        "weight_by_T": np.bincount(iT, weights=w, minlength=len(Ts)),
+        "weighted_x_by_T": np.bincount(iT, weights=w * x, minlength=len(Ts)),
+    }
+
+
+def _evaluate(theta, f, k: int):
+    """The weighted log-likelihood at ``theta`` and its gradient, and its parts: the terms of
+    each distinct ``x`` (``per_x``, the constant included), ``R = r + kx`` per distinct ``x``,
+    ``log(alpha+T)`` per distinct ``T`` and each row's ``log(S1 + sum_j c_j)`` (:func:`_rows`):
+    a row's log-likelihood is ``per_x - R log(alpha+T) + s_rows``."""
+    r, alpha, a, b = theta
+    xs, Ts, ts = f["x_levels"], f["T_levels"], f["t_x_levels"]
+    R, bx = r + k * xs, b + xs
+    gl, dg = special.gammaln, special.digamma
+    steps = R[:, None] + np.arange(max(k - 1, 1))  # R + j, j < k - 1
+    log_A = np.log(alpha + Ts)
+    s_rows, sums = _rows(
+        np.log(a),
+        R,
+        np.log(bx),
+        np.log(steps) - np.log(np.arange(1, steps.shape[1] + 1)),
+        1.0 / steps,
+        log_A,
+        1.0 / (alpha + Ts),
+        np.log(alpha + ts),
+        1.0 / (alpha + ts),
+        f["x_index"],
+        f["T_index"],
+        f["t_x_index"],
+        f["log_d"],
+        f["weight"],
+        1.0 / bx,
+        k,
     )
-    d_ab = dg(a + b) - dg(a + b + x + M)
-    grads = np.stack(
+    s_total, d_r, d_alpha, dead, dead_by_bx = sums.sum(axis=0)
+    w_x, w_T, wx_T = f["weight_by_x"], f["weight_by_T"], f["weighted_x_by_T"]
+    psi_abx = dg(a + bx + 1.0)
+    const = -gl(r) + r * np.log(alpha) + gl(a + b) - gl(b)
+    per_x = const + gl(bx + 1.0) - gl(a + bx + 1.0) + gl(R)
+    shape_T = r * w_T + k * wx_T  # the sum of w R per distinct T
+    total = w_x @ per_x - shape_T @ log_A + s_total
+    grad = np.array(
         [
-            d_r + psi_r - dg(r) + np.log(alpha) - log_a_big,
-            d_alpha + r / alpha - R / A,
-            e1 / a + d_ab,
-            -e1 / bx + dg(b + x + M) - dg(b) + d_ab,
+            d_r + w_x @ (dg(R) - dg(r) + np.log(alpha)) - w_T @ log_A,
+            d_alpha + w_x.sum() * r / alpha - shape_T @ (1.0 / (alpha + Ts)),
+            dead / a + w_x @ (dg(a + b) - psi_abx),
+            -dead_by_bx + w_x @ (dg(bx + 1.0) - dg(b) + dg(a + b) - psi_abx),
         ]
     )
-    return rest + total, grads
+    return total, grad, {"per_x": per_x, "R": R, "log_A": log_A, "s_rows": s_rows}
 
 
-def loglik_and_grad(theta, x, t_x, T, w, k: int) -> tuple[float, np.ndarray]:
-    """The weighted sum of the rows' log-likelihoods and its gradient in ``(r, alpha, a, b)``."""
-    rows, grads = _loglik_and_grad_rows(theta, x, t_x, T, k)
-    return float(w @ rows), grads @ w
+ROWS = 4096  # rows per parallel task
+
+
+@numba.njit(parallel=True, cache=True)
+def _rows(
+    log_a,
+    R,
+    log_bx,
+    log_steps,
+    inv_steps,
+    log_A,
+    inv_A,
+    log_B,
+    inv_B,
+    ix,
+    iT,
+    it,
+    log_d,
+    w,
+    inv_bx,
+    k,
+):  # pragma: no cover - compiled
+    """Each row's ``log(S1 + sum_j c_j)``, and per block of rows the weighted sums of it, of its
+    derivatives in ``r`` and ``alpha``, of the share of ``S1`` and of that share over ``b+x``
+    (shape ``(blocks, 5)``; summed in block order, the total does not depend on the threads;
+    and no large numpy product runs between two passes, whose BLAS threads would spin on the
+    cores the next pass needs).
+
+    ``S1 = a/(b+x) ((alpha+T)/(alpha+t_x))^R`` (dead after the last purchase), ``R = r + kx``;
+    ``c_j = Gamma(R+j)/Gamma(R) (T-t_x)^j / (j! (alpha+T)^j)`` (alive, ``j`` events of the
+    next purchase since ``t_x``), whose derivative in ``r`` is ``c_j sum_{i<j} 1/(R+i)``.
+    ``R``, ``log(b+x)``, ``log((R+j)/(j+1))`` and ``1/(R+j)`` are per distinct ``x`` (``ix``),
+    ``log(alpha+T)`` and its inverse per distinct ``T`` (``iT``), ``log(alpha+t_x)`` and its
+    inverse per distinct ``t_x`` (``it``).
+    """
+    n = ix.shape[0]
+    blocks = (n + ROWS - 1) // ROWS
+    out = np.empty(n)
+    sums = np.zeros((blocks, 5))
+    for block in numba.prange(blocks):
+        logc = np.empty(k)
+        dpsi = np.empty(k)
+        s_value, s_r, s_alpha, s_dead, s_dead_bx = 0.0, 0.0, 0.0, 0.0, 0.0
+        for i in range(block * ROWS, min(n, (block + 1) * ROWS)):
+            x, lA, lB = ix[i], log_A[iT[i]], log_B[it[i]]
+            step = log_d[i] - lA
+            shape = R[x]
+            log_s1 = log_a - log_bx[x] + shape * (lA - lB)
+            logc[0], dpsi[0] = 0.0, 0.0
+            top = max(log_s1, 0.0)
+            for j in range(1, k):
+                logc[j] = logc[j - 1] + log_steps[x, j - 1] + step
+                dpsi[j] = dpsi[j - 1] + inv_steps[x, j - 1]
+                top = max(top, logc[j])
+            e1 = math.exp(log_s1 - top)
+            total = e1 + math.exp(-top)  # S1 and c_0
+            d_r, d_alpha = 0.0, 0.0
+            for j in range(1, k):
+                e = math.exp(logc[j] - top)
+                total += e
+                d_r += e * dpsi[j]
+                d_alpha -= e * j
+            e1 /= total
+            a_inv, b_inv = inv_A[iT[i]], inv_B[it[i]]
+            out[i] = top + math.log(total)
+            s_value += w[i] * out[i]
+            s_r += w[i] * (d_r / total + e1 * (lA - lB))
+            s_alpha += w[i] * (d_alpha * a_inv / total + e1 * shape * (a_inv - b_inv))
+            s_dead += w[i] * e1
+            s_dead_bx += w[i] * e1 * inv_bx[x]
+        sums[block, 0], sums[block, 1], sums[block, 2] = s_value, s_r, s_alpha
+        sums[block, 3], sums[block, 4] = s_dead, s_dead_bx
+    return out, sums
+
+
+def loglik_and_grad(theta, f: Mapping[str, np.ndarray], k: int) -> tuple[float, np.ndarray]:
+    """The weighted sum of the rows' log-likelihoods and its gradient in ``(r, alpha, a, b)``
+    (``f``: :func:`factor`'s)."""
+    total, grad, *_ = _evaluate(np.asarray(theta, dtype=float), f, k)
+    return float(total), grad
 
 
 def loglik_pytensor(r, alpha, a, b, x, t_x, T, k: int) -> pt.TensorVariable:
@@ -135,14 +255,14 @@ def build_model(
 ) -> BuiltModel:
     """PyMC model of ``(r, alpha, a, b)`` at regularity ``k`` given customer summaries
     (``frequency``, ``recency``, ``T``), and its numpy density."""
-    return per_row_model(
+    rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse)
+    x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
+    f = factor(x, t_x, T, w)
+    return weighted_model(
         PARAM_NAMES,
-        partial(loglik_pytensor, k=k),
-        data,
-        priors,
-        weights,
-        collapse,
-        partial(loglik_and_grad, k=k),
+        priors or Priors(),
+        lambda *p: pt.dot(w, loglik_pytensor(*p, x, t_x, T, k)),
+        lambda theta: loglik_and_grad(theta, f, k),
     )
 
 
@@ -174,65 +294,76 @@ def p_alive(params: Mapping[str, ArrayLike], x, t_x, T, k: int = 1) -> np.ndarra
     return special.expit(-_log_odds_dead(r, alpha, a, b, x, t_x, T, k))
 
 
-@numba.njit(cache=True)
+BLOCK = 256  # elements per parallel task
+
+
+@numba.njit(parallel=True, cache=True)
 def _if_alive(r, alpha, a, b, x, t_x, T, t, k, expected, none):  # pragma: no cover - compiled
     """For every element: the expected purchases in ``(T, T+t]`` of a customer alive at ``T``
     (into ``expected``) and the probability of none there (into ``none``).
 
     In phase ``j`` (weight ``c_j``), with ``lambda ~ Gamma(r+kx+j, alpha+T)`` the events in the
     window ``N`` are Negative Binomial, the purchases ``floor((N+j)/k)``, and the ``n``-th of
-    them is made alive with probability ``E[(1-p)^(n-1)]``, ``p ~ Beta(a, b+x+1)``.
+    them is made alive with probability ``E[(1-p)^(n-1)]``, ``p ~ Beta(a, b+x+1)``. The terms
+    of ``N`` follow by their ratio, in logs only while they are below the floating point range.
     """
-    logc = np.empty(k)
-    for e in range(x.shape[0]):
-        R, A, D = r[e] + k * x[e], alpha[e] + T[e], T[e] - t_x[e]
-        logc[0] = 0.0
-        for j in range(1, k):
-            logc[j] = (
-                logc[j - 1] + math.log(R + j - 1) + math.log(max(D, 1e-300)) - math.log(j)
-            ) - math.log(A)
-        top = logc.max()
-        norm = 0.0
-        for j in range(k):
-            norm += math.exp(logc[j] - top)
-        z = t[e] / (A + t[e])
-        log_z, log_stay = math.log(max(z, 1e-300)), math.log(A / (A + t[e]))
-        bx = b[e] + x[e] + M
-        total, zero = 0.0, 0.0
-        for j in range(k):
-            w = math.exp(logc[j] - top) / norm
-            if w < 1e-15:
-                continue
-            shape = R + j
-            log_p = shape * log_stay  # P(N = 0)
-            made, cum, keep = 0, 0.0, 1.0  # purchases counted, sum of E[(1-p)^(n-1)], next one
-            mean = 0.0
-            i = 0
-            while True:
+    n = x.shape[0]
+    for block in numba.prange((n + BLOCK - 1) // BLOCK):
+        logc = np.empty(k)
+        for e in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
+            R, A, D = r[e] + k * x[e], alpha[e] + T[e], T[e] - t_x[e]
+            log_d = math.log(max(D, 1e-300)) - math.log(A)
+            logc[0] = 0.0
+            for j in range(1, k):
+                logc[j] = logc[j - 1] + math.log((R + j - 1) / j) + log_d
+            top = logc.max()
+            norm = 0.0
+            for j in range(k):
+                norm += math.exp(logc[j] - top)
+            z = t[e] / (A + t[e])
+            log_stay = math.log(A / (A + t[e]))
+            bx = b[e] + x[e] + M
+            total, zero = 0.0, 0.0
+            for j in range(k):
+                w = math.exp(logc[j] - top) / norm
+                if w < 1e-15:
+                    continue
+                shape = R + j
+                log_p = shape * log_stay  # P(N = 0)
                 p = math.exp(log_p)
-                while made < (i + j) // k:
-                    cum += keep
-                    keep *= (bx + made) / (a[e] + bx + made)
-                    made += 1
-                mean += p * cum
-                if i < k - j:
-                    zero += w * p
-                # the ratio of consecutive terms stays below max(rho, z) from here on
-                bound = max((shape + i) / (i + 1) * z, z)
-                if z == 0.0 or (bound < 1.0 and p * bound / (1.0 - bound) < 1e-14):
-                    break
-                log_p += math.log(shape + i) - math.log(i + 1) + log_z
-                i += 1
-            total += w * mean
-        expected[e] = total
-        none[e] = zero
+                made, cum, keep = 0, 0.0, 1.0  # purchases so far, sum of E[(1-p)^(n-1)], next
+                mean = 0.0
+                i = 0
+                while True:
+                    while made < (i + j) // k:
+                        cum += keep
+                        keep *= (bx + made) / (a[e] + bx + made)
+                        made += 1
+                    mean += p * cum
+                    if i < k - j:
+                        zero += w * p
+                    ratio = (shape + i) / (i + 1) * z
+                    # the ratio of consecutive terms stays below max(ratio, z) from here on
+                    bound = max(ratio, z)
+                    if z == 0.0 or (bound < 1.0 and p * bound / (1.0 - bound) < 1e-14):
+                        break
+                    if log_p < -700.0:  # below the range: on in logs
+                        log_p += math.log(ratio)
+                        p = math.exp(log_p)
+                    else:
+                        p *= ratio
+                        log_p = 0.0
+                    i += 1
+                total += w * mean
+            expected[e] = total
+            none[e] = zero
 
 
 def _window(params, t, x, T, t_x, k: int) -> tuple[np.ndarray, np.ndarray]:
     r, alpha, a, b = param_arrays(params, PARAM_NAMES)
     arrays = np.broadcast_arrays(r, alpha, a, b, x, t_x, T, t)
     shape = arrays[0].shape
-    flat = [np.ascontiguousarray(v, dtype=float).ravel() for v in arrays]
+    flat = [np.array(v, dtype=float).ravel() for v in arrays]  # owned and writeable
     expected, none = np.empty(flat[0].size), np.empty(flat[0].size)
     _if_alive(*flat, k, expected, none)
     return expected.reshape(shape), none.reshape(shape)
@@ -240,13 +371,18 @@ def _window(params, t, x, T, t_x, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def expected_purchases_if_alive(params, t, x, T, t_x, k: int = 1) -> np.ndarray:
     """Expected purchases in ``(T, T+t]`` of a customer alive at ``T`` whose last purchase was
-    at ``t_x``."""
+    at ``t_x``; at ``k = 1`` MBG/NBD's closed form (which the sum equals, as the tests check)."""
+    if k == 1:
+        return bgnbd.expected_purchases_if_alive(params, t, x, T, modified=True)
     return _window(params, t, x, T, t_x, k)[0]
 
 
 def p_no_purchase_if_alive(params, t, x, T, t_x, k: int = 1) -> np.ndarray:
     """Probability of no purchase in ``(T, T+t]`` of a customer alive at ``T`` whose last
-    purchase was at ``t_x``: no ``k - j`` events in the window, summed over the phases."""
+    purchase was at ``t_x``: no ``k - j`` events in the window, summed over the phases; at ``k =
+    1`` MBG/NBD's closed form."""
+    if k == 1:
+        return bgnbd.p_no_purchase_if_alive(params, t, x, T)
     return _window(params, t, x, T, t_x, k)[1]
 
 

@@ -138,7 +138,8 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
     theta = np.asarray(theta, dtype=float)
     rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS)
-    return float(w @ rows), grads @ w
+    # summed without BLAS: its threads spin after a product, on the cores the next pass needs
+    return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
 
 
 def build_model(

@@ -39,18 +39,20 @@ def test_at_k_1_it_is_mbgnbd(cdnow: pd.DataFrame) -> None:
         rtol=1e-12,
     )
     np.testing.assert_allclose(one.p_alive(MBG, x, t_x, T), MBGNBD.p_alive(MBG, x, t_x, T))
-    for t in (1.0, 39.0, 400.0):
+    for t in (1.0, 39.0, 400.0):  # the sum over the phases and the events, at k = 1
+        expected, none = mbgcnbd._window(MBG, t, x, T, t_x, 1)
         np.testing.assert_allclose(
-            one.conditional_expected_purchases(MBG, t, x, t_x, T),
-            MBGNBD.conditional_expected_purchases(MBG, t, x, t_x, T),
+            expected,
+            bgnbd.expected_purchases_if_alive(MBG, t, x, T, modified=True),
             rtol=1e-9,
         )
+        np.testing.assert_allclose(none, bgnbd.p_no_purchase_if_alive(MBG, t, x, T), rtol=1e-9)
         np.testing.assert_allclose(
             one.p_no_purchase(MBG, t, x, t_x, T), MBGNBD.p_no_purchase(MBG, t, x, t_x, T)
         )
-        assert one.expected_purchases(MBG, t) == pytest.approx(
-            MBGNBD.expected_purchases(MBG, t), rel=1e-10
-        )
+        zero = np.zeros(1)
+        new = MBG["b"] / (MBG["a"] + MBG["b"]) * mbgcnbd._window(MBG, t, zero, zero, zero, 1)[0]
+        assert new[0] == pytest.approx(MBGNBD.expected_purchases(MBG, t), rel=1e-10)
 
 
 def _btydplus_loglik(k: int, p: dict, x, t_x, T, litt) -> np.ndarray:
@@ -80,13 +82,15 @@ def test_the_likelihood_and_p_alive_are_btydplus(cdnow: pd.DataFrame, k: int) ->
     np.testing.assert_allclose(
         ours + (k - 1) * litt - x * math.lgamma(k), expected, rtol=1e-10, atol=1e-9
     )
-    theta, w = np.array([TRUTH[n] for n in mbgcnbd.PARAM_NAMES]), np.ones(len(x))
-    _, grad = mbgcnbd.loglik_and_grad(theta, x, t_x, T, w, k)
+    theta = np.array([TRUTH[n] for n in mbgcnbd.PARAM_NAMES])
+    f = mbgcnbd.factor(x, t_x, T, np.ones(len(x)))
+    total, grad = mbgcnbd.loglik_and_grad(theta, f, k)
+    assert total == pytest.approx(ours.sum(), rel=1e-12)
     for i in range(4):  # the analytic gradient against central differences
         step = np.eye(4)[i] * 1e-6
         numeric = (
-            mbgcnbd.loglik_and_grad(theta + step, x, t_x, T, w, k)[0]
-            - mbgcnbd.loglik_and_grad(theta - step, x, t_x, T, w, k)[0]
+            mbgcnbd.loglik_and_grad(theta + step, f, k)[0]
+            - mbgcnbd.loglik_and_grad(theta - step, f, k)[0]
         ) / 2e-6
         assert grad[i] == pytest.approx(numeric, rel=1e-5, abs=1e-3), i
     # P(alive) as BTYDplus writes it: 1 / (1 + S1 / S2)
