@@ -73,8 +73,9 @@ def _reference_sentence(evaluation: dict) -> str:
 
 
 def _purchase_model_section(fits: dict) -> str:
-    """The purchase model of each fit (``fit_clv``'s report): its clock and, where it was chosen
-    out of time, every candidate's scores at the validation cutoff and the reason."""
+    """The purchase model of each fit (``fit_clv``'s report): its clock, its regularity where it
+    has one and, where it was chosen out of time, every candidate's scores at the validation
+    cutoff and the reason."""
     parts = []
     for name in ("calibration", "scoring"):
         fit = fits.get(name, {})
@@ -85,6 +86,13 @@ def _purchase_model_section(fits: dict) -> str:
             line += (
                 f" on a yearly seasonal clock (busiest around day {season['peak_day']:.0f} of "
                 f"the year, {100 * season['amplitude']:.0f}% above the mean rate)"
+            )
+        if regularity := fit.get("regularity"):
+            by_k = ", ".join(f"{k}: {v:,.1f}" for k, v in regularity["loglik"].items())
+            line += (
+                f", its customers buying every k-th event of their rate (Erlang-k times between "
+                f"purchases; k = 1 is MBG/NBD), k = {regularity['k']} of highest likelihood "
+                f"(log-likelihood by k: {by_k})"
             )
         parts.append(f"<p>{html.escape(line)}.</p>")
         if choice := fit.get("choice"):

@@ -18,6 +18,7 @@ from models.btyd.family import purchase_model
 from models.btyd.mbgnbd import MBGNBD
 from models.btyd.predict import PredictionSettings
 from models.btyd.priors import Priors
+from models.btyd.settings import SamplerSettings
 from models.simulate import simulate_histories
 
 MBG = dict(MBGNBD.simulation_params)
@@ -194,3 +195,14 @@ def test_a_summary_without_the_log_gaps_is_refused(simulated: pd.DataFrame) -> N
         fit_clv(simulated.drop(columns=mbgcnbd.LOG_GAPS), settings)
     with pytest.raises(ValueError, match="regularity k must be an integer from 1 to 12"):
         purchase_model("mbgcnbd", 13)
+
+
+def test_nuts_converges_and_its_intervals_hold_the_truth(simulated: pd.DataFrame) -> None:
+    sampler = SamplerSettings(draws=500, tune=500)
+    settings = ClvSettings(model="mbgcnbd", method="nuts", spend=False, sampler=sampler)
+    fit = fit_clv(simulated, settings)
+    assert fit.purchase.regularity == K and fit.fit_info["convergence_problems"] == []
+    draws = fit.purchase_draws()
+    for name in mbgcnbd.PARAM_NAMES:
+        low, high = np.quantile(draws[name], [0.005, 0.995])
+        assert low < TRUTH[name] < high, name

@@ -166,3 +166,13 @@ def test_the_tier_shares_plot_draws_what_the_tiers_rank(money):
     shares = value.groupby(table.value_tier, observed=False).sum() / value.sum() * 100
     heights = [bar.get_height() for bar in ax.containers[1]]
     assert heights == pytest.approx(shares.to_list())
+
+
+def test_the_appendix_says_how_regular_the_purchase_model_found_the_customers() -> None:
+    from models.evaluation.report import _purchase_model_section
+
+    fit = {"model": "mbgcnbd", "regularity": {"k": 3, "loglik": {"1": -900.0, "2": -850.5}}}
+    section = _purchase_model_section({"calibration": fit})
+    assert "calibration fit: mbgcnbd, its customers buying every k-th event" in section
+    assert "k = 3 of highest likelihood (log-likelihood by k: 1: -900.0, 2: -850.5)" in section
+    assert "regular" not in _purchase_model_section({"scoring": {"model": "bgnbd"}})
