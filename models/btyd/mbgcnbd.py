@@ -41,6 +41,7 @@ from scipy import special
 from models.btyd import bgnbd, mbgnbd
 from models.btyd.common import (
     BuiltModel,
+    FactoredLoglik,
     PurchaseModel,
     levels,
     param_arrays,
@@ -410,7 +411,7 @@ def at_regularity(k: int) -> PurchaseModel:
         p_no_purchase_if_alive=partial(p_no_purchase_if_alive, k=k),
         scaled=("alpha", "b"),
         loglik_rows=partial(loglik_pytensor, k=k),
-        factored=None,
+        factored=FactoredLoglik(factor, partial(loglik_and_grad, k=k)),
         # MBG/NBD's CDNOW estimates with the event rate k times the purchase rate
         simulation_params=(("r", 0.525), ("alpha", 6.183 / k), ("a", 0.891), ("b", 1.614)),
         draw_dropout=mbgnbd.draw_dropout,
