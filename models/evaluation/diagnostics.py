@@ -42,7 +42,7 @@ def repeat_histogram(
     """Customers by repeat purchases (the last bucket: and more), actual and expected."""
     T = _summaries(clv, table)["T"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
-    simulated = simulate_histories(clv.purchase.name, _params(clv), np.tile(T, REPLICATES), rng)
+    simulated = simulate_histories(clv.purchase, _params(clv), np.tile(T, REPLICATES), rng)
     buckets = np.arange(max_frequency + 1)
 
     def counts(frequency: np.ndarray) -> np.ndarray:
@@ -81,7 +81,8 @@ def heterogeneity(clv, points: int = 200) -> pd.DataFrame:
     """The fitted densities (``model``: ``purchase_rate`` or ``dropout``; ``quantity``, ``x``,
     ``density_of_log``), from the 0.5 % to the 99.5 % quantile."""
     p = clv.point
-    rate = stats.gamma(p["r"], scale=1 / p["alpha"])
+    # MBG/CNBD-k buys at every k-th event of a Gamma(r, alpha) rate: purchases at a k-th of it
+    rate = stats.gamma(p["r"], scale=1 / (p["alpha"] * max(clv.purchase.regularity, 1)))
     if "a" in p:  # BG/NBD, MBG/NBD: the dropout probability after a purchase
         dropout, what = stats.beta(p["a"], p["b"]), "dropout probability"
     else:  # Pareto/NBD: the dropout rate; Weibull/NBD: the hazard's scale

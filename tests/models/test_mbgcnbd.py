@@ -206,3 +206,16 @@ def test_nuts_converges_and_its_intervals_hold_the_truth(simulated: pd.DataFrame
     for name in mbgcnbd.PARAM_NAMES:
         low, high = np.quantile(draws[name], [0.005, 0.995])
         assert low < TRUTH[name] < high, name
+
+
+def test_the_diagnostics_draw_the_fitted_regularity(simulated: pd.DataFrame) -> None:
+    from models.evaluation.diagnostics import heterogeneity, repeat_histogram
+
+    fit = fit_clv(simulated, ClvSettings(model="mbgcnbd", method="map", spend=False))
+    histogram = repeat_histogram(fit, simulated)  # simulated at the fitted k, not the registry's
+    share = histogram[["actual", "predicted"]] / len(simulated)
+    assert (share.actual - share.predicted).abs().max() < 0.015
+    rate = heterogeneity(fit).query("model == 'purchase_rate'")
+    mass = np.cumsum(rate.density_of_log.to_numpy()) / rate.density_of_log.sum()
+    median = rate.x.to_numpy()[np.searchsorted(mass, 0.5)]  # on a log-spaced grid
+    assert median == pytest.approx(np.median(simulated.rate / K), rel=0.05)  # a k-th of the rate
