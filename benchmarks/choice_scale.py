@@ -1,5 +1,6 @@
 """The purchase model chosen out of time at scale: the choice ``clv=auto`` makes
-(:func:`models.btyd.choice.choose`, MAP fits) among BG/NBD, MBG/NBD and Weibull/NBD, on the
+(:func:`models.btyd.choice.choose`, MAP fits) among its default candidates (BG/NBD, MBG/CNBD-k
+and Weibull/NBD; MBG/CNBD-k's fit includes its search for k), on the
 calendar's clock, on the benchmark's simulated logs (``python benchmarks/scale.py --logs-only
 --sizes 100k 1M`` makes them), against one MAP fit of each candidate on the same customers.
 
@@ -26,7 +27,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent)]
-CANDIDATES = ("bgnbd", "mbgnbd", "weibull_nbd")
+
+from models.btyd.settings import ClvConfig  # noqa: E402 (the project's root is on the path)
+
+CANDIDATES = ClvConfig().candidates
 WINDOW_DAYS = 90
 TARGET = 3.0  # the choice's time over the sum of one MAP fit per candidate, at 1M
 
