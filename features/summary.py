@@ -12,7 +12,6 @@ import ibis.expr.types as ir
 # money is added up as exact decimals: a float sum depends on the order the engine's threads add
 # in, and the same log must give the same bytes (amounts are kept to 6 decimal places)
 MONEY = dt.Decimal(38, 6)
-LOG_GAP = dt.Decimal(38, 12)  # a log of days between purchases, to 12 decimal places
 
 
 def money_sum(values: ir.NumericColumn) -> ir.FloatingScalar:
@@ -58,8 +57,8 @@ def summary_aggregates(d: ir.Table) -> dict[str, ir.Value]:
         "last_day": d.day.max(where=d.purchase),
         "occasions": d.purchase.cast("int64").sum(),
         "repeat_spend": money_sum(ibis.ifelse(d.day > d.first_day, d.spend, 0.0)),
-        # exact decimals again, so the sum does not depend on the order it is taken in
-        "log_gaps": d.gap.cast("float64").ln().cast(LOG_GAP).sum().coalesce(0).cast("float64"),
+        # in integer nanounits, so the sum does not depend on the order it is taken in
+        "log_gaps": (d.gap.cast("float64").ln() * 1e9).round().cast("int64").sum().coalesce(0),
     }
 
 
@@ -77,7 +76,8 @@ def summary_columns(agg: ir.Table, cutoff: date, unit_days: int) -> dict[str, ir
         "recency": agg.last_day.delta(agg.first_day, unit="day").cast("float64") / unit_days,
         "T": cut.delta(agg.first_day, unit="day").cast("float64") / unit_days,
         "monetary_value": monetary,
-        "log_gap_sum": agg.log_gaps - frequency.cast("float64") * math.log(unit_days),
+        "log_gap_sum": agg.log_gaps.cast("float64") / 1e9
+        - frequency.cast("float64") * math.log(unit_days),
     }
 
 
