@@ -1,10 +1,12 @@
-"""The churn ceiling of a simulated log: each customer's probability of churn given the history
-the models see, under the simulation's own process and population parameters
-(:mod:`models.simulate`).
+"""The ceilings of a simulated log: each customer's probability of churn (:func:`churn_ceiling`)
+and expected purchases in a window (:func:`clv_ceiling`) given the history the models see,
+under the simulation's own process and population parameters (:mod:`models.simulate`).
 
-No score computed from that history ranks or calibrates better in expectation: it is the
-posterior probability under the truth. On a simulated log the backtest sets it beside the
-baselines, so a margin target can be judged against the margin there is to take.
+No score computed from that history ranks or calibrates better in expectation, and no forecast
+is closer in expectation: they are the posterior probability and mean under the truth. On a
+simulated log the backtest sets them beside the baselines and the CLV model, so a target can be
+judged against what there is to take. Models of Poisson purchases only (not MBG/CNBD-k's
+regular ones).
 
 The history of a customer is what the feature table holds: ``x`` repeat purchases, the last
 at age ``t_x``, observed to age ``T`` (weeks since the first purchase, in the simulation's
@@ -25,7 +27,8 @@ earlier of the model's own lifetime and the ageing lifetime (Rayleigh, hazard
   ``mu ~ Gamma(s, beta)`` integrated out (survival ``(beta / (beta + d))^s``).
 
 Churn (no purchase in ``(T, T + h]``) adds the paths where the customer dies in the window
-before buying, or survives it without buying.
+before buying, or survives it without buying. The expected purchases are those of a customer
+alive at ``T`` (:func:`clv_ceiling`), times the probability of that path.
 """
 
 from __future__ import annotations
@@ -129,11 +132,11 @@ class _Histories:
     ) -> None:
         self.params, self.unit = truth["params"], float(truth["time_unit_days"])
         if truth["model"] not in NAMES:
-            raise ValueError(f"churn ceiling: unknown simulation model {truth['model']!r}")
+            raise ValueError(f"ceiling: unknown simulation model {truth['model']!r}")
         model = self.model = purchase_model(truth["model"])
         if model.regularity > 1:
             raise ValueError(
-                f"churn ceiling: {truth['model']!r} buys at a regular rhythm (Erlang-"
+                f"ceiling: {truth['model']!r} buys at a regular rhythm (Erlang-"
                 f"{model.regularity}); the ceiling integrates Poisson purchases only"
             )
         self.rate_shift, drop_shift = (v[:, None] for v in _shifts(truth, frame, customers))
@@ -224,7 +227,7 @@ def _shifts(
     if not effects:
         return np.zeros(n), np.zeros(n)
     if customers is None:
-        raise ValueError("churn ceiling: covariate effects need the simulated customers")
+        raise ValueError("ceiling: covariate effects need the simulated customers")
     names = [name for name, _, _ in effects]
     values = frame[["customer_id"]].merge(customers[["customer_id", *names]], how="left")
     rate = sum(b * values[c].to_numpy(dtype=float) for c, b, _ in effects)
