@@ -14,9 +14,6 @@ import numpy as np
 import pandas as pd
 
 from models.btyd.family import NAMES, purchase_model
-
-if TYPE_CHECKING:
-    from models.btyd.common import PurchaseModel
 from models.settings import (
     AtLeastOne,
     Count,
@@ -27,6 +24,9 @@ from models.settings import (
     number,
     settings,
 )
+
+if TYPE_CHECKING:
+    from models.btyd.common import PurchaseModel
 
 
 def _purchases(
@@ -39,7 +39,8 @@ def _purchases(
     aging: float = 0.0,
     season: tuple[np.ndarray, float, float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Latent rates and every repeat purchase (``owner``, ``age``) of customers observed for ``T``.
+    """Latent rates, each customer's end of purchasing (``death``: inf for none) and every
+    repeat purchase (``owner``, ``age``) of customers observed for ``T``.
 
     The purchase rate is Gamma(r, alpha); how customers drop out is the purchase model's
     (``draw_dropout`` and ``drop_after_purchase`` of its
@@ -86,7 +87,6 @@ def _purchases(
     return {
         "rate": rate,
         "dropout": dropout,
-        "alive": death > T,
         "death": death,
         "owner": np.concatenate(owners),
         "age": np.concatenate(ages),
@@ -258,7 +258,7 @@ def simulate_log(settings: SimulationSettings) -> tuple[pd.DataFrame, pd.DataFra
             "rate": sim["rate"],
             "dropout": sim["dropout"],
             "spend_scale": nu,
-            "alive": sim["alive"],
+            "alive": sim["death"] > T,
             "repeat_purchases": counts,
             **covariates,
         }

@@ -190,14 +190,9 @@ def _ceilings(
     churn = churn_ceiling(truth, table, cutoff, horizon, customers)
     holdout = (settings.dates["holdout_end"] - cutoff).days
     expected = clv_ceiling(truth, table, cutoff, holdout, customers)
-    # the truth counts purchases, the features purchase days: scaled by their ratio before the
-    # cutoff (heavy buyers' purchases on one day are one)
     bought = io.read_parquet(log / "transactions.parquet")["timestamp"]
-    repeats = int((bought.dt.date <= cutoff).sum()) - len(table)
-    days_per_purchase = float(table["frequency"].sum()) / max(repeats, 1)
-    actual = table["holdout_purchases"].to_numpy(dtype=float)
-    accuracy = clv_ceiling_accuracy(expected * days_per_purchase, actual)
+    purchases = int((bought.dt.date <= cutoff).sum())
     return (
         ceiling_verdict(table["churned"].to_numpy(dtype=int), churn, verdict),
-        accuracy | {"days_per_purchase": days_per_purchase},
+        clv_ceiling_accuracy(expected, table, purchases),
     )

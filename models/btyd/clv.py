@@ -280,12 +280,18 @@ def point_as_posterior(point: dict[str, float], names: tuple[str, ...]) -> xr.Da
 
 
 def _fit_part(
-    part: str, built: BuiltModel, settings: ClvSettings, sample: tuple | None = None
+    part: str,
+    built: BuiltModel,
+    settings: ClvSettings,
+    sample: tuple | None = None,
+    point: dict | None = None,
 ) -> dict:
     """Fit one model: ``tree``, ``point``, ``problems``, ``seconds``, ``diagnostics``;
-    ``sample``: where the MAP search starts (:func:`~models.btyd.inference.fit_map`)."""
+    ``sample``: where the MAP search starts (:func:`~models.btyd.inference.fit_map`);
+    ``point``: the MAP where it is found already (the search for a regularity)."""
     start = time.perf_counter()
-    point = fit_map(built, seed=settings.seed, sample=sample)
+    if point is None:
+        point = fit_map(built, seed=settings.seed, sample=sample)
     out = {"point": point, "problems": [], "diagnostics": {}}
     out["seconds"] = {f"{part}_map": time.perf_counter() - start}
     if settings.method == "map":
@@ -383,9 +389,13 @@ def fit_clv(
         summary = season.summaries(summary)
     info = {"season": season_info(season)} if season is not None else {}
     if purchase.regularity:
-        purchase, info["regularity"] = fit_regularity(purchase.name, summary, settings)
-    built = build_purchase(purchase, summary, settings.priors, settings.covariates)
-    tx = _fit_part("transactions", built, settings, _map_sample(purchase, summary, settings))
+        purchase, built, point, info["regularity"] = fit_regularity(
+            purchase.name, summary, settings
+        )
+        tx = _fit_part("transactions", built, settings, point=point)
+    else:
+        built = build_purchase(purchase, summary, settings.priors, settings.covariates)
+        tx = _fit_part("transactions", built, settings, _map_sample(purchase, summary, settings))
     parts = [tx]
     map_point = {"purchase": {k: tx["point"][k] for k in (*built.names, "loglik")}}
     if settings.spend:
@@ -420,26 +430,31 @@ def fit_clv(
 
 def fit_regularity(
     name: str, summary: pd.DataFrame, settings: ClvSettings
-) -> tuple[PurchaseModel, dict]:
+) -> tuple[PurchaseModel, BuiltModel, dict, dict]:
     """The purchase model ``name`` at the regularity ``k`` of highest likelihood, the MAP fit
     at each ``k`` plus the part only ``k`` moves (``regularity_loglik``); ``k`` from 1 up,
     stopping once the likelihood has fallen twice in a row (BTYDplus's search). Returns the
-    model and ``{"k": k, "loglik": {k: value}}``."""
+    model, its built model and MAP point at that ``k``, and ``{"k": k, "loglik": {k: value},
+    "seconds": the search's}``."""
     if LOG_GAPS not in summary.columns:
         raise DegenerateData(
             f"clv.model={name} chooses its regularity by the summary's {LOG_GAPS} column (the "
             "sum of the logs of each customer's times between purchases), which this table lacks"
         )
+    started = time.perf_counter()
     loglik: dict[int, float] = {}
+    fits: dict[int, tuple[PurchaseModel, BuiltModel, dict]] = {}
     for k in range(1, MAX_REGULARITY + 1):
         model = purchase_model(name, k)
         built = build_purchase(model, summary, settings.priors, settings.covariates)
         point = fit_map(built, seed=settings.seed, sample=_map_sample(model, summary, settings))
         loglik[k] = point["loglik"] + regularity_loglik(summary, k)
+        fits[k] = (model, built, point)
         if k > 2 and loglik[k] < loglik[k - 1] < loglik[k - 2]:
             break
     best = max(loglik, key=loglik.__getitem__)
-    return purchase_model(name, best), {"k": best, "loglik": loglik}
+    seconds = time.perf_counter() - started
+    return *fits[best], {"k": best, "loglik": loglik, "seconds": seconds}
 
 
 MAP_SAMPLE = 40_000  # customers a purchase model's MAP on many more starts from

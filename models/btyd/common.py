@@ -186,13 +186,16 @@ class PurchaseModel:
 
     def expected_if_alive(self, params, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in ``(T, T+t]`` of a customer alive at ``T``."""
-        extra = (t_x,) if self.regularity else ()
-        return self.expected_purchases_if_alive(params, t, x, T, *extra)
+        return self.expected_purchases_if_alive(params, t, x, T, *self._phase(t_x))
 
     def none_if_alive(self, params, t, x, t_x, T) -> np.ndarray:
         """Probability of no purchase in ``(T, T+t]`` of a customer alive at ``T``."""
-        extra = (t_x,) if self.regularity else ()
-        return self.p_no_purchase_if_alive(params, t, x, T, *extra)
+        return self.p_no_purchase_if_alive(params, t, x, T, *self._phase(t_x))
+
+    def _phase(self, t_x) -> tuple:
+        """What a regular model's forecasts given alive take after ``T``: the recency, which
+        at ``k = 1`` they ignore (``None`` then from a scorer: :attr:`if_alive_columns`)."""
+        return (t_x,) if self.regularity else ()
 
     def conditional_expected_purchases(self, params, t, x, t_x, T) -> np.ndarray:
         """Expected purchases in ``(T, T+t]`` given ``(x, t_x, T)``: P(alive) times the

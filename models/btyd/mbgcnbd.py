@@ -4,9 +4,10 @@ predicting customer behavior the easy way", IJRM 38(1)).
 MBG/NBD with regular purchases: the times between a customer's purchases are Erlang-k with
 rate ``lambda ~ Gamma(r, alpha)`` (a purchase every ``k`` events of a Poisson process of rate
 ``lambda``, so the purchase rate is ``lambda / k``) instead of exponential; after each purchase,
-the first included, the customer drops out with probability ``p ~ Beta(a, b)``. ``k = 1`` is
-MBG/NBD; a larger ``k`` makes a customer who is late against their own rhythm more likely gone,
-and one who bought recently less likely to buy again at once.
+the first included, the customer drops out with probability ``p ~ Beta(a, b)`` (so ``x + 1``
+coins, where BG/NBD flips ``x``: ``b + x + 1`` in the Beta terms). ``k = 1`` is MBG/NBD; a
+larger ``k`` makes a customer who is late against their own rhythm more likely gone, and one
+who bought recently less likely to buy again at once.
 
 The likelihood of ``(x, t_x, T)`` is closed-form for an integer ``k``; its part that depends on
 ``(r, alpha, a, b)`` needs no more than the summary, and the rest, ``(k - 1) L - x log (k-1)!``
@@ -54,7 +55,6 @@ from models.btyd.sufficient import TRANSACTION_COLUMNS
 PARAM_NAMES = bgnbd.PARAM_NAMES
 MAX_REGULARITY = 12  # the largest k searched (BTYDplus's grid)
 LOG_GAPS = "log_gap_sum"  # the summary column of the sum of log inter-purchase times
-M = 1.0  # one dropout coin at the first purchase: the "M" of MBG
 
 
 # --------------------------------------------------------------------------- likelihood
@@ -238,11 +238,11 @@ def loglik_pytensor(r, alpha, a, b, x, t_x, T, k: int) -> pt.TensorVariable:
     """Per-row log-likelihood as a pytensor expression (:func:`loglik_numpy`'s formula); the
     parameters may be per-row vectors (covariates)."""
     R, A, B, D = r + k * x, alpha + T, alpha + t_x, T - t_x
-    log_s1 = pt.log(a) - pt.log(b + x - 1 + M) + R * (pt.log(A) - pt.log(B))
+    log_s1 = pt.log(a) - pt.log(b + x) + R * (pt.log(A) - pt.log(B))
     terms = [log_s1, *_phase_logs(R, A, D, k, pt)]
     total = pt.logsumexp(pt.stack(terms), axis=0)
     gl = pt.gammaln
-    beta = gl(b + x + M) - gl(a + b + x + M) + gl(a + b) - gl(b)
+    beta = gl(b + x + 1) - gl(a + b + x + 1) + gl(a + b) - gl(b)
     return beta + gl(R) - gl(r) + r * pt.log(alpha) - R * pt.log(A) + total
 
 
@@ -281,7 +281,7 @@ def regularity_loglik(summary: pd.DataFrame, k: int) -> float:
 def _log_odds_dead(r, alpha, a, b, x, t_x, T, k: int) -> np.ndarray:
     """``log(S1 / S2)``: dead against alive, given ``(x, t_x, T)``."""
     R, A = r + k * x, alpha + T
-    log_s1 = np.log(a) - np.log(b + x - 1 + M) + R * (np.log(A) - np.log(alpha + t_x))
+    log_s1 = np.log(a) - np.log(b + x) + R * (np.log(A) - np.log(alpha + t_x))
     log_s2 = np.logaddexp.reduce(np.stack(np.broadcast_arrays(*_phase_logs(R, A, T - t_x, k))))
     return log_s1 - log_s2
 
@@ -323,7 +323,7 @@ def _if_alive(r, alpha, a, b, x, t_x, T, t, k, expected, none):  # pragma: no co
                 norm += math.exp(logc[j] - top)
             z = t[e] / (A + t[e])
             log_stay = math.log(A / (A + t[e]))
-            bx = b[e] + x[e] + M
+            bx = b[e] + x[e] + 1.0
             total, zero = 0.0, 0.0
             for j in range(k):
                 w = math.exp(logc[j] - top) / norm

@@ -7,6 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from models.churn.baselines import BASELINES, rivals
 from models.evaluation.metrics import churn_metrics
 
@@ -36,12 +39,23 @@ class ClvTargets:
     ceiling: float = 3.0
 
 
-def clv_ceiling_accuracy(expected, actual) -> dict:
-    """The CLV ceiling's forecast of a simulated log's holdout purchases: its aggregate error
-    in percent and its customer MAE."""
+def clv_ceiling_accuracy(expected: np.ndarray, table: pd.DataFrame, purchases: int) -> dict:
+    """The CLV ceiling's forecast (``expected``) of the holdout purchases of a simulated log's
+    customers (``table``: the features at the cutoff, with ``holdout_purchases``): its aggregate
+    error in percent and its customer MAE.
+
+    The truth counts purchases, the features purchase days (a heavy buyer's purchases on one
+    day are one), so the forecast is scaled by the log's purchase days per purchase before the
+    cutoff: the table's repeat purchase days over the log's ``purchases`` up to the cutoff, less
+    each customer's first (``days_per_purchase``, also returned)."""
+    repeats = purchases - len(table)
+    days_per_purchase = float(table["frequency"].sum()) / max(repeats, 1)
+    expected = expected * days_per_purchase
+    actual = table["holdout_purchases"].to_numpy(dtype=float)
     return {
         "aggregate_error_pct": float(100 * (expected.sum() / max(actual.sum(), 1.0) - 1)),
-        "mae": float(abs(expected - actual).mean()),
+        "mae": float(np.abs(expected - actual).mean()),
+        "days_per_purchase": days_per_purchase,
     }
 
 
