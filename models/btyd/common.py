@@ -152,7 +152,8 @@ class PurchaseModel:
     integrated out: ``lifetime(params, shift)``, when not ``None``, returns the log-survival
     and the hazard of the lifetime as functions of age; ``purchase_dropout(params, shift, x)``
     returns the log-weights of (left right after the last of ``x`` repeat purchases, did not
-    leave at a purchase).
+    leave at a purchase); ``without_lifetime`` names the model that leaves at purchases alone,
+    for a model that has both ways to leave.
 
     Regularity: ``regularity`` is ``k`` where the times between purchases are Erlang-k
     (MBG/CNBD-k, :mod:`models.btyd.mbgcnbd`), 0 where they are exponential. A regular model's
@@ -177,6 +178,9 @@ class PurchaseModel:
     lifetime: Callable[..., LogAndHazard] | None
     purchase_dropout: Callable[..., tuple[np.ndarray, np.ndarray]]
     regularity: int = 0  # k of Erlang-k times between purchases (MBG/CNBD-k); 0: exponential
+    # a model with both a lifetime and a dropout at purchases: the registry name of the one
+    # without the lifetime, whose forecasts the ceilings (which integrate the lifetime) take
+    without_lifetime: str | None = None
 
     @property
     def if_alive_columns(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # name -> (module, attribute of its PurchaseModel)
 MODULES: dict[str, tuple[str, str]] = {
     "bgnbd": ("models.btyd.bgnbd", "BGNBD"),
+    "bgnbd_weibull": ("models.btyd.bgnbd_weibull", "BGNBD_WEIBULL"),
     "mbgnbd": ("models.btyd.mbgnbd", "MBGNBD"),
     "mbgcnbd": ("models.btyd.mbgcnbd", "MBGCNBD"),
     "pareto_nbd": ("models.btyd.pareto_nbd", "PARETO_NBD"),

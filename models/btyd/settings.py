@@ -89,7 +89,12 @@ class ClvConfig:
     model: Literal[CHOICES] = "bgnbd"
     method: Literal[METHODS] = "nuts"
     season: Flag | Literal["auto"] = False
-    candidates: listing(Model, min_len=1, unique=True) = ("bgnbd", "mbgcnbd", "weibull_nbd")
+    candidates: listing(Model, min_len=1, unique=True) = (
+        "bgnbd",
+        "mbgcnbd",
+        "weibull_nbd",
+        "bgnbd_weibull",
+    )
     priors: Priors = field(default_factory=Priors)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     convergence: ConvergenceSettings = field(default_factory=ConvergenceSettings)

@@ -23,6 +23,7 @@ earlier of the model's own lifetime and the ageing lifetime (Rayleigh, hazard
 - BG/NBD: dropped right after the last purchase with weight ``E[p (1 - p)^(x-1)]``, not
   dropped with ``E[(1 - p)^x]``; no lifetime of its own (``D`` is the ageing lifetime, or never
   without ageing).
+- BG/NBD with Weibull lifetimes: BG/NBD's weights, and its own lifetime besides.
 - Pareto/NBD: no dropout at a purchase; its own lifetime is exponential, its rate
   ``mu ~ Gamma(s, beta)`` integrated out (survival ``(beta / (beta + d))^s``).
 
@@ -181,7 +182,9 @@ class _Histories:
             "alpha": self.alpha,
             scaled: self.params[scaled] * np.exp(-self.drop_shift),
         }
-        return self.model.expected_purchases_if_alive(params, window, self.x, exposed)
+        at_purchases = self.model.without_lifetime  # the lifetime is integrated here
+        model = self.model if at_purchases is None else purchase_model(at_purchases)
+        return model.expected_purchases_if_alive(params, window, self.x, exposed)
 
 
 def _exposure(first: np.ndarray, age: np.ndarray, amplitude: float, period: float) -> np.ndarray:
