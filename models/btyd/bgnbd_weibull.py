@@ -58,12 +58,7 @@ def _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x, log=np.log, betaln=spec
     """log of the dropped-at-the-last-purchase term, ``C`` but ``G(r+x)/G(r)`` included, for
     ``x > 0``; ``x1``: ``x`` with its zeros made 1, the finite value the callers mask."""
     coin = betaln(a + 1, b + x1 - 1) - betaln(a, b)
-    return (
-        coin
-        + r * log(alpha)
-        - (r + x) * log(alpha + t_x)
-        + s * (log(beta) - log(beta + t_x**k))
-    )
+    return coin + r * log(alpha) - (r + x) * log(alpha + t_x) + s * (log(beta) - log(beta + t_x**k))
 
 
 def _betaln_pt(a, b):
@@ -109,7 +104,7 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
     theta_w = np.array([r, alpha, s, beta, k])
     lifetime, d_lifetime = weibull_kernel.loglik_rows(
-        theta_w, x, t_x, T, weibull_nbd.NODES, weibull_nbd.WEIGHTS
+        theta_w, x, t_x, T, weibull_nbd.NODES, weibull_nbd.WEIGHTS, weibull_nbd.SPLIT
     )
     psi = special.digamma
     kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime

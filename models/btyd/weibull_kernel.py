@@ -4,7 +4,7 @@ The numpy form (:func:`models.btyd.weibull_nbd.loglik_numpy`) evaluates the quad
 lifetime integral node by node, each node a dozen array operations over every customer, and
 the gradient five times that: at a million customers MAP and NUTS spend their time there. Here
 each customer's 32 nodes and five derivatives are one loop in registers, the customers spread
-over the cores. The arithmetic is :func:`models.btyd.weibull_nbd._node`'s change of variable,
+over the cores. The arithmetic is :func:`models.btyd.weibull_nbd._node`'s and ``_tail_node``'s,
 differentiated forward; the tests hold it to the PyMC model's value and gradient.
 """
 
@@ -22,9 +22,12 @@ ROWS = 256  # customers per parallel task; a task reuses one set of scratch vect
 
 
 @numba.njit(parallel=True, cache=True)
-def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compiled
+def loglik_rows(theta, x, t_x, T, nodes, weights, split):  # pragma: no cover - compiled
     """Each customer's log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient
-    in ``theta`` (shape ``(5, n)``); ``nodes`` and ``weights``: Gauss-Legendre's on [-1, 1]."""
+    in ``theta`` (shape ``(5, n)``); ``nodes`` and ``weights``: Gauss-Legendre's on [-1, 1],
+    for each of the two panels, the first ending where the purchase factor keeps
+    ``exp(-split)`` of its mass."""
+    y_split = -math.expm1(-split)
     r, alpha, s, beta, k = theta[0], theta[1], theta[2], theta[3], theta[4]
     n = x.shape[0]
     rows = np.empty(n)
@@ -43,9 +46,12 @@ def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compile
     half = (nodes + 1.0) / 2.0
     log_w = np.log(half)
     wm = half**m
-    node_const = (m - 1.0) * log_w + np.log(weights) + log_sk + s * log_beta
+    log_weights = np.log(weights)
+    node_const = (m - 1.0) * log_w + log_weights + log_sk + s * log_beta
     for block in numba.prange((n + ROWS - 1) // ROWS):
         d_alive = np.empty(P)
+        d_start = np.empty(P)
+        d_span = np.empty(P)
         d_y_end = np.empty(P)
         d_scale = np.empty(P)
         d_term = np.empty(P)
@@ -71,11 +77,17 @@ def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compile
             y_end = -math.expm1(e * gap)
             top = -math.inf
             total = 0.0
+            for j in range(P):
+                g[j] = 0.0
             if y_end > 0.0:
+                tail = y_end > y_split  # a second panel beyond the first's end
+                y_end = min(y_end, y_split)
                 eg = math.exp(e * gap)
                 scale = -e * log_low - math.log(e) + math.log(y_end / 2.0) + math.log(m)
                 for j in range(P):
-                    d_y_end[j] = -eg * (d_e[j] * gap + e * d_alpha[j] * (1.0 / low - 1.0 / aT))
+                    d_y_end[j] = 0.0
+                    if not tail:
+                        d_y_end[j] = -eg * (d_e[j] * gap + e * d_alpha[j] * (1.0 / low - 1.0 / aT))
                     d_scale[j] = (
                         -d_e[j] * log_low
                         - e * d_alpha[j] / low
@@ -83,7 +95,6 @@ def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compile
                         + d_y_end[j] / y_end
                         + d_m[j] / m
                     )
-                    g[j] = 0.0
                 for q in range(nodes.shape[0]):
                     y = y_end * wm[q]
                     log_rest = math.log1p(-y)
@@ -113,20 +124,33 @@ def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compile
                             + d_m[j] * log_w[q]
                             + through_u * d_u
                         )
-                    d_term[2] += 1.0 / s + log_beta - log_buk
-                    d_term[3] += s / beta - (s + 1.0) / (beta + uk)
-                    d_term[4] += 1.0 / k + log_u * (1.0 - (s + 1.0) * share)
-                    if term > top:
-                        rescale = math.exp(top - term)
-                        total = total * rescale + 1.0
+                    _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share)
+                    top, total = _add(term, d_term, top, total, g)
+                if tail:  # uniform in v = log(alpha+u), from the first panel's end to T
+                    start_v = log_low + split / e
+                    span = math.log(aT) - start_v
+                    for j in range(P):
+                        d_start[j] = d_alpha[j] / low - split * d_e[j] / (e * e)
+                        d_span[j] = d_alpha[j] / aT - d_start[j]
+                    log_half_span = math.log(span / 2.0)
+                    for q in range(nodes.shape[0]):
+                        v = start_v + span * half[q]
+                        ev = math.exp(v)
+                        u = ev - alpha
+                        log_u = math.log(u)
+                        uk = math.exp(k * log_u)
+                        log_buk = math.log(beta + uk)
+                        term = (1.0 - c) * v + log_sk + s * log_beta + (k - 1.0) * log_u
+                        term += -(s + 1.0) * log_buk + log_weights[q] + log_half_span
+                        share = uk / (beta + uk)
+                        through_u = ((k - 1.0) - (s + 1.0) * k * share) / u
                         for j in range(P):
-                            g[j] = g[j] * rescale + d_term[j]
-                        top = term
-                    else:
-                        mass = math.exp(term - top)
-                        total += mass
-                        for j in range(P):
-                            g[j] += mass * d_term[j]
+                            d_v = d_start[j] + d_span[j] * half[q]
+                            d_u = ev * d_v - d_alpha[j]
+                            d_term[j] = (1.0 - c) * d_v + through_u * d_u + d_span[j] / span
+                        d_term[0] -= v  # c = r + x
+                        _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share)
+                        top, total = _add(term, d_term, top, total, g)
             const = math.lgamma(c) + const_r
             if total > 0.0:
                 died = top + math.log(total)
@@ -142,6 +166,30 @@ def loglik_rows(theta, x, t_x, T, nodes, weights):  # pragma: no cover - compile
             grads[0, i] += _digamma(c) - digamma_r + math.log(alpha)
             grads[1, i] += r / alpha
     return rows, grads
+
+
+@numba.njit(cache=True)
+def _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share):  # pragma: no cover
+    """Add a node's derivatives in ``(s, beta, k)`` of ``log(s k) + s log(beta) + (k-1) log(u)
+    - (s+1) log(beta + u^k)`` at fixed ``u``."""
+    d_term[2] += 1.0 / s + log_beta - log_buk
+    d_term[3] += s / beta - (s + 1.0) / (beta + uk)
+    d_term[4] += 1.0 / k + log_u * (1.0 - (s + 1.0) * share)
+
+
+@numba.njit(cache=True)
+def _add(term, d_term, top, total, g):  # pragma: no cover - compiled
+    """Add a node to a running log-sum-exp ``top + log(total)`` and to its gradient ``g`` (in
+    place, scaled as ``total``); returns the new ``(top, total)``."""
+    if term > top:
+        rescale = math.exp(top - term)
+        for j in range(g.shape[0]):
+            g[j] = g[j] * rescale + d_term[j]
+        return term, total * rescale + 1.0
+    mass = math.exp(term - top)
+    for j in range(g.shape[0]):
+        g[j] += mass * d_term[j]
+    return top, total + mass
 
 
 @numba.njit(cache=True)

@@ -13,10 +13,12 @@ likelihood of ``(x, t_x, T)`` is, with ``C = G(r+x) alpha^r / G(r)``,
 ``L = C [ (alpha+T)^-(r+x) S(T) + int_{t_x}^T (alpha+u)^-(r+x) f(u) du ]``
 
 (alive at ``T``, or died after the last purchase), the integral by Gauss-Legendre quadrature
-(:data:`NODES` points). MAP fits and NUTS use that quadrature with its exact gradient in one
-fused numba pass (:func:`loglik_and_grad`), not the compiled PyMC model. The predictions integrate
-the lifetime the same way, one node at a time (bounded memory: no customers x draws x nodes
-array).
+in two panels of :data:`NODES` points: one where the purchase factor ``(alpha+u)^-(r+x)``
+holds all but ``exp(-SPLIT)`` of its mass, one beyond it where the lifetime's density rises
+and falls (:func:`_node`, :func:`_tail_node`). MAP fits and NUTS use that quadrature with its
+exact gradient in one fused numba pass (:func:`loglik_and_grad`), not the compiled PyMC model.
+The predictions integrate the lifetime the same way, one node at a time (bounded memory: no
+customers x draws x nodes array).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from models.btyd.priors import Priors
 
 PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "s", "beta", "k")
 NODES, WEIGHTS = np.polynomial.legendre.leggauss(32)
+SPLIT = 3.0  # the first panel ends where the purchase factor keeps exp(-SPLIT) of its mass
+Y_SPLIT = -np.expm1(-SPLIT)
 
 
 def _log_f(u, s, beta, k, log=np.log):
@@ -56,31 +60,46 @@ def _log_s(u, s, beta, k, log=np.log):
 
 # --------------------------------------------------------------------------- likelihood
 def _node(c, start, end, node, alpha, s, beta, k, log=np.log, expm1=np.expm1, maximum=np.maximum):
-    """One Gauss-Legendre node of ``log int_start^end (alpha+u)^-c f(u) du`` (without its
-    weight), after the change of variable ``y = 1 - ((alpha+start)/(alpha+u))^e``, ``e = c +
-    s k``: the integrand becomes ``(alpha+u)^(s k + 1) f(u) / (e (alpha+start)^e)``, bounded
-    and smooth, where the purchase factor alone is sharply peaked at ``start`` for frequent
-    buyers and the lifetime density has a long tail. With ``k < 1`` the density is infinite at
+    """One Gauss-Legendre node of the first panel of ``log int_start^end (alpha+u)^-c f(u) du``
+    (without its weight), after the change of variable ``y = 1 - ((alpha+start)/(alpha+u))^e``,
+    ``e = c + s k``, over ``y`` up to :data:`Y_SPLIT`: the integrand becomes ``(alpha+u)^(s k +
+    1) f(u) / (e (alpha+start)^e)``, bounded and smooth, where the purchase factor alone is
+    sharply peaked at ``start`` for frequent buyers. With ``k < 1`` the density is infinite at
     age 0 (``u^(k-1)``); ``y = y_end w^(1/k)`` smooths that out too."""
     e = c + s * k
     m = maximum(1.0, 1.0 / k)
     w = (node + 1) / 2
     y_end = -expm1(e * (log(alpha + start) - log(alpha + end)))
+    y_end = -maximum(-y_end, -Y_SPLIT)  # the first panel's end
     y = y_end * w**m
     u = (alpha + start) * (1 - y) ** (-1 / e) - alpha
     scale = -e * log(alpha + start) - log(e) + log(y_end / 2) + log(m) + (m - 1) * log(w)
     return (s * k + 1) * log(alpha + u) + _log_f(u, s, beta, k, log) + scale
 
 
+def _tail_node(c, start, end, node, alpha, s, beta, k, log=np.log, exp=np.exp, maximum=np.maximum):
+    """One Gauss-Legendre node of the second panel (without its weight), uniform in ``v =
+    log(alpha+u)`` from the first panel's end to ``end``, and the panel's width in ``v`` (no
+    panel where it is not positive): the integrand ``(alpha+u)^(1-c) f(u)`` is smooth in
+    ``v``, and a lifetime long against ``1/alpha`` puts most of its mass there, which the first
+    panel's variable squeezes into a sliver next to ``y = 1``."""
+    start_v = log(alpha + start) + SPLIT / (c + s * k)
+    width = log(alpha + end) - start_v
+    span = maximum(width, 1e-9)
+    v = start_v + span * (node + 1) / 2
+    u = exp(v) - alpha
+    return (1 - c) * v + _log_f(u, s, beta, k, log) + log(span / 2), width
+
+
 def _log_died(c, start, end, alpha, s, beta, k) -> np.ndarray:
-    """``log int_start^end (alpha+u)^-c f(u) du`` in numpy: :func:`_node`'s quadrature with
-    what does not depend on the node computed once, node by node with a running log-sum-exp
-    (bounded memory)."""
+    """``log int_start^end (alpha+u)^-c f(u) du`` in numpy: :func:`_node`'s and
+    :func:`_tail_node`'s quadrature, what does not depend on the node of the first panel
+    computed once, node by node with a running log-sum-exp (bounded memory)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # start = end: log 0
         e = c + s * k
         m = np.maximum(1.0, 1.0 / k)
         low = alpha + start
-        y_end = -np.expm1(e * (np.log(low) - np.log(alpha + end)))
+        y_end = np.minimum(-np.expm1(e * (np.log(low) - np.log(alpha + end))), Y_SPLIT)
         outer = -e * np.log(low) - np.log(e) + np.log(y_end / 2) + np.log(m)
         outer = outer + np.log(s * k) + s * np.log(beta)
         top, total = -np.inf, 0.0
@@ -90,13 +109,22 @@ def _log_died(c, start, end, alpha, s, beta, k) -> np.ndarray:
             u = low * (1 - y) ** (-1 / e) - alpha
             term = (s * k + 1) * np.log(alpha + u) + (k - 1) * np.log(u)
             term = term - (s + 1) * np.log(beta + u**k) + (m - 1) * np.log(w) + np.log(weight)
-            term = np.where(np.isnan(term), -np.inf, term)
-            new_top = np.maximum(top, term)
-            anchor = np.where(np.isfinite(new_top), new_top, 0.0)
-            total = total * np.exp(top - anchor) + np.exp(term - anchor)
-            top = new_top
-        out = outer + top + np.log(total)
+            top, total = _accumulate(top, total, outer + term)
+        for node, weight in zip(NODES, WEIGHTS, strict=True):
+            term, width = _tail_node(c, start, end, node, alpha, s, beta, k)
+            top, total = _accumulate(
+                top, total, np.where(width > 0, term + np.log(weight), -np.inf)
+            )
+        out = top + np.log(total)
     return np.where(np.isnan(out), -np.inf, out)
+
+
+def _accumulate(top, total, term):
+    """A running log-sum-exp: ``(top, total)`` stands for ``top + log(total)``."""
+    term = np.where(np.isnan(term), -np.inf, term)
+    new_top = np.maximum(top, term)
+    anchor = np.where(np.isfinite(new_top), new_top, 0.0)
+    return new_top, total * np.exp(top - anchor) + np.exp(term - anchor)
 
 
 def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:
@@ -106,8 +134,10 @@ def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:
     )
     c = r + x
     end = pt.maximum(T, t_x + 1e-9)  # a last purchase at T: nothing to integrate, no log 0
-    terms = _node(c, t_x, end, NODES, alpha, s, beta, k, pt.log, pt.expm1, pt.maximum)
-    terms = terms + np.log(WEIGHTS)
+    head = _node(c, t_x, end, NODES, alpha, s, beta, k, pt.log, pt.expm1, pt.maximum)
+    tail, width = _tail_node(c, t_x, end, NODES, alpha, s, beta, k, pt.log, pt.exp, pt.maximum)
+    tail = pt.switch(pt.gt(width, 0), tail, -np.inf)
+    terms = pt.concatenate([head, tail], axis=-1) + np.log(np.tile(WEIGHTS, 2))
     died = pt.logsumexp(terms, axis=-1, keepdims=True)
     alive = -c * pt.log(alpha + T) + _log_s(T, s, beta, k, pt.log)
     const = pt.gammaln(c) - pt.gammaln(r) + r * pt.log(alpha)
@@ -137,7 +167,7 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     (:mod:`models.btyd.weibull_kernel`)."""
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
     theta = np.asarray(theta, dtype=float)
-    rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS)
+    rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS, SPLIT)
     # summed without BLAS: its threads spin after a product, on the cores the next pass needs
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
 

@@ -98,7 +98,10 @@ def test_expected_purchases_given_alive_is_the_double_integral() -> None:
         def survival(age: float) -> float:
             return (beta / (beta + age**k)) ** s
 
-        exact = integrate.quad(lambda u: rate(u) * survival(T + u) / survival(T), 0, t)[0]
+        def kept(u: float, T=T) -> float:
+            return survival(T + u) / survival(T)
+
+        exact = integrate.quad(lambda u: rate(u) * kept(u), 0, t)[0]
         ours = BGNBD_WEIBULL.expected_purchases_if_alive(AGEING, t, float(x), T)
         assert ours == pytest.approx(exact, rel=1e-7), (x, T, t)
 
@@ -136,7 +139,9 @@ def test_the_forecasts_at_the_truth_match_simulated_customers(simulated) -> None
     none = BGNBD_WEIBULL.p_no_purchase(TRUTH, 39.0, x, t_x, T)
     quiet = (actual == 0).astype(float)
     assert abs(none.mean() - quiet.mean()) < 3 * np.sqrt(np.sum(none * (1 - none))) / len(x)
-    fresh = simulate_histories(BGNBD_WEIBULL, TRUTH, np.full(60_000, 39.0), np.random.default_rng(3))
+    fresh = simulate_histories(
+        BGNBD_WEIBULL, TRUTH, np.full(60_000, 39.0), np.random.default_rng(3)
+    )
     se = fresh.frequency.std() / np.sqrt(len(fresh))
     assert abs(fresh.frequency.mean() - BGNBD_WEIBULL.expected_purchases(TRUTH, 39.0)) < 3 * se
 
