@@ -143,7 +143,14 @@ def build_model(
     """PyMC model of the parameters given customer summaries (``frequency``, ``recency``,
     ``T``); identical rows collapsed with weights unless ``weights`` are given."""
     return per_row_model(
-        PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, loglik_and_grad
+        PARAM_NAMES,
+        loglik_pytensor,
+        data,
+        priors,
+        weights,
+        collapse,
+        loglik_and_grad,
+        weibull_nbd.lifetime_starts(data),
     )
 
 

@@ -80,7 +80,9 @@ class LogDensity:
     theta`` for the ``unconstrained`` ones).
 
     ``evaluate(u)`` returns the log posterior (the PyMC model's ``logp(jacobian=False)``), its
-    gradient and the log-likelihood; ``start`` is the model's initial point. MAP fits optimise it
+    gradient and the log-likelihood; ``start`` is the model's initial point and ``starts``
+    further ones, where the likelihood has more than one mode (MAP fits search from each). MAP
+    fits optimise it
     and NUTS samples it without compiling the PyMC model (tests check value and gradient
     against the model).
     """
@@ -89,6 +91,7 @@ class LogDensity:
     start: np.ndarray
     evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, float]]
     unconstrained: tuple[str, ...] = ()  # names sampled as they are, not as log(theta)
+    starts: tuple[np.ndarray, ...] = ()
 
     def values(self, u: np.ndarray) -> dict[str, float]:
         """``log_<name>`` and ``<name>`` of each positive parameter, ``<name>`` of each
@@ -229,16 +232,18 @@ def per_row_model(
     weights: ArrayLike | None,
     collapse_rows: bool,
     loglik_and_grad: Callable[..., tuple[float, np.ndarray]] | None = None,
+    starts: Sequence[Mapping[str, float]] = (),
 ) -> BuiltModel:
     """The PyMC model of a purchase model whose log-likelihood is written per row
     (``loglik_rows(*params, x, t_x, T)``): the weighted sum over the summaries of ``data``
     (identical rows collapsed unless ``weights`` are given); with ``loglik_and_grad(theta, x,
-    t_x, T, w)`` (the same sum and its gradient in numpy) also its numpy density."""
+    t_x, T, w)`` (the same sum and its gradient in numpy) also its numpy density, with further
+    starting points where ``starts`` give some parameters other values."""
     rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse_rows)
     x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
     total = lambda *p: pt.dot(w, loglik_rows(*p, x, t_x, T))  # noqa: E731
     direct = None if loglik_and_grad is None else lambda theta: loglik_and_grad(theta, x, t_x, T, w)
-    return weighted_model(names, priors or Priors(), total, direct)
+    return weighted_model(names, priors or Priors(), total, direct, starts)
 
 
 def weighted_model(
@@ -246,6 +251,7 @@ def weighted_model(
     priors: Priors,
     total_loglik: Callable[..., pt.TensorVariable],
     loglik_grad: LoglikGrad | None = None,
+    starts: Sequence[Mapping[str, float]] = (),
 ) -> BuiltModel:
     """A model with positive parameters ``names`` and ``total_loglik(*params)`` as potential;
     with ``loglik_grad(theta)`` (the same log-likelihood and its gradient in numpy) also its
@@ -253,14 +259,26 @@ def weighted_model(
     with pm.Model() as model:
         params = [priors.positive(n) for n in names]
         pm.Potential("loglik", total_loglik(*params))
-    density = None if loglik_grad is None else log_density(names, priors, loglik_grad)
+    density = None if loglik_grad is None else log_density(names, priors, loglik_grad, starts)
     return BuiltModel(model, tuple(names), density)
 
 
-def log_density(names: Sequence[str], priors: Priors, loglik_grad: LoglikGrad) -> LogDensity:
+def log_density(
+    names: Sequence[str],
+    priors: Priors,
+    loglik_grad: LoglikGrad,
+    starts: Sequence[Mapping[str, float]] = (),
+) -> LogDensity:
     """The log posterior at ``u = log(theta)``: the log-likelihood plus the normal
-    log-densities of ``log(theta)`` (nothing for flat priors)."""
+    log-densities of ``log(theta)`` (nothing for flat priors); ``starts``: further starting
+    points, each the initial point with the values it gives."""
     start, prior = log_prior(names, priors)
+    others = tuple(
+        np.array(
+            [np.log(values[n]) if n in values else u for n, u in zip(names, start, strict=True)]
+        )
+        for values in starts
+    )
 
     def evaluate(u: np.ndarray) -> tuple[float, np.ndarray, float]:
         theta = np.exp(u)
@@ -271,7 +289,7 @@ def log_density(names: Sequence[str], priors: Priors, loglik_grad: LoglikGrad) -
         value, d_u = prior(u)
         return loglik + value, grad + d_u, loglik
 
-    return LogDensity(tuple(names), start, evaluate)
+    return LogDensity(tuple(names), start, evaluate, starts=others)
 
 
 NormalLogPdf = Callable[[np.ndarray], tuple[float, np.ndarray]]

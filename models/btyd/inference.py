@@ -42,6 +42,7 @@ class Objective:
     neg: Callable[[np.ndarray], tuple[float, np.ndarray]]
     x0: np.ndarray
     report: Callable[[np.ndarray], dict[str, float]]
+    others: tuple[np.ndarray, ...] = ()  # further starting points (a density's ``starts``)
 
 
 def objective(built: BuiltModel, seed: int | None = 0) -> Objective:
@@ -110,7 +111,7 @@ def _direct_objective(density: LogDensity) -> Objective:
         values = {n: float(v) for n, v in density.values(u).items()}
         return values | {"loglik": float(loglik), "logp": float(logp)}
 
-    return Objective(neg, np.array(density.start, dtype=float), report)
+    return Objective(neg, np.array(density.start, dtype=float), report, density.starts)
 
 
 def fit_map(
@@ -146,6 +147,9 @@ def fit_map(
         sample's Hessian scaled up (:func:`_newton`), a few evaluations of the whole data where
         L-BFGS from the prior would take dozens.
 
+    A density with further starting points (``starts``: a likelihood with more than one mode)
+    is searched from each of them too, and the highest optimum kept.
+
     Returns
     -------
     dict of str to float
@@ -158,16 +162,25 @@ def fit_map(
     x0 = whole.x0
     if jitter > 0:
         x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
+    starts = (x0, *whole.others)
     if sample is not None:
         part, ratio = objective(sample[0], seed), sample[1]
         # only a start: settled to the Newton steps' own tolerance
-        first = _maximise(part.neg, x0, maxiter, NEWTON_SETTLED / max(abs(part.neg(x0)[0]), 1.0))
+        first = _highest(part.neg, starts, maxiter, NEWTON_SETTLED / max(abs(part.neg(x0)[0]), 1))
         x, steps = _newton(whole.neg, first.x, ratio * _hessian(part.neg, first.x))
         if x is not None:
             return whole.report(x) | {"n_iter": float(first.nit + steps), "converged": 1.0}
-        x0 = first.x  # Newton did not settle: L-BFGS on every customer from the sample's optimum
-    res = _maximise(whole.neg, x0, maxiter)
+        starts = (first.x,)  # Newton did not settle: L-BFGS on everyone from the sample's optimum
+    res = _highest(whole.neg, starts, maxiter)
     return whole.report(res.x) | {"n_iter": float(res.nit), "converged": float(bool(res.success))}
+
+
+def _highest(neg, starts, maxiter: int, ftol: float = 1e-14) -> optimize.OptimizeResult:
+    """L-BFGS-B from each of ``starts``: the highest optimum, with the iterations of all."""
+    results = [_maximise(neg, start, maxiter, ftol) for start in starts]
+    best = min(results, key=lambda res: res.fun if np.isfinite(res.fun) else np.inf)
+    best.nit = sum(res.nit for res in results)
+    return best
 
 
 NEWTON_STEPS = 8

@@ -5,6 +5,8 @@ BG/NBD's forecast is far off."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -170,3 +172,19 @@ def test_map_recovers_the_truth_where_bgnbd_is_far_off(simulated: pd.DataFrame) 
     stationary = {n: bg[n] for n in bgnbd.PARAM_NAMES}
     assert BGNBD.conditional_expected_purchases(stationary, 39.0, x, t_x, T).sum() > 1.25 * actual
     assert fit["loglik"] > bg["loglik"] + 10
+
+
+def test_map_searches_from_lifetimes_that_age_and_that_do_not(simulated: pd.DataFrame) -> None:
+    """The likelihood of young customers can have a mode at each kind of lifetime: the fit
+    searches from a falling and a rising hazard besides the prior's centre and keeps the
+    highest optimum."""
+    built = BGNBD_WEIBULL.build(simulated.head(5_000), Priors())
+    density = built.density
+    k = density.names.index("k")
+    assert sorted(np.exp(start[k]) for start in density.starts) == pytest.approx([0.5, 2.0])
+    fit = fit_map(built)
+    alone = [
+        fit_map(replace(built, density=replace(density, start=start, starts=())))["logp"]
+        for start in (density.start, *density.starts)
+    ]
+    assert fit["logp"] == pytest.approx(max(alone), abs=1e-6)
