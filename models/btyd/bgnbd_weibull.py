@@ -100,7 +100,10 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
 def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
     """The weighted log-likelihood at ``theta = (r, alpha, a, b, s, beta, k)`` and its exact
     gradient: Weibull/NBD's fused pass for the lifetime part, the dropout term beside it."""
-    r, alpha, a, b, s, beta, k = (float(v) for v in theta)
+    theta = np.asarray(theta, dtype=float)
+    if not np.all(np.isfinite(theta) & (theta > 0)):  # a search's step past the float range
+        return -np.inf, np.zeros(len(theta))
+    r, alpha, a, b, s, beta, k = theta
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
     theta_w = np.array([r, alpha, s, beta, k])
     lifetime, d_lifetime = weibull_kernel.loglik_rows(

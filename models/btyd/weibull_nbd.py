@@ -167,6 +167,8 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     (:mod:`models.btyd.weibull_kernel`)."""
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
     theta = np.asarray(theta, dtype=float)
+    if not np.all(np.isfinite(theta) & (theta > 0)):  # a search's step past the float range
+        return -np.inf, np.zeros(len(theta))
     rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS, SPLIT)
     # summed without BLAS: its threads spin after a product, on the cores the next pass needs
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)

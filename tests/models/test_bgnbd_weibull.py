@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
-from models.btyd import bgnbd, bgnbd_weibull
+from models.btyd import bgnbd, bgnbd_weibull, weibull_nbd
 from models.btyd.bgnbd import BGNBD
 from models.btyd.bgnbd_weibull import BGNBD_WEIBULL
 from models.btyd.inference import fit_map
@@ -188,3 +188,14 @@ def test_map_searches_from_lifetimes_that_age_and_that_do_not(simulated: pd.Data
         for start in (density.start, *density.starts)
     ]
     assert fit["logp"] == pytest.approx(max(alone), abs=1e-6)
+
+
+@pytest.mark.parametrize("module", [bgnbd_weibull, weibull_nbd])
+def test_a_step_past_the_float_range_is_an_impossible_point_not_an_error(module, cdnow) -> None:
+    """A line search can step to ``exp(u)`` = 0 or inf: the log-likelihood is -inf there."""
+    x, t_x, T = _summary(cdnow)
+    names = module.PARAM_NAMES
+    for value in (0.0, np.inf):
+        theta = np.array([value if n == "beta" else AGEING[n] for n in names])
+        loglik, grad = module.loglik_and_grad(theta, x, t_x, T, np.ones(len(x)))
+        assert loglik == -np.inf and np.array_equal(grad, np.zeros(len(names)))
