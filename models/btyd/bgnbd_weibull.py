@@ -109,29 +109,32 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     lifetime, d_lifetime = weibull_kernel.loglik_rows(
         theta_w, x, t_x, T, weibull_nbd.NODES, weibull_nbd.WEIGHTS, weibull_nbd.SPLIT
     )
-    psi = special.digamma
-    kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime
-    buyer = x > 0
-    x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
-    tk, log_t = t_x1**k, np.log(t_x1)
-    dropped = special.gammaln(r + x) - special.gammaln(r)
-    dropped += _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
-    dropped = np.where(buyer, dropped, -np.inf)
-    rows = np.logaddexp(kept, dropped)
-    share = np.exp(dropped - rows)  # the dropped term's share of each row's likelihood
-    keep = 1.0 - share
-    ab = psi(a + b)
-    grads = np.empty((len(PARAM_NAMES), len(x)))
-    d_dropped_r = psi(r + x) - psi(r) + np.log(alpha) - np.log(alpha + t_x)
-    grads[0] = keep * d_lifetime[0] + share * d_dropped_r
-    grads[1] = keep * d_lifetime[1] + share * (r / alpha - (r + x) / (alpha + t_x))
-    grads[2] = keep * (ab - psi(a + b + x)) + share * (psi(a + 1) - psi(a + b + x) - psi(a) + ab)
-    d_kept_b = psi(b + x) - psi(a + b + x) - psi(b) + ab
-    d_dropped_b = psi(b + x1 - 1) - psi(a + b + x) - psi(b) + ab
-    grads[3] = keep * d_kept_b + share * d_dropped_b
-    grads[4] = keep * d_lifetime[2] + share * (np.log(beta) - np.log(beta + tk))
-    grads[5] = keep * d_lifetime[3] + share * (s / beta - s / (beta + tk))
-    grads[6] = keep * d_lifetime[4] + share * (-s * tk * log_t / (beta + tk))
+    with np.errstate(all="ignore"):  # overflowing corners of a search: -inf or nan rows
+        psi = special.digamma
+        kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime
+        buyer = x > 0
+        x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
+        tk, log_t = t_x1**k, np.log(t_x1)
+        dropped = special.gammaln(r + x) - special.gammaln(r)
+        dropped += _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
+        dropped = np.where(buyer, dropped, -np.inf)
+        rows = np.logaddexp(kept, dropped)
+        share = np.exp(dropped - rows)  # the dropped term's share of each row's likelihood
+        keep = 1.0 - share
+        ab = psi(a + b)
+        grads = np.empty((len(PARAM_NAMES), len(x)))
+        d_dropped_r = psi(r + x) - psi(r) + np.log(alpha) - np.log(alpha + t_x)
+        grads[0] = keep * d_lifetime[0] + share * d_dropped_r
+        grads[1] = keep * d_lifetime[1] + share * (r / alpha - (r + x) / (alpha + t_x))
+        grads[2] = keep * (ab - psi(a + b + x)) + share * (
+            psi(a + 1) - psi(a + b + x) - psi(a) + ab
+        )
+        d_kept_b = psi(b + x) - psi(a + b + x) - psi(b) + ab
+        d_dropped_b = psi(b + x1 - 1) - psi(a + b + x) - psi(b) + ab
+        grads[3] = keep * d_kept_b + share * d_dropped_b
+        grads[4] = keep * d_lifetime[2] + share * (np.log(beta) - np.log(beta + tk))
+        grads[5] = keep * d_lifetime[3] + share * (s / beta - s / (beta + tk))
+        grads[6] = keep * d_lifetime[4] + share * (-s * tk * log_t / (beta + tk))
     # summed without BLAS: its threads spin after a product, on the cores the next pass needs
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
 

@@ -21,7 +21,7 @@ P = 5  # r, alpha, s, beta, k
 ROWS = 256  # customers per parallel task; a task reuses one set of scratch vectors
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")  # inf, not an exception
 def loglik_rows(theta, x, t_x, T, nodes, weights, split):  # pragma: no cover - compiled
     """Each customer's log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient
     in ``theta`` (shape ``(5, n)``); ``nodes`` and ``weights``: Gauss-Legendre's on [-1, 1],
@@ -126,9 +126,9 @@ def loglik_rows(theta, x, t_x, T, nodes, weights, split):  # pragma: no cover - 
                         )
                     _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share)
                     top, total = _add(term, d_term, top, total, g)
-                if tail:  # uniform in v = log(alpha+u), from the first panel's end to T
-                    start_v = log_low + split / e
-                    span = math.log(aT) - start_v
+                start_v = log_low + split / e
+                span = math.log(aT) - start_v
+                if tail and span > 0.0:  # uniform in v = log(alpha+u), first panel's end to T
                     for j in range(P):
                         d_start[j] = d_alpha[j] / low - split * d_e[j] / (e * e)
                         d_span[j] = d_alpha[j] / aT - d_start[j]
@@ -137,6 +137,8 @@ def loglik_rows(theta, x, t_x, T, nodes, weights, split):  # pragma: no cover - 
                         v = start_v + span * half[q]
                         ev = math.exp(v)
                         u = ev - alpha
+                        if not u > 0.0:  # alpha so large that u is lost in rounding
+                            continue
                         log_u = math.log(u)
                         uk = math.exp(k * log_u)
                         log_buk = math.log(beta + uk)
@@ -168,7 +170,7 @@ def loglik_rows(theta, x, t_x, T, nodes, weights, split):  # pragma: no cover - 
     return rows, grads
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share):  # pragma: no cover
     """Add a node's derivatives in ``(s, beta, k)`` of ``log(s k) + s log(beta) + (k-1) log(u)
     - (s+1) log(beta + u^k)`` at fixed ``u``."""
@@ -177,7 +179,7 @@ def _lifetime_terms(d_term, s, k, beta, log_beta, log_buk, uk, log_u, share):  #
     d_term[4] += 1.0 / k + log_u * (1.0 - (s + 1.0) * share)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _add(term, d_term, top, total, g):  # pragma: no cover - compiled
     """Add a node to a running log-sum-exp ``top + log(total)`` and to its gradient ``g`` (in
     place, scaled as ``total``); returns the new ``(top, total)``."""

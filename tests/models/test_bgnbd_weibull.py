@@ -199,3 +199,24 @@ def test_a_step_past_the_float_range_is_an_impossible_point_not_an_error(module,
         theta = np.array([value if n == "beta" else AGEING[n] for n in names])
         loglik, grad = module.loglik_and_grad(theta, x, t_x, T, np.ones(len(x)))
         assert loglik == -np.inf and np.array_equal(grad, np.zeros(len(names)))
+
+
+@pytest.mark.parametrize("module", [bgnbd_weibull, weibull_nbd])
+def test_the_corners_a_search_visits_are_values_not_errors(module, cdnow) -> None:
+    """Extreme but finite parameters (a search's path on CDNOW went through k = 36) give a
+    number, -inf or nan, which the optimiser steps back from; never an exception."""
+    x, t_x, T = _summary(cdnow)
+    names = module.PARAM_NAMES
+    corners = {"alpha": (1e-8, 1e12), "s": (1e-4, 1e4), "beta": (1e-8, 1e12), "k": (0.05, 60.0)}
+    points = [
+        {n: value if n == name else AGEING[n] for n in names}
+        for name, values in corners.items()
+        for value in values
+    ]
+    # where a MAP search on CDNOW stopped with a division by zero
+    path = (2e94, 7e-16, 0.23, 1.6e-5, 0.17, 5e3, 4e-279)
+    visited = dict(zip(bgnbd_weibull.PARAM_NAMES, path, strict=True))
+    for point in [*points, visited]:
+        theta = np.array([point[n] for n in names])
+        loglik, grad = module.loglik_and_grad(theta, x, t_x, T, np.ones(len(x)))
+        assert isinstance(loglik, float) and grad.shape == (len(names),)
