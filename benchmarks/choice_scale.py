@@ -1,6 +1,6 @@
 """The purchase model chosen out of time at scale: the choice ``clv=auto`` makes
-(:func:`models.btyd.choice.choose`, MAP fits) among its default candidates (BG/NBD, MBG/CNBD-k
-and Weibull/NBD; MBG/CNBD-k's fit includes its search for k), on the
+(:func:`models.btyd.choice.choose`, MAP fits) among its default candidates (BG/NBD, MBG/CNBD-k,
+Weibull/NBD and BG/NBD with Weibull lifetimes; MBG/CNBD-k's fit includes its search for k), on the
 calendar's clock, on the benchmark's simulated logs (``python benchmarks/scale.py --logs-only
 --sizes 100k 1M`` makes them), against one MAP fit of each candidate on the same customers.
 

@@ -156,7 +156,7 @@ def build_model(
         weights,
         collapse,
         loglik_and_grad,
-        weibull_nbd.lifetime_starts(data),
+        (weibull_nbd.ageing_start(data),),
     )
 
 

@@ -162,7 +162,7 @@ def fit_map(
     x0 = whole.x0
     if jitter > 0:
         x0 = x0 + np.random.default_rng(seed).uniform(-jitter, jitter, size=x0.shape)
-    starts = (x0, *whole.others)
+    starts, ftol = (x0, *whole.others), 1e-14
     if sample is not None:
         part, ratio = objective(sample[0], seed), sample[1]
         # only a start: settled to the Newton steps' own tolerance
@@ -170,8 +170,10 @@ def fit_map(
         x, steps = _newton(whole.neg, first.x, ratio * _hessian(part.neg, first.x))
         if x is not None:
             return whole.report(x) | {"n_iter": float(first.nit + steps), "converged": 1.0}
-        starts = (first.x,)  # Newton did not settle: L-BFGS on everyone from the sample's optimum
-    res = _highest(whole.neg, starts, maxiter)
+        # Newton did not settle (a flat direction: a parameter the data barely tell): L-BFGS on
+        # everyone from the sample's optimum, settled to the Newton steps' tolerance too
+        starts, ftol = (first.x,), NEWTON_SETTLED / max(abs(whole.neg(first.x)[0]), 1.0)
+    res = _highest(whole.neg, starts, maxiter, ftol)
     return whole.report(res.x) | {"n_iter": float(res.nit), "converged": float(bool(res.success))}
 
 
