@@ -51,14 +51,13 @@ from models.btyd.common import (
 from models.btyd.priors import Priors
 
 PARAM_NAMES: tuple[str, ...] = ("r", "alpha", "a", "b", "s", "beta", "k")
-LIFETIME = ("r", "alpha", "s", "beta", "k")  # Weibull/NBD's parameters, in its order
 
 
 def _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x, log=np.log, betaln=special.betaln):
-    """log of the dropped-at-the-last-purchase term, ``C`` but ``G(r+x)/G(r)`` included, for
-    ``x > 0``; ``x1``: ``x`` with its zeros made 1, the finite value the callers mask."""
+    """log of the dropped-at-the-last-purchase term without ``C``, for ``x > 0``; ``x1``:
+    ``x`` with its zeros made 1, the finite value the callers mask."""
     coin = betaln(a + 1, b + x1 - 1) - betaln(a, b)
-    return coin + r * log(alpha) - (r + x) * log(alpha + t_x) + s * (log(beta) - log(beta + t_x**k))
+    return coin - (r + x) * log(alpha + t_x) + s * (log(beta) - log(beta + t_x**k))
 
 
 def _betaln_pt(a, b):
@@ -70,7 +69,7 @@ def loglik_pytensor(r, alpha, a, b, s, beta, k, x, t_x, T) -> pt.TensorVariable:
     x, t_x = pt.as_tensor_variable(x), pt.as_tensor_variable(t_x)
     lifetime = weibull_nbd.loglik_pytensor(r, alpha, s, beta, k, x, t_x, T)
     kept = _betaln_pt(a, b + x) - _betaln_pt(a, b) + lifetime
-    const = pt.gammaln(r + x) - pt.gammaln(r)
+    const = pt.gammaln(r + x) - pt.gammaln(r) + r * pt.log(alpha)
     x1, t_x1 = pt.maximum(x, 1.0), pt.maximum(t_x, 1e-9)
     dropped = const + _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1, pt.log, _betaln_pt)
     return pt.switch(pt.gt(x, 0), pt.logaddexp(kept, dropped), kept)
@@ -85,7 +84,7 @@ def _terms(params: Mapping[str, ArrayLike], x, t_x, T) -> tuple[np.ndarray, ...]
     alive, died = weibull_nbd._log_terms(r, alpha, s, beta, k, x, t_x, T)
     buyer = x > 0
     x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
-    dropped = _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1) - r * np.log(alpha)
+    dropped = _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
     return kept + alive, kept + died, np.where(buyer, dropped, -np.inf)
 
 
@@ -115,7 +114,7 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
         buyer = x > 0
         x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
         tk, log_t = t_x1**k, np.log(t_x1)
-        dropped = special.gammaln(r + x) - special.gammaln(r)
+        dropped = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         dropped += _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
         dropped = np.where(buyer, dropped, -np.inf)
         rows = np.logaddexp(kept, dropped)
@@ -171,17 +170,15 @@ def expected_purchases_if_alive(params: Mapping[str, ArrayLike], t, x, T) -> np.
     """Expected purchases in ``(T, T+t]`` of a customer alive at ``T`` with ``x`` repeats:
     ``(r+x)/(alpha+T) int_0^t 2F1(r+x+1, a; a+b+x; -u/(alpha+T)) S(T+u)/S(T) du``, the
     hypergeometric function being ``E[(1 + p u/(alpha+T))^-(r+x+1)]`` over ``p ~ Beta(a,
-    b+x)``. Node by node: bounded memory."""
+    b+x)``, integrated as Weibull/NBD integrates the time alive."""
     r, alpha, a, b, s, beta, k = param_arrays(params, PARAM_NAMES)
     t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
     c, scale = r + x, alpha + T
-    at_T = weibull_nbd._log_s(T, s, beta, k)
-    total = 0.0
-    for node, weight in zip(weibull_nbd.NODES, weibull_nbd.WEIGHTS, strict=True):
-        u = t / 2 * (node + 1)
-        kept = np.exp(weibull_nbd._log_s(T + u, s, beta, k) - at_T)
-        total = total + weight * kept * special.hyp2f1(c + 1, a, a + b + x, -u / scale)
-    return c / scale * total * t / 2
+
+    def rate(u: np.ndarray) -> np.ndarray:  # E[(1 + p u/(alpha+T))^-(c+1)], p ~ Beta(a, b+x)
+        return special.hyp2f1(c + 1, a, a + b + x, -u / scale)
+
+    return c / scale * weibull_nbd.survival_integral(s, beta, k, T, t, rate)
 
 
 def expected_purchases(params: Mapping[str, ArrayLike], t: ArrayLike) -> np.ndarray:

@@ -198,13 +198,15 @@ def ageing_start(data: pd.DataFrame) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- predictions
-def _survival_integral(s, beta, k, start, t) -> np.ndarray:
-    """``int_0^t S(start+u) / S(start) du``: the expected time alive in ``(start, start+t]``
-    of a customer alive at ``start``."""
+def survival_integral(s, beta, k, start, t, rate=None) -> np.ndarray:
+    """``int_0^t rate(u) S(start+u) / S(start) du`` node by node (bounded memory); without a
+    ``rate``, the expected time alive in ``(start, start+t]`` of a customer alive at
+    ``start``."""
     total = 0.0
     for node, weight in zip(NODES, WEIGHTS, strict=True):
         u = t / 2 * (node + 1)
-        total = total + weight * np.exp(_log_s(start + u, s, beta, k) - _log_s(start, s, beta, k))
+        kept = weight * np.exp(_log_s(start + u, s, beta, k) - _log_s(start, s, beta, k))
+        total = total + (kept if rate is None else kept * rate(u))
     return total * t / 2
 
 
@@ -212,7 +214,7 @@ def expected_purchases(params: Mapping[str, ArrayLike], t: ArrayLike) -> np.ndar
     """Unconditional ``E[X(t)] = r/alpha int_0^t S(u) du``."""
     r, alpha, s, beta, k = param_arrays(params, PARAM_NAMES)
     t = np.asarray(t, dtype=float)
-    return r / alpha * _survival_integral(s, beta, k, 0.0, t)
+    return r / alpha * survival_integral(s, beta, k, 0.0, t)
 
 
 def p_alive(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
@@ -228,7 +230,7 @@ def expected_purchases_if_alive(params: Mapping[str, ArrayLike], t, x, T) -> np.
     rate ~ Gamma(r+x, alpha+T) times the expected time alive, ``(r+x)/(alpha+T) int S``."""
     r, alpha, s, beta, k = param_arrays(params, PARAM_NAMES)
     t, x, T = (np.asarray(v, dtype=float) for v in (t, x, T))
-    return (r + x) / (alpha + T) * _survival_integral(s, beta, k, T, t)
+    return (r + x) / (alpha + T) * survival_integral(s, beta, k, T, t)
 
 
 def p_no_purchase_if_alive(params: Mapping[str, ArrayLike], t, x, T) -> np.ndarray:
