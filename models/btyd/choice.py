@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from models.btyd.clv import ClvSettings, fit_clv
+from models.btyd.clv import ClvSettings, FittedClv, fit_clv
 from models.btyd.predict import PredictionSettings
 from models.btyd.season import Repeats, cutoff_days, history_problem, named
 
@@ -85,17 +85,10 @@ def choose(
     and the candidates ``left_out``.
     """
     actual = validation[outcome].to_numpy(dtype=float)
-    seasonal = [c.name for c in candidates if c.season]
-    problem = seasonal and history_problem(float(cutoff_days(validation)[0]), repeats)
-    left_out = dict.fromkeys(seasonal, problem) if problem else {}
+    kept, left_out = usable(candidates, validation, repeats)
     errors, scores = {}, {}
-    for candidate in candidates:
-        if candidate.name in left_out:
-            continue
-        fit_settings = replace(
-            settings, model=candidate.model, season=candidate.season, method="map", spend=False
-        )
-        fit = fit_clv(validation, fit_settings, repeats, unit_days)
+    for candidate in kept:
+        fit = fit_candidate(validation, candidate, settings, repeats, unit_days)
         window = PredictionSettings(horizon=horizon, clv_periods=0)
         predicted = fit.predict(validation, window)["expected_purchases"].to_numpy()
         errors[candidate.name] = poisson_deviance(actual, predicted)
@@ -123,6 +116,38 @@ def choose(
         "reason": _reason(choice, best, scores, noise),
         "left_out": left_out,
     }
+
+
+def usable(
+    candidates: Sequence[Candidate], table: pd.DataFrame, repeats: Repeats | None
+) -> tuple[list[Candidate], dict[str, str]]:
+    """The candidates that can be fit at the table's cutoff, and those left out with the
+    reason: the seasonal ones where the log holds less than a year before it."""
+    seasonal = [c.name for c in candidates if c.season]
+    problem = seasonal and history_problem(float(cutoff_days(table)[0]), repeats)
+    left_out = dict.fromkeys(seasonal, problem) if problem else {}
+    return [c for c in candidates if c.name not in left_out], left_out
+
+
+def fit_candidate(
+    table: pd.DataFrame,
+    candidate: Candidate,
+    settings: ClvSettings,
+    repeats: Repeats | None,
+    unit_days: float,
+) -> FittedClv:
+    """A candidate's MAP fit on the customers ``table`` (one cutoff), purchases alone and
+    without covariates, otherwise as ``settings`` say: how every out-of-time choice of the
+    family fits its candidates, the CLV's and the churn level's."""
+    fit_settings = replace(
+        settings,
+        model=candidate.model,
+        season=candidate.season,
+        method="map",
+        spend=False,
+        covariates=(),
+    )
+    return fit_clv(table, fit_settings, repeats, unit_days)
 
 
 def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from models.btyd.point_fit import SUMMARY_COLUMNS, PointFit
 from models.churn.calibration import apply_calibrator, logit, shift_to_mean
 from models.churn.design import design_matrix
-from models.churn.level import SHAPE_COLUMNS, shape_p_no_purchase
 from models.churn.settings import Calibration, ChurnSettings
 
 ARTIFACT_FORMAT = "cvm.churn/1"
@@ -94,7 +94,7 @@ class ChurnModel:
         (see :func:`select_candidate`).
     prior_shape : dict or None
         A level model whose P(no purchase) is the calibration prior in place of the
-        ``calibration_prior`` column (:func:`models.churn.level.shape_p_no_purchase`).
+        ``calibration_prior`` column (:class:`models.btyd.point_fit.PointFit`).
     """
 
     booster: lgb.Booster
@@ -117,7 +117,7 @@ class ChurnModel:
         """The columns :meth:`predict` reads: the features, and the prior's (the columns its
         level model reads with a ``prior_shape``, else the ``calibration_prior`` column)."""
         prior = self.settings.calibration_prior
-        extra = SHAPE_COLUMNS if self.prior_shape else (prior,) if prior else ()
+        extra = SUMMARY_COLUMNS if self.prior_shape else (prior,) if prior else ()
         return self.features + tuple(c for c in extra if c not in self.features)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
@@ -209,7 +209,7 @@ def prior_of(
     if name is None:
         return None
     if shape is not None:
-        return shape_p_no_purchase(shape, frame)
+        return PointFit.from_dict(shape["fit"]).p_no_purchase(frame, shape["horizon_days"])
     if name not in frame.columns:
         raise ValueError(f"churn.calibration_prior column {name!r} is missing from the frame")
     return frame[name].to_numpy(dtype=float)

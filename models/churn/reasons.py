@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from models.btyd.family import AGEING
 from models.churn.classifier import PRIOR_PART, ChurnModel, prior_of
 
 REASON_COLUMNS = ("churn_reason_1", "churn_reason_2", "churn_reason_3")
@@ -105,14 +106,18 @@ def phrase_of(name: str) -> Phrase:
 
 
 def prior_phrase(shape: dict | None) -> Phrase:
-    """How the prior's part reads: the CLV model's P(no purchase), or a level model's
-    (:mod:`models.churn.level`) named by what it knows that the CLV model does not, so that it
-    does not read as the CLV model's own ``btyd_p_no_purchase``."""
+    """How the prior's part reads: the CLV model's P(no purchase), or another purchase model's
+    (:mod:`models.churn.level`) named by what it knows (its ageing, season or regularity, else
+    its name), so that it does not read as the CLV model's own ``btyd_p_no_purchase``."""
     if shape is None:
         return PHRASES[PRIOR_PART]
     fit = shape["fit"]
-    knows = [("ageing", fit["model"] == "weibull"), ("seasonal", any(fit["season"]))]
-    label = " and ".join(name for name, known in knows if known) or "level"
+    knows = [
+        ("ageing", fit["model"] in AGEING),
+        ("seasonal", any(fit["season"])),
+        ("regular", fit["regularity"] > 1),
+    ]
+    label = " and ".join(name for name, known in knows if known) or fit["model"]
     return _each(
         f"{label} purchase model: {{:.0%}} chance of no purchase in the churn window", PRIOR_PART
     )

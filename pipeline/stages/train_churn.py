@@ -102,7 +102,7 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
     target = with_btyd(target)[0]
     try:
-        level = _level(table, target, settings, catalog)
+        level = _level(table, target, pair.name, settings, catalog)
         shape = level["shape"]["validation"] if level else None
         model = train(table, settings.churn, settings.features.churn_horizon_days, shape)
     except ValueError as err:
@@ -110,18 +110,25 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     return shifted_to(model, target, level), points
 
 
-def _level(table, target, settings: config.Settings, catalog: Catalog) -> dict | None:
+def _level(table, target, clv_model: str, settings: config.Settings, catalog: Catalog):
     """The churn level for the shift and the shape of the prior (:mod:`models.churn.level`):
-    chosen at the validation cutoff, fit at the target's; ``None`` when nothing is shifted."""
+    chosen at the validation cutoff among the CLV model (``clv_model``) and the other
+    candidates of ``clv.candidates``, with a season and without; fit at the target's. ``None``
+    when nothing is shifted."""
+    from models.btyd.choice import candidates
     from models.churn.level import churn_level_at
 
     if not settings.churn.shifts:
         return None
+    family = [c for c in candidates(settings.config.clv.candidates, "auto") if c.name != clv_model]
     return churn_level_at(
         table,
         target,
         settings.churn.calibration_prior,
+        family,
+        settings.clv,
         stages.repeats(settings, catalog),
+        settings.features.unit_days,
         settings.features.churn_horizon_days,
         settings.churn.seed,
     )

@@ -390,8 +390,8 @@ def test_early_stopping_is_judged_on_a_window_the_booster_has_not_seen():
 def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdout):
     """With a ``prior_shape`` the calibration prior is that level model's P(no purchase) of
     each row, at training, after the shift and once persisted; the prior column is unused."""
+    from models.btyd.point_fit import PointFit
     from models.churn.classifier import shifted_to
-    from models.churn.level import LevelFit, shape_p_no_purchase
 
     def with_history(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
@@ -400,7 +400,7 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
         return frame.assign(tenure_days=tenure, prior=prior)
 
     def shape(a: float) -> dict:
-        fit = LevelFit("bgnbd", np.log([0.25, 4.0, 0.8, 2.5]), (a, 0.0))
+        fit = PointFit("bgnbd", 0, {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}, (a, 0.0), 7.0)
         return {"fit": fit.to_dict(), "horizon_days": 90.0}
 
     settings = replace(FAST, calibration="platt", calibration_prior="prior", exclude=("prior",))
@@ -415,8 +415,11 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
     published = shifted_to(m, scored, {"mean": 0.4, "shape": {"target": shape(0.3)}})
     assert published.prior_shape == shape(0.3)
     assert published.predict(scored).mean() == pytest.approx(0.4, abs=1e-9)
-    expected = shape_p_no_purchase(shape(0.3), scored)
-    assert not np.allclose(expected, shape_p_no_purchase(shape(0.0), scored))
+
+    def p_no_purchase(shape: dict) -> np.ndarray:
+        return PointFit.from_dict(shape["fit"]).p_no_purchase(scored, shape["horizon_days"])
+
+    assert not np.allclose(p_no_purchase(shape(0.3)), p_no_purchase(shape(0.0)))
     text, meta = classifier.to_artifacts(published)
     back = classifier.from_artifacts(text, json.loads(json.dumps(meta, allow_nan=False)))
     assert back.prior_shape == published.prior_shape

@@ -135,18 +135,23 @@ def test_each_feature_is_phrased_with_the_value(name, row, text):
 
 
 @pytest.mark.parametrize(
-    ("model", "season", "label"),
+    ("model", "regularity", "season", "label"),
     [
-        ("weibull", [0.0, 0.0], "ageing"),
-        ("bgnbd", [0.2, -0.1], "seasonal"),
-        ("weibull", [0.2, -0.1], "ageing and seasonal"),
+        ("weibull_nbd", 0, [0.0, 0.0], "ageing"),
+        ("bgnbd", 0, [0.2, -0.1], "seasonal"),
+        ("bgnbd_weibull", 0, [0.2, -0.1], "ageing and seasonal"),
+        ("mbgcnbd", 3, [0.0, 0.0], "regular"),
+        ("mbgcnbd", 1, [0.0, 0.0], "mbgcnbd"),
+        ("pareto_nbd", 0, [0.0, 0.0], "pareto_nbd"),
     ],
 )
-def test_a_level_models_prior_reads_apart_from_the_clv_models_probability(model, season, label):
-    # the score's prior is a level model's P(no purchase) (models/churn/level.py): beside the
-    # CLV model's own at the same value, the two reasons must not read alike
+def test_another_models_prior_reads_apart_from_the_clv_models_probability(
+    model, regularity, season, label
+):
+    # the score's prior is another purchase model's P(no purchase) (models/churn/level.py):
+    # beside the CLV model's own at the same value, the two reasons must not read alike
     rows = pd.DataFrame({PRIOR_PART: [0.953], "btyd_p_no_purchase": [0.951]})
-    shape = {"fit": {"model": model, "log_params": [0.0] * 5, "season": season}}
+    shape = {"fit": {"model": model, "regularity": regularity, "season": season}}
     (level,) = prior_phrase(shape)(rows)
     (clv,) = phrase_of("btyd_p_no_purchase")(rows)
     assert level == f"{label} purchase model: 95% chance of no purchase in the churn window"

@@ -196,7 +196,7 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project
     when the caller's features have none."""
     from dataclasses import replace
 
-    from models.churn.level import SHAPE_COLUMNS, LevelFit
+    from models.btyd.point_fit import SUMMARY_COLUMNS, PointFit
     from models.scoring import score_customers
     from pipeline import churn_store, clv_store, tracking
     from pipeline import registry as cvm_registry
@@ -206,10 +206,11 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project
     shutil.copytree(project, store, ignore=shutil.ignore_patterns("data", "reports"))
     tracking.connect({"uri": f"sqlite:///{store}/mlflow.db"})
     settings = config.Settings(config.load_params(project / "params.yaml"))
-    fit = LevelFit("weibull", np.log([0.25, 4.0, 0.6, 10.0, 1.3]), (0.1, 0.05))
+    params = {"r": 0.25, "alpha": 4.0, "s": 0.6, "beta": 10.0, "k": 1.3}
+    fit = PointFit("weibull_nbd", 0, params, (0.1, 0.05), 7.0)
     model = churn_store.load(project / "artifacts/churn/scoring")
     shaped = replace(model, prior_shape={"fit": fit.to_dict(), "horizon_days": 180.0})
-    assert set(SHAPE_COLUMNS) <= set(shaped.inputs)
+    assert set(SUMMARY_COLUMNS) <= set(shaped.inputs)
     shaped.save(tmp_path / "churn")
     clv = clv_store.load(project / "artifacts/clv/scoring")
     table = features(project)
