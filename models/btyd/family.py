@@ -29,10 +29,8 @@ MODULES: dict[str, tuple[str, str]] = {
     "weibull_nbd": ("models.btyd.weibull_nbd", "WEIBULL_NBD"),
 }
 NAMES: tuple[str, ...] = tuple(MODULES)  # the allowed values of clv.model and cvm simulate --model
-AGEING: tuple[str, ...] = (
-    "weibull_nbd",
-    "bgnbd_weibull",
-)  # lifetimes whose dropout may rise with age
+# the models whose lifetimes may wear out with age (a dropout that rises with it)
+AGEING: tuple[str, ...] = ("weibull_nbd", "bgnbd_weibull")
 
 
 def purchase_model(name: str, regularity: int = 0) -> PurchaseModel:
