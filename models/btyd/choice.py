@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from models.btyd.clv import ClvSettings, FittedClv, fit_clv
+from models.btyd.point_fit import PointFit
 from models.btyd.predict import PredictionSettings
 from models.btyd.season import Repeats, cutoff_days, history_problem, named
 
@@ -81,14 +82,16 @@ def choose(
     less than a year before the validation cutoff.
 
     Returns ``choice`` (the candidate's name), ``model``, ``season``, the ``scores`` of each
-    candidate, the ``noise`` of each against the lowest deviance, the ``rule``, the ``reason``
-    and the candidates ``left_out``.
+    candidate, the ``noise`` of each against the lowest deviance, the ``rule``, the ``reason``,
+    the candidates ``left_out`` and the ``fits`` (each a :class:`PointFit`'s dict: what the
+    churn level reads at the same cutoff, :mod:`models.churn.level`).
     """
     actual = validation[outcome].to_numpy(dtype=float)
     kept, left_out = usable(candidates, validation, repeats)
-    errors, scores = {}, {}
+    errors, scores, fits = {}, {}, {}
     for candidate in kept:
         fit = fit_candidate(validation, candidate, settings, repeats, unit_days)
+        fits[candidate.name] = PointFit.of(fit, unit_days).to_dict()
         window = PredictionSettings(horizon=horizon, clv_periods=0)
         predicted = fit.predict(validation, window)["expected_purchases"].to_numpy()
         errors[candidate.name] = poisson_deviance(actual, predicted)
@@ -115,6 +118,7 @@ def choose(
         "rule": RULE,
         "reason": _reason(choice, best, scores, noise),
         "left_out": left_out,
+        "fits": fits,
     }
 
 

@@ -41,12 +41,15 @@ def _fits(
     repeats: Repeats | None,
     unit_days: float,
     seed: int,
+    made: dict[str, dict] | None = None,
 ) -> tuple[dict[str, PointFit], dict[str, str]]:
     """Each candidate fit on at most :data:`MAX_CUSTOMERS` of the customers ``table``, and
-    those that cannot be fit there with the reason."""
+    those that cannot be fit there with the reason; a candidate ``made`` holds (a
+    :class:`PointFit`'s dict, fit on these customers) is taken as it is."""
+    made = made or {}
+    fits = {c.name: PointFit.from_dict(made[c.name]) for c in candidates if c.name in made}
     rows = table.sample(MAX_CUSTOMERS, random_state=seed) if len(table) > MAX_CUSTOMERS else table
-    kept, left_out = usable(candidates, rows, repeats)
-    fits = {}
+    kept, left_out = usable([c for c in candidates if c.name not in made], rows, repeats)
     for candidate in kept:
         try:
             fit = fit_candidate(rows, candidate, settings, repeats, unit_days)
@@ -54,7 +57,7 @@ def _fits(
             left_out[candidate.name] = str(err)
             continue
         fits[candidate.name] = PointFit.of(fit, unit_days)
-    return fits, left_out
+    return {c.name: fits[c.name] for c in candidates if c.name in fits}, left_out
 
 
 def churn_level(
@@ -68,6 +71,7 @@ def churn_level(
     unit_days: float,
     horizon_days: float,
     seed: int = 0,
+    made: dict[str, dict] | None = None,
 ) -> dict:
     """The churn level and shape of the published score, both chosen at the validation cutoff
     among the CLV model and the ``candidates``, each fit on the data up to it.
@@ -86,12 +90,13 @@ def churn_level(
     ``churned``; ``validation_clv``: the CLV model's P(no purchase) of each; ``target``: the
     customers scored, ``target_clv_mean`` the CLV model's mean over them; ``settings``,
     ``repeats`` and ``unit_days``: how the candidates are fit
-    (:func:`models.btyd.choice.fit_candidate`).
+    (:func:`models.btyd.choice.fit_candidate`); ``made``: the fits the CLV's own out-of-time
+    choice made at the validation cutoff (its ``fits``), used as they are.
     """
     churned = validation["churned"].to_numpy(dtype=float)
     observed = float(np.mean(churned))
     how = (settings, repeats, unit_days, seed)
-    fits, left_out = _fits(validation, candidates, *how)
+    fits, left_out = _fits(validation, candidates, *how, made)
     p = {name: fit.p_no_purchase(validation, horizon_days) for name, fit in fits.items()}
     p = {"clv": np.asarray(validation_clv, dtype=float)} | p
     order = list(p)  # the CLV model's first, then the candidates from the simplest
@@ -161,6 +166,7 @@ def churn_level_at(
     unit_days: float,
     horizon_days: float,
     seed: int = 0,
+    made: dict[str, dict] | None = None,
 ) -> dict:
     """:func:`churn_level` from the frames a churn model is trained and shifted with: the
     stacked training table (its latest cutoff validates) and the target's features, each with
@@ -178,4 +184,5 @@ def churn_level_at(
         unit_days,
         horizon_days,
         seed,
+        made,
     )

@@ -48,12 +48,17 @@ def _level_sentence(selection: dict | None) -> str:
     level = (selection or {}).get("level")
     if not level:
         return ""
+    shape, mean = (_model(choice) for choice in (level["shape"]["choice"], level["choice"]))
     return (
-        f" Its prior is the P(no purchase) of the {level['shape']['choice']} model (the lowest "
-        f"validation log loss, its level set aside); its mean is set to {level['mean']:.3f}, "
-        f"the {level['choice']} model's (the smallest error of the churn level at the "
-        "validation cutoff)."
+        f" Its prior is the P(no purchase) of {shape} (the lowest validation log loss, its level "
+        f"set aside); its mean is set to {level['mean']:.3f}, {mean}'s (the smallest error of "
+        "the churn level at the validation cutoff)."
     )
+
+
+def _model(choice: str) -> str:
+    """A purchase model the churn level chose, as a sentence names it."""
+    return "the CLV model" if choice == "clv" else f"the {choice} model"
 
 
 def _reference_sentence(evaluation: dict) -> str:

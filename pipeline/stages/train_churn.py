@@ -102,7 +102,7 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
     target = with_btyd(target)[0]
     try:
-        level = _level(table, target, pair.name, settings, catalog)
+        level = _level(name, table, target, pair.name, settings, catalog)
         shape = level["shape"]["validation"] if level else None
         model = train(table, settings.churn, settings.features.churn_horizon_days, shape)
     except ValueError as err:
@@ -110,11 +110,12 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     return shifted_to(model, target, level), points
 
 
-def _level(table, target, clv_model: str, settings: config.Settings, catalog: Catalog):
+def _level(name: str, table, target, clv_model: str, settings: config.Settings, catalog):
     """The churn level for the shift and the shape of the prior (:mod:`models.churn.level`):
     chosen at the validation cutoff among the CLV model (``clv_model``) and the other
-    candidates of ``clv.candidates``, with a season and without; fit at the target's. ``None``
-    when nothing is shifted."""
+    candidates of ``clv.candidates``, with a season and without, the fits the CLV's choice made
+    there taken as they are (``fit_report.json``); fit at the target's. ``None`` when nothing
+    is shifted."""
     from models.btyd.choice import candidates
     from models.churn.level import churn_level_at
 
@@ -131,6 +132,7 @@ def _level(table, target, clv_model: str, settings: config.Settings, catalog: Ca
         settings.features.unit_days,
         settings.features.churn_horizon_days,
         settings.churn.seed,
+        (io.read_json(catalog.fit_report)[name].get("choice") or {}).get("fits"),
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from models.btyd.choice import Candidate, candidates, choose, poisson_deviance
 from models.btyd.clv import ClvSettings
+from models.btyd.point_fit import PointFit
 from tests.models.test_season import UNIT, _actual, _log, _repeats, _table
 
 HORIZON_DAYS = 120
@@ -51,6 +52,10 @@ def test_a_seasonal_log_gets_a_season_and_its_scores_are_the_forecasts():
     assert choice["season"] is True and choice["choice"].endswith("+season")
     scores = choice["scores"]
     assert set(scores) == {c.name for c in candidates(MODELS, "auto")}
+    # every candidate's fit, for the churn level at the same cutoff: the chosen one seasonal
+    fits = {name: PointFit.from_dict(fit) for name, fit in choice["fits"].items()}
+    assert set(fits) == set(scores) and fits[choice["choice"]].seasonal
+    assert not fits["bgnbd"].seasonal and fits["bgnbd"].model == "bgnbd"
     actual = _actual(log, _table(log, cutoff), cutoff, HORIZON_DAYS)
     for score in scores.values():
         assert score["actual"] == actual

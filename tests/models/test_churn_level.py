@@ -137,3 +137,37 @@ def test_a_candidate_that_cannot_be_fit_is_left_out_with_the_reason():
     assert set(level["left_out"]) == {"bgnbd+season", "weibull_nbd+season"}
     assert "needs at least 365 days" in level["left_out"]["weibull_nbd+season"]
     assert set(level["validation_errors"]) == {"clv", "weibull_nbd"}
+
+
+def test_the_fits_the_clv_choice_made_are_taken_as_they_are():
+    """The CLV's out-of-time choice fit its candidates at the same validation cutoff: the level
+    reads them (its ``fits``) instead of fitting again, and fits only the others."""
+    log = _log(seed=4, seasonality=0.0, aging=0.0)
+    validation, target = _table(log, "2025-03-31"), _table(log, "2025-06-30")
+    clv = np.full(len(validation), validation.churned.mean())
+    made = PointFit(
+        "weibull_nbd",
+        0,
+        {"r": 0.3, "alpha": 5.0, "s": 0.7, "beta": 9.0, "k": 1.2},
+        (0.0, 0.0),
+        UNIT,
+    )
+    level = churn_level(
+        validation,
+        clv,
+        target,
+        0.5,
+        FAMILY,
+        SETTINGS,
+        _repeats(log),
+        UNIT,
+        HORIZON,
+        made={"weibull_nbd": made.to_dict()},
+    )
+    errors = level["validation_errors"]
+    own = made.p_no_purchase(validation, HORIZON).mean() - validation.churned.mean()
+    assert errors["weibull_nbd"] == pytest.approx(own, rel=1e-12)
+    assert list(errors) == ["clv", "weibull_nbd", "bgnbd+season", "weibull_nbd+season"]
+    fitted = _level(validation, clv, target, 0.5, _repeats(log))["validation_errors"]
+    assert fitted["weibull_nbd"] != pytest.approx(own, rel=1e-3)  # its own fit differs
+    assert fitted["bgnbd+season"] == errors["bgnbd+season"]

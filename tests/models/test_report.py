@@ -176,3 +176,16 @@ def test_the_appendix_says_how_regular_the_purchase_model_found_the_customers() 
     assert "calibration fit: mbgcnbd, its customers buying every k-th event" in section
     assert "k = 3 of highest likelihood (log-likelihood by k: 1: -900.0, 2: -850.5)" in section
     assert "regular" not in _purchase_model_section({"scoring": {"model": "bgnbd"}})
+
+
+def test_the_appendix_names_the_models_the_churn_prior_and_level_come_from() -> None:
+    from models.evaluation.report import _level_sentence
+
+    level = {"choice": "clv", "mean": 0.7779, "shape": {"choice": "bgnbd_weibull+season"}}
+    sentence = _level_sentence({"level": level})
+    assert "Its prior is the P(no purchase) of the bgnbd_weibull+season model" in sentence
+    assert "its mean is set to 0.778, the CLV model's" in sentence
+    flipped = {"choice": "weibull_nbd", "mean": 0.5, "shape": {"choice": "clv"}}
+    assert "of the CLV model (" in _level_sentence({"level": flipped})
+    assert "the weibull_nbd model's" in _level_sentence({"level": flipped})
+    assert _level_sentence({}) == ""
