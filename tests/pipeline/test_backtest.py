@@ -11,6 +11,7 @@ from pipeline.cli import main
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+CANDIDATES = yaml.safe_load((REPO / "conf/clv/bgnbd.yaml").read_text())["candidates"]
 
 
 def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, monkeypatch, capsys):
@@ -54,6 +55,10 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
         assert churn["calibration_in_the_large"] == verdict["calibration_in_the_large"]["model"]
         assert set(case["clv"]) == {"purchases", "spend"}
         assert case["churn_model"]["choice"] in ("clv_as_is", "clv", "stack", "booster")
+        # the purchase models the score's prior and level come from: the CLV model's own or
+        # another of the family's candidates (clv.candidates, with or without a season)
+        family = {f"{m}{s}" for m in CANDIDATES for s in ("", "+season")}
+        assert {case["churn_model"]["prior"], case["churn_model"]["level"]} <= family | {"clv"}
         # the CLV forecast against its targets and the stationary BG/NBD on the same customers
         clv = case["clv_verdict"]
         assert (
