@@ -172,12 +172,12 @@ def run_case(
         "clv_verdict": clv_verdict(result, full_year, ceiling=clv_ceiling),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")}
-        | _level(churn_report),
+        | _prior_and_level(churn_report),
         "seconds": seconds,
     }
 
 
-def _level(churn_report: dict) -> dict[str, str]:
+def _prior_and_level(churn_report: dict) -> dict[str, str]:
     """The purchase models the churn score's prior and level come from (``clv``: the CLV
     model's own), when it is shifted."""
     level = churn_report["selection"].get("level")

@@ -82,9 +82,8 @@ class LogDensity:
     ``evaluate(u)`` returns the log posterior (the PyMC model's ``logp(jacobian=False)``), its
     gradient and the log-likelihood; ``start`` is the model's initial point and ``starts``
     further ones, where the likelihood has more than one mode (MAP fits search from each). MAP
-    fits optimise it
-    and NUTS samples it without compiling the PyMC model (tests check value and gradient
-    against the model).
+    fits optimise it and NUTS samples it without compiling the PyMC model (tests check value
+    and gradient against the model).
     """
 
     names: tuple[str, ...]

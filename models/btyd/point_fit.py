@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.btyd.family import purchase_model
-from models.btyd.season import Customers, seasonal_time
+from models.btyd.season import Customers, Season
 
 if TYPE_CHECKING:
     from models.btyd.clv import FittedClv
@@ -28,36 +28,33 @@ CHUNK = 100_000  # customers per pass: bounded memory
 @dataclass(frozen=True)
 class PointFit:
     """``model`` (a family name) at ``regularity`` (0: its default) with ``params``, on the
-    season ``(a, b)`` with time unit ``unit_days``."""
+    clock of ``season`` (``a = b = 0``: the calendar's, in its ``unit_days``)."""
 
     model: str
     regularity: int
     params: dict[str, float]
-    season: tuple[float, float]
-    unit_days: float
+    season: Season
 
     @classmethod
     def of(cls, fit: FittedClv, unit_days: float) -> PointFit:
         """A fit without covariates at its MAP point; ``unit_days``: its summaries' unit."""
-        season = (fit.season.a, fit.season.b) if fit.season is not None else (0.0, 0.0)
-        return cls(fit.purchase.name, fit.purchase.regularity, fit.point, season, unit_days)
+        season = fit.season or Season(0.0, 0.0, float(unit_days))
+        return cls(fit.purchase.name, fit.purchase.regularity, fit.point, season)
 
     @property
     def seasonal(self) -> bool:
-        return any(self.season)
+        return self.season.amplitude > 0
 
     def p_no_purchase(self, frame: pd.DataFrame, horizon_days: float) -> np.ndarray:
         """Each row's P(no purchase in the ``horizon_days`` after its own ``cutoff``)."""
-        a, b = self.season
-        c = Customers.from_table(frame)
-        t_x, age = c.on_clock(a, b, self.unit_days)
-        clock = [seasonal_time(c.cutoff + d, a, b, self.unit_days) for d in (0, horizon_days)]
-        horizon = np.broadcast_to(clock[1] - clock[0], c.x.shape)
+        c, season = Customers.from_table(frame), self.season
+        t_x, T = c.on_clock(season.a, season.b, season.unit_days)
+        horizon = season.clock(c.cutoff + horizon_days) - season.clock(c.cutoff)
         model = purchase_model(self.model, self.regularity)
         out = np.empty(len(c.x))
         for part in (slice(i, i + CHUNK) for i in range(0, len(c.x), CHUNK)):
             with np.errstate(all="ignore"):
-                p = model.p_no_purchase(self.params, *(v[part] for v in (horizon, c.x, t_x, age)))
+                p = model.p_no_purchase(self.params, *(v[part] for v in (horizon, c.x, t_x, T)))
             out[part] = np.clip(p, 0, 1)
         return out
 
@@ -66,12 +63,10 @@ class PointFit:
             "model": self.model,
             "regularity": self.regularity,
             "params": dict(self.params),
-            "season": list(self.season),
-            "unit_days": self.unit_days,
+            "season": self.season.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> PointFit:
         params = {k: float(v) for k, v in d["params"].items()}
-        season = (float(d["season"][0]), float(d["season"][1]))
-        return cls(d["model"], int(d["regularity"]), params, season, float(d["unit_days"]))
+        return cls(d["model"], int(d["regularity"]), params, Season.from_dict(d["season"]))

@@ -202,10 +202,10 @@ def survival_integral(s, beta, k, start, t, rate=None) -> np.ndarray:
     """``int_0^t rate(u) S(start+u) / S(start) du`` node by node (bounded memory); without a
     ``rate``, the expected time alive in ``(start, start+t]`` of a customer alive at
     ``start``."""
-    total = 0.0
+    total, at_start = 0.0, _log_s(start, s, beta, k)
     for node, weight in zip(NODES, WEIGHTS, strict=True):
         u = t / 2 * (node + 1)
-        kept = weight * np.exp(_log_s(start + u, s, beta, k) - _log_s(start, s, beta, k))
+        kept = weight * np.exp(_log_s(start + u, s, beta, k) - at_start)
         total = total + (kept if rate is None else kept * rate(u))
     return total * t / 2
 

@@ -114,7 +114,7 @@ def prior_phrase(shape: dict | None) -> Phrase:
     fit = shape["fit"]
     knows = [
         ("ageing", fit["model"] in AGEING),
-        ("seasonal", any(fit["season"])),
+        ("seasonal", fit["season"]["a"] != 0 or fit["season"]["b"] != 0),
         ("regular", fit["regularity"] > 1),
     ]
     label = " and ".join(name for name, known in knows if known) or fit["model"]

@@ -122,6 +122,7 @@ def _level(name: str, table, target, clv_model: str, settings: config.Settings, 
     if not settings.churn.shifts:
         return None
     family = [c for c in candidates(settings.config.clv.candidates, "auto") if c.name != clv_model]
+    choice = io.read_json(catalog.fit_report)[name].get("choice") or {}  # None: one candidate
     return churn_level_at(
         table,
         target,
@@ -132,7 +133,7 @@ def _level(name: str, table, target, clv_model: str, settings: config.Settings, 
         settings.features.unit_days,
         settings.features.churn_horizon_days,
         settings.churn.seed,
-        (io.read_json(catalog.fit_report)[name].get("choice") or {}).get("fits"),
+        choice.get("fits"),
     )
 
 

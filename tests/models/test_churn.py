@@ -391,6 +391,7 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
     """With a ``prior_shape`` the calibration prior is that level model's P(no purchase) of
     each row, at training, after the shift and once persisted; the prior column is unused."""
     from models.btyd.point_fit import PointFit
+    from models.btyd.season import Season
     from models.churn.classifier import shifted_to
 
     def with_history(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -400,7 +401,9 @@ def test_a_level_model_can_be_the_prior_and_travels_with_the_model(train, holdou
         return frame.assign(tenure_days=tenure, prior=prior)
 
     def shape(a: float) -> dict:
-        fit = PointFit("bgnbd", 0, {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}, (a, 0.0), 7.0)
+        fit = PointFit(
+            "bgnbd", 0, {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}, Season(a, 0.0, 7.0)
+        )
         return {"fit": fit.to_dict(), "horizon_days": 90.0}
 
     settings = replace(FAST, calibration="platt", calibration_prior="prior", exclude=("prior",))

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from models.btyd.choice import Candidate, candidates, fit_candidate
 from models.btyd.clv import ClvSettings
 from models.btyd.point_fit import PointFit
-from models.btyd.season import Repeats, day_number
+from models.btyd.season import Repeats, Season, day_number
 from models.churn.level import churn_level
 from models.simulate import SimulationSettings, simulate_log
 
@@ -149,8 +149,7 @@ def test_the_fits_the_clv_choice_made_are_taken_as_they_are():
         "weibull_nbd",
         0,
         {"r": 0.3, "alpha": 5.0, "s": 0.7, "beta": 9.0, "k": 1.2},
-        (0.0, 0.0),
-        UNIT,
+        Season(0.0, 0.0, UNIT),
     )
     level = churn_level(
         validation,

@@ -151,7 +151,9 @@ def test_another_models_prior_reads_apart_from_the_clv_models_probability(
     # the score's prior is another purchase model's P(no purchase) (models/churn/level.py):
     # beside the CLV model's own at the same value, the two reasons must not read alike
     rows = pd.DataFrame({PRIOR_PART: [0.953], "btyd_p_no_purchase": [0.951]})
-    shape = {"fit": {"model": model, "regularity": regularity, "season": season}}
+    a, b = season
+    fit = {"model": model, "regularity": regularity, "season": {"a": a, "b": b, "unit_days": 7.0}}
+    shape = {"fit": fit}
     (level,) = prior_phrase(shape)(rows)
     (clv,) = phrase_of("btyd_p_no_purchase")(rows)
     assert level == f"{label} purchase model: 95% chance of no purchase in the churn window"

@@ -197,6 +197,7 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project
     from dataclasses import replace
 
     from models.btyd.point_fit import SUMMARY_COLUMNS, PointFit
+    from models.btyd.season import Season
     from models.scoring import score_customers
     from pipeline import churn_store, clv_store, tracking
     from pipeline import registry as cvm_registry
@@ -207,7 +208,7 @@ def test_a_churn_model_whose_prior_is_a_level_model_registers_and_scores(project
     tracking.connect({"uri": f"sqlite:///{store}/mlflow.db"})
     settings = config.Settings(config.load_params(project / "params.yaml"))
     params = {"r": 0.25, "alpha": 4.0, "s": 0.6, "beta": 10.0, "k": 1.3}
-    fit = PointFit("weibull_nbd", 0, params, (0.1, 0.05), 7.0)
+    fit = PointFit("weibull_nbd", 0, params, Season(0.1, 0.05, 7.0))
     model = churn_store.load(project / "artifacts/churn/scoring")
     shaped = replace(model, prior_shape={"fit": fit.to_dict(), "horizon_days": 180.0})
     assert set(SUMMARY_COLUMNS) <= set(shaped.inputs)
