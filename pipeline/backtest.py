@@ -22,7 +22,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from models.btyd.season import MIN_HISTORY_DAYS
-from pipeline import config, io
+from pipeline import clv_store, config, io
 from pipeline.catalog import Catalog
 from pipeline.errors import CvmError
 from pipeline.tracking import Tracker
@@ -170,10 +170,40 @@ def run_case(
         "clv": clv_accuracy(result),
         "clv_model": fit["model"],
         "clv_verdict": clv_verdict(result, full_year, ceiling=clv_ceiling),
+        "stacked": _stacked(catalog, settings),
         "metrics": result["churn"],
         "churn_model": {k: churn_report.get(k) for k in ("best_iteration", "choice")}
         | _prior_and_level(churn_report),
         "seconds": seconds,
+    }
+
+
+def _stacked(catalog: Catalog, settings: config.Settings) -> dict:
+    """The forecast learnt on the case's stacked past cutoffs on top of its calibration fit's
+    purchase model (:mod:`models.btyd.stacked`): its accuracy on the holdout (the churn
+    window after the cutoff, the window it learns), its rounds and how they were judged."""
+    from models.btyd.churn_features import add_btyd_features_by_cutoff
+    from models.btyd.stacked import StackedSettings, fit_stacked
+    from models.evaluation.backtest import stacked_accuracy
+
+    pair, clv = clv_store.load(catalog.clv("calibration")), settings.clv
+
+    def with_btyd(name: str):  # the purchase model fit at each cutoff alone, as churn's
+        table = io.read_parquet(catalog.features(name))
+        horizon = settings.churn_horizon
+        return add_btyd_features_by_cutoff(
+            table, pair.purchase, clv.priors, horizon, clv.seed, pair.season
+        )[0]
+
+    target = with_btyd("calibration")
+    forecast = fit_stacked(
+        with_btyd("train_calibration"),
+        settings.features.churn_horizon_days,
+        StackedSettings(seed=clv.seed),
+    )
+    return stacked_accuracy(forecast.predict(target), target) | {
+        "rounds": {part: model.rounds for part, model in forecast.parts.items()},
+        "judge": forecast.judge,
     }
 
 

@@ -98,6 +98,27 @@ def clv_verdict(
     return out
 
 
+def stacked_accuracy(predicted: pd.DataFrame, table: pd.DataFrame) -> dict:
+    """The stacked forecast's accuracy on the holdout (``predicted``:
+    :meth:`models.btyd.stacked.StackedForecast.predict` of the customers ``table``, with
+    ``holdout_purchases`` and ``holdout_spend``): per part, the aggregate error in percent, the
+    customer MAE, the share of customers inside their interval and its mean width."""
+    out = {}
+    for part in ("purchases", "spend"):
+        if f"expected_{part}" not in predicted:
+            continue
+        actual = table[f"holdout_{part}"].to_numpy(dtype=float)
+        expected = predicted[f"expected_{part}"].to_numpy()
+        low, high = predicted[f"{part}_low"].to_numpy(), predicted[f"{part}_high"].to_numpy()
+        out[part] = {
+            "aggregate_error_pct": float(100 * (expected.sum() / max(actual.sum(), 1.0) - 1)),
+            "mae": float(np.abs(expected - actual).mean()),
+            "coverage": float(np.mean((actual >= low) & (actual <= high))),
+            "mean_width": float(np.mean(high - low)),
+        }
+    return out
+
+
 PARTS = ("purchases", "spend", "mae", "ceiling")  # the CLV targets, as the table names them
 
 
@@ -106,7 +127,8 @@ def clv_table(cases: list[dict]) -> str:
     the stationary BG/NBD's, and the targets missed."""
     header = (
         f"{'log':<20} {'cutoff':<10} {'purchase model':<20} {'purch %':>8} {'spend %':>8} "
-        f"{'MAE':>6} {'95% interval':>13} {'BG/NBD':>6} {'better':>7} {'ceiling':>14} targets"
+        f"{'MAE':>6} {'95% interval':>13} {'BG/NBD':>6} {'better':>7} {'ceiling':>14} "
+        f"{'stacked':>15} targets"
     )
     lines = [header, "-" * len(header)]
     for case in cases:
@@ -116,13 +138,15 @@ def clv_table(cases: list[dict]) -> str:
         ceiling = v.get("ceiling")
         ceiling = f"{ceiling['aggregate_error_pct']:+.1f} {ceiling['mae']:.3f}" if ceiling else ""
         interval = v["mae"]["interval"]
+        stacked = case.get("stacked", {}).get("purchases")
+        stacked = f"{stacked['aggregate_error_pct']:+.1f} {stacked['mae']:.3f}" if stacked else ""
         lines.append(
             f"{case['log']:<20} {case['cutoff']:<10} {case['clv_model']:<20} "
             f"{v['purchases']['aggregate_error_pct']:>+8.1f} "
             f"{'' if spend is None else f'{spend:+.1f}':>8} {v['mae']['model']:>6.3f} "
             f"{f'{interval["low"]:.3f}-{interval["high"]:.3f}':>13} "
             f"{v['mae']['reference']:>6.3f} {v['mae']['improvement_pct']:>+6.1f}% "
-            f"{ceiling:>14} {'met' if not missed else 'MISSED ' + ','.join(missed)}"
+            f"{ceiling:>14} {stacked:>15} {'met' if not missed else 'MISSED ' + ','.join(missed)}"
         )
     return "\n".join(lines)
 
@@ -133,7 +157,9 @@ CLV_LEGEND = (
     "purchases with its 95% bootstrap interval; BG/NBD: the stationary BG/NBD's on the same "
     "customers; better: the MAE's improvement on it (target: never worse beyond the interval "
     "of the difference); ceiling: on a simulated log, the true model's own forecast, its "
-    "aggregate error and MAE (target: the purchases error within 3 points of it)"
+    "aggregate error and MAE (target: the purchases error within 3 points of it); stacked: the "
+    "forecast learnt on the stacked past cutoffs on top of the purchase model's "
+    "(models/btyd/stacked.py), its aggregate error and MAE (no target: a comparison)"
 )
 
 
@@ -276,6 +302,7 @@ def summary(cases: list[dict]) -> dict:
                 "ceiling": sum(c["ceiling"]["roc_auc_margin"] for c in ceilings) / len(ceilings),
             }
     not_bgnbd = [c["clv_verdict"]["mae"]["improvement_pct"] for c in counted]
+    stacked = [c for c in cases if c.get("stacked")]
     return {
         "cases": len(cases),
         "clv_targets_met": sum(c["clv_verdict"]["all_met"] for c in cases),
@@ -287,4 +314,21 @@ def summary(cases: list[dict]) -> dict:
             c["churn"]["all_met_or_within_noise"] for c in cases
         ),
         "mean_roc_auc_margin_not_from_baseline_model": mean,
+        **({"stacked": _stacked_summary(stacked)} if stacked else {}),
+    }
+
+
+def _stacked_summary(cases: list[dict]) -> dict:
+    """Over the cases: how often the stacked forecast's aggregate purchases error is smaller
+    than the purchase model's, its mean MAE improvement on it, and its intervals' mean
+    coverage of the holdout purchases."""
+    ours = [(c["stacked"]["purchases"], c["clv"]["purchases"]) for c in cases]
+    return {
+        "cases": len(ours),
+        "smaller_aggregate_error": sum(
+            abs(s["aggregate_error_pct"]) < abs(m["aggregate_error_pct"]) for s, m in ours
+        ),
+        "mean_mae_improvement_pct": sum(100 * (1 - s["mae"] / m["mae"]) for s, m in ours)
+        / len(ours),
+        "mean_purchases_coverage": sum(s["coverage"] for s, _ in ours) / len(ours),
     }

@@ -82,8 +82,20 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
         gap = clv["purchases"]["aggregate_error_pct"] - truth["aggregate_error_pct"]
         assert truth["gap_points"] == pytest.approx(gap)
         assert truth["met"] == (abs(gap) <= 3) and 0.9 < truth["days_per_purchase"] <= 1
+        # the forecast learnt on the stacked past cutoffs on top of BG/NBD's, beside it; with
+        # too few cutoffs whose windows end by the latest, no trees: BG/NBD's own forecast
+        stacked = case["stacked"]
+        assert set(stacked) == {"purchases", "spend", "rounds", "judge"}
+        assert 0.8 < stacked["purchases"]["coverage"] <= 1
+        assert 0.8 < stacked["spend"]["coverage"] <= 1
+        if not stacked["judge"]["trees"]:
+            assert stacked["rounds"] == {"purchases": 0, "spend": 0}
+            assert stacked["purchases"]["aggregate_error_pct"] == pytest.approx(
+                case["clv"]["purchases"]["aggregate_error_pct"], abs=0.5
+            )
     assert results["summary"]["cases"] == 2
+    assert results["summary"]["stacked"]["cases"] == 2
     out = capsys.readouterr().out
     assert "best baseline" in out and "small" in out and "ceiling" in out
     assert "cases meet every target" in out
-    assert "purchase model" in out and "CLV: " in out
+    assert "purchase model" in out and "CLV: " in out and "stacked" in out
