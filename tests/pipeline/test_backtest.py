@@ -19,6 +19,7 @@ def test_a_suite_runs_every_cutoff_and_names_the_strongest_baseline(tmp_path, mo
         "out": str(tmp_path / "backtest.json"),
         "work_dir": str(tmp_path / "work"),
         "overrides": [
+            "clv=bgnbd",  # the stationary model named: its own reference
             "clv.method=map",
             "tracking.enabled=false",
             "features.train_cutoffs=3",

@@ -24,6 +24,7 @@ def fitted(tmp_path_factory):
         [
             input_roots(tmp),
             f"data.path={CDNOW_MASTER}",
+            "clv=bgnbd",  # BG/NBD by NUTS, against its published fit of the whole cohort
             f"tracking.uri=sqlite:///{tmp}/mlflow.db",
             "tracking.register=true",
         ],
