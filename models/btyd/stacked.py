@@ -47,6 +47,11 @@ EXCLUDE = (
 
 
 SHRINK_DAYS = 1.0
+# the purchase model's forecast is floored here, and the trees' correction of it is at most
+# this factor either way: a fit at an early cutoff that leaves a quarter of its customers at
+# 1e-7 purchases, some of whom buy, drove one leaf of the judge to exp(151)
+FLOOR = 1e-3
+MAX_CORRECTION = 10.0
 JUDGE_MIN_SHARE = 0.25  # of the stacked rows, at the cutoffs whose windows end by the latest
 
 
@@ -100,7 +105,8 @@ class StackedPart:
         if not self.rounds:
             return np.exp(base)
         booster = lgb.Booster(model_str=self.booster)
-        return np.exp(base + booster.predict(_design(table, self.features), raw_score=True))
+        raw = booster.predict(_design(table, self.features), raw_score=True)
+        return np.exp(base + _bounded(raw))
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ def fit_stacked(
             raw = judge_booster.predict(
                 _design(rows[valid], features), num_iteration=rounds, raw_score=True
             )
-            judged = np.exp(base[valid] + raw)
+            judged = np.exp(base[valid] + _bounded(raw))
             everything = lgb.Dataset(_design(rows, features), y, init_score=base, params=params)
             booster = lgb.train(params, everything, rounds).model_to_string()
         scores = np.abs(y[valid] - judged) / np.sqrt(judged + judged.mean())
@@ -202,7 +208,7 @@ def _offset(table: pd.DataFrame, part: str) -> np.ndarray:
     """What the trees start from, on the log scale: the purchase model's forecast of the
     window's purchases, times for spend the customer's spend per purchase day shrunk toward
     the customers' (as if by :data:`SHRINK_DAYS` more days at the mean)."""
-    purchases = np.maximum(table["btyd_expected_purchases"].to_numpy(dtype=float), 1e-6)
+    purchases = np.maximum(table["btyd_expected_purchases"].to_numpy(dtype=float), FLOOR)
     if part == "purchases":
         return np.log(purchases)
     spend = table["total_spend"].to_numpy(dtype=float)
@@ -210,6 +216,11 @@ def _offset(table: pd.DataFrame, part: str) -> np.ndarray:
     mean = spend.sum() / max(days.sum(), 1.0)
     per_day = (spend + SHRINK_DAYS * mean) / (days + SHRINK_DAYS)
     return np.log(purchases * np.maximum(per_day, 1e-6))
+
+
+def _bounded(raw: np.ndarray) -> np.ndarray:
+    """The trees' correction on the log scale, within a factor :data:`MAX_CORRECTION`."""
+    return np.clip(raw, -np.log(MAX_CORRECTION), np.log(MAX_CORRECTION))
 
 
 def _design(table: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:

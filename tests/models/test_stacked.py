@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.btyd.stacked import StackedSettings, feature_names, fit_stacked
+from models.btyd.stacked import FLOOR, StackedSettings, feature_names, fit_stacked
 
 HORIZON_DAYS = 60
 
@@ -92,7 +92,8 @@ def test_without_windows_that_end_by_the_latest_cutoff_the_forecast_is_the_purch
     assert not forecast.judge["trees"] and forecast.parts["purchases"].rounds == 0
     assert set(forecast.parts) == {"purchases"}  # no amounts, no spend forecast
     predicted = forecast.predict(target)
-    np.testing.assert_allclose(predicted["expected_purchases"], target["btyd_expected_purchases"])
+    floored = np.maximum(target["btyd_expected_purchases"], FLOOR)  # the forecast's floor
+    np.testing.assert_allclose(predicted["expected_purchases"], floored)
     actual = target["holdout_purchases"]
     inside = (actual >= predicted["purchases_low"]) & (actual <= predicted["purchases_high"])
     assert 0.85 < inside.mean() < 0.95
@@ -104,3 +105,19 @@ def test_one_cutoff_is_refused():
     train, _ = split(stacked_log(factor=1.0, cutoffs=2))
     with pytest.raises(ValueError, match="at least two training cutoffs"):
         fit_stacked(train, HORIZON_DAYS)
+
+
+def test_a_cutoff_whose_forecasts_collapse_does_not_blow_up_the_intervals():
+    """At the earliest cutoff a quarter of the customers are forecast 1e-7 purchases but buy as
+    the rest: the trees' correction stays bounded and the intervals still cover."""
+    log = stacked_log(factor=1.0, cutoffs=5, seed=2)
+    earliest = (log["cutoff"] == log["cutoff"].min()) & (log["customer_id"] % 4 == 0)
+    log.loc[earliest, "btyd_expected_purchases"] = 1e-7
+    train, target = split(log)
+    predicted = fit_stacked(train, HORIZON_DAYS).predict(target)
+    expected = predicted["expected_purchases"].to_numpy()
+    base = np.maximum(target["btyd_expected_purchases"].to_numpy(), FLOOR)
+    assert np.all((expected <= 10 * base * (1 + 1e-9)) & (expected >= base / 10 / (1 + 1e-9)))
+    actual = target["holdout_purchases"]
+    inside = (actual >= predicted["purchases_low"]) & (actual <= predicted["purchases_high"])
+    assert 0.85 < inside.mean() < 0.95
