@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from models.btyd.clv import ClvSettings, FittedClv, fit_clv
+from models.btyd.clv import ClvSettings, DegenerateData, FittedClv, fit_clv
 from models.btyd.point_fit import PointFit
 from models.btyd.predict import PredictionSettings
 from models.btyd.season import Repeats, cutoff_days, history_problem, named
@@ -79,7 +79,8 @@ def choose(
     ``horizon`` (model units) after it; ``settings``: how each candidate is fit (its model,
     season and method replaced); ``repeats``: the log's repeat purchases, which the seasonal
     candidates need. A seasonal candidate is left out, with the reason, where the log holds
-    less than a year before the validation cutoff.
+    less than a year before the validation cutoff; ``DegenerateData`` says so when that leaves
+    none.
 
     Returns ``choice`` (the candidate's name), ``model``, ``season``, the ``scores`` of each
     candidate, the ``noise`` of each against the lowest deviance, the ``rule``, the ``reason``,
@@ -88,6 +89,12 @@ def choose(
     """
     actual = validation[outcome].to_numpy(dtype=float)
     kept, left_out = usable(candidates, validation, repeats)
+    if not kept:  # every candidate seasonal, and less than a year before the cutoff
+        problem = next(iter(left_out.values()))
+        raise DegenerateData(
+            f"clv.season: {problem}; with clv.season=auto the candidates "
+            "without a season compete too"
+        )
     errors, scores, fits = {}, {}, {}
     for candidate in kept:
         fit = fit_candidate(validation, candidate, settings, repeats, unit_days)

@@ -5,9 +5,10 @@ by the fit's cutoff: the features at that cutoff, the purchase model's own forec
 window (fit at that cutoff alone: :func:`models.btyd.churn_features.add_btyd_features_by_cutoff`)
 and, as targets, the purchases and the spend made in the window. LightGBM learns the purchases
 with a Poisson loss and the spend with a Tweedie one, so that each forecast is an expected value
-(the mean, not the median, which is 0 for most customers); where the purchase model errs the
-same way at every cutoff (a dropout rising with age, a spend it does not know), the trees
-learn the correction.
+(the mean, not the median, which is 0 for most customers). The trees start from the purchase
+model's forecast (their offset), so they learn a correction of it: where the purchase model
+errs the same way at every cutoff (a dropout rising with age, a spend it does not know), the
+trees learn it; where nothing carries, none is the purchase model itself.
 
 Rounds are set out of time, as the churn booster's are: a booster trained on the cutoffs whose
 windows end by the latest stacked cutoff (the judge) is stopped early on the latest cutoff's
@@ -18,9 +19,10 @@ windows that overlap the latest one's, or judged by a few hundred young customer
 corrections of 15 % that did not hold after the cutoff.
 
 Intervals are split-conformal: the judge's errors on the latest cutoff's customers, each
-divided by ``sqrt(forecast + mean forecast)`` (the spread of a count grows with its mean), give
-the quantile ``q`` of the interval's level; a customer's interval is ``forecast ± q sqrt(forecast
-+ mean forecast)``, cut at 0. It covers the level on average over customers whose future is
+divided by ``sqrt(forecast + m)`` (the spread of a count grows with its mean; ``m``, the mean
+forecast there, keeps the customers forecast near 0 from dominating), give the quantile ``q``
+of the interval's level; a customer's interval is ``forecast ± q sqrt(forecast + m)``, cut at
+0. It covers the level on average over customers whose future is
 exchangeable with the latest cutoff's, which a trend or a season breaks: the backtest measures
 the coverage on the window after the cutoff (:mod:`pipeline.backtest`).
 """
@@ -92,13 +94,18 @@ class StackedSettings:
 @dataclass(frozen=True)
 class StackedPart:
     """One target's booster (its model text; none with no rounds), the features it reads, its
-    rounds and its conformal quantile."""
+    rounds, and its conformal quantile with the scale the errors were divided by."""
 
     part: str
     booster: str
     features: tuple[str, ...]
     rounds: int
     quantile: float
+    scale: float
+
+    def spread(self, expected: np.ndarray) -> np.ndarray:
+        """Half the interval around ``expected``."""
+        return self.quantile * np.sqrt(expected + self.scale)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         base = _offset(table, self.part)
@@ -125,7 +132,7 @@ class StackedForecast:
         out = {}
         for part, model in self.parts.items():
             expected = model.predict(table)
-            spread = model.quantile * np.sqrt(expected + expected.mean())
+            spread = model.spread(expected)
             out[f"expected_{part}"] = expected
             out[f"{part}_low"] = np.maximum(expected - spread, 0.0)
             out[f"{part}_high"] = expected + spread
@@ -191,9 +198,10 @@ def fit_stacked(
             judged = np.exp(base[valid] + _bounded(raw))
             everything = lgb.Dataset(_design(rows, features), y, init_score=base, params=params)
             booster = lgb.train(params, everything, rounds).model_to_string()
-        scores = np.abs(y[valid] - judged) / np.sqrt(judged + judged.mean())
+        scale = float(judged.mean())
+        scores = np.abs(y[valid] - judged) / np.sqrt(judged + scale)
         quantile = _conformal_quantile(scores, settings.interval)
-        parts[part] = StackedPart(part, booster, features, rounds, quantile)
+        parts[part] = StackedPart(part, booster, features, rounds, quantile, scale)
     return StackedForecast(parts, judge, settings.interval)
 
 

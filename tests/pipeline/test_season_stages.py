@@ -61,15 +61,28 @@ def test_a_seasonal_log_gets_a_seasonal_model_chosen_out_of_time(tmp_path, monke
 
 
 def test_a_season_is_refused_on_less_than_a_year_of_history(pipeline_outputs, tmp_path):
+    """A named model on the seasonal clock is refused at the fit's cutoff; the seasonal
+    candidates of the choice (the default) at the validation cutoff, where they are scored."""
     project = tmp_path / "project"
     shutil.copytree(pipeline_outputs, project)
     fit_report = (project / "artifacts/clv/fit_report.json").read_bytes()
-    write_params(project, *SAMPLE_RUN, "clv.season=true")
+    write_params(project, *SAMPLE_RUN, "clv=bgnbd", "clv.season=true")
     done = run_cvm(project, "stage", "fit_clv")
     assert done.returncode == 2
     assert "cvm: error: fit_clv (calibration fit, 2,357 customers): clv.season: a yearly " in (
         done.stderr
     )
     assert "before the cutoff 1997-09-30; the log starts 1997-01-01 (272 days)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (project / "artifacts/clv/fit_report.json").read_bytes() == fit_report
+    write_params(project, *SAMPLE_RUN, "clv.season=true")
+    done = run_cvm(project, "stage", "fit_clv")
+    assert done.returncode == 2
+    assert (
+        "cvm: error: fit_clv (calibration fit): the purchase model cannot be chosen at the "
+        "validation cutoff 1997-04-03 (2,357 customers): clv.season: a yearly season needs at "
+        "least 365 days of history before the cutoff 1997-04-03; the log starts 1997-01-01 (92 "
+        "days); with clv.season=auto the candidates without a season compete too"
+    ) in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
     assert (project / "artifacts/clv/fit_report.json").read_bytes() == fit_report
