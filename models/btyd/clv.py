@@ -392,7 +392,9 @@ def fit_clv(
         purchase, built, point, info["regularity"] = fit_regularity(
             purchase.name, summary, settings
         )
+        searched = info["regularity"].pop("seconds")  # a time: with the fit's, not in the report
         tx = _fit_part("transactions", built, settings, point=point)
+        tx["seconds"]["regularity_search"] = searched
     else:
         built = build_purchase(purchase, summary, settings.priors, settings.covariates)
         tx = _fit_part("transactions", built, settings, _map_sample(purchase, summary, settings))

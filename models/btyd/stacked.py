@@ -22,9 +22,9 @@ Intervals are split-conformal: the judge's errors on the latest cutoff's custome
 divided by ``sqrt(forecast + m)`` (the spread of a count grows with its mean; ``m``, the mean
 forecast there, keeps the customers forecast near 0 from dominating), give the quantile ``q``
 of the interval's level; a customer's interval is ``forecast ± q sqrt(forecast + m)``, cut at
-0. It covers the level on average over customers whose future is
-exchangeable with the latest cutoff's, which a trend or a season breaks: the backtest measures
-the coverage on the window after the cutoff (:mod:`pipeline.backtest`).
+0. It covers the level on average over customers whose future is exchangeable with the latest
+cutoff's, which a trend or a season breaks: the backtest measures the coverage on the window
+after the cutoff (:mod:`pipeline.backtest`).
 """
 
 from __future__ import annotations

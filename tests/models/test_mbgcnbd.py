@@ -165,6 +165,8 @@ def test_the_fit_finds_the_regularity_and_the_parameters(simulated: pd.DataFrame
     fit = fit_clv(simulated, settings)
     regularity = fit.fit_info["regularity"]
     assert regularity["k"] == K == fit.purchase.regularity
+    # the search's time is with the fit's times (MLflow), not in what the report file keeps
+    assert set(regularity) == {"k", "loglik"} and fit.fit_info["seconds"]["regularity_search"] > 0
     assert regularity["loglik"][K] > max(regularity["loglik"][k] for k in (1, 2, K + 1))
     for name in mbgcnbd.PARAM_NAMES:  # BTYDplus's test's tolerance
         assert fit.point[name] == pytest.approx(TRUTH[name], rel=0.1), name
