@@ -3,3 +3,15 @@ module with no imports, so that both (and a registered model shipping ``models``
 
 COVARIATE_PREFIX = "cov_"  # a customer covariate: cov_<column> or cov_<column>_<level>
 MARGIN = "total_margin"  # net margin to date: the features carry it where the log has margins
+
+TARGET = "churned"
+CUTOFF = "cutoff"
+IDENTIFIERS: tuple[str, ...] = ("customer_id", CUTOFF)
+# Outcomes measured after the cutoff: never features of any model learnt on the tables.
+LABEL_COLUMNS: tuple[str, ...] = (
+    TARGET,
+    "next_purchases",
+    "next_spend",
+    "holdout_purchases",
+    "holdout_spend",
+)

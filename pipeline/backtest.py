@@ -182,25 +182,17 @@ def _stacked(catalog: Catalog, settings: config.Settings) -> dict:
     """The forecast learnt on the case's stacked past cutoffs on top of its calibration fit's
     purchase model (:mod:`models.btyd.stacked`): its accuracy on the holdout (the churn
     window after the cutoff, the window it learns), its rounds and how they were judged."""
-    from models.btyd.churn_features import add_btyd_features_by_cutoff
     from models.btyd.stacked import StackedSettings, fit_stacked
     from models.evaluation.backtest import stacked_accuracy
+    from pipeline.stages.train_churn import with_btyd
 
-    pair, clv = clv_store.load(catalog.clv("calibration")), settings.clv
-
-    def with_btyd(name: str):  # the purchase model fit at each cutoff alone, as churn's
-        table = io.read_parquet(catalog.features(name))
-        horizon = settings.churn_horizon
-        return add_btyd_features_by_cutoff(
-            table, pair.purchase, clv.priors, horizon, clv.seed, pair.season
-        )[0]
-
-    target = with_btyd("calibration")
-    forecast = fit_stacked(
-        with_btyd("train_calibration"),
-        settings.features.churn_horizon_days,
-        StackedSettings(seed=clv.seed),
+    pair = clv_store.load(catalog.clv("calibration"))
+    train, target = (
+        with_btyd(io.read_parquet(catalog.features(name)), pair, settings)[0]
+        for name in ("train_calibration", "calibration")
     )
+    horizon = settings.features.churn_horizon_days
+    forecast = fit_stacked(train, horizon, StackedSettings(seed=settings.clv.seed))
     return stacked_accuracy(forecast.predict(target), target) | {
         "rounds": {part: model.rounds for part, model in forecast.parts.items()},
         "judge": forecast.judge,

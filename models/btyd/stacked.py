@@ -35,18 +35,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-TARGETS = {"purchases": "next_purchases", "spend": "next_spend"}
-# never features: identifiers and what lies after a cutoff
-EXCLUDE = (
-    "customer_id",
-    "cutoff",
-    "churned",
-    "next_purchases",
-    "next_spend",
-    "holdout_purchases",
-    "holdout_spend",
-)
+from models.columns import IDENTIFIERS, LABEL_COLUMNS
 
+TARGETS = {"purchases": "next_purchases", "spend": "next_spend"}
 
 SHRINK_DAYS = 1.0
 # the purchase model's forecast is floored here, and the trees' correction of it is at most
@@ -144,7 +135,7 @@ def feature_names(table: pd.DataFrame) -> tuple[str, ...]:
     return tuple(
         str(c)
         for c in table.columns
-        if c not in EXCLUDE
+        if c not in IDENTIFIERS + LABEL_COLUMNS
         and (pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c]))
     )
 

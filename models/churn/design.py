@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from models.churn.settings import CUTOFF, IDENTIFIERS, LABEL_COLUMNS, TARGET, ChurnSettings
+from models.churn.settings import ChurnSettings
+from models.columns import CUTOFF, IDENTIFIERS, LABEL_COLUMNS, TARGET
 
 
 def feature_columns(frame: pd.DataFrame, settings: ChurnSettings | None = None) -> list[str]:

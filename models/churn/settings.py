@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from models.columns import IDENTIFIERS, LABEL_COLUMNS
 from models.settings import (
     AtLeastOne,
     Column,
@@ -19,17 +20,6 @@ from models.settings import (
     settings,
 )
 
-TARGET = "churned"
-CUTOFF = "cutoff"
-IDENTIFIERS: tuple[str, ...] = ("customer_id", CUTOFF)
-# Outcomes measured after the cutoff: never features, whatever ``exclude`` says.
-LABEL_COLUMNS: tuple[str, ...] = (
-    TARGET,
-    "next_purchases",
-    "next_spend",
-    "holdout_purchases",
-    "holdout_spend",
-)
 # the purchase model's input for choosing its regularity (``gap_mean``/``gap_std`` carry the
 # customer's rhythm for the churn model)
 DEFAULT_EXCLUDE: tuple[str, ...] = IDENTIFIERS + LABEL_COLUMNS + ("log_gap_sum",)

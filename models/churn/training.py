@@ -25,7 +25,8 @@ from models.churn.design import (
     labels_of,
     split_by_cutoff,
 )
-from models.churn.settings import TARGET, ChurnSettings
+from models.churn.settings import ChurnSettings
+from models.columns import TARGET
 from models.evaluation.metrics import churn_metrics
 
 

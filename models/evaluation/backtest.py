@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models.churn.baselines import BASELINES, rivals
-from models.evaluation.metrics import churn_metrics
+from models.evaluation.metrics import churn_metrics, value_metrics
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,18 @@ def stacked_accuracy(predicted: pd.DataFrame, table: pd.DataFrame) -> dict:
     """The stacked forecast's accuracy on the holdout (``predicted``:
     :meth:`models.btyd.stacked.StackedForecast.predict` of the customers ``table``, with
     ``holdout_purchases`` and ``holdout_spend``): per part, the aggregate error in percent, the
-    customer MAE, the share of customers inside their interval and its mean width."""
+    customer MAE (as the evaluate stage measures the CLV model's: :func:`value_metrics`), the
+    share of customers inside their interval and its mean width."""
     out = {}
     for part in ("purchases", "spend"):
         if f"expected_{part}" not in predicted:
             continue
         actual = table[f"holdout_{part}"].to_numpy(dtype=float)
-        expected = predicted[f"expected_{part}"].to_numpy()
+        accuracy = value_metrics(actual, predicted[f"expected_{part}"].to_numpy())
         low, high = predicted[f"{part}_low"].to_numpy(), predicted[f"{part}_high"].to_numpy()
         out[part] = {
-            "aggregate_error_pct": float(100 * (expected.sum() / max(actual.sum(), 1.0) - 1)),
-            "mae": float(np.abs(expected - actual).mean()),
+            "aggregate_error_pct": accuracy["aggregate_error_pct"],
+            "mae": accuracy["mae"],
             "coverage": float(np.mean((actual >= low) & (actual <= high))),
             "mean_width": float(np.mean(high - low)),
         }

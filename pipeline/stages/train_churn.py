@@ -83,24 +83,17 @@ def _tags(report: dict) -> list[tuple[str, str]]:
 def _fit(name: str, settings: config.Settings, catalog: Catalog):
     """The churn model of a fit, shifted to the customers it will score, and the purchase
     model's MAP point at each of its training cutoffs."""
-    from models.btyd.churn_features import add_btyd_features_by_cutoff
     from models.churn.classifier import shifted_to
     from models.churn.settings import LABEL_COLUMNS
     from models.churn.training import train_churn as train
 
-    clv = settings.clv
     pair = clv_store.load(catalog.clv(name))  # its purchase model (the chosen one), its clock
-
-    def with_btyd(table):  # what the purchase model, fit at each cutoff alone, expects
-        return add_btyd_features_by_cutoff(
-            table, pair.purchase, clv.priors, settings.churn_horizon, clv.seed, pair.season
-        )
-
-    table, points = with_btyd(io.read_parquet(catalog.features(f"train_{name}")))
+    train_table = io.read_parquet(catalog.features(f"train_{name}"))
+    table, points = with_btyd(train_table, pair, settings)
     log.info("train_churn: %s model on %d rows", name, len(table))
     # the customers it will score, at its own cutoff: their features only, no outcome
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")
-    target = with_btyd(target)[0]
+    target = with_btyd(target, pair, settings)[0]
     try:
         level = _level(name, table, target, pair.name, settings, catalog)
         shape = level["shape"]["validation"] if level else None
@@ -108,6 +101,18 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     except ValueError as err:
         raise CvmError(f"train_churn ({name}): {err}") from None
     return shifted_to(model, target, level), points
+
+
+def with_btyd(table, pair, settings: config.Settings):
+    """``table`` with what the CLV ``pair``'s purchase model, fit at each of its cutoffs alone,
+    expects in the churn window (the ``btyd_*`` features), and that fit's MAP point per cutoff
+    (:func:`models.btyd.churn_features.add_btyd_features_by_cutoff`)."""
+    from models.btyd.churn_features import add_btyd_features_by_cutoff
+
+    clv = settings.clv
+    return add_btyd_features_by_cutoff(
+        table, pair.purchase, clv.priors, settings.churn_horizon, clv.seed, pair.season
+    )
 
 
 def _level(name: str, table, target, clv_model: str, settings: config.Settings, catalog):
