@@ -50,6 +50,10 @@ FAST = (
     "data=simulated",
     "data.format=csv",
     "clv.method=map",
+    # these tests are about retraining and publishing, not the purchase model's choice (tested
+    # in tests/models/test_choice.py and by the suite's default run): one candidate, no season
+    "clv.candidates=[bgnbd]",
+    "clv.season=false",
     "features.churn_horizon_days=56",
     "features.train_cutoffs=2",
     "features.train_cutoff_step_days=14",
