@@ -40,9 +40,10 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 from scipy import special
 
-from models.btyd import bgnbd, weibull_kernel, weibull_nbd
+from models.btyd import bgnbd, weibull_nbd
 from models.btyd.common import (
     BuiltModel,
+    FactoredLoglik,
     LogAndHazard,
     PurchaseModel,
     param_arrays,
@@ -96,18 +97,16 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
     return const + np.logaddexp.reduce(np.stack(np.broadcast_arrays(*_terms(params, x, t_x, T))))
 
 
-def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    """The weighted log-likelihood at ``theta = (r, alpha, a, b, s, beta, k)`` and its exact
-    gradient: Weibull/NBD's fused pass for the lifetime part, the dropout term beside it."""
+def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The weighted log-likelihood at ``theta = (r, alpha, a, b, s, beta, k)`` of the rows
+    :func:`models.btyd.weibull_nbd.factor` prepared, and its exact gradient: Weibull/NBD's
+    fused passes for the lifetime part, the dropout term beside it."""
     theta = np.asarray(theta, dtype=float)
     if not np.all(np.isfinite(theta) & (theta > 0)):  # a search's step past the float range
         return -np.inf, np.zeros(len(theta))
     r, alpha, a, b, s, beta, k = theta
-    x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
-    theta_w = np.array([r, alpha, s, beta, k])
-    lifetime, d_lifetime = weibull_kernel.loglik_rows(
-        theta_w, x, t_x, T, weibull_nbd.NODES, weibull_nbd.WEIGHTS, weibull_nbd.SPLIT
-    )
+    x, t_x, w = f["x"], f["t_x"], f["w"]
+    lifetime, d_lifetime = weibull_nbd.lifetime_rows(np.array([r, alpha, s, beta, k]), f)
     with np.errstate(all="ignore"):  # overflowing corners of a search: -inf or nan rows
         psi = special.digamma
         kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime
@@ -138,6 +137,9 @@ def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
 
 
+FACTORED = FactoredLoglik(weibull_nbd.factor, loglik_and_grad)
+
+
 def build_model(
     data: pd.DataFrame,
     priors: Priors | None = None,
@@ -154,7 +156,7 @@ def build_model(
         priors,
         weights,
         collapse,
-        loglik_and_grad,
+        FACTORED,
         (weibull_nbd.ageing_start(data),),
     )
 

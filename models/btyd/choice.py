@@ -79,8 +79,8 @@ def choose(
     ``horizon`` (model units) after it; ``settings``: how each candidate is fit (its model,
     season and method replaced); ``repeats``: the log's repeat purchases, which the seasonal
     candidates need. A seasonal candidate is left out, with the reason, where the log holds
-    less than a year before the validation cutoff; ``DegenerateData`` says so when that leaves
-    none.
+    less than a year before the validation cutoff (``DegenerateData`` says so when that leaves
+    none), and so is a candidate the data cannot identify (:func:`fit_candidate`).
 
     Returns ``choice`` (the candidate's name), ``model``, ``season``, the ``scores`` of each
     candidate, the ``noise`` of each against the lowest deviance, the ``rule``, the ``reason``,
@@ -97,7 +97,11 @@ def choose(
         )
     errors, scores, fits = {}, {}, {}
     for candidate in kept:
-        fit = fit_candidate(validation, candidate, settings, repeats, unit_days)
+        try:
+            fit = fit_candidate(validation, candidate, settings, repeats, unit_days)
+        except DegenerateData as err:
+            left_out[candidate.name] = str(err)
+            continue
         fits[candidate.name] = PointFit.of(fit, unit_days).to_dict()
         window = PredictionSettings(horizon=horizon, clv_periods=0)
         predicted = fit.predict(validation, window)["expected_purchases"].to_numpy()
@@ -109,6 +113,8 @@ def choose(
             "predicted": float(predicted.sum()),
             "actual": float(actual.sum()),
         }
+    if not scores:
+        raise DegenerateData("no candidate can be fit: " + "; ".join(left_out.values()))
     best = min(scores, key=lambda name: scores[name]["deviance"])
     noise = {name: _noise(errors[name] - errors[best]) for name in scores}
     lowest = scores[best]["deviance"]
@@ -149,7 +155,8 @@ def fit_candidate(
 ) -> FittedClv:
     """A candidate's MAP fit on the customers ``table`` (one cutoff), purchases alone and
     without covariates, otherwise as ``settings`` say: how every out-of-time choice of the
-    family fits its candidates, the CLV's and the churn level's."""
+    family fits its candidates, the CLV's and the churn level's. ``DegenerateData`` where the
+    data cannot identify it, a Weibull lifetime's shape beyond :data:`MAX_SHAPE` included."""
     fit_settings = replace(
         settings,
         model=candidate.model,
@@ -158,7 +165,23 @@ def fit_candidate(
         spend=False,
         covariates=(),
     )
-    return fit_clv(table, fit_settings, repeats, unit_days)
+    fit = fit_clv(table, fit_settings, repeats, unit_days)
+    shape = fit.point.get("k")  # a Weibull lifetime's shape
+    if shape is not None and shape > MAX_SHAPE:
+        raise DegenerateData(
+            f"{candidate.name}: the lifetime's Weibull shape ran to k = {shape:.3g} (s = "
+            f"{fit.point['s']:.3g}) along the ridge where only k s is told: a lifetime this "
+            "log does not identify"
+        )
+    return fit
+
+
+# a Weibull shape above this is a lifetime fit that ran along its ridge (k -> inf and s -> 0
+# with k s fixed: a survival falling as a small power of age), not an ageing the log shows:
+# there the MAP stops wherever the search does, and its forecast with it (BG/NBD with Weibull
+# lifetimes on CDNOW stopped at k = 60 in one build and k = 36 in another, deviances 8e-4
+# apart, which moved the out-of-time choice)
+MAX_SHAPE = 10.0
 
 
 def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:

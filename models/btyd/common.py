@@ -103,6 +103,12 @@ class LogDensity:
             | {n: v for n, v in pairs if n in self.unconstrained}
         )
 
+    def at(self, values: Mapping[str, float]) -> np.ndarray:
+        """The ``u`` of a point given as :meth:`values` gives it (``log_<name>`` or ``<name>``)."""
+        return np.array(
+            [values[n if n in self.unconstrained else f"log_{n}"] for n in self.names], dtype=float
+        )
+
 
 @dataclass(frozen=True)
 class BuiltModel:
@@ -230,18 +236,21 @@ def per_row_model(
     priors: Priors | None,
     weights: ArrayLike | None,
     collapse_rows: bool,
-    loglik_and_grad: Callable[..., tuple[float, np.ndarray]] | None = None,
+    factored: FactoredLoglik | None = None,
     starts: Sequence[Mapping[str, float]] = (),
 ) -> BuiltModel:
     """The PyMC model of a purchase model whose log-likelihood is written per row
     (``loglik_rows(*params, x, t_x, T)``): the weighted sum over the summaries of ``data``
-    (identical rows collapsed unless ``weights`` are given); with ``loglik_and_grad(theta, x,
-    t_x, T, w)`` (the same sum and its gradient in numpy) also its numpy density, with further
-    starting points where ``starts`` give some parameters other values."""
+    (identical rows collapsed unless ``weights`` are given); with ``factored`` (the same sum
+    and its gradient in numpy) also its numpy density, with further starting points where
+    ``starts`` give some parameters other values."""
     rows, w = weighted_rows(data, TRANSACTION_COLUMNS, weights, collapse_rows)
     x, t_x, T = (rows[c].to_numpy(dtype=float) for c in TRANSACTION_COLUMNS)
     total = lambda *p: pt.dot(w, loglik_rows(*p, x, t_x, T))  # noqa: E731
-    direct = None if loglik_and_grad is None else lambda theta: loglik_and_grad(theta, x, t_x, T, w)
+    direct = None
+    if factored is not None:
+        prepared = factored.factor(x, t_x, T, w)
+        direct = lambda theta: factored.loglik_and_grad(theta, prepared)  # noqa: E731
     return weighted_model(names, priors or Priors(), total, direct, starts)
 
 

@@ -36,6 +36,7 @@ from scipy import special
 from models.btyd import weibull_nbd
 from models.btyd.common import (
     BuiltModel,
+    FactoredLoglik,
     LogAndHazard,
     PurchaseModel,
     no_purchase_dropout,
@@ -139,20 +140,22 @@ def build_model(
     BuiltModel
         The PyMC model (free variables ``log_<name>``, deterministics ``r, alpha, s, beta``,
         the weighted log-likelihood as the potential ``"loglik"``) and its numpy log density
-        (:func:`loglik_and_grad`), which MAP and NUTS use.
+        (:data:`FACTORED`), which MAP and NUTS use.
     """
-    return per_row_model(
-        PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, loglik_and_grad
-    )
+    return per_row_model(PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, FACTORED)
 
 
-def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    """The weighted log-likelihood at ``theta = (r, alpha, s, beta)`` and its gradient:
-    Weibull/NBD's at ``k = 1``, which is Pareto/NBD (its quadrature of the dropout integral,
-    differentiated exactly; the closed form's derivatives in the Gauss hypergeometric
-    function's parameters have no closed form)."""
-    value, grad = weibull_nbd.loglik_and_grad(np.append(theta, 1.0), x, t_x, T, w)
+def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The weighted log-likelihood at ``theta = (r, alpha, s, beta)`` of the rows
+    :func:`models.btyd.weibull_nbd.factor` prepared, and its gradient: Weibull/NBD's at ``k =
+    1``, which is Pareto/NBD (its quadrature of the dropout integral, differentiated exactly;
+    the closed form's derivatives in the Gauss hypergeometric function's parameters have no
+    closed form)."""
+    value, grad = weibull_nbd.loglik_and_grad(np.append(theta, 1.0), f)
     return value, grad[:4]
+
+
+FACTORED = FactoredLoglik(weibull_nbd.factor, loglik_and_grad)
 
 
 # --------------------------------------------------------------------------- predictions

@@ -34,8 +34,10 @@ from scipy import special
 from models.btyd import weibull_kernel
 from models.btyd.common import (
     BuiltModel,
+    FactoredLoglik,
     LogAndHazard,
     PurchaseModel,
+    levels,
     no_purchase_dropout,
     param_arrays,
     per_row_model,
@@ -161,17 +163,89 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
     return const + np.logaddexp(alive, died)
 
 
-def loglik_and_grad(theta: np.ndarray, x, t_x, T, w) -> tuple[float, np.ndarray]:
-    """The weighted log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient:
-    :func:`loglik_numpy`'s quadrature, differentiated exactly, in one fused pass
-    (:mod:`models.btyd.weibull_kernel`)."""
-    x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T))
+def factor(x, t_x, T, w) -> dict[str, np.ndarray]:
+    """Weighted summary rows → what :func:`lifetime_rows` works on: the distinct ``x`` and
+    ``T``, and the distinct pairs ``(x, t_x)`` and ``(x, T)`` whose integrals to the latest
+    ``T`` each customer's likelihood takes the difference of (the rows themselves too, for
+    models that add terms of their own)."""
+    x, t_x, T, w = (np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T, w))
+    xs, i_x = levels(x)
+    Ts, i_T = levels(T)
+    pairs, i_pair = levels(np.column_stack([np.concatenate([x, x]), np.concatenate([t_x, T])]), 0)
+    n = len(x)
+    return {
+        "x": x,
+        "t_x": t_x,
+        "T": T,
+        "w": w,
+        "x_levels": xs,
+        "x_index": i_x,
+        "T_levels": Ts,
+        "T_index": i_T,
+        "pair_x": np.ascontiguousarray(pairs[:, 0]),
+        "pair_start": np.ascontiguousarray(pairs[:, 1]),
+        "from_index": i_pair[:n],
+        "to_index": i_pair[n:],
+        "end": np.array(float(T.max()) if n else 0.0),
+    }
+
+
+def lifetime_rows(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's log-likelihood at ``theta = (r, alpha, s, beta, k)`` and its gradient (shape
+    ``(5, n)``): :func:`loglik_numpy`'s quadrature, differentiated exactly, on the rows
+    :func:`factor` prepared (:mod:`models.btyd.weibull_kernel`)."""
+    r, alpha, s, beta, k = theta
+    logs, d_logs = weibull_kernel.integrals(
+        theta, f["pair_x"], f["pair_start"], float(f["end"]), NODES, WEIGHTS, SPLIT
+    )
+    Ts, xs = f["T_levels"], f["x_levels"]
+    with np.errstate(all="ignore"):  # a search's corners: T^k past the float range
+        Tk = Ts**k
+        log_T = np.where(Ts > 0, np.log(np.where(Ts > 0, Ts, 1.0)), 0.0)
+        alive_at = np.stack([np.log(alpha + Ts), np.log(beta) - np.log(beta + Tk)])
+        d_alive_at = np.stack(
+            [
+                np.zeros_like(Ts),
+                1.0 / (alpha + Ts),
+                np.zeros_like(Ts),
+                1.0 / beta - 1.0 / (beta + Tk),
+                -Tk * log_T / (beta + Tk),
+            ]
+        )
+        const_at = np.stack(
+            [
+                special.gammaln(r + xs) - special.gammaln(r) + r * np.log(alpha),
+                special.digamma(r + xs) - special.digamma(r) + np.log(alpha),
+            ]
+        )
+    return weibull_kernel.rows_from_integrals(
+        theta,
+        f["x"],
+        alive_at,
+        d_alive_at,
+        const_at,
+        f["x_index"],
+        f["T_index"],
+        f["from_index"],
+        f["to_index"],
+        logs,
+        d_logs,
+    )
+
+
+def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The weighted log-likelihood at ``theta = (r, alpha, s, beta, k)`` of the rows
+    :func:`factor` prepared, and its gradient (:func:`lifetime_rows`)."""
     theta = np.asarray(theta, dtype=float)
     if not np.all(np.isfinite(theta) & (theta > 0)):  # a search's step past the float range
         return -np.inf, np.zeros(len(theta))
-    rows, grads = weibull_kernel.loglik_rows(theta, x, t_x, T, NODES, WEIGHTS, SPLIT)
+    rows, grads = lifetime_rows(theta, f)
     # summed without BLAS: its threads spin after a product, on the cores the next pass needs
+    w = f["w"]
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
+
+
+FACTORED = FactoredLoglik(factor, loglik_and_grad)
 
 
 def build_model(
@@ -183,9 +257,7 @@ def build_model(
 ) -> BuiltModel:
     """PyMC model of the parameters given customer summaries (``frequency``, ``recency``,
     ``T``); identical rows collapsed with weights unless ``weights`` are given."""
-    return per_row_model(
-        PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, loglik_and_grad
-    )
+    return per_row_model(PARAM_NAMES, loglik_pytensor, data, priors, weights, collapse, FACTORED)
 
 
 def ageing_start(data: pd.DataFrame) -> dict[str, float]:

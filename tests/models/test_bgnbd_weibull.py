@@ -194,10 +194,11 @@ def test_map_searches_from_a_lifetime_that_ages_too(simulated: pd.DataFrame) -> 
 def test_a_step_past_the_float_range_is_an_impossible_point_not_an_error(module, cdnow) -> None:
     """A line search can step to ``exp(u)`` = 0 or inf: the log-likelihood is -inf there."""
     x, t_x, T = _summary(cdnow)
+    prepared = weibull_nbd.factor(x, t_x, T, np.ones(len(x)))
     names = module.PARAM_NAMES
     for value in (0.0, np.inf):
         theta = np.array([value if n == "beta" else AGEING[n] for n in names])
-        loglik, grad = module.loglik_and_grad(theta, x, t_x, T, np.ones(len(x)))
+        loglik, grad = module.loglik_and_grad(theta, prepared)
         assert loglik == -np.inf and np.array_equal(grad, np.zeros(len(names)))
 
 
@@ -216,7 +217,8 @@ def test_the_corners_a_search_visits_are_values_not_errors(module, cdnow) -> Non
     # where a MAP search on CDNOW stopped with a division by zero
     path = (2e94, 7e-16, 0.23, 1.6e-5, 0.17, 5e3, 4e-279)
     visited = dict(zip(bgnbd_weibull.PARAM_NAMES, path, strict=True))
+    prepared = weibull_nbd.factor(x, t_x, T, np.ones(len(x)))
     for point in [*points, visited]:
         theta = np.array([point[n] for n in names])
-        loglik, grad = module.loglik_and_grad(theta, x, t_x, T, np.ones(len(x)))
+        loglik, grad = module.loglik_and_grad(theta, prepared)
         assert isinstance(loglik, float) and grad.shape == (len(names),)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.btyd import choice as choice_module
 from models.btyd.choice import Candidate, candidates, choose, poisson_deviance
-from models.btyd.clv import ClvSettings
+from models.btyd.clv import ClvSettings, DegenerateData
 from models.btyd.point_fit import PointFit
 from tests.models.test_season import UNIT, _actual, _log, _repeats, _table
 
@@ -116,3 +117,26 @@ def test_without_seasonal_candidates_no_repeat_purchases_are_needed():
         UNIT,
     )
     assert set(choice["scores"]) == set(MODELS) and choice["left_out"] == {}
+
+
+def test_a_lifetime_that_ran_along_its_ridge_is_left_out_and_the_others_compete(monkeypatch):
+    """A Weibull shape beyond ``MAX_SHAPE`` is a fit that stopped somewhere along the ridge k
+    -> inf, s -> 0: left out with the reason, never the lowest the others are held to. (The
+    bound is lowered here so that the log's own Weibull/NBD fit passes it.)"""
+    log = _log(0.0, seed=24)
+    monkeypatch.setattr(choice_module, "MAX_SHAPE", 0.0)
+    choice = _choose(log, "2025-06-30", season=False)
+    assert set(choice["scores"]) == {"bgnbd", "mbgnbd"} == set(choice["fits"])
+    assert list(choice["left_out"]) == ["weibull_nbd"]
+    assert "the lifetime's Weibull shape ran to k =" in choice["left_out"]["weibull_nbd"]
+    assert choice["choice"] in ("bgnbd", "mbgnbd")
+    with pytest.raises(DegenerateData, match="no candidate can be fit: weibull_nbd: the"):
+        choose(
+            _validation(log, "2025-06-30"),
+            "next_purchases",
+            HORIZON_DAYS / UNIT,
+            candidates(("weibull_nbd",), False),
+            ClvSettings(),
+            _repeats(log),
+            UNIT,
+        )

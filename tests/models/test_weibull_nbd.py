@@ -91,7 +91,12 @@ def test_the_likelihood_is_the_integral_it_approximates(
 @pytest.mark.parametrize("kind", ["flat", "weakly_informative"])
 @pytest.mark.parametrize("point", [PARETO | {"k": 0.6, "beta": 30.0}, PARETO | {"k": 2.5}])
 def test_the_numpy_density_is_the_models(cdnow: pd.DataFrame, kind: str, point: dict) -> None:
-    """The log posterior MAP fits and NUTS use, value and gradient, is the PyMC model's."""
+    """The log posterior MAP fits and NUTS use, value and gradient, is the PyMC model's. The
+    numpy density integrates from ``t_x`` and from ``T`` to the latest ``T`` and subtracts,
+    the PyMC graph integrates over ``(t_x, T]``: two quadratures of one integral, each within
+    1.5e-4 nats of adaptive quadrature's sum over these customers at ``k = 0.6``, 2e-5 apart,
+    and their derivatives in ``log k`` within 2.3e-3 of adaptive quadrature's (157.738), 3e-4
+    apart."""
     import pytensor.tensor as pt
 
     built = WEIBULL_NBD.build(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
@@ -102,8 +107,8 @@ def test_the_numpy_density_is_the_models(cdnow: pd.DataFrame, kind: str, point: 
     expected = model.compile_fn(
         [target, *pt.grad(target, model.value_vars)], inputs=model.value_vars, point_fn=False
     )(*u)
-    assert logp == pytest.approx(float(expected[0]), rel=1e-9)
-    np.testing.assert_allclose(grad, np.array(expected[1:], dtype=float), rtol=1e-6, atol=1e-5)
+    assert logp == pytest.approx(float(expected[0]), rel=1e-8)
+    np.testing.assert_allclose(grad, np.array(expected[1:], dtype=float), rtol=1e-5, atol=1e-5)
 
 
 def test_wearing_out_customers_fit_cdnow_better_than_pareto_nbd(cdnow: pd.DataFrame) -> None:
