@@ -103,12 +103,6 @@ class LogDensity:
             | {n: v for n, v in pairs if n in self.unconstrained}
         )
 
-    def at(self, values: Mapping[str, float]) -> np.ndarray:
-        """The ``u`` of a point given as :meth:`values` gives it (``log_<name>`` or ``<name>``)."""
-        return np.array(
-            [values[n if n in self.unconstrained else f"log_{n}"] for n in self.names], dtype=float
-        )
-
 
 @dataclass(frozen=True)
 class BuiltModel:

@@ -164,7 +164,8 @@ def rows_from_integrals(
 ):  # pragma: no cover - compiled
     """Each customer's log-likelihood and its gradient (shape ``(5, n)``) from the terms of
     their distinct ``T`` (``i_T``: ``alive_at`` holds ``log(alpha+T)`` and ``log S(T) / s``,
-    ``d_alive_at`` the derivatives :func:`models.btyd.weibull_nbd.at_levels` lists), of their
+    ``d_alive_at`` what the derivatives in ``alpha``, ``beta`` and ``k`` take from ``T``,
+    :func:`models.btyd.weibull_nbd.lifetime_rows`), of their
     distinct ``x`` (``i_x``: ``const_at`` holds ``log G(r+x) alpha^r / G(r)`` and its
     derivative in ``r``) and of the integrals (:func:`integrals`) from ``t_x`` (``i_from``)
     and from ``T`` (``i_to``) to the common end, whose difference is the integral over

@@ -176,7 +176,6 @@ def factor(x, t_x, T, w) -> dict[str, np.ndarray]:
     return {
         "x": x,
         "t_x": t_x,
-        "T": T,
         "w": w,
         "x_levels": xs,
         "x_index": i_x,
@@ -201,13 +200,16 @@ def lifetime_rows(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[np.nd
     Ts, xs = f["T_levels"], f["x_levels"]
     with np.errstate(all="ignore"):  # a search's corners: T^k past the float range
         Tk = Ts**k
-        log_T = np.where(Ts > 0, np.log(np.where(Ts > 0, Ts, 1.0)), 0.0)
+        log_T = np.log(np.where(Ts > 0, Ts, 1.0))  # T^k log T is 0 at T = 0
         alive_at = np.stack([np.log(alpha + Ts), np.log(beta) - np.log(beta + Tk)])
+        # by parameter, what the alive term's derivative takes from T (r's and s's are
+        # alive_at's own rows)
+        unused = np.zeros_like(Ts)
         d_alive_at = np.stack(
             [
-                np.zeros_like(Ts),
+                unused,
                 1.0 / (alpha + Ts),
-                np.zeros_like(Ts),
+                unused,
                 1.0 / beta - 1.0 / (beta + Tk),
                 -Tk * log_T / (beta + Tk),
             ]
