@@ -95,26 +95,23 @@ def choose(
             f"clv.season: {problem}; with clv.season=auto the candidates "
             "without a season compete too"
         )
+    fitted, unfit = fit_candidates(validation, kept, settings, repeats, unit_days)
+    left_out |= unfit
+    if not fitted:
+        raise DegenerateData("no candidate can be fit: " + "; ".join(left_out.values()))
+    window = PredictionSettings(horizon=horizon, clv_periods=0)
     errors, scores, fits = {}, {}, {}
-    for candidate in kept:
-        try:
-            fit = fit_candidate(validation, candidate, settings, repeats, unit_days)
-        except DegenerateData as err:
-            left_out[candidate.name] = str(err)
-            continue
-        fits[candidate.name] = PointFit.of(fit, unit_days).to_dict()
-        window = PredictionSettings(horizon=horizon, clv_periods=0)
+    for name, fit in fitted.items():
+        fits[name] = PointFit.of(fit, unit_days).to_dict()
         predicted = fit.predict(validation, window)["expected_purchases"].to_numpy()
-        errors[candidate.name] = poisson_deviance(actual, predicted)
-        scores[candidate.name] = {
-            "deviance": float(errors[candidate.name].mean()),
+        errors[name] = poisson_deviance(actual, predicted)
+        scores[name] = {
+            "deviance": float(errors[name].mean()),
             "mae": float(np.abs(predicted - actual).mean()),
             "aggregate_error_pct": 100 * (predicted.sum() / max(actual.sum(), 1.0) - 1),
             "predicted": float(predicted.sum()),
             "actual": float(actual.sum()),
         }
-    if not scores:
-        raise DegenerateData("no candidate can be fit: " + "; ".join(left_out.values()))
     best = min(scores, key=lambda name: scores[name]["deviance"])
     noise = {name: _noise(errors[name] - errors[best]) for name in scores}
     lowest = scores[best]["deviance"]
@@ -146,6 +143,32 @@ def usable(
     return [c for c in candidates if c.name not in left_out], left_out
 
 
+# a Weibull shape above this is a lifetime fit that ran along its ridge (k -> inf and s -> 0
+# with k s fixed: a survival falling as a small power of age), not an ageing the log shows:
+# there the MAP stops wherever the search does, and its forecast with it (BG/NBD with Weibull
+# lifetimes on CDNOW stopped at k = 60 in one build and k = 36 in another, deviances 8e-4
+# apart, which moved the out-of-time choice)
+MAX_SHAPE = 10.0
+
+
+def fit_candidates(
+    table: pd.DataFrame,
+    candidates: Sequence[Candidate],
+    settings: ClvSettings,
+    repeats: Repeats | None,
+    unit_days: float,
+) -> tuple[dict[str, FittedClv], dict[str, str]]:
+    """Each candidate's fit (:func:`fit_candidate`) by name, and those the data cannot
+    identify with the reason."""
+    fits, left_out = {}, {}
+    for candidate in candidates:
+        try:
+            fits[candidate.name] = fit_candidate(table, candidate, settings, repeats, unit_days)
+        except DegenerateData as err:
+            left_out[candidate.name] = str(err)
+    return fits, left_out
+
+
 def fit_candidate(
     table: pd.DataFrame,
     candidate: Candidate,
@@ -174,14 +197,6 @@ def fit_candidate(
             "log does not identify"
         )
     return fit
-
-
-# a Weibull shape above this is a lifetime fit that ran along its ridge (k -> inf and s -> 0
-# with k s fixed: a survival falling as a small power of age), not an ageing the log shows:
-# there the MAP stops wherever the search does, and its forecast with it (BG/NBD with Weibull
-# lifetimes on CDNOW stopped at k = 60 in one build and k = 36 in another, deviances 8e-4
-# apart, which moved the out-of-time choice)
-MAX_SHAPE = 10.0
 
 
 def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from models.btyd.choice import Candidate, fit_candidate, usable
-from models.btyd.clv import ClvSettings, DegenerateData
+from models.btyd.choice import Candidate, fit_candidates, usable
+from models.btyd.clv import ClvSettings
 from models.btyd.point_fit import PointFit
 from models.btyd.season import Repeats
 from models.churn.calibration import at_mean
@@ -50,13 +50,9 @@ def _fits(
     fits = {c.name: PointFit.from_dict(made[c.name]) for c in candidates if c.name in made}
     rows = table.sample(MAX_CUSTOMERS, random_state=seed) if len(table) > MAX_CUSTOMERS else table
     kept, left_out = usable([c for c in candidates if c.name not in made], rows, repeats)
-    for candidate in kept:
-        try:
-            fit = fit_candidate(rows, candidate, settings, repeats, unit_days)
-        except DegenerateData as err:
-            left_out[candidate.name] = str(err)
-            continue
-        fits[candidate.name] = PointFit.of(fit, unit_days)
+    fitted, unfit = fit_candidates(rows, kept, settings, repeats, unit_days)
+    left_out |= unfit
+    fits |= {name: PointFit.of(fit, unit_days) for name, fit in fitted.items()}
     return {c.name: fits[c.name] for c in candidates if c.name in fits}, left_out
 
 

@@ -84,12 +84,11 @@ def _fit(name: str, settings: config.Settings, catalog: Catalog):
     """The churn model of a fit, shifted to the customers it will score, and the purchase
     model's MAP point at each of its training cutoffs."""
     from models.churn.classifier import shifted_to
-    from models.churn.settings import LABEL_COLUMNS
     from models.churn.training import train_churn as train
+    from models.columns import LABEL_COLUMNS
 
     pair = clv_store.load(catalog.clv(name))  # its purchase model (the chosen one), its clock
-    train_table = io.read_parquet(catalog.features(f"train_{name}"))
-    table, points = with_btyd(train_table, pair, settings)
+    table, points = with_btyd(io.read_parquet(catalog.features(f"train_{name}")), pair, settings)
     log.info("train_churn: %s model on %d rows", name, len(table))
     # the customers it will score, at its own cutoff: their features only, no outcome
     target = io.read_parquet(catalog.features(name)).drop(columns=LABEL_COLUMNS, errors="ignore")

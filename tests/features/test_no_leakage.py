@@ -12,7 +12,7 @@ from features.tables import customer_features, training_cutoffs, training_table
 from models.btyd.bgnbd import BGNBD
 from models.btyd.churn_features import add_btyd_features_by_cutoff
 from models.btyd.priors import Priors
-from models.churn.settings import LABEL_COLUMNS
+from models.columns import LABEL_COLUMNS
 
 SPEC = FeatureSpec()
 

@@ -221,7 +221,7 @@ def test_the_holdout_never_reaches_the_churn_model(pipeline_outputs, tmp_path, m
     import numpy as np
     import yaml
 
-    from models.churn.settings import LABEL_COLUMNS
+    from models.columns import LABEL_COLUMNS
     from pipeline.cli import main
 
     project = tmp_path / "copy"
