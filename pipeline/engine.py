@@ -132,13 +132,18 @@ def query_fraction(con) -> Callable[[], float]:
 
 
 def spark_conf(engine: dict[str, Any]) -> dict[str, str]:
-    """The Spark settings of ``engine``: the defaults, then ``engine.conf`` (nested or dotted)."""
+    """The Spark settings of ``engine``: the defaults, then ``engine.conf`` (nested or dotted),
+    with the project's log configuration among the driver's Java options."""
     conf = dict(SPARK_DEFAULTS)
     conf.update({k: _spark_value(v) for k, v in _flatten(engine.get("conf") or {}).items()})
     if str(engine.get("master", "local[2]")).startswith("local"):
         conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
         conf.setdefault("spark.driver.host", "127.0.0.1")
-    conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+    # Spark's quiet log configuration joins the driver's own Java options unless they name one
+    options = conf.get("spark.driver.extraJavaOptions", "")
+    if "log4j2.configurationFile" not in options:
+        quiet = f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"
+        conf["spark.driver.extraJavaOptions"] = f"{quiet} {options}".strip()
     return conf
 
 

@@ -112,7 +112,8 @@ def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[flo
         kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime
         buyer = x > 0
         x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
-        tk, log_t = t_x1**k, np.log(t_x1)
+        tk = t_x1**k
+        tk_log_t = special.xlogy(tk, tk) / k  # t^k log t, 0 at t = 0 (repeats on day one)
         dropped = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         dropped += _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
         dropped = np.where(buyer, dropped, -np.inf)
@@ -132,7 +133,7 @@ def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[flo
         grads[3] = keep * d_kept_b + share * d_dropped_b
         grads[4] = keep * d_lifetime[2] + share * (np.log(beta) - np.log(beta + tk))
         grads[5] = keep * d_lifetime[3] + share * (s / beta - s / (beta + tk))
-        grads[6] = keep * d_lifetime[4] + share * (-s * tk * log_t / (beta + tk))
+        grads[6] = keep * d_lifetime[4] + share * (-s * tk_log_t / (beta + tk))
     # summed without BLAS: its threads spin after a product, on the cores the next pass needs
     return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
 

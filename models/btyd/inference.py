@@ -174,7 +174,9 @@ def fit_map(
         # everyone from the sample's optimum, settled to the Newton steps' tolerance too
         starts, ftol = (first.x,), NEWTON_SETTLED / max(abs(whole.neg(first.x)[0]), 1.0)
     res = _highest(whole.neg, starts, maxiter, ftol)
-    return whole.report(res.x) | {"n_iter": float(res.nit), "converged": float(bool(res.success))}
+    # L-BFGS-B stops "successfully" on a nan gradient: an optimum that is not finite is none
+    found = bool(res.success) and np.isfinite(res.fun) and np.all(np.isfinite(res.x))
+    return whole.report(res.x) | {"n_iter": float(res.nit), "converged": float(found)}
 
 
 def _highest(neg, starts, maxiter: int, ftol: float = 1e-14) -> optimize.OptimizeResult:

@@ -18,6 +18,7 @@ from models.btyd.bgnbd_weibull import BGNBD_WEIBULL
 from models.btyd.inference import fit_map
 from models.btyd.priors import Priors
 from models.simulate import simulate_histories
+from tests.models.test_weibull_nbd import in_days
 
 BG = dict(BGNBD.simulation_params)
 TRUTH = dict(BGNBD_WEIBULL.simulation_params)
@@ -111,9 +112,26 @@ def test_expected_purchases_given_alive_is_the_double_integral() -> None:
 @pytest.mark.parametrize("kind", ["flat", "weakly_informative"])
 def test_the_numpy_density_is_the_models(cdnow: pd.DataFrame, kind: str) -> None:
     """The log posterior MAP fits and NUTS use, value and gradient, is the PyMC model's."""
+    _assert_density_is_models(BGNBD_WEIBULL.build(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5)))
+
+
+def test_repeats_on_the_first_day_have_a_density_and_a_fit() -> None:
+    """Customers whose repeats all fell on their first day (``x > 0``, ``t_x = 0``, which a log
+    timed to the day gives) have a finite log density and gradient, the PyMC model's, and the
+    MAP fit on them settles (their dropout term's derivative in ``k`` once made every gradient
+    nan, and the fit stopped at once)."""
+    rng = np.random.default_rng(4)
+    histories = in_days(simulate_histories(BGNBD_WEIBULL, TRUTH, rng.uniform(20, 90, 3000), rng))
+    assert ((histories.frequency > 0) & (histories.recency == 0)).any()
+    built = BGNBD_WEIBULL.build(histories, Priors())
+    _assert_density_is_models(built)
+    fit = fit_map(built, seed=0)
+    assert fit["converged"] == 1.0 and np.isfinite(fit["loglik"])
+
+
+def _assert_density_is_models(built) -> None:
     import pytensor.tensor as pt
 
-    built = BGNBD_WEIBULL.build(cdnow, Priors(kind, log_mu=0.5, log_sigma=1.5))
     model = built.pymc
     u = np.log([AGEING[n] for n in built.density.names])
     logp, grad, _ = built.density.evaluate(u)
@@ -122,6 +140,7 @@ def test_the_numpy_density_is_the_models(cdnow: pd.DataFrame, kind: str) -> None
         [target, *pt.grad(target, model.value_vars)], inputs=model.value_vars, point_fn=False
     )(*u)
     assert logp == pytest.approx(float(expected[0]), rel=1e-9)
+    assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, np.array(expected[1:], dtype=float), rtol=1e-6, atol=1e-5)
 
 
@@ -154,7 +173,7 @@ def test_map_recovers_the_truth_where_bgnbd_is_far_off(simulated: pd.DataFrame) 
     purchase within 5 %, the population's survival to 26, 52 and 78 weeks of age (the ages
     observed) within 0.03; the holdout total within 5 %, where BG/NBD's is more than 25 %
     over."""
-    fit = fit_map(BGNBD_WEIBULL.build(simulated, Priors("flat")), seed=0)
+    fit = fit_map(BGNBD_WEIBULL.build(in_days(simulated), Priors("flat")), seed=0)
     assert fit["converged"] == 1.0
     for name in ("r", "alpha"):
         assert fit[name] == pytest.approx(TRUTH[name], rel=0.10), name

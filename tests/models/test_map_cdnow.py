@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from models.btyd import bgnbd, gamma_gamma, pareto_nbd
+from models.btyd.bgnbd import BGNBD
 from models.btyd.inference import fit_map
 from models.btyd.priors import Priors
 
@@ -58,3 +61,17 @@ def test_weakly_informative_map_close_to_mle(cdnow: pd.DataFrame) -> None:
     mle = fit_map(bgnbd.build_model(cdnow, Priors("flat")), seed=0)
     wi = fit_map(bgnbd.build_model(cdnow, Priors()), seed=1, jitter=0.5)
     _check(wi, mle, bgnbd.PARAM_NAMES, rel=0.03)
+
+
+def test_an_optimum_that_is_not_finite_is_not_converged(cdnow: pd.DataFrame) -> None:
+    """L-BFGS-B reports success when a nan gradient stops it at its first step; the fit says
+    it did not converge (the stage then fails or warns, as for any fit that did not settle)."""
+    built = BGNBD.build(cdnow, Priors("flat"))
+
+    def nan_gradient(u: np.ndarray):
+        logp, grad, loglik = built.density.evaluate(u)
+        return logp, np.full_like(grad, np.nan), loglik
+
+    broken = replace(built, density=replace(built.density, evaluate=nan_gradient))
+    assert fit_map(broken, seed=0)["converged"] == 0.0
+    assert fit_map(built, seed=0)["converged"] == 1.0

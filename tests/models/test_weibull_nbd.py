@@ -136,8 +136,15 @@ def test_p_alive_and_expected_purchases_match_simulated_customers(simulated) -> 
     assert abs(fresh.frequency.mean() - WEIBULL_NBD.expected_purchases(TRUTH, 39.0)) < 3 * se
 
 
+def in_days(histories: pd.DataFrame) -> pd.DataFrame:
+    """Simulated histories with their times (weeks) on the day, as a log records them: their
+    many customers share few (x, t_x) and (x, T) pairs, which the lifetime integrals are
+    computed for (about 5 times faster a fit than on exact times)."""
+    return histories.assign(**{c: (histories[c] * 7).round() / 7 for c in ("recency", "T")})
+
+
 @pytest.mark.slow
 def test_map_recovers_the_truth(simulated: pd.DataFrame) -> None:
-    fit = fit_map(WEIBULL_NBD.build(simulated, Priors("flat")), seed=0)
+    fit = fit_map(WEIBULL_NBD.build(in_days(simulated), Priors("flat")), seed=0)
     for name in ("r", "alpha", "k"):
         assert fit[name] == pytest.approx(TRUTH[name], rel=0.15), name
