@@ -71,7 +71,8 @@ def params(directory: Path, *overrides: str, roots: tuple[Path, ...] = ()) -> Pa
         ],
         REPO / "conf",
     )
-    cfg["engine"]["conf"].update(SMALL_LOGS)
+    if cfg["engine"]["name"] == "spark":
+        cfg["engine"]["conf"].update(SMALL_LOGS)
     d.mkdir(parents=True, exist_ok=True)
     config.write_params(cfg, d / "params.yaml")
     return d / "params.yaml"
