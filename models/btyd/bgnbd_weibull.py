@@ -100,42 +100,54 @@ def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
 def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[float, np.ndarray]:
     """The weighted log-likelihood at ``theta = (r, alpha, a, b, s, beta, k)`` of the rows
     :func:`models.btyd.weibull_nbd.factor` prepared, and its exact gradient: Weibull/NBD's
-    fused passes for the lifetime part, the dropout term beside it."""
+    fused passes for the lifetime part, the dropout terms beside it. The never-dropped term
+    depends on a row through ``x`` and the dropped one through ``(x, t_x)``, so their special
+    functions run once per distinct ``x`` and pair, and their derivatives are weighted by the
+    rows' summed shares per ``x`` and pair (a million customers hold a few thousand pairs)."""
     theta = np.asarray(theta, dtype=float)
     if not np.all(np.isfinite(theta) & (theta > 0)):  # a search's step past the float range
         return -np.inf, np.zeros(len(theta))
     r, alpha, a, b, s, beta, k = theta
-    x, t_x, w = f["x"], f["t_x"], f["w"]
+    w = f["w"]
     lifetime, d_lifetime = weibull_nbd.lifetime_rows(np.array([r, alpha, s, beta, k]), f)
+    xs, x_index = f["x_levels"], f["x_index"]
+    px, pt_x, pair_index = f["pair_x"], f["pair_start"], f["from_index"]
     with np.errstate(all="ignore"):  # overflowing corners of a search: -inf or nan rows
         psi = special.digamma
-        kept = special.betaln(a, b + x) - special.betaln(a, b) + lifetime
-        buyer = x > 0
-        x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
+        ab = psi(a + b)
+        kept_x = special.betaln(a, b + xs) - special.betaln(a, b)
+        d_kept_x = np.stack([ab - psi(a + b + xs), psi(b + xs) - psi(a + b + xs) - psi(b) + ab])
+        # the dropped term and its derivatives on the pairs; a pair with x = 0 has none
+        buyer = px > 0
+        x1, t_x1 = np.where(buyer, px, 1.0), np.where(buyer, pt_x, 1.0)
         tk = t_x1**k
         tk_log_t = special.xlogy(tk, tk) / k  # t^k log t, 0 at t = 0 (repeats on day one)
-        dropped = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-        dropped += _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
+        dropped = special.gammaln(r + px) - special.gammaln(r) + r * np.log(alpha)
+        dropped += _log_dropped(r, alpha, a, b, s, beta, k, px, x1, t_x1)
         dropped = np.where(buyer, dropped, -np.inf)
-        rows = np.logaddexp(kept, dropped)
-        share = np.exp(dropped - rows)  # the dropped term's share of each row's likelihood
-        keep = 1.0 - share
-        ab = psi(a + b)
-        grads = np.empty((len(PARAM_NAMES), len(x)))
-        d_dropped_r = psi(r + x) - psi(r) + np.log(alpha) - np.log(alpha + t_x)
-        grads[0] = keep * d_lifetime[0] + share * d_dropped_r
-        grads[1] = keep * d_lifetime[1] + share * (r / alpha - (r + x) / (alpha + t_x))
-        grads[2] = keep * (ab - psi(a + b + x)) + share * (
-            psi(a + 1) - psi(a + b + x) - psi(a) + ab
+        d_dropped = np.stack(
+            [
+                psi(r + px) - psi(r) + np.log(alpha) - np.log(alpha + pt_x),
+                r / alpha - (r + px) / (alpha + pt_x),
+                psi(a + 1) - psi(a + b + px) - psi(a) + ab,
+                psi(b + x1 - 1) - psi(a + b + px) - psi(b) + ab,
+                np.log(beta) - np.log(beta + tk),
+                s / beta - s / (beta + tk),
+                -s * tk_log_t / (beta + tk),
+            ]
         )
-        d_kept_b = psi(b + x) - psi(a + b + x) - psi(b) + ab
-        d_dropped_b = psi(b + x1 - 1) - psi(a + b + x) - psi(b) + ab
-        grads[3] = keep * d_kept_b + share * d_dropped_b
-        grads[4] = keep * d_lifetime[2] + share * (np.log(beta) - np.log(beta + tk))
-        grads[5] = keep * d_lifetime[3] + share * (s / beta - s / (beta + tk))
-        grads[6] = keep * d_lifetime[4] + share * (-s * tk_log_t / (beta + tk))
-    # summed without BLAS: its threads spin after a product, on the cores the next pass needs
-    return float(np.einsum("n,n->", w, rows)), np.einsum("pn,n->p", grads, w)
+        d_dropped[:, ~buyer] = 0.0
+        # the rows: logaddexp of the two, and how much of each row's likelihood each holds
+        row_dropped = dropped[pair_index]
+        rows = np.logaddexp(kept_x[x_index] + lifetime, row_dropped)
+        share = np.exp(row_dropped - rows)  # the dropped term's share of the row
+        w_keep, w_share = w * (1.0 - share), w * share
+        grad = np.zeros(len(PARAM_NAMES))
+        # summed without BLAS: its threads spin after a product, on the cores the next pass needs
+        grad[[0, 1, 4, 5, 6]] = np.einsum("pn,n->p", d_lifetime, w_keep)
+        grad[[2, 3]] = np.einsum("pk,k->p", d_kept_x, np.bincount(x_index, w_keep, len(xs)))
+        grad += np.einsum("pk,k->p", d_dropped, np.bincount(pair_index, w_share, len(px)))
+    return float(np.einsum("n,n->", w, rows)), grad
 
 
 FACTORED = FactoredLoglik(weibull_nbd.factor, loglik_and_grad)
