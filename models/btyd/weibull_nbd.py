@@ -292,11 +292,41 @@ def expected_purchases(params: Mapping[str, ArrayLike], t: ArrayLike) -> np.ndar
 
 
 def p_alive(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
-    """Probability of being alive at ``T``: the likelihood's alive term over the whole."""
+    """Probability of being alive at ``T``: the likelihood's alive term over the whole.
+
+    For posterior draws along the columns and customers along the rows (``(1, draws)`` and
+    ``(n, 1)``, as the predictions ask), the died term is computed by pairs, as the likelihood
+    is (:func:`models.btyd.weibull_kernel.integrals`), one draw at a time."""
     r, alpha, s, beta, k = param_arrays(params, PARAM_NAMES)
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    theta = np.broadcast_arrays(r, alpha, s, beta, k)
+    if theta[0].ndim == 2 and theta[0].shape[0] == 1 and x.ndim == 2 and x.shape[1] == 1:
+        return _p_alive_by_pairs(
+            np.stack([v[0] for v in theta], axis=1), x[:, 0], t_x[:, 0], T[:, 0]
+        )
     alive, died = _log_terms(r, alpha, s, beta, k, x, t_x, T)
     return special.expit(alive - died)
+
+
+def _p_alive_by_pairs(draws: np.ndarray, x, t_x, T) -> np.ndarray:
+    """``p_alive`` of the customers ``(x, t_x, T)`` (rows) at each of ``draws`` (rows of ``(r,
+    alpha, s, beta, k)``; the columns of the result): the integral over ``(t_x, T]`` as the
+    difference of the integrals from ``t_x`` and from ``T`` to the latest ``T``, each once per
+    distinct pair (the integral from ``T`` on is at most the alive term, so the difference
+    rounds no worse than the whole)."""
+    f = factor(x, t_x, T, np.ones(len(x)))
+    pairs = (f["pair_x"], f["pair_start"], float(f["end"]), NODES, WEIGHTS, SPLIT)
+    out = np.empty((len(x), len(draws)))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for d, theta in enumerate(draws):
+            r, alpha, s, beta, k = theta
+            logs = weibull_kernel.integrals(np.ascontiguousarray(theta), *pairs)[0]
+            since, after = logs[f["from_index"]], logs[f["to_index"]]
+            alive = -(r + x) * np.log(alpha + T) + _log_s(T, s, beta, k)
+            top = np.maximum(alive, since)  # as the likelihood's rows are put together
+            share = np.exp(alive - top)
+            out[:, d] = share / (share + np.exp(since - top) - np.exp(after - top))
+    return out
 
 
 def expected_purchases_if_alive(params: Mapping[str, ArrayLike], t, x, T) -> np.ndarray:

@@ -62,7 +62,8 @@ def test_the_likelihood_is_the_integral_it_approximates(
     """``C [(alpha+T)^-(r+x) S(T) + int_{t_x}^T (alpha+u)^-(r+x) f(u) du]`` by adaptive
     quadrature, for a spread of customers, lifetimes short and long against ``1/alpha``
     (one quadrature panel alone was up to 0.2 off in the log for the long ones); the pytensor
-    rows equal the numpy ones."""
+    rows equal the numpy ones. P(alive), the alive term's share, too: for a point, and for
+    posterior draws (computed by pairs, as the likelihood for MAP and NUTS is)."""
     import pytensor.tensor as pt
 
     params = PARETO | {"k": k, "beta": beta, "alpha": alpha}
@@ -78,10 +79,14 @@ def test_the_likelihood_is_the_integral_it_approximates(
         died = integrate.quad(f, ti, Ti, epsabs=0, epsrel=1e-12, limit=500)[0] if Ti > ti else 0
         alive = (alpha + Ti) ** -(r + xi) * (beta / (beta + Ti**k)) ** s
         const = special.gammaln(r + xi) - special.gammaln(r) + r * np.log(alpha)
-        return const + np.log(alive + died)
+        return const + np.log(alive + died), alive / (alive + died)
 
-    expected = np.array([exact(*row) for row in zip(x, t_x, T, strict=True)])
+    expected, p_alive = np.array([exact(*row) for row in zip(x, t_x, T, strict=True)]).T
     np.testing.assert_allclose(ours, expected, atol=1e-5)
+    np.testing.assert_allclose(WEIBULL_NBD.p_alive(params, x, t_x, T), p_alive, atol=1e-6)
+    draws = {n: np.full((1, 3), v) for n, v in params.items()}
+    by_pairs = WEIBULL_NBD.p_alive(draws, x[:, None], t_x[:, None], T[:, None])
+    np.testing.assert_allclose(by_pairs, np.repeat(p_alive[:, None], 3, axis=1), atol=1e-6)
     rows = WEIBULL_NBD.loglik_rows(
         *(pt.constant(params[n]) for n in weibull_nbd.PARAM_NAMES), x, t_x, T
     )
