@@ -61,6 +61,16 @@ def _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x, log=np.log, betaln=spec
     return coin - (r + x) * log(alpha + t_x) + s * (log(beta) - log(beta + t_x**k))
 
 
+def _dropped_if_bought(r, alpha, a, b, s, beta, k, x, t_x):
+    """:func:`_log_dropped` where ``x > 0``, ``-inf`` elsewhere; with the mask and ``x`` and
+    ``t_x`` as its finite arithmetic took them (the others' made 1), which its derivatives
+    need too."""
+    buyer = x > 0
+    x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
+    dropped = _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
+    return np.where(buyer, dropped, -np.inf), buyer, x1, t_x1
+
+
 def _betaln_pt(a, b):
     return pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
 
@@ -83,10 +93,8 @@ def _terms(params: Mapping[str, ArrayLike], x, t_x, T) -> tuple[np.ndarray, ...]
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     kept = special.betaln(a, b + x) - special.betaln(a, b)
     alive, died = weibull_nbd._log_terms(r, alpha, s, beta, k, x, t_x, T)
-    buyer = x > 0
-    x1, t_x1 = np.where(buyer, x, 1.0), np.where(buyer, t_x, 1.0)
-    dropped = _log_dropped(r, alpha, a, b, s, beta, k, x, x1, t_x1)
-    return kept + alive, kept + died, np.where(buyer, dropped, -np.inf)
+    dropped = _dropped_if_bought(r, alpha, a, b, s, beta, k, x, t_x)[0]
+    return kept + alive, kept + died, dropped
 
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
@@ -118,13 +126,10 @@ def loglik_and_grad(theta: np.ndarray, f: Mapping[str, np.ndarray]) -> tuple[flo
         kept_x = special.betaln(a, b + xs) - special.betaln(a, b)
         d_kept_x = np.stack([ab - psi(a + b + xs), psi(b + xs) - psi(a + b + xs) - psi(b) + ab])
         # the dropped term and its derivatives on the pairs; a pair with x = 0 has none
-        buyer = px > 0
-        x1, t_x1 = np.where(buyer, px, 1.0), np.where(buyer, pt_x, 1.0)
+        dropped, buyer, x1, t_x1 = _dropped_if_bought(r, alpha, a, b, s, beta, k, px, pt_x)
+        dropped = dropped + (special.gammaln(r + px) - special.gammaln(r) + r * np.log(alpha))
         tk = t_x1**k
         tk_log_t = special.xlogy(tk, tk) / k  # t^k log t, 0 at t = 0 (repeats on day one)
-        dropped = special.gammaln(r + px) - special.gammaln(r) + r * np.log(alpha)
-        dropped += _log_dropped(r, alpha, a, b, s, beta, k, px, x1, t_x1)
-        dropped = np.where(buyer, dropped, -np.inf)
         d_dropped = np.stack(
             [
                 psi(r + px) - psi(r) + np.log(alpha) - np.log(alpha + pt_x),

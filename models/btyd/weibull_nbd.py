@@ -149,9 +149,12 @@ def loglik_pytensor(r, alpha, s, beta, k, x, t_x, T) -> pt.TensorVariable:
 def _log_terms(r, alpha, s, beta, k, x, t_x, T) -> tuple[np.ndarray, np.ndarray]:
     """log (alive at ``T``) and log (died in ``(t_x, T]``) terms of the likelihood, without
     ``G(r+x) alpha^r / G(r)``."""
-    c = r + x
-    alive = -c * np.log(alpha + T) + _log_s(T, s, beta, k)
-    return alive, _log_died(c, t_x, T, alpha, s, beta, k)
+    return _log_alive(r, alpha, s, beta, k, x, T), _log_died(r + x, t_x, T, alpha, s, beta, k)
+
+
+def _log_alive(r, alpha, s, beta, k, x, T) -> np.ndarray:
+    """log (alive at ``T``), without ``G(r+x) alpha^r / G(r)``."""
+    return -(r + x) * np.log(alpha + T) + _log_s(T, s, beta, k)
 
 
 def loglik_numpy(params: Mapping[str, ArrayLike], x, t_x, T) -> np.ndarray:
@@ -322,7 +325,7 @@ def _p_alive_by_pairs(draws: np.ndarray, x, t_x, T) -> np.ndarray:
             r, alpha, s, beta, k = theta
             logs = weibull_kernel.integrals(np.ascontiguousarray(theta), *pairs)[0]
             since, after = logs[f["from_index"]], logs[f["to_index"]]
-            alive = -(r + x) * np.log(alpha + T) + _log_s(T, s, beta, k)
+            alive = _log_alive(r, alpha, s, beta, k, x, T)
             top = np.maximum(alive, since)  # as the likelihood's rows are put together
             share = np.exp(alive - top)
             out[:, d] = share / (share + np.exp(since - top) - np.exp(after - top))
